@@ -1,0 +1,58 @@
+"""fleetq: one Redis queue in front of a fleet of GPU machines running ComfyUI or A1111.
+
+The public API::
+
+    from fleetq import Client, AsyncClient, Settings
+    from fleetq import FleetqError, JobFailed, JobCancelled
+"""
+
+from fleetq.aclient import AsyncClient, AsyncJob
+from fleetq.client import Client, Job
+from fleetq.config import Settings
+from fleetq.errors import (
+    FleetqError,
+    InvalidJobId,
+    InvalidPriority,
+    InvalidTransition,
+    InvalidWorkflow,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    PayloadTooLarge,
+    RedisUnavailable,
+    StaleLease,
+    UnknownService,
+    ValidationError,
+)
+from fleetq.model import JobError, JobResult, JobState, JobStatus, Output, OutputFile, Stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "AsyncJob",
+    "Client",
+    "FleetqError",
+    "InvalidJobId",
+    "InvalidPriority",
+    "InvalidTransition",
+    "InvalidWorkflow",
+    "Job",
+    "JobCancelled",
+    "JobError",
+    "JobFailed",
+    "JobNotFound",
+    "JobResult",
+    "JobState",
+    "JobStatus",
+    "Output",
+    "OutputFile",
+    "PayloadTooLarge",
+    "RedisUnavailable",
+    "Settings",
+    "StaleLease",
+    "Stats",
+    "UnknownService",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,205 @@
+"""The client helper: submit jobs, follow them, and steer the queue (synchronous API).
+
+Example::
+
+    from fleetq import Client
+
+    client = Client.from_env()                       # FLEETQ_REDIS_URL, FLEETQ_NAMESPACE
+    job = client.submit(workflow, service="comfyui", priority=10)
+    print(job.id, job.status().position)
+    result = job.wait(timeout_s=600, on_progress=lambda s: print(f"{s.progress:.0%}"))
+    result.save("out/")                              # writes the images
+
+The asyncio twin is :class:`fleetq.AsyncClient`; both call the same protocol.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from fleetq.config import Settings
+from fleetq.errors import InvalidTransition, JobCancelled, JobFailed
+from fleetq.model import JobResult, JobState, JobStatus, Stats
+from fleetq.store import SyncStore, _outputs
+from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
+
+ProgressCallback = Callable[[JobStatus], None]
+
+
+class Job:
+    """A handle on one submitted job."""
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self.client = client
+        self.id = job_id
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    def status(self) -> JobStatus:
+        """State, queue position, progress, attempts, host and GPU, error and timestamps."""
+        return self.client.status(self.id)
+
+    def cancel(self) -> str:
+        """Cancel the job; see :meth:`Client.cancel`."""
+        return self.client.cancel(self.id)
+
+    def result(self) -> JobResult:
+        """The outputs of a completed job; raises ``JobFailed`` / ``JobCancelled`` otherwise."""
+        return self.client.result(self.id)
+
+    def wait(
+        self, timeout_s: float | None = None, on_progress: ProgressCallback | None = None
+    ) -> JobResult:
+        """Block until the job ends and return its result.
+
+        Raises :class:`~fleetq.errors.JobFailed` or :class:`~fleetq.errors.JobCancelled` when
+        it ends that way, and ``TimeoutError`` when ``timeout_s`` passes first (the job keeps
+        running). ``on_progress`` is called with a fresh status whenever the job is claimed,
+        makes progress or is requeued. It blocks on the job's own event stream in Redis, so it
+        returns within milliseconds of the end without polling.
+        """
+        store = self.client.store
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        last_id = store.last_job_event_id(self.id)
+        seen: tuple[Any, ...] | None = None
+        while True:
+            status = self.status()
+            if status.is_terminal:
+                return self.client.result_of(status)
+            marker = (status.state, status.progress, status.progress_text, status.claims)
+            if on_progress is not None and marker != seen:
+                on_progress(status)
+            seen = marker
+            block_s = self.client.settings.block_timeout_s
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"job {self.id} still {status.state} after {timeout_s} s")
+                block_s = min(block_s, remaining)
+            entries = store.read_job_events(self.id, last_id, block_ms=max(1, int(block_s * 1000)))
+            if entries:
+                last_id = entries[-1][0]
+
+
+class Client:
+    """Submit and manage jobs of one fleet (one Redis, one namespace)."""
+
+    def __init__(self, settings: Settings | None = None, *, redis: redis.Redis | None = None):
+        self.settings = settings or Settings.from_env()
+        self.store = SyncStore(self.settings, redis)
+
+    @classmethod
+    def from_url(cls, url: str, **settings: Any) -> Client:
+        """A client for the Redis at ``url``; other settings as keyword arguments."""
+        return cls(Settings.from_env(redis_url=url, **settings))
+
+    @classmethod
+    def from_env(cls, **settings: Any) -> Client:
+        """A client configured from ``FLEETQ_*`` environment variables."""
+        return cls(Settings.from_env(**settings))
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def submit(
+        self,
+        workflow: Any,
+        service: str = "comfyui",
+        priority: int = 0,
+        *,
+        max_attempts: int | None = None,
+        timeout_s: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Validate and enqueue a workflow; returns its :class:`Job` handle.
+
+        ``workflow`` is the backend's native request: a ComfyUI API-format graph or an A1111
+        ``txt2img``/``img2img`` body (a dict, or its JSON text). Higher ``priority`` runs first
+        (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
+        resubmission returns the job already submitted under that key. Raises a
+        :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad input.
+        """
+        spec = build_spec(
+            workflow,
+            self.settings,
+            service=service,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout_s=timeout_s,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        return Job(self, self.store.submit(spec).job_id)
+
+    def get(self, job_id: str) -> Job:
+        """The handle of an existing job; raises ``JobNotFound`` if there is none."""
+        self.status(job_id)
+        return Job(self, job_id)
+
+    def status(self, job_id: str) -> JobStatus:
+        return self.store.run(self.store.protocol.status(check_job_id(job_id)))
+
+    def cancel(self, job_id: str, by: str = "client") -> str:
+        """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running
+        job is marked and its GPU's puller interrupts the backend (returns ``"cancelling"``)."""
+        return self.store.run(self.store.protocol.cancel(check_job_id(job_id), by))
+
+    def bump(self, job_id: str, priority: int) -> int | None:
+        """Set a queued job's priority; returns its new queue position (0 = next)."""
+        call = self.store.protocol.bump(check_job_id(job_id), check_priority(priority))
+        return self.store.run(call)
+
+    def retry(self, job_id: str) -> int | None:
+        """Send a failed or cancelled job back to its queue; returns its queue position."""
+        return self.store.run(self.store.protocol.retry(check_job_id(job_id)))
+
+    def jobs(
+        self, state: str = "queued", service: str | None = None, limit: int = 50
+    ) -> list[JobStatus]:
+        """One bounded page of jobs in ``state``: queued by priority then age, running by
+        priority then start, finished newest first."""
+        services = [service] if service else []
+        return self.store.run(self.store.protocol.list_jobs(str(state), services, limit))
+
+    def stats(self) -> Stats:
+        """Counts per service and state, rates of the last minute, oldest wait, pauses."""
+        return self.store.run(self.store.protocol.stats(self.settings.services))
+
+    def pause(self, service: str) -> bool:
+        """Stop claims from a service queue (jobs stay queued). True if it was running."""
+        return self.store.run(self.store.protocol.set_paused(service, True))
+
+    def resume(self, service: str) -> bool:
+        return self.store.run(self.store.protocol.set_paused(service, False))
+
+    def drain(self, target: str) -> bool:
+        """Stop claims on a host (``"gpu-07"``) or one GPU (``"gpu-07:3"``)."""
+        return self.store.run(self.store.protocol.set_drained(check_host_target(target), True))
+
+    def undrain(self, target: str) -> bool:
+        return self.store.run(self.store.protocol.set_drained(check_host_target(target), False))
+
+    def result(self, job_id: str) -> JobResult:
+        return self.result_of(self.status(job_id))
+
+    def result_of(self, status: JobStatus) -> JobResult:
+        if status.state is JobState.FAILED:
+            raise JobFailed(status.id, status.error)
+        if status.state is JobState.CANCELLED:
+            raise JobCancelled(status.id)
+        if status.state is not JobState.COMPLETED:
+            raise InvalidTransition(status.id, str(status.state), "read the result of")
+        blobs = self.store.output_blobs(status.id) if status.outputs else {}
+        return JobResult(status.id, _outputs(status, blobs))

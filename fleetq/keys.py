@@ -1,0 +1,132 @@
+"""The key schema: the one place that names every Redis key fleetq uses.
+
+Every key starts with the hash tag ``{<namespace>}:`` so that all keys of a fleet hash to one
+Redis Cluster slot and every multi-key script runs there too. The Lua scripts build the keys of a
+job from the same prefix with the same suffixes (``lua/lib/keys.lua``); a test checks the two agree.
+
+Layout (``P`` is the prefix, e.g. ``{fleetq}:``):
+
+=========================  ======  ===========================================================
+key                        type    holds
+=========================  ======  ===========================================================
+P job:<id>                 hash    the job record (fields in :mod:`fleetq.model`)
+P jobev:<id>               stream  this job's events (claimed, progress, cancel, finish...)
+P out:<id>                 hash    output file bytes, field = output index
+P q:<svc>                  zset    queued jobs, score = priority band * 2^41 + submit seq
+P delayed:<svc>            zset    jobs waiting out a retry backoff, score = ready time (ms)
+P waiting:<svc>            zset    queued and delayed jobs, score = enqueue time (oldest wait)
+P running:<svc>            zset    running jobs, score = claim time (ms)
+P ended:<svc>:<state>      zset    completed / failed / cancelled jobs, score = finish time
+P marker:<svc>             zset    wake-up marker for blocked claimers (BZPOPMIN)
+P leases                   zset    running jobs, score = lease expiry (ms); the reaper's index
+P events                   stream  the fleet event log, capped
+P seq                      string  submit counter (FIFO tie-break)
+P services                 set     every service name ever submitted to
+P paused                   set     paused services
+P drained                  set     drained ``host`` and ``host:gpu`` targets
+P idem:<key>               string  idempotency key -> job id
+P reaper:lock              string  single-flight lock of the reaper
+P reaper:last              string  time of the last reaper pass (detects outages)
+P reaper:grace             string  no reaping before this time (after an outage)
+P hosts                    zset    supervisor host ids, score = last heartbeat (ms)
+P host:<host>              string  JSON host record, expires
+P gpus:<host>              string  JSON list of GPU readings of one host, expires
+P ctl:<host>               stream  operator commands for one supervisor (fault injection)
+=========================  ======  ===========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TERMINAL_STATES = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Builds every key of one namespace."""
+
+    namespace: str
+
+    @property
+    def prefix(self) -> str:
+        return "{" + self.namespace + "}:"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def job_events(self, job_id: str) -> str:
+        return f"{self.prefix}jobev:{job_id}"
+
+    def outputs(self, job_id: str) -> str:
+        return f"{self.prefix}out:{job_id}"
+
+    def queue(self, service: str) -> str:
+        return f"{self.prefix}q:{service}"
+
+    def delayed(self, service: str) -> str:
+        return f"{self.prefix}delayed:{service}"
+
+    def waiting(self, service: str) -> str:
+        return f"{self.prefix}waiting:{service}"
+
+    def running(self, service: str) -> str:
+        return f"{self.prefix}running:{service}"
+
+    def ended(self, service: str, state: str) -> str:
+        return f"{self.prefix}ended:{service}:{state}"
+
+    def marker(self, service: str) -> str:
+        return f"{self.prefix}marker:{service}"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}idem:{key}"
+
+    def host(self, host: str) -> str:
+        return f"{self.prefix}host:{host}"
+
+    def gpus(self, host: str) -> str:
+        return f"{self.prefix}gpus:{host}"
+
+    def control(self, host: str) -> str:
+        return f"{self.prefix}ctl:{host}"
+
+    @property
+    def leases(self) -> str:
+        return self.prefix + "leases"
+
+    @property
+    def events(self) -> str:
+        return self.prefix + "events"
+
+    @property
+    def seq(self) -> str:
+        return self.prefix + "seq"
+
+    @property
+    def services(self) -> str:
+        return self.prefix + "services"
+
+    @property
+    def paused(self) -> str:
+        return self.prefix + "paused"
+
+    @property
+    def drained(self) -> str:
+        return self.prefix + "drained"
+
+    @property
+    def reaper_lock(self) -> str:
+        return self.prefix + "reaper:lock"
+
+    @property
+    def reaper_last(self) -> str:
+        return self.prefix + "reaper:last"
+
+    @property
+    def reaper_grace(self) -> str:
+        return self.prefix + "reaper:grace"
+
+    @property
+    def hosts(self) -> str:
+        return self.prefix + "hosts"

@@ -1,0 +1,28 @@
+--[[ cancel: a client or operator cancels a job.
+A queued (or delayed) job is removed from its queue and ends cancelled at once. A running job is
+marked; the owning puller sees the mark (on its job stream and in every renew), interrupts the
+backend and acknowledges with ack_cancel. Cancelling a cancelled job is a no-op.
+KEYS[1]  job:<id>    KEYS[2]  leases
+ARGV[1]  key prefix  ARGV[2]  event stream cap
+ARGV[3]  job id      ARGV[4]  retention_ms    ARGV[5]  who asked (for the event log)
+Returns {'cancelled'} | {'cancelling'} | {'terminal', state} | {'missing'}
+]]
+--@include common
+local id = ARGV[3]
+local f = redis.call('HMGET', KEYS[1], 'state', 'service')
+if not f[1] then return {'missing'} end
+local state, svc = f[1], f[2]
+local now = now_ms()
+if state == 'queued' then
+  finish(id, KEYS[1], svc, 'cancelled', now, tonumber(ARGV[4]))
+  emit('cancelled', id, svc, {'by', ARGV[5]})
+  job_emit(id, 'cancelled', {'by', ARGV[5]})
+  return {'cancelled'}
+end
+if state == 'running' then
+  redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+  emit('cancel_requested', id, svc, {'by', ARGV[5]})
+  job_emit(id, 'cancel_requested', {'by', ARGV[5]})
+  return {'cancelling'}
+end
+return {'terminal', state}

@@ -1,0 +1,78 @@
+--[[ claim: take the best queued job across several services and lease it to one GPU.
+Best = highest priority, then first submitted, over every non-paused service given. Due retries
+(delayed jobs whose backoff elapsed) are promoted into their queue first. A drained host or GPU
+claims nothing.
+KEYS[1]  leases     KEYS[2]  paused     KEYS[3]  drained
+then for each service i (0-based), KEYS[4+5i .. 8+5i]:
+         q:<svc>, delayed:<svc>, running:<svc>, waiting:<svc>, marker:<svc>
+ARGV[1]  key prefix        ARGV[2]  event stream cap
+ARGV[3]  lease token (random, chosen by the claimer)
+ARGV[4]  lease_ms          ARGV[5]  host id        ARGV[6]  GPU index
+ARGV[7]  promote batch (max delayed jobs promoted per service per call)
+ARGV[8..] service names, in the order of the KEYS groups
+Returns {'claimed', id, service, token, workflow, priority, attempts, max_attempts, claims,
+         timeout_ms, metadata, submitted_ms}
+      | {'empty', next_ready_ms or '', now_ms}   nothing claimable; a retry is due at next_ready_ms
+      | {'drained'}
+]]
+--@include common
+local token, lease_ms, host, gpu = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local batch = tonumber(ARGV[7])
+if redis.call('SISMEMBER', KEYS[3], host) == 1
+    or redis.call('SISMEMBER', KEYS[3], host .. ':' .. gpu) == 1 then
+  return {'drained'}
+end
+local now = now_ms()
+local best_score, best_id, best_i, next_ready = nil, nil, nil, nil
+local n = #ARGV - 7
+for i = 0, n - 1 do
+  local svc = ARGV[8 + i]
+  local q, delayed = KEYS[4 + 5 * i], KEYS[5 + 5 * i]
+  if redis.call('SISMEMBER', KEYS[2], svc) == 0 then
+    local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)
+    for _, id in ipairs(due) do
+      local f = redis.call('HMGET', k_job(id), 'priority', 'seq')
+      redis.call('ZREM', delayed, id)
+      if f[1] then
+        redis.call('ZADD', q, queue_score(f[1], f[2]), id)
+        redis.call('HDEL', k_job(id), 'ready_ms')
+      end
+    end
+    local head = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
+    if head[1] and (best_score == nil or tonumber(head[2]) < best_score) then
+      best_score, best_id, best_i = tonumber(head[2]), head[1], i
+    end
+    local nxt = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+    if nxt[1] and (next_ready == nil or tonumber(nxt[2]) < next_ready) then
+      next_ready = tonumber(nxt[2])
+    end
+  end
+end
+if best_id == nil then
+  if next_ready then return {'empty', string.format('%.0f', next_ready), now} end
+  return {'empty', '', now}
+end
+local svc = ARGV[8 + best_i]
+local jkey = k_job(best_id)
+redis.call('ZREM', KEYS[4 + 5 * best_i], best_id)
+redis.call('ZREM', KEYS[7 + 5 * best_i], best_id)
+redis.call('ZADD', KEYS[6 + 5 * best_i], now, best_id)
+redis.call('ZADD', KEYS[1], now + lease_ms, best_id)
+local claims = redis.call('HINCRBY', jkey, 'claims', 1)
+redis.call('HSET', jkey, 'state', 'running', 'token', token, 'host', host, 'gpu', gpu,
+  'started_ms', now, 'lease_until_ms', now + lease_ms, 'progress', '0', 'progress_text', '')
+redis.call('HDEL', jkey, 'cancel_requested')
+local raw = redis.call('HGET', jkey, 'timeline')
+local timeline = {}
+if raw and raw ~= '[]' then timeline = cjson.decode(raw) end
+timeline[#timeline + 1] = {claim = claims, host = host, gpu = tonumber(gpu), started_ms = now}
+redis.call('HSET', jkey, 'timeline', cjson.encode(timeline))
+-- Keep every non-empty queue we looked at marked, so other idle claimers wake for it.
+for i = 0, n - 1 do
+  if redis.call('ZCARD', KEYS[4 + 5 * i]) > 0 then wake(ARGV[8 + i]) end
+end
+emit('claimed', best_id, svc, {'host', host, 'gpu', gpu, 'claim', tostring(claims)})
+job_emit(best_id, 'claimed', {'host', host, 'gpu', gpu})
+local f = redis.call('HMGET', jkey, 'workflow', 'priority', 'attempts', 'max_attempts',
+  'timeout_ms', 'metadata', 'submitted_ms')
+return {'claimed', best_id, svc, token, f[1], f[2], f[3], f[4], tostring(claims), f[5], f[6], f[7]}

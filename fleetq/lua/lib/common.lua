@@ -1,0 +1,111 @@
+-- Shared helpers, inlined into each script by fleetq/scripts.py at the "--@include common" line.
+-- Every script passes the key prefix as ARGV[1] and the event stream cap as ARGV[2].
+local P = ARGV[1]
+local EVENTS_MAXLEN = ARGV[2]
+
+-- Key builders: the same suffixes as fleetq/keys.py (a test checks they agree).
+local function k_job(id) return P .. 'job:' .. id end
+local function k_jobev(id) return P .. 'jobev:' .. id end
+local function k_out(id) return P .. 'out:' .. id end
+local function k_queue(svc) return P .. 'q:' .. svc end
+local function k_delayed(svc) return P .. 'delayed:' .. svc end
+local function k_waiting(svc) return P .. 'waiting:' .. svc end
+local function k_running(svc) return P .. 'running:' .. svc end
+local function k_ended(svc, state) return P .. 'ended:' .. svc .. ':' .. state end
+local function k_marker(svc) return P .. 'marker:' .. svc end
+local function k_idem(key) return P .. 'idem:' .. key end
+local K_LEASES = P .. 'leases'
+local K_EVENTS = P .. 'events'
+local K_PAUSED = P .. 'paused'
+
+-- Redis server time in milliseconds: one clock for the whole fleet.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Queue score: priority band first (higher priority, lower score), then submit order.
+-- Priorities span -1000..1000 (2001 bands); 2^41 submits per band keeps the score exact in a double.
+local BAND = 2199023255552
+local function queue_score(priority, seq)
+  return string.format('%.0f', (1000 - tonumber(priority)) * BAND + tonumber(seq))
+end
+
+local function append(dst, src)
+  if src then for i = 1, #src do dst[#dst + 1] = src[i] end end
+  return dst
+end
+
+-- Append to the fleet event stream.
+local function emit(kind, id, service, extra)
+  local args = {K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind, 'job', id,
+                'service', service}
+  return redis.call('XADD', unpack(append(args, extra)))
+end
+
+-- Append to one job's own stream, which waiters and the owning puller block on.
+local function job_emit(id, kind, extra)
+  local args = {k_jobev(id), 'MAXLEN', '~', '200', '*', 'type', kind}
+  return redis.call('XADD', unpack(append(args, extra)))
+end
+
+-- Wake one blocked claimer of a service, unless the service is paused.
+local function wake(svc)
+  if redis.call('SISMEMBER', K_PAUSED, svc) == 0 then
+    redis.call('ZADD', k_marker(svc), 0, '0')
+  end
+end
+
+-- Queue position (0 = next), or -1 when the job is not in its service queue.
+local function position_of(id, svc)
+  local rank = redis.call('ZRANK', k_queue(svc), id)
+  if rank then return rank end
+  return -1
+end
+
+-- Close the newest attempt of the job's timeline.
+local function close_attempt(jkey, now, outcome, detail)
+  local raw = redis.call('HGET', jkey, 'timeline')
+  if not raw then return end
+  local timeline = cjson.decode(raw)
+  local last = timeline[#timeline]
+  if last and not last['ended_ms'] then
+    last['ended_ms'] = now
+    last['outcome'] = outcome
+    if detail and detail ~= '' then last['detail'] = detail end
+    redis.call('HSET', jkey, 'timeline', cjson.encode(timeline))
+  end
+end
+
+-- Leave the running state: drop the lease and the running index entry.
+local function leave_running(id, svc)
+  redis.call('ZREM', K_LEASES, id)
+  redis.call('ZREM', k_running(svc), id)
+end
+
+-- Put a job back at its place in its service queue (priority band, original submit order).
+local function enqueue(id, jkey, svc, now)
+  local f = redis.call('HMGET', jkey, 'priority', 'seq', 'enqueued_ms')
+  redis.call('ZADD', k_queue(svc), queue_score(f[1], f[2]), id)
+  redis.call('ZADD', k_waiting(svc), f[3] or now, id)
+  redis.call('HSET', jkey, 'state', 'queued', 'progress', '0', 'progress_text', '')
+  redis.call('HDEL', jkey, 'token', 'lease_until_ms', 'cancel_requested', 'ready_ms', 'host',
+    'gpu')
+  wake(svc)
+end
+
+-- Move a job into a terminal state and start its retention clock.
+local function finish(id, jkey, svc, state, now, retention_ms)
+  redis.call('ZREM', k_queue(svc), id)
+  redis.call('ZREM', k_delayed(svc), id)
+  redis.call('ZREM', k_waiting(svc), id)
+  leave_running(id, svc)
+  redis.call('ZADD', k_ended(svc, state), now, id)
+  redis.call('HSET', jkey, 'state', state, 'finished_ms', now)
+  redis.call('HDEL', jkey, 'token', 'lease_until_ms', 'ready_ms')
+  redis.call('PEXPIRE', jkey, retention_ms)
+  redis.call('PEXPIRE', k_jobev(id), retention_ms)
+  redis.call('PEXPIRE', k_out(id), retention_ms)
+  local idem = redis.call('HGET', jkey, 'idem')
+  if idem and idem ~= '' then redis.call('PEXPIRE', k_idem(idem), retention_ms) end
+end

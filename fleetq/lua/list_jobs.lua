@@ -1,0 +1,62 @@
+--[[ list_jobs (read only): one bounded page of jobs in one state, across services.
+queued   : by priority, then submit order (delayed retries after the queue, by ready time)
+running  : by priority, then claim time
+completed, failed, cancelled : newest first
+Cost is O(services * limit * log n): it never scans a whole queue.
+KEYS[1]  services
+ARGV[1]  key prefix  ARGV[2]  event stream cap (unused)
+ARGV[3]  state       ARGV[4]  limit     ARGV[5]  number of field names F
+ARGV[6 .. 5+F] field names to read      ARGV[6+F ..] services (none: every known service)
+Returns {{position or -1, field values...}, ...}
+]]
+--@include common
+local state, limit, nf = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local fields = {}
+for i = 6, 5 + nf do fields[#fields + 1] = ARGV[i] end
+local services = {}
+for i = 6 + nf, #ARGV do services[#services + 1] = ARGV[i] end
+if #services == 0 then services = redis.call('SMEMBERS', KEYS[1]) end
+local rows = {}
+local function collect(key, svc, sort_key_fn, reverse)
+  local items
+  if reverse then
+    items = redis.call('ZREVRANGE', key, 0, limit - 1, 'WITHSCORES')
+  else
+    items = redis.call('ZRANGE', key, 0, limit - 1, 'WITHSCORES')
+  end
+  for i = 1, #items, 2 do
+    rows[#rows + 1] = {id = items[i], svc = svc, sort = sort_key_fn(items[i], tonumber(items[i + 1]))}
+  end
+end
+local BIG = 5000 * BAND
+if state == 'queued' then
+  for _, svc in ipairs(services) do
+    collect(k_queue(svc), svc, function(_, score) return score end, false)
+    collect(k_delayed(svc), svc, function(_, score) return BIG + score end, false)
+  end
+  table.sort(rows, function(a, b) return a.sort < b.sort end)
+elseif state == 'running' then
+  for _, svc in ipairs(services) do
+    collect(k_running(svc), svc, function(id, score)
+      local prio = tonumber(redis.call('HGET', k_job(id), 'priority') or '0')
+      return (1000 - prio) * BAND + score
+    end, false)
+  end
+  table.sort(rows, function(a, b) return a.sort < b.sort end)
+else
+  for _, svc in ipairs(services) do
+    collect(k_ended(svc, state), svc, function(_, score) return score end, true)
+  end
+  table.sort(rows, function(a, b) return a.sort > b.sort end)
+end
+local out = {}
+for i = 1, math.min(limit, #rows) do
+  local row = rows[i]
+  local values = redis.call('HMGET', k_job(row.id), unpack(fields))
+  local pos = -1
+  if state == 'queued' then pos = position_of(row.id, row.svc) end
+  local entry = {pos}
+  for j = 1, #fields do entry[#entry + 1] = values[j] end
+  out[#out + 1] = entry
+end
+return out

@@ -1,0 +1,26 @@
+--[[ retry: an operator sends a failed or cancelled job back to its queue with fresh attempts.
+It keeps its priority and submit order; its wait clock restarts now.
+KEYS[1]  job:<id>
+ARGV[1]  key prefix  ARGV[2]  event stream cap
+ARGV[3]  job id
+Returns {'ok', position} | {'missing'} | {'state', state}
+]]
+--@include common
+local id = ARGV[3]
+local jkey = KEYS[1]
+local f = redis.call('HMGET', jkey, 'state', 'service', 'idem')
+if not f[1] then return {'missing'} end
+if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return {'state', f[1]} end
+local svc = f[2]
+local now = now_ms()
+redis.call('ZREM', k_ended(svc, f[1]), id)
+redis.call('PERSIST', jkey)
+redis.call('PERSIST', k_jobev(id))
+redis.call('DEL', k_out(id))
+if f[3] and f[3] ~= '' then redis.call('PERSIST', k_idem(f[3])) end
+redis.call('HSET', jkey, 'attempts', 0, 'lost', 0, 'enqueued_ms', now)
+redis.call('HDEL', jkey, 'finished_ms', 'outputs')
+enqueue(id, jkey, svc, now)
+emit('retried', id, svc, {'from', f[1]})
+job_emit(id, 'retried', {})
+return {'ok', position_of(id, svc)}

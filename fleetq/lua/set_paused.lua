@@ -1,0 +1,22 @@
+--[[ set_paused: pause or resume a service queue. A paused service keeps its jobs queued and
+claimers skip it; resuming wakes a claimer if work waits.
+KEYS[1]  paused      KEYS[2]  marker:<svc>    KEYS[3]  q:<svc>    KEYS[4]  services
+ARGV[1]  key prefix  ARGV[2]  event stream cap
+ARGV[3]  service     ARGV[4]  '1' to pause, '0' to resume
+Returns 1 if the state changed, 0 if it already was so.
+]]
+--@include common
+local svc = ARGV[3]
+redis.call('SADD', KEYS[4], svc)
+if ARGV[4] == '1' then
+  if redis.call('SADD', KEYS[1], svc) == 0 then return 0 end
+  redis.call('DEL', KEYS[2])
+  emit('paused', '', svc, {})
+  return 1
+end
+if redis.call('SREM', KEYS[1], svc) == 0 then return 0 end
+if redis.call('ZCARD', KEYS[3]) > 0 or redis.call('ZCARD', k_delayed(svc)) > 0 then
+  redis.call('ZADD', KEYS[2], 0, '0')
+end
+emit('resumed', '', svc, {})
+return 1

@@ -1,0 +1,38 @@
+--[[ stats (read only): per-service counts in O(services); nothing here grows with queue size.
+KEYS[1]  paused      KEYS[2]  drained     KEYS[3]  services
+ARGV[1]  key prefix  ARGV[2]  event stream cap (unused)
+ARGV[3]  rate window in ms (e.g. 60000)
+ARGV[4..] services that must be listed even if never used
+Returns {now_ms, {drained targets...}, {service, queued, delayed, running, completed, failed,
+         cancelled, completed_in_window, failed_in_window, oldest_enqueued_ms or '', paused}...}
+]]
+--@include common
+local now = now_ms()
+local since = now - tonumber(ARGV[3])
+local seen, order = {}, {}
+for i = 4, #ARGV do
+  if not seen[ARGV[i]] then seen[ARGV[i]] = true; order[#order + 1] = ARGV[i] end
+end
+local known = redis.call('SMEMBERS', KEYS[3])
+table.sort(known)
+for _, svc in ipairs(known) do
+  if not seen[svc] then seen[svc] = true; order[#order + 1] = svc end
+end
+local out = {now, redis.call('SMEMBERS', KEYS[2])}
+for _, svc in ipairs(order) do
+  local oldest = redis.call('ZRANGE', k_waiting(svc), 0, 0, 'WITHSCORES')
+  out[#out + 1] = {
+    svc,
+    redis.call('ZCARD', k_queue(svc)),
+    redis.call('ZCARD', k_delayed(svc)),
+    redis.call('ZCARD', k_running(svc)),
+    redis.call('ZCARD', k_ended(svc, 'completed')),
+    redis.call('ZCARD', k_ended(svc, 'failed')),
+    redis.call('ZCARD', k_ended(svc, 'cancelled')),
+    redis.call('ZCOUNT', k_ended(svc, 'completed'), since, '+inf'),
+    redis.call('ZCOUNT', k_ended(svc, 'failed'), since, '+inf'),
+    oldest[2] or '',
+    redis.call('SISMEMBER', KEYS[1], svc),
+  }
+end
+return out

@@ -1,0 +1,42 @@
+--[[ submit: enqueue a new job; with a known idempotency key, return the existing job instead.
+KEYS[1]  q:<service>          the service queue
+KEYS[2]  waiting:<service>    enqueue times (oldest wait)
+KEYS[3]  job:<id>             the new job's hash
+KEYS[4]  seq                  submit counter (FIFO tie-break)
+KEYS[5]  services             set of known services
+KEYS[6]  idem:<key>           only when an idempotency key is given
+ARGV[1]  key prefix           ARGV[2]  event stream cap
+ARGV[3]  job id               ARGV[4]  service
+ARGV[5]  workflow (JSON)      ARGV[6]  priority (-1000..1000)
+ARGV[7]  max_attempts         ARGV[8]  timeout_ms
+ARGV[9]  metadata (JSON)      ARGV[10] idempotency key, or ''
+Returns {'created', id, position} | {'existing', id, position or -1} | {'collision'}
+]]
+--@include common
+local id, svc, idem = ARGV[3], ARGV[4], ARGV[10]
+if idem ~= '' then
+  local existing = redis.call('GET', KEYS[6])
+  if existing and redis.call('EXISTS', k_job(existing)) == 1 then
+    local state = redis.call('HGET', k_job(existing), 'state')
+    local pos = -1
+    if state == 'queued' then pos = position_of(existing, svc) end
+    return {'existing', existing, pos}
+  end
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'collision'} end
+local now = now_ms()
+local seq = redis.call('INCR', KEYS[4])
+local priority = tonumber(ARGV[6])
+redis.call('HSET', KEYS[3],
+  'id', id, 'service', svc, 'state', 'queued', 'priority', priority, 'seq', seq,
+  'workflow', ARGV[5], 'metadata', ARGV[9], 'idem', idem,
+  'max_attempts', ARGV[7], 'attempts', 0, 'claims', 0, 'lost', 0,
+  'timeout_ms', ARGV[8], 'submitted_ms', now, 'enqueued_ms', now,
+  'progress', '0', 'progress_text', '', 'timeline', '[]')
+redis.call('ZADD', KEYS[1], queue_score(priority, seq), id)
+redis.call('ZADD', KEYS[2], now, id)
+redis.call('SADD', KEYS[5], svc)
+if idem ~= '' then redis.call('SET', KEYS[6], id) end
+wake(svc)
+emit('submitted', id, svc, {'priority', tostring(priority)})
+return {'created', id, redis.call('ZRANK', KEYS[1], id)}

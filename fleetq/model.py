@@ -1,0 +1,270 @@
+"""The job model: states, what a caller submits, and what fleetq reports back.
+
+Timestamps are integers of milliseconds since the epoch (Redis server time), named ``*_ms``.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+
+class JobState(str, Enum):
+    """Where a job is in its life. ``queued`` includes jobs waiting out a retry backoff."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class FaultKind(str, Enum):
+    """Who is to blame for a failed attempt; decides whether an attempt is charged."""
+
+    #: The job itself failed (runtime error, timeout): charge an attempt, retry after backoff.
+    JOB = "job"
+    #: The job can never succeed (the backend rejected it): charge and fail at once.
+    FINAL = "final"
+    #: The GPU, backend or supervisor failed: requeue without charging an attempt.
+    INFRA = "infra"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated job, ready to submit. Build it with :func:`fleetq.validation.build_spec`."""
+
+    service: str
+    workflow_json: str
+    priority: int
+    max_attempts: int
+    timeout_ms: int
+    metadata_json: str
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why an attempt or a job failed."""
+
+    type: str
+    message: str
+    node: str | None = None
+    kind: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        where = f" (node {self.node})" if self.node else ""
+        return f"{self.type}: {self.message}{where}"
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.node is not None:
+            data["node"] = self.node
+        if self.kind is not None:
+            data["kind"] = self.kind
+        if self.details:
+            data["details"] = dict(self.details)
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> JobError | None:
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return cls(type="Error", message=raw)
+        if not isinstance(data, dict):
+            return cls(type="Error", message=str(data))
+        node = data.get("node")
+        details = data.get("details")
+        return cls(
+            type=str(data.get("type", "Error")),
+            message=str(data.get("message", "")),
+            node=None if node is None else str(node),
+            kind=data.get("kind"),
+            details=details if isinstance(details, dict) else {},
+        )
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One output file of a finished job, as listed in its manifest (without the bytes)."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One claim of a job by a GPU, from its timeline."""
+
+    claim: int
+    host: str
+    gpu: int | None
+    started_ms: int
+    ended_ms: int | None
+    outcome: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of one job, as ``job.status()`` and ``client.get()`` return it."""
+
+    id: str
+    service: str
+    state: JobState
+    priority: int
+    #: 0 means next in its service queue; None when not waiting in the queue.
+    position: int | None
+    progress: float
+    progress_text: str
+    attempts: int
+    max_attempts: int
+    claims: int
+    lost_leases: int
+    host: str | None
+    gpu: int | None
+    error: JobError | None
+    submitted_ms: int
+    enqueued_ms: int | None
+    started_ms: int | None
+    finished_ms: int | None
+    #: For a job waiting out a retry backoff: when it may run again.
+    ready_ms: int | None
+    timeout_ms: int
+    cancel_requested: bool
+    metadata: Mapping[str, Any]
+    outputs: tuple[OutputFile, ...]
+    timeline: tuple[Attempt, ...]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output file with its bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    def __iter__(self) -> Any:
+        # Lets callers unpack ``filename, content_type, data = output``.
+        return iter((self.filename, self.content_type, self.data))
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a completed job produced."""
+
+    job_id: str
+    outputs: tuple[Output, ...]
+
+    def save(self, folder: str | Path) -> list[Path]:
+        """Write every output into ``folder`` (created if needed); returns the paths written.
+
+        File names come from the backend and are reduced to a safe base name, so a name such
+        as ``../../etc/passwd`` is written as ``passwd`` inside ``folder``, never outside it.
+        Two outputs with the same name get a numeric suffix.
+        """
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        used: set[str] = set()
+        for index, output in enumerate(self.outputs):
+            name = safe_filename(output.filename, fallback=f"{self.job_id}_{index}")
+            stem, dot, ext = name.rpartition(".")
+            candidate, n = name, 1
+            while candidate in used or (target / candidate).exists():
+                candidate = f"{stem}_{n}.{ext}" if dot else f"{name}_{n}"
+                n += 1
+            used.add(candidate)
+            path = target / candidate
+            path.write_bytes(output.data)
+            written.append(path)
+        return written
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job leased to one GPU; the token must accompany every write about it."""
+
+    id: str
+    service: str
+    token: str
+    workflow: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    claims: int
+    timeout_ms: int
+    metadata: Mapping[str, Any]
+    submitted_ms: int
+
+
+@dataclass(frozen=True)
+class ServiceStats:
+    """Counts for one service queue; every number is O(1) to read."""
+
+    service: str
+    queued: int
+    delayed: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+    completed_last_minute: int
+    failed_last_minute: int
+    oldest_enqueued_ms: int | None
+    paused: bool
+
+    def oldest_wait_ms(self, now_ms: int) -> int | None:
+        return None if self.oldest_enqueued_ms is None else max(0, now_ms - self.oldest_enqueued_ms)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Fleet-wide counts, as ``client.stats()`` returns them."""
+
+    now_ms: int
+    services: tuple[ServiceStats, ...]
+    drained: tuple[str, ...]
+
+    def total(self, state: str) -> int:
+        return sum(int(getattr(s, state)) for s in self.services)
+
+    def service(self, name: str) -> ServiceStats | None:
+        return next((s for s in self.services if s.service == name), None)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
+
+
+def safe_filename(name: str, fallback: str) -> str:
+    """Reduce a backend-supplied file name to a base name that stays inside a folder."""
+    base = PurePosixPath(name.replace("\\", "/")).name
+    base = _UNSAFE.sub("_", base).strip(" .")
+    return base[:200] or fallback
+
+
+def guess_content_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

@@ -1,0 +1,482 @@
+"""The Redis protocol, free of I/O: each transition is a :class:`Call` naming its Lua script, its
+keys and arguments, and how to read the answer.
+
+:mod:`fleetq.store` runs calls on a synchronous or an asyncio Redis client, so the client, the
+command line, the supervisor and the dashboard share one definition of every transition.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from fleetq.config import Settings
+from fleetq.errors import (
+    FleetqError,
+    InvalidArgument,
+    InvalidTransition,
+    JobNotFound,
+    OutputTooLarge,
+    StaleLease,
+)
+from fleetq.keys import TERMINAL_STATES, Keys
+from fleetq.model import (
+    Attempt,
+    ClaimedJob,
+    FaultKind,
+    JobError,
+    JobSpec,
+    JobState,
+    JobStatus,
+    Output,
+    OutputFile,
+    ServiceStats,
+    Stats,
+)
+
+T = TypeVar("T")
+Arg = str | bytes | int | float
+
+#: Job hash fields read for a status or a listing (never the workflow, which may be megabytes).
+STATUS_FIELDS = (
+    "id", "service", "state", "priority", "progress", "progress_text", "attempts",
+    "max_attempts", "claims", "lost", "host", "gpu", "error", "submitted_ms", "enqueued_ms",
+    "started_ms", "finished_ms", "ready_ms", "timeout_ms", "cancel_requested", "metadata",
+    "outputs", "timeline",
+)  # fmt: skip
+LIST_STATES = ("queued", "running", *TERMINAL_STATES)
+PROMOTE_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One script invocation and the parser of its reply."""
+
+    script: str
+    keys: tuple[str, ...]
+    args: tuple[Arg, ...]
+    parse: Callable[[Any], T]
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    job_id: str
+    created: bool
+    position: int | None
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    job: ClaimedJob | None
+    drained: bool = False
+    #: When nothing was claimable but a retry becomes due: how long until then (ms).
+    next_ready_in_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ReapOutcome:
+    ran: bool
+    requeued: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    pruned: int = 0
+    grace_until_ms: int | None = None
+
+
+def text(value: Any) -> str:
+    """Decode one reply value (redis-py gives bytes) to text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None or value is False or value in (b"", ""):
+        return None
+    return int(float(text(value)))
+
+
+def _position(value: Any) -> int | None:
+    pos = int(value)
+    return None if pos < 0 else pos
+
+
+class Protocol:
+    """Builds the :class:`Call` of every transition for one fleet (one namespace)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+
+    def _base(self) -> list[Arg]:
+        return [self.keys.prefix, self.settings.events_maxlen]
+
+    # -- client side -------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, job_id: str) -> Call[SubmitOutcome]:
+        k = self.keys
+        keys = [k.queue(spec.service), k.waiting(spec.service), k.job(job_id), k.seq, k.services]
+        if spec.idempotency_key:
+            keys.append(k.idempotency(spec.idempotency_key))
+        args = [
+            *self._base(), job_id, spec.service, spec.workflow_json, spec.priority,
+            spec.max_attempts, spec.timeout_ms, spec.metadata_json, spec.idempotency_key or "",
+        ]  # fmt: skip
+
+        def parse(reply: Any) -> SubmitOutcome:
+            kind = text(reply[0])
+            if kind == "collision":
+                raise _IdCollision(job_id)
+            return SubmitOutcome(text(reply[1]), kind == "created", _position(reply[2]))
+
+        return Call("submit", tuple(keys), tuple(args), parse)
+
+    def status(self, job_id: str) -> Call[JobStatus]:
+        def parse(reply: Any) -> JobStatus:
+            if reply and text(reply[0]) == "missing":
+                raise JobNotFound(job_id)
+            return parse_status(dict(zip(STATUS_FIELDS, reply[1:], strict=True)), reply[0])
+
+        return Call(
+            "status",
+            (self.keys.job(job_id),),
+            (*self._base(), job_id, *STATUS_FIELDS),
+            parse,
+        )
+
+    def list_jobs(self, state: str, services: Sequence[str], limit: int) -> Call[list[JobStatus]]:
+        if state not in LIST_STATES:
+            raise InvalidArgument(f"state must be one of {', '.join(LIST_STATES)}, not {state!r}")
+        if not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit must be 1..10000, not {limit}")
+
+        def parse(reply: Any) -> list[JobStatus]:
+            rows = []
+            for row in reply:
+                values = dict(zip(STATUS_FIELDS, row[1:], strict=True))
+                if values.get("id"):  # the job expired between index and hash
+                    rows.append(parse_status(values, row[0]))
+            return rows
+
+        args = (*self._base(), state, limit, len(STATUS_FIELDS), *STATUS_FIELDS, *services)
+        return Call("list_jobs", (self.keys.services,), args, parse)
+
+    def stats(self, services: Sequence[str], window_ms: int = 60_000) -> Call[Stats]:
+        def parse(reply: Any) -> Stats:
+            rows = []
+            for row in reply[2:]:
+                rows.append(
+                    ServiceStats(
+                        service=text(row[0]),
+                        queued=int(row[1]) + int(row[2]),
+                        delayed=int(row[2]),
+                        running=int(row[3]),
+                        completed=int(row[4]),
+                        failed=int(row[5]),
+                        cancelled=int(row[6]),
+                        completed_last_minute=int(row[7]),
+                        failed_last_minute=int(row[8]),
+                        oldest_enqueued_ms=_opt_int(row[9]),
+                        paused=bool(int(row[10])),
+                    )
+                )
+            drained = tuple(sorted(text(t) for t in reply[1]))
+            return Stats(now_ms=int(reply[0]), services=tuple(rows), drained=drained)
+
+        k = self.keys
+        return Call(
+            "stats",
+            (k.paused, k.drained, k.services),
+            (*self._base(), window_ms, *services),
+            parse,
+        )
+
+    def cancel(self, job_id: str, by: str) -> Call[str]:
+        """Returns ``"cancelled"`` (it was queued) or ``"cancelling"`` (running; GPU told)."""
+
+        def parse(reply: Any) -> str:
+            kind = text(reply[0])
+            if kind == "missing":
+                raise JobNotFound(job_id)
+            if kind == "terminal":
+                state = text(reply[1])
+                if state == "cancelled":
+                    return "cancelled"
+                raise InvalidTransition(job_id, state, "cancel")
+            return kind
+
+        return Call(
+            "cancel",
+            (self.keys.job(job_id), self.keys.leases),
+            (*self._base(), job_id, self._retention_ms(), by),
+            parse,
+        )
+
+    def bump(self, job_id: str, priority: int) -> Call[int | None]:
+        """Returns the new queue position (None while it waits out a retry backoff)."""
+
+        def parse(reply: Any) -> int | None:
+            kind = text(reply[0])
+            if kind == "missing":
+                raise JobNotFound(job_id)
+            if kind == "state":
+                raise InvalidTransition(job_id, text(reply[1]), "bump")
+            return _position(reply[2])
+
+        return Call("bump", (self.keys.job(job_id),), (*self._base(), job_id, priority), parse)
+
+    def retry(self, job_id: str) -> Call[int | None]:
+        def parse(reply: Any) -> int | None:
+            kind = text(reply[0])
+            if kind == "missing":
+                raise JobNotFound(job_id)
+            if kind == "state":
+                raise InvalidTransition(job_id, text(reply[1]), "retry")
+            return _position(reply[1])
+
+        return Call("retry", (self.keys.job(job_id),), (*self._base(), job_id), parse)
+
+    def set_paused(self, service: str, paused: bool) -> Call[bool]:
+        k = self.keys
+        return Call(
+            "set_paused",
+            (k.paused, k.marker(service), k.queue(service), k.services),
+            (*self._base(), service, "1" if paused else "0"),
+            lambda reply: bool(int(reply)),
+        )
+
+    def set_drained(self, target: str, drained: bool) -> Call[bool]:
+        return Call(
+            "set_drained",
+            (self.keys.drained,),
+            (*self._base(), target, "1" if drained else "0"),
+            lambda reply: bool(int(reply)),
+        )
+
+    # -- worker side -------------------------------------------------------------------------
+
+    def claim(
+        self, services: Sequence[str], host: str, gpu: int, token: str, lease_ms: int | None = None
+    ) -> Call[ClaimOutcome]:
+        if not services:
+            raise InvalidArgument("claim needs at least one service")
+        k = self.keys
+        keys = [k.leases, k.paused, k.drained]
+        for svc in services:
+            keys += [k.queue(svc), k.delayed(svc), k.running(svc), k.waiting(svc), k.marker(svc)]
+        lease = self.settings.lease_ms if lease_ms is None else lease_ms
+        args = (*self._base(), token, lease, host, gpu, PROMOTE_BATCH, *services)
+
+        def parse(reply: Any) -> ClaimOutcome:
+            kind = text(reply[0])
+            if kind == "drained":
+                return ClaimOutcome(None, drained=True)
+            if kind == "empty":
+                ready = _opt_int(reply[1])
+                wait = None if ready is None else max(0, ready - int(reply[2]))
+                return ClaimOutcome(None, next_ready_in_ms=wait)
+            return ClaimOutcome(
+                ClaimedJob(
+                    id=text(reply[1]),
+                    service=text(reply[2]),
+                    token=text(reply[3]),
+                    workflow=json.loads(text(reply[4])),
+                    priority=int(reply[5]),
+                    attempts=int(reply[6]),
+                    max_attempts=int(reply[7]),
+                    claims=int(reply[8]),
+                    timeout_ms=int(reply[9]),
+                    metadata=json.loads(text(reply[10]) or "{}"),
+                    submitted_ms=int(reply[11]),
+                )
+            )
+
+        return Call("claim", tuple(keys), args, parse)
+
+    def renew(
+        self,
+        job_id: str,
+        token: str,
+        progress: float | None = None,
+        progress_text: str = "",
+        lease_ms: int | None = None,
+    ) -> Call[bool]:
+        """Extend the lease; returns True when a cancel of the job was requested."""
+        lease = self.settings.lease_ms if lease_ms is None else lease_ms
+        prog = "" if progress is None else f"{min(1.0, max(0.0, progress)):.4f}"
+
+        def parse(reply: Any) -> bool:
+            if text(reply[0]) == "stale":
+                raise StaleLease(job_id, text(reply[1]))
+            return bool(int(reply[1]))
+
+        return Call(
+            "renew",
+            (self.keys.job(job_id), self.keys.leases),
+            (*self._base(), job_id, token, lease, prog, progress_text[:200]),
+            parse,
+        )
+
+    def complete(self, job_id: str, token: str, outputs: Sequence[Output]) -> Call[None]:
+        manifest = json.dumps(
+            [
+                {"filename": o.filename, "content_type": o.content_type, "size": len(o.data)}
+                for o in outputs
+            ]
+        )
+        s = self.settings
+
+        def parse(reply: Any) -> None:
+            kind = text(reply[0])
+            if kind == "stale":
+                raise StaleLease(job_id, text(reply[1]))
+            if kind == "too_large":
+                raise OutputTooLarge(
+                    f"outputs of job {job_id} are {int(reply[1])} bytes; "
+                    f"the cap is {s.max_output_bytes} (FLEETQ_MAX_OUTPUT_BYTES)"
+                )
+
+        k = self.keys
+        return Call(
+            "complete",
+            (k.job(job_id), k.leases, k.outputs(job_id)),
+            (
+                *self._base(), job_id, token, self._retention_ms(), s.output_ttl_s * 1000,
+                s.max_output_bytes, manifest, *(o.data for o in outputs),
+            ),  # fmt: skip
+            parse,
+        )
+
+    def fail(
+        self,
+        job_id: str,
+        token: str,
+        kind: FaultKind,
+        error: JobError,
+        attempts_so_far: int = 0,
+    ) -> Call[str]:
+        """Returns ``failed``, ``retrying``, ``requeued`` or ``cancelled``."""
+
+        def parse(reply: Any) -> str:
+            outcome = text(reply[0])
+            if outcome == "stale":
+                raise StaleLease(job_id, text(reply[1]))
+            return outcome
+
+        return Call(
+            "fail",
+            (self.keys.job(job_id), self.keys.leases),
+            (
+                *self._base(), job_id, token, kind.value, error.to_json(),
+                self.backoff_ms(attempts_so_far), self._retention_ms(),
+            ),  # fmt: skip
+            parse,
+        )
+
+    def ack_cancel(self, job_id: str, token: str) -> Call[None]:
+        def parse(reply: Any) -> None:
+            if text(reply[0]) == "stale":
+                raise StaleLease(job_id, text(reply[1]))
+
+        return Call(
+            "ack_cancel",
+            (self.keys.job(job_id), self.keys.leases),
+            (*self._base(), job_id, token, self._retention_ms()),
+            parse,
+        )
+
+    def reap(
+        self,
+        owner: str,
+        lock_ms: int = 1_000,
+        batch: int = 200,
+        gap_ms: int = 10_000,
+        grace_ms: int | None = None,
+    ) -> Call[ReapOutcome]:
+        k = self.keys
+
+        def parse(reply: Any) -> ReapOutcome:
+            kind = text(reply[0])
+            if kind == "busy":
+                return ReapOutcome(ran=False)
+            if kind == "grace":
+                return ReapOutcome(ran=False, grace_until_ms=int(reply[1]))
+            return ReapOutcome(True, *(int(x) for x in reply[1:5]))
+
+        return Call(
+            "reap",
+            (k.leases, k.reaper_lock, k.reaper_last, k.reaper_grace, k.services),
+            (
+                *self._base(), owner, lock_ms, batch, self.settings.max_lost_leases,
+                self._retention_ms(), gap_ms,
+                self.settings.lease_ms if grace_ms is None else grace_ms,
+            ),  # fmt: skip
+            parse,
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def backoff_ms(self, attempts_so_far: int) -> int:
+        """Exponential backoff with jitter: base * 2^attempts, capped, times 0.5..1."""
+        s = self.settings
+        ceiling = min(s.backoff_max_ms, s.backoff_base_ms * (2 ** min(attempts_so_far, 30)))
+        return int(ceiling * (0.5 + random.random() / 2))
+
+    def _retention_ms(self) -> int:
+        return self.settings.retention_s * 1000
+
+
+class _IdCollision(FleetqError):
+    """A freshly drawn job id already exists; the caller draws another."""
+
+
+def parse_status(values: dict[str, Any], position: Any) -> JobStatus:
+    """Build a :class:`JobStatus` from raw hash values (as in :data:`STATUS_FIELDS`)."""
+    v = {name: (None if raw is None or raw is False else text(raw)) for name, raw in values.items()}
+    outputs = tuple(
+        OutputFile(str(o.get("filename", "")), str(o.get("content_type", "")), int(o.get("size", 0)))
+        for o in json.loads(v["outputs"] or "[]")
+    )
+    timeline = tuple(
+        Attempt(
+            claim=int(a.get("claim", 0)),
+            host=str(a.get("host", "")),
+            gpu=None if a.get("gpu") is None else int(a["gpu"]),
+            started_ms=int(a.get("started_ms", 0)),
+            ended_ms=None if a.get("ended_ms") is None else int(a["ended_ms"]),
+            outcome=a.get("outcome"),
+            detail=a.get("detail"),
+        )
+        for a in json.loads(v["timeline"] or "[]")
+        if isinstance(a, dict)
+    )
+    state = JobState(v["state"])
+    return JobStatus(
+        id=v["id"] or "",
+        service=v["service"] or "",
+        state=state,
+        priority=int(v["priority"] or 0),
+        position=_position(position) if state is JobState.QUEUED else None,
+        progress=float(v["progress"] or 0.0),
+        progress_text=v["progress_text"] or "",
+        attempts=int(v["attempts"] or 0),
+        max_attempts=int(v["max_attempts"] or 0),
+        claims=int(v["claims"] or 0),
+        lost_leases=int(v["lost"] or 0),
+        host=v["host"] or None,
+        gpu=_opt_int(v["gpu"]),
+        error=JobError.from_json(v["error"]),
+        submitted_ms=int(v["submitted_ms"] or 0),
+        enqueued_ms=_opt_int(v["enqueued_ms"]),
+        started_ms=_opt_int(v["started_ms"]),
+        finished_ms=_opt_int(v["finished_ms"]),
+        ready_ms=_opt_int(v["ready_ms"]),
+        timeout_ms=int(v["timeout_ms"] or 0),
+        cancel_requested=v["cancel_requested"] == "1",
+        metadata=json.loads(v["metadata"] or "{}"),
+        outputs=outputs,
+        timeline=timeline,
+    )
