@@ -7,6 +7,7 @@ blocking waits on wake-up markers and job streams, and the fleet records of supe
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from redis.commands.core import AsyncScript, Script
 from fleetq.config import Settings
 from fleetq.connection import CONNECTION_ERRORS, connect, connect_async, unavailable
 from fleetq.errors import FleetqError, OutputsExpired
+from fleetq.fleet import HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
 from fleetq.model import JobSpec, JobStatus, Output
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
@@ -98,6 +100,23 @@ class SyncStore:
         reply = self.command("xread", {self.keys.events: last_id}, block=block_ms, count=count)
         return _decode_entries(reply)
 
+    def fleet(self) -> FleetView:
+        """Every known supervisor host with its GPUs (offline hosts included)."""
+        hosts = self.command("zrange", self.keys.hosts, 0, -1, withscores=True)
+        if not hosts:
+            return FleetView(())
+        names = [text(h) for h, _ in hosts]
+        host_raw = self.command("mget", [self.keys.host(h) for h in names])
+        gpus_raw = self.command("mget", [self.keys.gpus(h) for h in names])
+        return parse_fleet(hosts, host_raw, gpus_raw)
+
+    def send_control(self, host: str, command: dict[str, Any]) -> str:
+        """Queue an operator command (e.g. a simulated fault) for one supervisor."""
+        entry = self.command(
+            "xadd", self.keys.control(host), {"command": encode_record(command)}, maxlen=100
+        )
+        return text(entry)
+
     def close(self) -> None:
         self.redis.close()
 
@@ -159,6 +178,44 @@ class AsyncStore:
         timeout = max(0.01, min(timeout_s, self.settings.block_timeout_s))
         markers = [self.keys.marker(s) for s in services]
         return await self.command("bzpopmin", markers, timeout=timeout) is not None
+
+    async def fleet(self) -> FleetView:
+        """Every known supervisor host with its GPUs (offline hosts included)."""
+        hosts = await self.command("zrange", self.keys.hosts, 0, -1, withscores=True)
+        if not hosts:
+            return FleetView(())
+        names = [text(h) for h, _ in hosts]
+        host_raw = await self.command("mget", [self.keys.host(h) for h in names])
+        gpus_raw = await self.command("mget", [self.keys.gpus(h) for h in names])
+        return parse_fleet(hosts, host_raw, gpus_raw)
+
+    async def publish_host(
+        self,
+        host: str,
+        record: dict[str, Any],
+        gpus: Sequence[dict[str, Any]],
+        ttl_ms: int = HOST_TTL_MS,
+    ) -> None:
+        """Publish one supervisor's host record and GPU readings, both expiring after ttl_ms."""
+        k = self.keys
+        now_ms = int(time.time() * 1000)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(k.host(host), encode_record(record), px=ttl_ms)
+                pipe.set(k.gpus(host), encode_record(list(gpus)), px=ttl_ms)
+                pipe.zadd(k.hosts, {host: now_ms})
+                pipe.zremrangebyscore(k.hosts, "-inf", now_ms - FORGET_HOST_AFTER_MS)
+                await pipe.execute()
+        except CONNECTION_ERRORS as e:
+            raise unavailable(self.settings, e) from e
+
+    async def read_control(
+        self, host: str, last_id: str, block_ms: int | None
+    ) -> list[StreamEntry]:
+        reply = await self.command(
+            "xread", {self.keys.control(host): last_id}, block=block_ms, count=50
+        )
+        return _decode_entries(reply)
 
     async def aclose(self) -> None:
         await self.redis.aclose()
