@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed
+from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.store import AsyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
@@ -169,6 +170,9 @@ class AsyncClient:
     async def undrain(self, target: str) -> bool:
         call = self.store.protocol.set_drained(check_host_target(target), False)
         return await self.store.run(call)
+
+    async def fleet(self) -> FleetView:
+        return await self.store.fleet()
 
     async def result(self, job_id: str) -> JobResult:
         return await self.result_of(await self.status(job_id))

@@ -23,6 +23,7 @@ import redis
 
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed
+from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.store import SyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
@@ -190,6 +191,15 @@ class Client:
 
     def undrain(self, target: str) -> bool:
         return self.store.run(self.store.protocol.set_drained(check_host_target(target), False))
+
+    def fleet(self) -> FleetView:
+        """Every supervisor host with its published GPU readings; offline hosts included."""
+        return self.store.fleet()
+
+    def send_control(self, host: str, command: dict[str, Any]) -> str:
+        """Send an operator command to one supervisor, e.g. a simulated GPU fault:
+        ``{"type": "fault", "gpu": 2, "spec": "xid=79"}``."""
+        return self.store.send_control(check_host_target(host), command)
 
     def result(self, job_id: str) -> JobResult:
         return self.result_of(self.status(job_id))
