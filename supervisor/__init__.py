@@ -1,0 +1,1 @@
+"""The per-machine fleetq service: GPU discovery and health, backend adapters, pullers."""
