@@ -1,12 +1,11 @@
-"""Errors raised by the GPU layer.
-
-``GpuError`` is the root here; once ``fleetq.errors.FleetqError`` exists it should derive from it.
-"""
+"""Errors raised by the GPU layer, rooted at ``GpuError`` under fleetq's ``FleetqError``."""
 
 from __future__ import annotations
 
+from fleetq.errors import FleetqError
 
-class GpuError(Exception):
+
+class GpuError(FleetqError):
     """Base class of every error raised by ``supervisor.gpu``."""
 
 

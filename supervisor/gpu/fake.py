@@ -333,7 +333,7 @@ class FakeNvml:
             power_limit_w=p.power_limit_w,
             sm_clock_mhz=p.max_sm_clock_mhz if gpu.busy else IDLE_SM_CLOCK_MHZ,
             memory_clock_mhz=p.memory_clock_mhz,
-            clock_event_reasons=tuple(reasons),
+            throttle_reasons=tuple(reasons),
             fan_pct=fan_pct if p.has_fan else None,
             ecc_volatile_corrected=0 if p.has_ecc else None,
             ecc_volatile_uncorrected=gpu.ecc_volatile_uncorrected if p.has_ecc else None,

@@ -135,7 +135,7 @@ def assess(
                 f"free memory {current.memory_free_mb} MiB < required {min_free_mb} MiB",
             )
         )
-    slowdowns = [r for r in current.clock_event_reasons or () if r in t.degraded_clock_events]
+    slowdowns = [r for r in current.throttle_reasons or () if r in t.degraded_clock_events]
     if slowdowns:
         findings.append(HealthFinding("degraded", "clocks slowed: " + ", ".join(slowdowns)))
     action = current.recovery_action

@@ -267,7 +267,7 @@ class NvmlBackend:
             power_limit_w=limit_mw / 1000.0 if limit_mw is not None else None,
             sm_clock_mhz=q("sm_clock", lambda: self._clock(handle, pynvml.NVML_CLOCK_SM)),
             memory_clock_mhz=q("mem_clock", lambda: self._clock(handle, pynvml.NVML_CLOCK_MEM)),
-            clock_event_reasons=(
+            throttle_reasons=(
                 decode_clock_event_reasons(int(reasons)) if reasons is not None else None
             ),
             fan_pct=q("fan", lambda: int(pynvml.nvmlDeviceGetFanSpeed(handle))),

@@ -70,7 +70,8 @@ class GpuReading:
     power_limit_w: float | None = None
     sm_clock_mhz: int | None = None
     memory_clock_mhz: int | None = None
-    clock_event_reasons: tuple[str, ...] | None = None  # names from codes.CLOCK_EVENT_REASONS
+    # Clock event ("throttle") reasons, names from codes.CLOCK_EVENT_REASONS.
+    throttle_reasons: tuple[str, ...] | None = None
     fan_pct: int | None = None
     ecc_volatile_corrected: int | None = None  # since driver load
     ecc_volatile_uncorrected: int | None = None
