@@ -1,0 +1,49 @@
+"""Sub-commands implemented outside the core (supervisor, dashboard, fake backends, demo,
+gateway). Their packages are imported here, lazily, inside the command, so importing
+``fleetq`` never loads Textual, NVML or the supervisor."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fleetq.config import Settings
+
+
+def _supervisor(args: argparse.Namespace, settings: Settings) -> int:
+    from supervisor.cli import main as supervisor_main
+
+    return supervisor_main(args.rest, settings)
+
+
+def _tui(args: argparse.Namespace, settings: Settings) -> int:
+    from tui.app import run
+
+    return run(settings, readonly=args.readonly)
+
+
+def _fake_comfyui(args: argparse.Namespace, settings: Settings) -> int:
+    from supervisor.fakes.comfyui import main as fake_main
+
+    return int(fake_main(args.rest) or 0)
+
+
+def _fake_a1111(args: argparse.Namespace, settings: Settings) -> int:
+    from supervisor.fakes.a1111 import main as fake_main
+
+    return int(fake_main(args.rest) or 0)
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("tui", parents=[common], help="open the operator dashboard")
+    p.add_argument("--readonly", action="store_true", help="watch only: no actions")
+    p.set_defaults(delegate=_tui)
+
+    for name, handler, text in (
+        ("supervisor", _supervisor, "run the supervisor of this GPU machine"),
+        ("fake-comfyui", _fake_comfyui, "run fake ComfyUI servers (tests, demo)"),
+        ("fake-a1111", _fake_a1111, "run fake A1111 servers (tests, demo)"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(delegate=handler)

@@ -1,0 +1,170 @@
+"""Text rendering for the command line: tables, durations, the progress bar, JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from fleetq.model import JobStatus, Stats
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def print_json(value: Any, out: TextIO = sys.stdout) -> None:
+    out.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
+
+
+def duration(ms: int | None) -> str:
+    """A short human duration: 850ms, 12s, 4m05s, 3h12m, 2d04h."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms}ms"
+    s = ms // 1000
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def clock(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO = sys.stdout) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
+    for row in cells:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def where(status: JobStatus) -> str:
+    if status.host is None:
+        return "-"
+    return f"{status.host}:{status.gpu}" if status.gpu is not None else status.host
+
+
+def status_lines(status: JobStatus, now_ms: int) -> list[str]:
+    lines = [
+        f"job        {status.id}",
+        f"service    {status.service}",
+        f"state      {status.state}" + (" (cancel requested)" if status.cancel_requested else ""),
+        f"priority   {status.priority}",
+    ]
+    if status.position is not None:
+        lines.append(f"position   {status.position} (0 = next)")
+    if status.ready_ms is not None:
+        lines.append(f"retry at   {clock(status.ready_ms)}")
+    if status.state.value == "running":
+        lines.append(f"progress   {status.progress:.0%} {status.progress_text}".rstrip())
+    lines += [
+        f"attempts   {status.attempts}/{status.max_attempts} charged, {status.claims} claim(s)",
+        f"gpu        {where(status)}",
+        f"submitted  {clock(status.submitted_ms)} ({duration(now_ms - status.submitted_ms)} ago)",
+    ]
+    if status.started_ms is not None:
+        lines.append(f"started    {clock(status.started_ms)}")
+    if status.finished_ms is not None:
+        lines.append(f"finished   {clock(status.finished_ms)}")
+    if status.error is not None:
+        lines.append(f"error      {status.error.describe()}")
+    for out in status.outputs:
+        lines.append(f"output     {out.filename} ({out.content_type}, {out.size} bytes)")
+    return lines
+
+
+def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO = sys.stdout) -> None:
+    rows = []
+    for j in jobs:
+        progress = f"{j.progress:.0%}" if j.state.value == "running" else ""
+        position = "" if j.position is None else str(j.position)
+        age = duration(now_ms - (j.enqueued_ms or j.submitted_ms))
+        err = j.error.describe()[:60] if j.error and j.state.value == "failed" else ""
+        rows.append(
+            [j.id, j.service, j.state.value, j.priority, position, age, where(j),
+             f"{j.attempts}/{j.max_attempts}", progress, err]
+        )  # fmt: skip
+    table(
+        ["ID", "SERVICE", "STATE", "PRIO", "POS", "AGE", "GPU", "ATTEMPTS", "PROGRESS", "ERROR"],
+        rows,
+        out,
+    )
+
+
+def stats_table(stats: Stats, out: TextIO = sys.stdout) -> None:
+    rows = []
+    for s in stats.services:
+        rows.append(
+            [s.service, "paused" if s.paused else "active", s.queued, s.delayed, s.running,
+             s.completed, s.failed, s.cancelled, s.completed_last_minute, s.failed_last_minute,
+             duration(s.oldest_wait_ms(stats.now_ms))]
+        )  # fmt: skip
+    table(
+        ["SERVICE", "QUEUE", "QUEUED", "(RETRY)", "RUNNING", "COMPLETED", "FAILED", "CANCELLED",
+         "DONE/MIN", "FAIL/MIN", "OLDEST WAIT"],
+        rows,
+        out,
+    )  # fmt: skip
+    if stats.drained:
+        out.write("drained: " + ", ".join(stats.drained) + "\n")
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; plain lines on a pipe."""
+
+    def __init__(self, out: TextIO = sys.stderr, width: int = 30) -> None:
+        self.out = out
+        self.width = width
+        self.tty = out.isatty()
+        self._last = ""
+
+    def update(self, status: JobStatus) -> None:
+        if status.state.value == "queued":
+            pos = "retry pending" if status.position is None else f"position {status.position}"
+            line = f"queued ({pos})"
+        else:
+            filled = int(round(status.progress * self.width))
+            bar = "#" * filled + "-" * (self.width - filled)
+            line = f"[{bar}] {status.progress:4.0%} {where(status)} {status.progress_text}"
+        line = line.rstrip()
+        if line == self._last:
+            return
+        self._last = line
+        if self.tty:
+            self.out.write("\r\x1b[2K" + line)
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.tty and self._last:
+            self.out.write("\n")
+            self.out.flush()

@@ -1,0 +1,84 @@
+"""Priority then FIFO; bump keeps the place among equals; positions are ranks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetq import Client
+from fleetq.worker import WorkerQueue
+
+
+async def drain_order(worker: WorkerQueue, services: list[str]) -> list[str]:
+    order = []
+    while True:
+        outcome = await worker.try_claim(services, "h", 0)
+        if outcome.job is None:
+            return order
+        order.append(outcome.job.id)
+
+
+async def test_higher_priority_first_then_fifo(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    low1 = client.submit(graph, priority=0)
+    high1 = client.submit(graph, priority=10)
+    low2 = client.submit(graph, priority=0)
+    high2 = client.submit(graph, priority=10)
+    urgent = client.submit(graph, priority=1000)
+    last = client.submit(graph, priority=-1000)
+    assert await drain_order(worker, ["comfyui"]) == [
+        urgent.id, high1.id, high2.id, low1.id, low2.id, last.id,
+    ]  # fmt: skip
+
+
+async def test_claim_across_services_respects_priority_and_submit_order(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    a1 = client.submit({"prompt": "a cat", "steps": 4}, service="a1111")
+    c1 = client.submit(graph)
+    a2 = client.submit({"prompt": "a dog", "steps": 4}, service="a1111", priority=5)
+    c2 = client.submit(graph)
+    assert await drain_order(worker, ["comfyui", "a1111"]) == [a2.id, a1.id, c1.id, c2.id]
+
+
+async def test_claim_only_from_requested_services(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    client.submit(graph)
+    outcome = await worker.try_claim(["a1111"], "h", 0)
+    assert outcome.job is None
+    assert client.stats().service("comfyui").queued == 1  # type: ignore[union-attr]
+
+
+def test_position_is_rank_in_service_queue(client: Client, graph: dict[str, Any]) -> None:
+    jobs = [client.submit(graph, priority=p) for p in (0, 0, 5, 0)]
+    assert [j.status().position for j in jobs] == [1, 2, 0, 3]
+
+
+async def test_bump_reorders_and_keeps_place_among_equals(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    first = client.submit(graph, priority=5)
+    mid = client.submit(graph)
+    later = client.submit(graph, priority=5)
+    assert client.bump(mid.id, 5) == 1  # between first (earlier) and later (submitted after)
+    assert mid.status().priority == 5
+    assert await drain_order(worker, ["comfyui"]) == [first.id, mid.id, later.id]
+
+
+def test_bump_down_moves_job_back(client: Client, graph: dict[str, Any]) -> None:
+    a = client.submit(graph)
+    b = client.submit(graph)
+    assert client.bump(a.id, -1) == 1
+    assert b.status().position == 0
+
+
+def test_jobs_lists_queued_by_priority_then_age(client: Client, graph: dict[str, Any]) -> None:
+    a = client.submit(graph)
+    b = client.submit(graph, priority=3)
+    c = client.submit({"prompt": "x"}, service="a1111", priority=3)
+    listed = client.jobs("queued")
+    assert [j.id for j in listed] == [b.id, c.id, a.id]
+    assert [j.position for j in listed] == [0, 0, 1]
+    assert [j.id for j in client.jobs("queued", service="a1111")] == [c.id]
+    assert len(client.jobs("queued", limit=2)) == 2
