@@ -53,7 +53,9 @@ class RedisServer:
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         binary = redis_server_binary()
         if binary is None:
-            raise FleetqError("redis-server is not installed (Debian: apt-get install redis-server)")
+            raise FleetqError(
+                "redis-server is not installed (Debian: apt-get install redis-server)"
+            )
         if self.data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="fleetq-redis-")
             self.data_dir = Path(self._tmp.name)

@@ -59,7 +59,9 @@ def parse_fleet(
 ) -> FleetView:
     """Combine the raw replies of the fleet read into a :class:`FleetView`."""
     views = []
-    for (host, seen), record_raw, gpu_raw in zip(hosts_with_scores, host_raw, gpus_raw, strict=True):
+    for (host, seen), record_raw, gpu_raw in zip(
+        hosts_with_scores, host_raw, gpus_raw, strict=True
+    ):
         record = _load(record_raw, {})
         gpus = _load(gpu_raw, [])
         views.append(
@@ -68,7 +70,9 @@ def parse_fleet(
                 online=record_raw is not None,
                 last_seen_ms=int(seen),
                 record=record if isinstance(record, dict) else {},
-                gpus=tuple(g for g in gpus if isinstance(g, dict)) if isinstance(gpus, list) else (),
+                gpus=tuple(g for g in gpus if isinstance(g, dict))
+                if isinstance(gpus, list)
+                else (),
             )
         )
     views.sort(key=lambda v: v.host)

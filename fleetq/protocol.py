@@ -344,9 +344,15 @@ class Protocol:
             "complete",
             (k.job(job_id), k.leases, k.outputs(job_id)),
             (
-                *self._base(), job_id, token, self._retention_ms(), s.output_ttl_s * 1000,
-                s.max_output_bytes, manifest, *(o.data for o in outputs),
-            ),  # fmt: skip
+                *self._base(),
+                job_id,
+                token,
+                self._retention_ms(),
+                s.output_ttl_s * 1000,
+                s.max_output_bytes,
+                manifest,
+                *(o.data for o in outputs),
+            ),
             parse,
         )
 
@@ -370,9 +376,14 @@ class Protocol:
             "fail",
             (self.keys.job(job_id), self.keys.leases),
             (
-                *self._base(), job_id, token, kind.value, error.to_json(),
-                self.backoff_ms(attempts_so_far), self._retention_ms(),
-            ),  # fmt: skip
+                *self._base(),
+                job_id,
+                token,
+                kind.value,
+                error.to_json(),
+                self.backoff_ms(attempts_so_far),
+                self._retention_ms(),
+            ),
             parse,
         )
 
@@ -410,10 +421,15 @@ class Protocol:
             "reap",
             (k.leases, k.reaper_lock, k.reaper_last, k.reaper_grace, k.services),
             (
-                *self._base(), owner, lock_ms, batch, self.settings.max_lost_leases,
-                self._retention_ms(), gap_ms,
+                *self._base(),
+                owner,
+                lock_ms,
+                batch,
+                self.settings.max_lost_leases,
+                self._retention_ms(),
+                gap_ms,
                 self.settings.lease_ms if grace_ms is None else grace_ms,
-            ),  # fmt: skip
+            ),
             parse,
         )
 
@@ -437,7 +453,9 @@ def parse_status(values: dict[str, Any], position: Any) -> JobStatus:
     """Build a :class:`JobStatus` from raw hash values (as in :data:`STATUS_FIELDS`)."""
     v = {name: (None if raw is None or raw is False else text(raw)) for name, raw in values.items()}
     outputs = tuple(
-        OutputFile(str(o.get("filename", "")), str(o.get("content_type", "")), int(o.get("size", 0)))
+        OutputFile(
+            str(o.get("filename", "")), str(o.get("content_type", "")), int(o.get("size", 0))
+        )
         for o in json.loads(v["outputs"] or "[]")
     )
     timeline = tuple(

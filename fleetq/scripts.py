@@ -33,7 +33,7 @@ _INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
 
 
 def _read(relative: str) -> str:
-    return resources.files("fleetq").joinpath("lua", relative).read_text(encoding="utf-8")
+    return resources.files("fleetq").joinpath(f"lua/{relative}").read_text(encoding="utf-8")
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from redis.commands.core import AsyncScript, Script
 from fleetq.config import Settings
 from fleetq.connection import CONNECTION_ERRORS, connect, connect_async, unavailable
 from fleetq.errors import FleetqError, OutputsExpired
-from fleetq.fleet import HOST_TTL_MS, FleetView, encode_record, parse_fleet
+from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
 from fleetq.model import JobSpec, JobStatus, Output
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
@@ -96,7 +96,9 @@ class SyncStore:
         last = self.command("xrevrange", self.keys.job_events(job_id), count=1)
         return text(last[0][0]) if last else "0-0"
 
-    def read_events(self, last_id: str, block_ms: int | None, count: int = 500) -> list[StreamEntry]:
+    def read_events(
+        self, last_id: str, block_ms: int | None, count: int = 500
+    ) -> list[StreamEntry]:
         reply = self.command("xread", {self.keys.events: last_id}, block=block_ms, count=count)
         return _decode_entries(reply)
 
@@ -167,7 +169,9 @@ class AsyncStore:
     async def read_events(
         self, last_id: str, block_ms: int | None, count: int = 500
     ) -> list[StreamEntry]:
-        reply = await self.command("xread", {self.keys.events: last_id}, block=block_ms, count=count)
+        reply = await self.command(
+            "xread", {self.keys.events: last_id}, block=block_ms, count=count
+        )
         return _decode_entries(reply)
 
     async def wait_for_work(self, services: Sequence[str], timeout_s: float) -> bool:
@@ -221,4 +225,4 @@ class AsyncStore:
         await self.redis.aclose()
 
 
-__all__ = ["AsyncStore", "FleetqError", "SyncStore", "new_job_id", "_outputs"]
+__all__ = ["AsyncStore", "FleetqError", "SyncStore", "_outputs", "new_job_id"]

@@ -61,7 +61,9 @@ def check_host_target(target: object) -> str:
         raise InvalidArgument(f"drain target must be HOST or HOST:GPU, not {target!r}")
     host, sep, gpu = target.partition(":")
     if not HOST_PATTERN.fullmatch(host) or (sep and not gpu.isdigit()):
-        raise InvalidArgument(f"drain target must be HOST or HOST:GPU (GPU an index), not {target!r}")
+        raise InvalidArgument(
+            f"drain target must be HOST or HOST:GPU (GPU an index), not {target!r}"
+        )
     return target
 
 
@@ -79,7 +81,9 @@ def build_spec(
     """Validate every submit argument and encode the job; raises a ``ValidationError``."""
     svc = check_service(service, settings)
     prio = check_priority(priority)
-    attempts = _check_attempts(settings.default_max_attempts if max_attempts is None else max_attempts)
+    attempts = _check_attempts(
+        settings.default_max_attempts if max_attempts is None else max_attempts
+    )
     timeout = _check_timeout(settings.default_timeout_s if timeout_s is None else timeout_s)
     meta_json = _encode_metadata({} if metadata is None else metadata)
     key = _check_idempotency_key(idempotency_key)
@@ -173,8 +177,13 @@ _A1111_TYPES: dict[str, tuple[type, ...]] = {
     "init_images": (list,),
     "override_settings": (dict,),
 }
-_A1111_RANGES = {"steps": (1, 1000), "width": (8, 16384), "height": (8, 16384),
-                 "batch_size": (1, 100), "n_iter": (1, 100)}
+_A1111_RANGES = {
+    "steps": (1, 1000),
+    "width": (8, 16384),
+    "height": (8, 16384),
+    "batch_size": (1, 100),
+    "n_iter": (1, 100),
+}
 
 
 def _check_a1111_body(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,7 +197,7 @@ def _check_a1111_body(body: Mapping[str, Any]) -> dict[str, Any]:
             wanted = " or ".join(t.__name__ for t in types)
             raise InvalidWorkflow(f"A1111 field {name!r} must be {wanted}, not {value!r:.60}")
         low_high = _A1111_RANGES.get(name)
-        if low_high and not low_high[0] <= value <= low_high[1]:
+        if low_high and isinstance(value, int) and not low_high[0] <= value <= low_high[1]:
             raise InvalidWorkflow(f"A1111 field {name!r}={value} is out of range {low_high}")
     init = body.get("init_images")
     if init is not None and not all(isinstance(i, str) for i in init):
@@ -197,8 +206,14 @@ def _check_a1111_body(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_attempts(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS_LIMIT:
-        raise InvalidArgument(f"max_attempts must be an integer 1..{MAX_ATTEMPTS_LIMIT}, not {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_ATTEMPTS_LIMIT
+    ):
+        raise InvalidArgument(
+            f"max_attempts must be an integer 1..{MAX_ATTEMPTS_LIMIT}, not {value!r}"
+        )
     return value
 
 

@@ -69,9 +69,7 @@ class WorkerQueue:
         self, job: ClaimedJob, progress: float | None = None, progress_text: str = ""
     ) -> bool:
         """Extend the lease (and record progress); True when a cancel was requested."""
-        return await self.store.run(
-            self.protocol.renew(job.id, job.token, progress, progress_text)
-        )
+        return await self.store.run(self.protocol.renew(job.id, job.token, progress, progress_text))
 
     async def complete(self, job: ClaimedJob, outputs: Sequence[Output]) -> None:
         await self.store.run(self.protocol.complete(job.id, job.token, outputs))
@@ -92,9 +90,7 @@ class WorkerQueue:
         return await self.store.read_job_events(job_id, last_id, block_ms)
 
     async def is_drained(self, host: str, gpu: int) -> bool:
-        members = await self.store.command(
-            "smismember", self.keys.drained, [host, f"{host}:{gpu}"]
-        )
+        members = await self.store.command("smismember", self.keys.drained, [host, f"{host}:{gpu}"])
         return any(bool(m) for m in members)
 
     async def paused_services(self) -> set[str]:

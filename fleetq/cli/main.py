@@ -22,10 +22,17 @@ from fleetq.errors import FleetqError
 def common_options() -> argparse.ArgumentParser:
     """Options every sub-command takes, before or after its name."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--redis", metavar="URL", default=argparse.SUPPRESS,
-                        help="Redis URL (default $FLEETQ_REDIS_URL or redis://127.0.0.1:6379/0)")
-    common.add_argument("--namespace", default=argparse.SUPPRESS,
-                        help="fleet namespace (default $FLEETQ_NAMESPACE or fleetq)")
+    common.add_argument(
+        "--redis",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="Redis URL (default $FLEETQ_REDIS_URL or redis://127.0.0.1:6379/0)",
+    )
+    common.add_argument(
+        "--namespace",
+        default=argparse.SUPPRESS,
+        help="fleet namespace (default $FLEETQ_NAMESPACE or fleetq)",
+    )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="machine-readable output")  # fmt: skip
     return common

@@ -151,7 +151,7 @@ class ProgressBar:
             pos = "retry pending" if status.position is None else f"position {status.position}"
             line = f"queued ({pos})"
         else:
-            filled = int(round(status.progress * self.width))
+            filled = round(status.progress * self.width)
             bar = "#" * filled + "-" * (self.width - filled)
             line = f"[{bar}] {status.progress:4.0%} {where(status)} {status.progress_text}"
         line = line.rstrip()

@@ -38,7 +38,9 @@ async def test_blocked_claimer_wakes_on_submit(
 ) -> None:
     task = asyncio.create_task(worker.claim(["comfyui"], "h", 0, timeout_s=30))
     # Let the claimer find the queue empty and block on the marker.
-    while not any(b"bzpopmin" in c.get("cmd", "").encode() for c in client.store.redis.client_list()):
+    while not any(
+        b"bzpopmin" in c.get("cmd", "").encode() for c in client.store.redis.client_list()
+    ):
         await asyncio.sleep(0.005)
     started = time.perf_counter()
     job = client.submit(graph)

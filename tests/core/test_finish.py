@@ -28,7 +28,8 @@ async def test_complete_stores_outputs_and_wait_returns_them(
     claimed = await claim(worker)
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     await worker.complete(
-        claimed, [Output("img_00001_.png", "image/png", png), Output("../../evil.txt", "text/plain", b"x")]
+        claimed,
+        [Output("img_00001_.png", "image/png", png), Output("../../evil.txt", "text/plain", b"x")],
     )
     result = job.wait(timeout_s=5)
     assert [(o.filename, o.content_type, o.data) for o in result.outputs] == [
@@ -62,13 +63,19 @@ async def test_job_fault_retries_with_backoff_then_fails_with_reason(
     worker = WorkerQueue(settings.with_overrides(backoff_base_ms=1, backoff_max_ms=2))
     job = client.submit(graph, max_attempts=2)
     first = await claim(worker)
-    assert await worker.fail(first, FaultKind.JOB, JobError("RuntimeError", "CUDA oom", "7")) == "retrying"
+    assert (
+        await worker.fail(first, FaultKind.JOB, JobError("RuntimeError", "CUDA oom", "7"))
+        == "retrying"
+    )
     status = job.status()
     assert (status.state.value, status.attempts, status.position) == ("queued", 1, None)
     assert status.ready_ms is not None
     second = (await worker.claim(["comfyui"], "h", 0, timeout_s=5)).job
     assert second is not None and second.id == job.id and second.attempts == 1
-    assert await worker.fail(second, FaultKind.JOB, JobError("RuntimeError", "CUDA oom", "7")) == "failed"
+    assert (
+        await worker.fail(second, FaultKind.JOB, JobError("RuntimeError", "CUDA oom", "7"))
+        == "failed"
+    )
     with pytest.raises(JobFailed) as info:
         job.wait(timeout_s=5)
     assert "CUDA oom" in str(info.value) and "node 7" in str(info.value)

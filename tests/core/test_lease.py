@@ -95,7 +95,9 @@ async def test_reaper_is_single_flight(client: Client, worker: WorkerQueue) -> N
     assert first.ran and not second.ran
 
 
-async def test_reaper_waits_after_an_outage(client: Client, worker: WorkerQueue, graph: Any) -> None:
+async def test_reaper_waits_after_an_outage(
+    client: Client, worker: WorkerQueue, graph: Any
+) -> None:
     client.submit(graph)
     claimed = (await worker.try_claim(["comfyui"], "h", 0)).job
     assert claimed is not None

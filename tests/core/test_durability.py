@@ -1,0 +1,58 @@
+"""A redis-server restart with AOF loses no acknowledged job; Redis down is a clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fleetq import Client, RedisUnavailable, Settings
+from fleetq.embedded import RedisServer, redis_server_binary
+from fleetq.worker import WorkerQueue
+
+pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="needs redis-server")
+
+
+@pytest.fixture
+def aof_server() -> Iterator[RedisServer]:
+    with RedisServer(appendonly=True, appendfsync="always") as server:
+        yield server
+
+
+async def test_restart_with_aof_loses_no_acknowledged_job(
+    aof_server: RedisServer, graph: dict[str, Any]
+) -> None:
+    settings = Settings(redis_url=aof_server.url, namespace="aof", block_timeout_s=1)
+    with Client(settings) as client:
+        ids = [client.submit(graph, priority=i % 3).id for i in range(200)]
+        worker = WorkerQueue(settings)
+        running = (await worker.try_claim(["comfyui"], "h", 0)).job
+        assert running is not None
+        await worker.aclose()
+
+        aof_server.restart(crash=True)  # SIGKILL: no shutdown save
+
+        stats = client.stats().service("comfyui")
+        assert stats is not None and (stats.queued, stats.running) == (199, 1)
+        states = {client.status(i).state.value for i in ids}
+        assert states == {"queued", "running"}
+        worker = WorkerQueue(settings)
+        # The puller that held the lease reconnects and finishes its job.
+        await worker.complete(running, [])
+        order = []
+        while (job := (await worker.try_claim(["comfyui"], "h", 1)).job) is not None:
+            order.append(job.id)
+        await worker.aclose()
+    assert sorted([*order, running.id]) == sorted(ids)
+
+
+def test_redis_down_is_one_clear_error(graph: dict[str, Any]) -> None:
+    from fleetq.embedded import free_port
+
+    settings = Settings(redis_url=f"redis://:secret@127.0.0.1:{free_port()}/0")
+    with Client(settings) as client, pytest.raises(RedisUnavailable) as info:
+        client.submit(graph)
+    message = str(info.value)
+    assert message.startswith("cannot reach Redis at redis://:***@127.0.0.1:")
+    assert "secret" not in message
