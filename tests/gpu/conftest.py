@@ -100,7 +100,11 @@ class FakeDriver:
 
         def threshold(h: Any, which: int) -> int:
             d = dev(h)
-            return d.slowdown_c if which == pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN else d.shutdown_c
+            return (
+                d.slowdown_c
+                if which == pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN
+                else d.shutdown_c
+            )
 
         def clock(h: Any, kind: int) -> int:
             return dev(h).sm_clock_mhz if kind == pynvml.NVML_CLOCK_SM else dev(h).mem_clock_mhz
@@ -112,7 +116,9 @@ class FakeDriver:
                 raise pynvml.NVMLError_Timeout() from None
 
         def field_values(h: Any, ids: list[int]) -> list[Any]:
-            return [SimpleNamespace(nvmlReturn=0, value=SimpleNamespace(uiVal=dev(h).recovery_action))]
+            return [
+                SimpleNamespace(nvmlReturn=0, value=SimpleNamespace(uiVal=dev(h).recovery_action))
+            ]
 
         return {
             "nvmlInit": lambda: self.log.append("init"),
