@@ -40,7 +40,7 @@ from supervisor.gpu.readings import GpuIdentity, GpuReading, XidEvent
 
 TEMPERATURE_TAU_S = 20.0  # how fast the simulated temperature follows load (time constant)
 IDLE_SM_CLOCK_MHZ = 345
-FAKE_DRIVER_VERSION = "550.54.15 (simulated)"
+FAKE_DRIVER_VERSION = "550.54.15"
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class FakeNvml:
         return True
 
     def driver_version(self) -> str | None:
-        """A plausible driver version, marked as simulated."""
+        """A plausible driver version (``simulated`` says it is not real)."""
         return FAKE_DRIVER_VERSION
 
     def discover(self) -> list[GpuIdentity]:
