@@ -6,7 +6,9 @@ for the supervisor (reference A.4):
 - NotSupported / FunctionNotFound: "not available" (``None``), remembered per (GPU, metric) so the
   call is not repeated;
 - GpuIsLost / Unknown / GpuNotFound: the GPU is lost; ResetRequired / CorruptedInforom: a hard
-  failure. Either way the whole reading is marked failed and every metric is ``None``;
+  failure. Either way the whole reading is marked failed and every metric is ``None``. An
+  Unknown error from one metric counts only if the GPU also fails a basic memory query, so one
+  odd counter on one driver cannot take a working GPU out of the fleet;
 - Uninitialized / DriverNotLoaded / LibraryNotFound / LibRmVersionMismatch: NVML is unusable;
 - anything else (Timeout, NoData, NoPermission, ...): ``None`` for this sample only.
 
@@ -161,6 +163,9 @@ class NvmlBackend:
             code = _code(e)
             if code == pynvml.NVML_ERROR_TIMEOUT:
                 return None
+            if code == pynvml.NVML_ERROR_UNKNOWN and key is not None and self._responds(key[0]):
+                log.warning("NVML call %s failed with an unknown error; GPU still responds", key)
+                return None
             if code in _LOST_CODES:
                 raise _HardFailure(f"GPU is lost ({_describe(e)})", lost=True) from e
             if code in _HARD_CODES:
@@ -177,6 +182,17 @@ class NvmlBackend:
                 return None
             log.debug("NVML call %s failed: %s", key, _describe(e))
             return None
+
+    def _responds(self, index: int) -> bool:
+        """Whether GPU ``index`` still answers the most basic query (memory info v1)."""
+        handle = self._handles.get(index)
+        if handle is None:
+            return False
+        try:
+            pynvml.nvmlDeviceGetMemoryInfo(handle)
+        except pynvml.NVMLError:
+            return False
+        return True
 
     # --- discovery ----------------------------------------------------------------------------
 

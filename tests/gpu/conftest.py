@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import queue
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -31,6 +32,16 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture
+def no_nvidia_driver() -> None:
+    """Skip the test on a machine where the real NVML library can be loaded."""
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return
+    pytest.skip("an NVIDIA driver is installed on this machine")
 
 
 @dataclass

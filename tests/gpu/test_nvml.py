@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from conftest import FakeDriver
 
 
-def test_missing_driver_library_raises_the_clear_no_nvml_error() -> None:
+def test_missing_driver_library_raises_the_clear_no_nvml_error(no_nvidia_driver: None) -> None:
     # Nothing is patched: on this machine libnvidia-ml.so.1 does not exist.
     with pytest.raises(NvmlUnavailableError) as info:
         open_gpu_backend(None)
@@ -167,11 +167,22 @@ def test_hard_failures_make_the_whole_reading_failed(
     backend = NvmlBackend.open()
     backend.discover()
     driver.fail("nvmlDeviceGetUtilizationRates", error, index=1)
+    driver.fail("nvmlDeviceGetMemoryInfo", error, index=1)
     r = backend.read(1)
     assert r.failed and r.lost is lost and r.error
     assert r.utilization_gpu_pct is None and r.temperature_c is None
     assert r.uuid == driver.devices[1].uuid
     assert not backend.read(0).failed  # one bad GPU does not hide the others
+
+
+def test_unknown_error_from_one_metric_of_a_responsive_gpu_is_not_lost(
+    driver: FakeDriver,
+) -> None:
+    backend = NvmlBackend.open()
+    backend.discover()
+    driver.fail("nvmlDeviceGetFanSpeed", pynvml.NVMLError_Unknown(), index=0)
+    r = backend.read(0)
+    assert not r.failed and r.fan_pct is None and r.temperature_c == 33
 
 
 def test_gpu_lost_at_discovery_is_listed_and_reads_as_lost(driver: FakeDriver) -> None:

@@ -30,7 +30,7 @@ def test_probe_reports_simulated_gpus_as_json_and_table() -> None:
     assert "gpu 1: free memory 24152 MiB < required 30000 MiB" in table
 
 
-def test_probe_without_nvml_exits_2_with_a_clear_message() -> None:
+def test_probe_without_nvml_exits_2_with_a_clear_message(no_nvidia_driver: None) -> None:
     result = run_probe()  # this test machine has no NVIDIA driver
     assert result.returncode == 2
     assert "NVML is not available" in result.stderr
