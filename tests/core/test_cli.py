@@ -94,20 +94,31 @@ def test_submit_wait_shows_progress_and_saves_outputs(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
 
-    async def work() -> None:
+    async def claim_and_report_progress() -> Any:
         worker = WorkerQueue(settings)
         outcome = await worker.claim(["comfyui"], "gpu-a", 1, timeout_s=30)
         assert outcome.job is not None
         await worker.renew(outcome.job, 0.5, "KSampler 10/20")
-        await worker.complete(outcome.job, [Output("cat_00001_.png", "image/png", b"PNGDATA")])
+        await worker.aclose()
+        return outcome.job
+
+    async def complete(job: Any) -> None:
+        worker = WorkerQueue(settings)
+        await worker.complete(job, [Output("cat_00001_.png", "image/png", b"PNGDATA")])
         await worker.aclose()
 
-    asyncio.run(work())
+    job = asyncio.run(claim_and_report_progress())
+    assert proc.stderr is not None
+    progress_lines = []
+    while not progress_lines or "KSampler 10/20" not in progress_lines[-1]:
+        progress_lines.append(proc.stderr.readline())
+        assert progress_lines[-1], "the CLI exited before showing progress"
+    assert "50% gpu-a:1" in progress_lines[-1]  # the bar names the GPU
+    asyncio.run(complete(job))
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert (tmp_path / "out" / "cat_00001_.png").read_bytes() == b"PNGDATA"
     assert "saved" in out
-    assert "gpu-a:1" in err  # the progress line names the GPU
 
 
 def test_submit_wait_reports_failure(
