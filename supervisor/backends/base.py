@@ -1,0 +1,102 @@
+"""The contract between a puller and the backend instance bound to its GPU.
+
+A puller asks its backend to :meth:`~Backend.probe` before every claim, to :meth:`~Backend.run`
+a claimed job, and to :meth:`~Backend.interrupt` it on cancel, timeout or shutdown. How a run
+ended decides who is blamed:
+
+- it returns a :class:`BackendResult`: the job completed;
+- :class:`JobRejected`: the backend refused the job itself (validation): failed, not retried;
+- :class:`JobRuntimeError`: the job failed while running: an attempt is charged, retried later;
+- :class:`JobInterrupted`: it stopped because :meth:`~Backend.interrupt` was called;
+- :class:`BackendUnavailable`: the backend is down, restarted, or answered nonsense: the job is
+  requeued without charging an attempt, and the puller stops claiming until a probe passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fleetq.model import JobError, Output
+
+#: Receives progress (0..1) and a short text, e.g. ``(0.4, "KSampler 8/20")``. Cheap and
+#: synchronous: the puller keeps the latest value and renews its lease with it.
+ProgressSink = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class BackendProbe:
+    """The answer to "may this GPU claim a job now?" from the backend's side."""
+
+    alive: bool
+    idle: bool
+    #: Why it is not ready, for the dashboard ("connection refused", "3 prompts queued").
+    detail: str = ""
+    #: Anything useful to publish (version, VRAM, loaded model), JSON-serialisable.
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.alive and self.idle
+
+
+@dataclass(frozen=True)
+class BackendResult:
+    outputs: tuple[Output, ...]
+
+
+class BackendError(Exception):
+    """Base of the ways a run can end other than success."""
+
+
+class JobRejected(BackendError):
+    """The backend refused the job as invalid; retrying cannot help."""
+
+    def __init__(self, error: JobError) -> None:
+        super().__init__(error.describe())
+        self.error = error
+
+
+class JobRuntimeError(BackendError):
+    """The job failed while executing (node error, out of memory...)."""
+
+    def __init__(self, error: JobError) -> None:
+        super().__init__(error.describe())
+        self.error = error
+
+
+class JobInterrupted(BackendError):
+    """The run stopped because it was interrupted (cancel, timeout, shutdown)."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached, restarted mid-job, or answered something malformed."""
+
+
+class Backend(Protocol):
+    """One backend instance (one ComfyUI or A1111 process) bound to one GPU."""
+
+    service: str
+    url: str
+
+    async def probe(self) -> BackendProbe:
+        """Is the instance up and idle? Never raises; a failure is ``alive=False``."""
+        ...
+
+    async def run(
+        self, job_id: str, workflow: Mapping[str, Any], progress: ProgressSink
+    ) -> BackendResult:
+        """Run one job to its end; raises a :class:`BackendError` subclass unless it completed.
+
+        ``job_id`` is fleetq's id (put in file name prefixes, logs). Cancellation of the
+        calling task must propagate (and should try to interrupt the backend).
+        """
+        ...
+
+    async def interrupt(self) -> None:
+        """Stop the job this adapter is running, if any; :meth:`run` then raises
+        :class:`JobInterrupted`. Safe to call when idle. Never raises."""
+        ...
+
+    async def aclose(self) -> None: ...
