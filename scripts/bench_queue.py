@@ -1,0 +1,1116 @@
+"""Queue benchmark: fleetq side by side with arq, RQ, saq and BullMQ (Python) on one redis-server.
+
+One run starts one private ``redis-server`` (:class:`fleetq.embedded.RedisServer`, AOF off,
+loopback) and measures every system against it, flushing the database between systems:
+
+(a) submit-to-claim latency with one idle worker: the time from just before a submit to the moment
+    the worker holds the job (fleetq: ``WorkerQueue.claim`` returns; the others: the job function
+    starts). Blocking workers are checked to be blocked (``INFO clients``) before each submit.
+(b) no-op throughput: N jobs submitted one at a time (the enqueue rate), then drained by 8
+    concurrent workers (submit, claim, complete).
+(c) fleetq only: the cost of ``stats()``, ``submit()``, ``job.status()`` and ``jobs(limit=50)``
+    with 1,000 and with 1,000,000 jobs queued.
+
+Usage (from the repository root)::
+
+    .venv/bin/pip install arq rq saq bullmq      # the competitors (optional; skipped if missing)
+    .venv/bin/python scripts/bench_queue.py                   # full run, several minutes
+    .venv/bin/python scripts/bench_queue.py --quick           # smoke run, under a minute
+    .venv/bin/python scripts/bench_queue.py --quick --fleetq-only   # fleetq alone, seconds
+    .venv/bin/python scripts/bench_queue.py --write           # also update docs/BENCHMARKS.md
+
+The markdown tables go to stdout; ``--write`` replaces the section "Queue core" of
+docs/BENCHMARKS.md (other sections are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import platform
+import random
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+
+from fleetq import AsyncClient, Client, Settings  # noqa: E402
+from fleetq.embedded import RedisServer  # noqa: E402
+from fleetq.scripts import script_source  # noqa: E402
+from fleetq.store import new_job_id  # noqa: E402
+from fleetq.validation import build_spec  # noqa: E402
+from fleetq.worker import WorkerQueue  # noqa: E402
+
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+HEADING = "## Queue core (scripts/bench_queue.py)"
+SERVICE = "comfyui"
+HOST = "bench"
+WORKFLOW = {"1": {"class_type": "Noop", "inputs": {}}}
+COMPETITORS = ("arq", "rq", "saq", "bullmq")
+ALL_SYSTEMS = ("fleetq", *COMPETITORS)
+PHASE_TIMEOUT_S = 900.0
+
+# Targets from the design brief.
+LATENCY_P50_MS = 2.0
+LATENCY_P99_MS = 10.0
+THROUGHPUT_VS_ARQ = 2.0
+SCALE_RATIO = 1.5
+
+log = logging.getLogger("bench_queue")
+
+
+# -- sizes ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    latency_samples: int  # per blocking system
+    polling_samples: int  # arq: each sample waits up to its poll delay (0.5 s)
+    jobs: int  # throughput: jobs per system
+    small_size: int  # (c): the small queue
+    seed_size: int  # (c): the large queue
+    calls: int  # (c): calls timed per operation and size
+    concurrency: int = 8
+
+
+FULL = Sizes(1000, 100, 10_000, 1_000, 1_000_000, 500)
+QUICK = Sizes(200, 8, 1_000, 1_000, 20_000, 100)
+TINY = Sizes(100, 0, 400, 1_000, 5_000, 50)
+
+
+# -- small helpers --------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (``pct`` in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def version_of(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+@dataclass
+class Probe:
+    """What the workers report to: job starts (latency) and a count (throughput)."""
+
+    expected: int = 0
+    count: int = 0
+    waiter: asyncio.Future[int] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    done_ns: int = 0
+
+    def hit(self) -> None:
+        now = time.perf_counter_ns()
+        self.count += 1
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(now)
+        if self.expected and self.count >= self.expected and not self.done.is_set():
+            self.done_ns = now
+            self.done.set()
+
+
+#: The probe the job functions of the competitors report to (they are module-level functions).
+PROBE = Probe()
+
+
+async def arq_noop(ctx: dict[str, Any]) -> None:
+    PROBE.hit()
+
+
+async def saq_noop(ctx: dict[str, Any]) -> None:
+    PROBE.hit()
+
+
+async def bullmq_noop(job: Any, token: str) -> None:
+    PROBE.hit()
+
+
+#: RQ refuses functions of ``__main__``; its workers import this file by name (scripts/ is
+#: their sys.path[0], as they run this file).
+RQ_MODULE = Path(__file__).stem
+
+
+def rq_noop() -> None:
+    """RQ's job (runs in a worker process)."""
+
+
+def rq_latency_job(t0_ns: int) -> None:
+    """RQ's latency job: report the wake-up time to the parent (CLOCK_MONOTONIC is shared)."""
+    from rq import get_current_job
+
+    now = time.perf_counter_ns()
+    job = get_current_job()
+    assert job is not None
+    job.connection.rpush("bench:rq:latency", now - t0_ns)
+
+
+# -- the systems ----------------------------------------------------------------------------------
+
+
+class System:
+    """One queue library: submit one job, run and stop a pool of in-process workers."""
+
+    name = ""
+    how = ""
+
+    async def open(self) -> None: ...
+
+    async def enqueue(self) -> None:
+        raise NotImplementedError
+
+    async def start_workers(self, concurrency: int, *, defaults: bool = False) -> None:
+        raise NotImplementedError
+
+    async def stop_workers(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Fleetq(System):
+    name = "fleetq"
+
+    def __init__(self, url: str, namespace: str) -> None:
+        self.settings = Settings(redis_url=url, namespace=namespace)
+        self.client: AsyncClient | None = None
+        self.queues: list[WorkerQueue] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.stop = asyncio.Event()
+
+    async def open(self) -> None:
+        self.client = AsyncClient(self.settings)
+
+    async def enqueue(self) -> None:
+        assert self.client is not None
+        await self.client.submit(WORKFLOW, service=SERVICE)
+
+    async def start_workers(self, concurrency: int, *, defaults: bool = False) -> None:
+        self.stop.clear()
+        self.queues = [WorkerQueue(self.settings) for _ in range(concurrency)]
+        self.tasks = [
+            asyncio.create_task(self._claimer(wq, gpu), name=f"claimer-{gpu}")
+            for gpu, wq in enumerate(self.queues)
+        ]
+
+    async def _claimer(self, wq: WorkerQueue, gpu: int) -> None:
+        while not self.stop.is_set():
+            outcome = await wq.claim([SERVICE], HOST, gpu, timeout_s=0.5)
+            if outcome.job is None:
+                continue
+            PROBE.hit()  # counted at the claim: the same point as the others' job start
+            await wq.complete(outcome.job, ())
+
+    async def stop_workers(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks)
+        for wq in self.queues:
+            await wq.aclose()
+        self.queues, self.tasks = [], []
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def completed(self) -> int:
+        assert self.client is not None
+        stats = await self.client.stats()
+        return sum(s.completed for s in stats.services if s.service == SERVICE)
+
+
+class Arq(System):
+    name = "arq"
+
+    def __init__(self, url: str, port: int, poll_delay_s: float | None = None) -> None:
+        from arq.connections import RedisSettings
+
+        self.redis_settings = RedisSettings(host="127.0.0.1", port=port)
+        self.poll_delay_s = poll_delay_s
+        self.pool: Any = None
+        self.worker: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        from arq import create_pool
+
+        self.pool = await create_pool(self.redis_settings)
+
+    async def enqueue(self) -> None:
+        await self.pool.enqueue_job("arq_noop")
+
+    async def start_workers(self, concurrency: int, *, defaults: bool = False) -> None:
+        from arq.worker import Worker, func
+
+        options: dict[str, Any] = {}
+        if not defaults:
+            options["max_jobs"] = concurrency
+            if self.poll_delay_s is not None:
+                options["poll_delay"] = self.poll_delay_s
+        self.worker = Worker(
+            functions=[func(arq_noop, name="arq_noop")],
+            redis_settings=self.redis_settings,
+            handle_signals=False,
+            **options,
+        )
+        self.task = asyncio.create_task(self.worker.async_run(), name="arq-worker")
+
+    async def stop_workers(self) -> None:
+        running = [t for t in self.worker.tasks.values() if not t.done()]
+        if running:  # let the last jobs finish; close() cancels what still runs
+            await asyncio.wait(running, timeout=30)
+        await self.worker.close()  # cancels its main task
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task  # the cancellation we asked for, not ours
+
+    async def close(self) -> None:
+        await self.pool.aclose()
+
+
+class Saq(System):
+    name = "saq"
+
+    def __init__(self, url: str) -> None:
+        from saq import Queue
+
+        self.queue = Queue.from_url(url, name="bench")
+        self.worker: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self.queue.connect()
+
+    async def enqueue(self) -> None:
+        await self.queue.enqueue("saq_noop")
+
+    async def start_workers(self, concurrency: int, *, defaults: bool = False) -> None:
+        from saq import Worker
+
+        self.worker = Worker(self.queue, functions=[saq_noop], concurrency=concurrency)
+        self.worker.SIGNALS = []  # the benchmark owns the signals
+        self.task = asyncio.create_task(self.worker.start(), name="saq-worker")
+        await asyncio.sleep(0)
+
+    async def stop_workers(self) -> None:
+        await self.worker.stop()
+        if self.task is not None:
+            await self.task
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
+
+
+class Bullmq(System):
+    name = "bullmq"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.queue: Any = None
+        self.worker: Any = None
+
+    async def open(self) -> None:
+        from bullmq import Queue
+
+        self.queue = Queue("bench", {"connection": self.url})
+
+    async def enqueue(self) -> None:
+        await self.queue.add("noop", {})
+
+    async def start_workers(self, concurrency: int, *, defaults: bool = False) -> None:
+        from bullmq import Worker
+
+        opts: dict[str, Any] = {"connection": self.url}
+        if not defaults:
+            opts["concurrency"] = concurrency
+        self.worker = Worker("bench", bullmq_noop, opts)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+
+    async def stop_workers(self) -> None:
+        # force: a blocked BZPOPMIN would otherwise wait out drainDelay (5 s).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            await self.worker.close(force=True)
+
+    async def close(self) -> None:
+        with warnings.catch_warnings():  # it calls redis-py's deprecated close()
+            warnings.simplefilter("ignore", DeprecationWarning)
+            await self.queue.close()
+
+
+# -- child processes ------------------------------------------------------------------------------
+
+
+class Children:
+    """Every process the benchmark starts; :meth:`close` ends the ones still running."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+        self.procs = []
+
+
+def run_pool(children: Children, args: Sequence[str], count: int) -> float:
+    """Start ``count`` worker processes, release them together, return seconds until all exit."""
+    procs = [children.spawn(*args) for _ in range(count)]
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"worker process {shlex.join(args)} did not start: {line!r}")
+    t0 = time.perf_counter()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    deadline = t0 + PHASE_TIMEOUT_S
+    for proc in procs:
+        rc = proc.wait(timeout=max(1.0, deadline - time.perf_counter()))
+        if rc != 0:
+            raise RuntimeError(f"worker process {shlex.join(args)} exited with {rc}")
+    return time.perf_counter() - t0
+
+
+def rq_worker_main(url: str, burst: bool) -> None:
+    """Child: one RQ SimpleWorker (no fork per job) on queue ``bench``."""
+    from rq import Queue, SimpleWorker
+
+    conn = redis.Redis.from_url(url)
+    worker = SimpleWorker([Queue("bench", connection=conn)], connection=conn)
+    print("ready", flush=True)
+    if burst:
+        sys.stdin.readline()
+    worker.work(burst=burst, logging_level="WARNING")
+
+
+def fleetq_worker_main(url: str, namespace: str) -> None:
+    """Child: one fleetq claimer that drains the queue and exits (burst)."""
+
+    async def drain() -> None:
+        wq = WorkerQueue(Settings(redis_url=url, namespace=namespace))
+        try:
+            await wq.paused_services()  # connect before the clock starts
+            print("ready", flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            while True:
+                outcome = await wq.try_claim([SERVICE], HOST, 0)
+                if outcome.job is None:
+                    return
+                await wq.complete(outcome.job, ())
+        finally:
+            await wq.aclose()
+
+    asyncio.run(drain())
+
+
+# -- (a) latency ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LatencyRow:
+    system: str
+    how: str
+    samples: list[float] = field(default_factory=list)  # ms
+    note: str = ""
+
+
+async def wait_blocked(monitor: aioredis.Redis, timeout_s: float = 10.0) -> None:
+    """Wait until a client is blocked in Redis (the idle worker's blocking pop)."""
+    deadline = time.monotonic() + timeout_s
+    while int((await monitor.info("clients"))["blocked_clients"]) < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no worker blocked in Redis within the timeout")
+        await asyncio.sleep(0.001)
+
+
+async def measure_latency(
+    system: System, samples: int, monitor: aioredis.Redis, blocking: bool, defaults: bool = False
+) -> list[float]:
+    global PROBE
+    PROBE = Probe()
+    rng = random.Random(7)
+    loop = asyncio.get_running_loop()
+    warmup = 3 if blocking else 1
+    await system.open()
+    await system.start_workers(1, defaults=defaults)
+    out: list[float] = []
+    try:
+        for i in range(samples + warmup):
+            if blocking:
+                await wait_blocked(monitor)
+            else:  # a polling worker: submit at a random phase of its poll cycle
+                await asyncio.sleep(rng.uniform(0.05, 0.55))
+            PROBE.waiter = loop.create_future()
+            t0 = time.perf_counter_ns()
+            await system.enqueue()
+            t1 = await asyncio.wait_for(PROBE.waiter, 30)
+            if i >= warmup:
+                out.append((t1 - t0) / 1e6)
+    finally:
+        await system.stop_workers()
+        await system.close()
+    return out
+
+
+def measure_rq_latency(url: str, children: Children, samples: int) -> list[float]:
+    from rq import Queue
+
+    conn = redis.Redis.from_url(url)
+    queue = Queue("bench", connection=conn)
+    proc = children.spawn("--rq-worker", url)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    out: list[float] = []
+    try:
+        for i in range(samples + 3):
+            deadline = time.monotonic() + 10
+            while int(conn.info("clients")["blocked_clients"]) < 1:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the RQ worker never blocked")
+                time.sleep(0.001)
+            t0 = time.perf_counter_ns()
+            queue.enqueue(f"{RQ_MODULE}.rq_latency_job", t0)
+            reply = conn.blpop(["bench:rq:latency"], timeout=30)
+            if reply is None:
+                raise RuntimeError("the RQ worker did not run the job")
+            if i >= 3:
+                out.append(int(reply[1]) / 1e6)
+    finally:
+        proc.terminate()
+        conn.close()
+    return out
+
+
+# -- (b) throughput -------------------------------------------------------------------------------
+
+
+@dataclass
+class ThroughputRow:
+    system: str
+    workers: str
+    jobs: int
+    enqueue_s: float
+    drain_s: float
+    note: str = ""
+
+    @property
+    def enqueue_rate(self) -> float:
+        return self.jobs / self.enqueue_s
+
+    @property
+    def drain_rate(self) -> float:
+        return self.jobs / self.drain_s
+
+
+async def measure_throughput(system: System, jobs: int, concurrency: int) -> tuple[float, float]:
+    """Submit ``jobs`` one at a time, then drain them with ``concurrency`` workers."""
+    global PROBE
+    await system.open()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(jobs):
+            await system.enqueue()
+        enqueue_s = time.perf_counter() - t0
+        PROBE = Probe(expected=jobs)
+        t0_ns = time.perf_counter_ns()
+        await system.start_workers(concurrency)
+        try:
+            await asyncio.wait_for(PROBE.done.wait(), PHASE_TIMEOUT_S)
+        finally:
+            await system.stop_workers()
+        drain_s = (PROBE.done_ns - t0_ns) / 1e9
+    finally:
+        await system.close()
+    return enqueue_s, drain_s
+
+
+def rq_enqueue(url: str, jobs: int) -> float:
+    from rq import Queue
+
+    conn = redis.Redis.from_url(url)
+    try:
+        queue = Queue("bench", connection=conn)
+        t0 = time.perf_counter()
+        for _ in range(jobs):
+            queue.enqueue(f"{RQ_MODULE}.rq_noop")
+        return time.perf_counter() - t0
+    finally:
+        conn.close()
+
+
+def rq_finished(url: str) -> int:
+    from rq import Queue
+    from rq.registry import FinishedJobRegistry
+
+    conn = redis.Redis.from_url(url)
+    try:
+        return FinishedJobRegistry(queue=Queue("bench", connection=conn)).count
+    finally:
+        conn.close()
+
+
+# -- (c) cost at 1k and 1M queued -----------------------------------------------------------------
+
+
+@dataclass
+class ScaleRow:
+    call: str
+    small: list[float]  # ms
+    large: list[float]
+
+
+def seed(client: Client, count: int, batch: int = 5_000) -> str:
+    """Queue ``count`` tiny jobs fast: the submit script in pipelines. Returns the middle job id."""
+    store = client.store
+    script = store.redis.register_script(script_source("submit"))
+    spec = build_spec(WORKFLOW, client.settings, service=SERVICE)
+    middle = ""
+    done = 0
+    while done < count:
+        n = min(batch, count - done)
+        pipe = store.redis.pipeline(transaction=False)
+        for i in range(n):
+            job_id = new_job_id()
+            if done + i == count // 2:
+                middle = job_id
+            call = store.protocol.submit(spec, job_id)
+            script(keys=call.keys, args=call.args, client=pipe)
+        replies = pipe.execute()
+        created = sum(1 for r in replies if r[0] == b"created")
+        if created != n:
+            raise RuntimeError(f"seeding: {n - created} of {n} submits were not created")
+        done += n
+    return middle
+
+
+def time_calls(fn: Callable[[], object], calls: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(calls):
+        t0 = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
+
+
+def measure_scale(
+    url: str, sizes: Sizes, say: Callable[[str], None]
+) -> tuple[list[ScaleRow], dict]:
+    settings = Settings(redis_url=url, namespace="bench-scale")
+    facts: dict[str, Any] = {}
+    with Client(settings) as client:
+        results: dict[str, dict[str, list[float]]] = {}
+        queued = 0
+        for label, size in (("small", sizes.small_size), ("large", sizes.seed_size)):
+            t0 = time.perf_counter()
+            middle = seed(client, size - queued)
+            queued = size
+            seed_s = time.perf_counter() - t0
+            say(f"  seeded {size:,} jobs in {seed_s:.1f} s")
+            facts[f"seed_{label}_s"] = seed_s
+            job = client.get(middle)
+            position = job.status().position
+            assert position is not None
+            facts[f"position_{label}"] = position
+            facts[f"used_memory_{label}"] = int(client.store.redis.info("memory")["used_memory"])
+            results[label] = {
+                "stats()": time_calls(client.stats, sizes.calls),
+                "submit()": time_calls(
+                    lambda: client.submit(WORKFLOW, service=SERVICE), sizes.calls
+                ),
+                "job.status() (ZRANK)": time_calls(job.status, sizes.calls),
+                "jobs(limit=50)": time_calls(lambda: client.jobs(limit=50), sizes.calls),
+            }
+            queued += sizes.calls + 20  # the submits just timed
+        stats = client.stats()
+        facts["queued_final"] = sum(s.queued for s in stats.services)
+    rows = [
+        ScaleRow(name, results["small"][name], results["large"][name]) for name in results["small"]
+    ]
+    return rows, facts
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    sizes: Sizes
+    command: str
+    facts: dict[str, str] = field(default_factory=dict)
+    latency: list[LatencyRow] = field(default_factory=list)
+    throughput: list[ThroughputRow] = field(default_factory=list)
+    scale: list[ScaleRow] = field(default_factory=list)
+    scale_facts: dict[str, Any] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def targets(self) -> list[tuple[str, bool | None, str]]:
+        out: list[tuple[str, bool | None, str]] = []
+        lat = next((r for r in self.latency if r.system == "fleetq" and r.samples), None)
+        if lat is not None:
+            p50, p99 = percentile(lat.samples, 50), percentile(lat.samples, 99)
+            out.append(
+                (f"latency p50 <= {LATENCY_P50_MS:g} ms", p50 <= LATENCY_P50_MS, f"{p50:.2f} ms")
+            )
+            out.append(
+                (f"latency p99 <= {LATENCY_P99_MS:g} ms", p99 <= LATENCY_P99_MS, f"{p99:.2f} ms")
+            )
+        fq = next((r for r in self.throughput if r.system == "fleetq"), None)
+        arqs = [r for r in self.throughput if r.system.startswith("arq")]
+        if fq is not None:
+            if arqs:
+                best = max(arqs, key=lambda r: r.drain_rate)
+                ratio = fq.drain_rate / best.drain_rate
+                out.append(
+                    (
+                        f"throughput >= {THROUGHPUT_VS_ARQ:g}x arq (its fastest row)",
+                        ratio >= THROUGHPUT_VS_ARQ,
+                        f"{ratio:.1f}x ({fq.drain_rate:,.0f} vs {best.drain_rate:,.0f} jobs/s)",
+                    )
+                )
+            else:
+                out.append((f"throughput >= {THROUGHPUT_VS_ARQ:g}x arq", None, "arq not run"))
+        for row in self.scale:
+            ratio = statistics.median(row.large) / statistics.median(row.small)
+            flat = ratio <= SCALE_RATIO
+            out.append((f"{row.call} flat (large within {SCALE_RATIO:g}x of small)", flat,
+                        f"{ratio:.2f}x"))  # fmt: skip
+        return out
+
+    def markdown(self) -> str:
+        s = self.sizes
+        f = self.facts
+        lines = [
+            HEADING,
+            "",
+            f"Measured {f['date']} on {f['cpus']} CPUs ({f['cpu']}), {f['os']}, "
+            f"Python {f['python']}, redis-server {f['redis_server']} (private, loopback, AOF and "
+            f"RDB off), redis-py {f['redis_py']} ({f['parser']} parser). Libraries: "
+            f"{f['libraries']}.",
+            "",
+            "Reproduce (from the repository root):",
+            "",
+            "```sh",
+            ".venv/bin/pip install arq rq saq bullmq   # optional; a missing one is skipped",
+            self.command,
+            "```",
+            "",
+            "Every system runs in the same process run, against the same redis-server, one after "
+            "the other; the database is flushed between systems. Clients and workers run on the "
+            "same machine as Redis, so the CPUs are shared by Redis, the workers and the "
+            "submitter.",
+            "",
+        ]
+        if self.latency:
+            lines += [
+                "### Submit-to-claim latency, one idle worker",
+                "",
+                "From just before the submit call to the moment the worker holds the job "
+                "(fleetq: `WorkerQueue.claim` returns; the others: the job function starts). "
+                "Before each submit of a blocking system the benchmark waits until Redis reports "
+                "the worker blocked (`INFO clients`); a polling system gets each submit at a "
+                "random point of its poll cycle.",
+                "",
+                "| system | how the idle worker waits | samples | p50 ms | p99 ms | max ms |",
+                "|---|---|---:|---:|---:|---:|",
+            ]
+            for r in self.latency:
+                if not r.samples:
+                    lines.append(f"| {r.system} | {r.how} | - | - | - | {r.note} |")
+                    continue
+                lines.append(
+                    f"| {r.system} | {r.how} | {len(r.samples)} | "
+                    f"{percentile(r.samples, 50):.2f} | {percentile(r.samples, 99):.2f} | "
+                    f"{max(r.samples):.2f} |"
+                )
+            lines.append("")
+        if self.throughput:
+            arq_rates = [r.drain_rate for r in self.throughput if r.system.startswith("arq")]
+            best_arq = max(arq_rates) if arq_rates else None
+            lines += [
+                f"### No-op throughput, {s.concurrency} concurrent workers",
+                "",
+                "Each system first takes its jobs one submit call at a time from one asyncio "
+                "task (RQ: one synchronous client), which gives the enqueue rate; then its "
+                "workers drain the queue. The drain clock runs from starting the workers until "
+                "the last job is claimed (fleetq) or starts (the others).",
+                "",
+                "| system | workers | jobs | enqueue jobs/s | drain jobs/s | drain vs best arq |",
+                "|---|---|---:|---:|---:|---:|",
+            ]
+            for r in self.throughput:
+                vs = f"{r.drain_rate / best_arq:.1f}x" if best_arq else "-"
+                lines.append(
+                    f"| {r.system} | {r.workers} | {r.jobs:,} | {r.enqueue_rate:,.0f} | "
+                    f"{r.drain_rate:,.0f} | {vs} |"
+                )
+            lines.append("")
+        if self.scale:
+            sf = self.scale_facts
+            lines += [
+                f"### fleetq: cost with {s.small_size:,} vs {s.seed_size:,} jobs queued",
+                "",
+                f"Synchronous `Client`, one call at a time, {s.calls} calls per row after 20 "
+                f"warm-up calls. The queue is seeded with the submit script in pipelines "
+                f"({s.seed_size:,} jobs in {sf.get('seed_large_s', 0):.0f} s). `job.status()` "
+                f"asks for a job in the middle of the queue (position "
+                f"{sf.get('position_large', 0):,} of the large one). Redis memory: "
+                f"{sf.get('used_memory_small', 0) / 2**20:,.0f} MiB small, "
+                f"{sf.get('used_memory_large', 0) / 2**20:,.0f} MiB large.",
+                "",
+                f"| call | p50 ms at {s.small_size:,} | p50 ms at {s.seed_size:,} | ratio | "
+                f"p99 ms at {s.small_size:,} | p99 ms at {s.seed_size:,} |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for row in self.scale:
+                a, b = statistics.median(row.small), statistics.median(row.large)
+                lines.append(
+                    f"| `{row.call}` | {a:.3f} | {b:.3f} | {b / a:.2f}x | "
+                    f"{percentile(row.small, 99):.3f} | {percentile(row.large, 99):.3f} |"
+                )
+            lines.append("")
+        targets = self.targets()
+        if targets:
+            lines += ["### Targets", "", "| target | result | measured |", "|---|---|---|"]
+            for name, ok, measured in targets:
+                verdict = "n/a" if ok is None else ("met" if ok else "**missed**")
+                lines.append(f"| {name} | {verdict} | {measured} |")
+            lines.append("")
+        lines += ["### How each system was run", ""]
+        lines += [f"- {line}" for line in HOW_RUN if line.split(":", 1)[0] in self.systems_run()]
+        lines += [f"- {line}" for line in self.skipped]
+        lines.append("")
+        return "\n".join(lines)
+
+    def systems_run(self) -> set[str]:
+        names = {r.system.split(" ")[0] for r in self.latency + self.throughput}  # type: ignore[operator]
+        return names | ({"fleetq"} if self.scale else set())
+
+
+HOW_RUN = (
+    "fleetq: latency: one claimer task looping `WorkerQueue.claim` (BZPOPMIN on the service's "
+    "wake-up marker, then the claim script), the submitter an `AsyncClient` in the same event "
+    "loop. Throughput: 8 claimer tasks in one asyncio process, each with its own `WorkerQueue` "
+    "(own connection), each looping `claim` then `complete`; the drain clock stops at the last "
+    'claim. The row "fleetq (8 processes)" runs 8 processes of one claimer each '
+    "(`try_claim`/`complete` until the queue is empty), timed from their release to their exit, "
+    "like RQ.",
+    "arq: latency with arq's default worker settings (`poll_delay` 0.5 s, `max_jobs` 10): its "
+    "worker polls the queue, so a submit waits for the next poll. Throughput: one `Worker` with "
+    "`max_jobs=8` in the benchmark's event loop, once with the default `poll_delay` (0.5 s: "
+    "after each batch of up to 100 job ids the worker sleeps out the rest of 0.5 s) and once "
+    "with `poll_delay=0.01`. Jobs via `ArqRedis.enqueue_job`.",
+    "rq: `SimpleWorker` (no fork per job) in separate processes, since RQ is synchronous. "
+    "Latency: one non-burst worker process blocked in BLPOP; the job pushes its start time "
+    "(`time.perf_counter_ns`, CLOCK_MONOTONIC, shared by the processes) back to the benchmark. "
+    "Throughput: 8 worker processes in burst mode, started and connected first, then released "
+    "together; timed from their release to their exit. Jobs via `Queue.enqueue`.",
+    "saq: one `Worker(concurrency=N)` in the benchmark's event loop (N = 1 for latency, 8 for "
+    "throughput); its idle workers block in BLMOVE. Jobs via `Queue.enqueue`.",
+    "bullmq: the Python port's `Worker` with `concurrency` N (1 for latency, 8 for throughput) "
+    "in the benchmark's event loop; idle, it blocks in BZPOPMIN on the queue's marker. Jobs via "
+    "`Queue.add`.",
+)
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def machine_facts(url: str) -> dict[str, str]:
+    conn = redis.Redis.from_url(url)
+    try:
+        server = conn.info("server")
+    finally:
+        conn.close()
+    libs = [f"{name} {version_of(name)}" for name in COMPETITORS if installed(name)]
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": str(os.cpu_count()),
+        "cpu": cpu_model(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "redis_server": str(server["redis_version"]),
+        "redis_py": version_of("redis"),
+        "parser": "hiredis" if installed("hiredis") else "pure-Python",
+        "libraries": ", ".join(libs) if libs else "none of arq, rq, saq, bullmq installed",
+    }
+
+
+async def run_async_phases(
+    url: str, port: int, systems: Sequence[str], sizes: Sizes, report: Report, children: Children,
+    say: Callable[[str], None],
+) -> None:  # fmt: skip
+    flush = redis.Redis.from_url(url)
+    monitor = aioredis.Redis.from_url(url)
+    try:
+
+        def fresh() -> None:
+            flush.flushall()
+
+        # (a) latency
+        plans: list[tuple[str, str, Callable[[], System], bool, int, bool]] = []
+        if "fleetq" in systems:
+            plans.append(("fleetq", "BZPOPMIN on a marker, then the claim script",
+                          lambda: Fleetq(url, "bench-lat"), True, sizes.latency_samples, False))  # fmt: skip
+        if "arq" in systems and sizes.polling_samples:
+            plans.append(("arq (defaults)", "polls every 0.5 s (`poll_delay` default)",
+                          lambda: Arq(url, port), False, sizes.polling_samples, True))  # fmt: skip
+        if "saq" in systems:
+            plans.append(("saq", "BLMOVE on the queue list", lambda: Saq(url), True,
+                          sizes.latency_samples, False))  # fmt: skip
+        if "bullmq" in systems:
+            plans.append(("bullmq", "BZPOPMIN on a marker", lambda: Bullmq(url), True,
+                          sizes.latency_samples, False))  # fmt: skip
+        for name, how, make, blocking, samples, defaults in plans:
+            fresh()
+            say(f"latency: {name} ({samples} samples)")
+            values = await measure_latency(make(), samples, monitor, blocking, defaults)
+            report.latency.append(LatencyRow(name, how, values))
+        if "rq" in systems:
+            fresh()
+            say(f"latency: rq ({sizes.latency_samples} samples)")
+            values = await asyncio.to_thread(
+                measure_rq_latency, url, children, sizes.latency_samples
+            )
+            report.latency.append(LatencyRow("rq", "BLPOP on the queue list (worker process)",
+                                             values))  # fmt: skip
+
+        # (b) throughput
+        n, c = sizes.jobs, sizes.concurrency
+        tplans: list[tuple[str, str, Callable[[], System]]] = []
+        if "fleetq" in systems:
+            tplans.append(("fleetq", f"{c} asyncio claimers, 1 process",
+                           lambda: Fleetq(url, "bench-tp")))  # fmt: skip
+        if "arq" in systems:
+            tplans.append(("arq (poll_delay 0.5 s)", f"1 Worker, max_jobs={c}",
+                           lambda: Arq(url, port)))  # fmt: skip
+            tplans.append(("arq (poll_delay 0.01 s)", f"1 Worker, max_jobs={c}",
+                           lambda: Arq(url, port, poll_delay_s=0.01)))  # fmt: skip
+        if "saq" in systems:
+            tplans.append(("saq", f"1 Worker, concurrency={c}", lambda: Saq(url)))
+        if "bullmq" in systems:
+            tplans.append(("bullmq", f"1 Worker, concurrency={c}", lambda: Bullmq(url)))
+        for name, workers, make in tplans:
+            fresh()
+            say(f"throughput: {name} ({n:,} jobs)")
+            system = make()
+            enqueue_s, drain_s = await measure_throughput(system, n, c)
+            if isinstance(system, Fleetq):
+                await system.open()
+                try:
+                    completed = await system.completed()
+                finally:
+                    await system.close()
+                if completed != n:
+                    raise RuntimeError(f"fleetq completed {completed} of {n} jobs")
+            report.throughput.append(ThroughputRow(name, workers, n, enqueue_s, drain_s))
+        if "fleetq" in systems:
+            fresh()
+            say(f"throughput: fleetq, {c} processes ({n:,} jobs)")
+            system = Fleetq(url, "bench-tp")
+            await system.open()
+            try:
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    await system.enqueue()
+                enqueue_s = time.perf_counter() - t0
+                drain_s = await asyncio.to_thread(
+                    run_pool, children, ("--fleetq-worker", url, "bench-tp"), c
+                )
+                completed = await system.completed()
+            finally:
+                await system.close()
+            if completed != n:
+                raise RuntimeError(f"fleetq (processes) completed {completed} of {n} jobs")
+            report.throughput.append(
+                ThroughputRow(
+                    "fleetq (8 processes)", f"{c} processes, 1 claimer each", n, enqueue_s, drain_s
+                )  # fmt: skip
+            )
+        if "rq" in systems:
+            fresh()
+            say(f"throughput: rq ({n:,} jobs)")
+            enqueue_s = await asyncio.to_thread(rq_enqueue, url, n)
+            drain_s = await asyncio.to_thread(run_pool, children, ("--rq-worker-burst", url), c)
+            finished = await asyncio.to_thread(rq_finished, url)
+            if finished != n:
+                raise RuntimeError(f"rq finished {finished} of {n} jobs")
+            report.throughput.append(
+                ThroughputRow("rq", f"{c} SimpleWorker processes, burst", n, enqueue_s, drain_s)
+            )
+        fresh()
+    finally:
+        flush.close()
+        await monitor.aclose()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run under 60 s")
+    p.add_argument("--fleetq-only", action="store_true", help="fleetq alone, tiny sizes (< 15 s)")
+    p.add_argument("--systems", help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}")
+    p.add_argument("--jobs", type=int, help="throughput: jobs per system")
+    p.add_argument("--seed-size", type=int, help="(c): the large queue (default 1,000,000)")
+    p.add_argument("--latency-samples", type=int, help="latency samples per blocking system")
+    p.add_argument("--no-scale", action="store_true", help="skip (c), the 1k vs 1M queue")
+    p.add_argument("--write", action="store_true", help=f"update {DOC.relative_to(ROOT)}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    # Internal: the worker processes this script starts.
+    p.add_argument("--rq-worker", metavar="URL", help=argparse.SUPPRESS)
+    p.add_argument("--rq-worker-burst", metavar="URL", help=argparse.SUPPRESS)
+    p.add_argument("--fleetq-worker", nargs=2, metavar=("URL", "NS"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def command_line(argv: Sequence[str]) -> str:
+    script = Path(__file__).resolve().relative_to(ROOT)
+    return shlex.join([".venv/bin/python", str(script), *argv])
+
+
+def write_doc(section: str) -> None:
+    """Replace (or add) this benchmark's section of docs/BENCHMARKS.md, keeping the others."""
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        rest = "\n".join(lines[end:])
+        new = "\n".join(lines[:start]) + "\n" + section.rstrip("\n") + "\n"
+        if rest:
+            new += "\n" + rest.rstrip("\n") + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(new.lstrip("\n"), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.rq_worker:
+        rq_worker_main(args.rq_worker, burst=False)
+        return 0
+    if args.rq_worker_burst:
+        rq_worker_main(args.rq_worker_burst, burst=True)
+        return 0
+    if args.fleetq_worker:
+        fleetq_worker_main(*args.fleetq_worker)
+        return 0
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # saq warns when the benchmark cancels its idle workers at the end of a phase.
+    logging.getLogger("saq").setLevel(logging.ERROR)
+    sizes = TINY if args.fleetq_only else QUICK if args.quick else FULL
+    overrides = {
+        "jobs": args.jobs,
+        "seed_size": args.seed_size,
+        "latency_samples": args.latency_samples,
+    }
+    sizes = Sizes(**{**sizes.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    if sizes.seed_size <= sizes.small_size:
+        raise SystemExit(f"--seed-size must be larger than {sizes.small_size}")
+    wanted = ("fleetq",) if args.fleetq_only else ALL_SYSTEMS
+    if args.systems:
+        wanted = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+        unknown = set(wanted) - set(ALL_SYSTEMS)
+        if unknown:
+            raise SystemExit(f"unknown systems: {', '.join(sorted(unknown))}")
+    report = Report(sizes, command_line([a for a in argv if a not in ("-v", "--verbose")]))
+    systems = []
+    for name in wanted:
+        if name == "fleetq" or installed(name):
+            systems.append(name)
+        else:
+            report.skipped.append(f"{name}: not installed, skipped (`pip install {name}`)")
+
+    def say(message: str) -> None:
+        print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+    server = RedisServer(appendonly=False)
+    children = Children()
+    started = time.perf_counter()
+    try:
+        server.start()
+        report.facts = machine_facts(server.url)
+        asyncio.run(
+            run_async_phases(server.url, server.port, systems, sizes, report, children, say)
+        )
+        if "fleetq" in systems and not args.no_scale:
+            say(f"scale: fleetq at {sizes.small_size:,} and {sizes.seed_size:,} queued")
+            report.scale, report.scale_facts = measure_scale(server.url, sizes, say)
+    finally:
+        children.close()
+        server.close()
+    say(f"done in {time.perf_counter() - started:.0f} s")
+    section = report.markdown()
+    print(section)
+    if args.write:
+        write_doc(section)
+        say(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
