@@ -1,0 +1,83 @@
+"""Start fake ComfyUI instances: from Python (``serve_comfyui``), blocking
+(``run_fake_comfyui``) or from the shell (``python -m supervisor.fakes.comfyui``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from supervisor.fakes.comfyui.options import ComfyUIOptions
+from supervisor.fakes.comfyui.server import FakeComfyUI
+from supervisor.fakes.group import FakeGroup, run_until_signalled, start_group
+from supervisor.fakes.listener import STARTUP_MODES
+
+
+async def serve_comfyui(
+    host: str = "127.0.0.1",
+    port: int = 8188,
+    count: int = 1,
+    options: ComfyUIOptions | None = None,
+) -> FakeGroup[FakeComfyUI]:
+    """Start ``count`` fake ComfyUI servers on ``port``, ``port + 1``, ... (0: ephemeral ports).
+
+    Returns once every port is bound (accepting may wait for ``startup_delay_s``). Close the
+    group with ``await group.aclose()`` or ``async with``.
+    """
+    settings = options or ComfyUIOptions()
+
+    def make(index: int, instance_port: int) -> FakeComfyUI:
+        return FakeComfyUI(host, instance_port, settings, index=index)
+
+    return await start_group(make, port, count)
+
+
+def run_fake_comfyui(host: str, port: int, count: int = 1, **options: Any) -> None:
+    """Blocking: serve ``count`` fake ComfyUI instances until SIGINT or SIGTERM.
+
+    ``options`` are ``ComfyUIOptions`` fields (``history_delay_s=0.2``, ``caching=False``,
+    ``startup_delay_s=5``, ``checkpoints=("model.safetensors",)``, ...).
+    """
+    settings = ComfyUIOptions(**options)
+    run_until_signalled(lambda: serve_comfyui(host, port, count, settings))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m supervisor.fakes.comfyui",
+        description="Fake ComfyUI servers for fleetq tests and demos.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8188, help="first port (default 8188)")
+    parser.add_argument("--count", type=int, default=1, help="instances on consecutive ports")
+    parser.add_argument("--history-delay", type=float, default=0.0, metavar="SECONDS",
+                        help="delay the history write after the terminal event")
+    parser.add_argument("--no-cache", action="store_true", help="like ComfyUI --cache-none")
+    parser.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS",
+                        help="unreachable for this long after start and after /fake/restart")
+    parser.add_argument("--startup-mode", choices=STARTUP_MODES, default="refuse")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME",
+                        help="a checkpoint file name to offer (repeatable)")
+    parser.add_argument("--base-dir", default=None,
+                        help="folder for output/input/temp (default: a temporary folder)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m supervisor.fakes.comfyui --port 8188 --count 4``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    run_fake_comfyui(
+        args.host,
+        args.port,
+        args.count,
+        history_delay_s=args.history_delay,
+        caching=not args.no_cache,
+        startup_delay_s=args.startup_delay,
+        startup_mode=args.startup_mode,
+        checkpoints=tuple(args.checkpoint),
+        base_dir=args.base_dir,
+    )
+    return 0

@@ -1,0 +1,88 @@
+"""Settings of the fake ComfyUI: fixed at start, several of them switchable at run time."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from supervisor.fakes.listener import STARTUP_MODES, StartupMode
+
+MAXIMUM_HISTORY_SIZE = 10000
+"""ComfyUI's own cap (``execution.py``); the oldest entry is evicted first."""
+
+
+def _check_types(options: ComfyUIOptions) -> None:
+    """Reject values of the wrong type early (``/fake/config`` takes JSON from anyone)."""
+    for name in ("history_delay_s", "startup_delay_s"):
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+    for name in ("max_history", "vram_total_bytes"):
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not isinstance(options.caching, bool):
+        raise ValueError(f"caching must be true or false, got {options.caching!r}")
+    if not isinstance(options.checkpoints, tuple) or not all(
+        isinstance(name, str) for name in options.checkpoints
+    ):
+        raise ValueError("checkpoints must be a list of file names")
+    if options.base_dir is not None and not isinstance(options.base_dir, str):
+        raise ValueError("base_dir must be a string")
+
+
+@dataclass(frozen=True)
+class ComfyUIOptions:
+    """Behaviour switches of one fake ComfyUI instance.
+
+    Fields marked *runtime* may be changed on a running server with
+    ``FakeComfyUI.configure(...)`` or ``POST /fake/config``.
+    """
+
+    history_delay_s: float = 0.0
+    """*runtime*: wait this long between the terminal event (``execution_success`` / ``_error``
+    / ``_interrupted``) and the history write; reproduces ComfyUI issue #11540. The final
+    ``status`` and ``executing{node:null}`` still come after the write."""
+    caching: bool = True
+    """*runtime*: classic output cache (identical graphs are served from cache). False is
+    ComfyUI's ``--cache-none``."""
+    startup_delay_s: float = 0.0
+    """*runtime*: unreachable for this long after start and after each ``restart`` (see
+    ``startup_mode``)."""
+    startup_mode: StartupMode = "refuse"
+    """*runtime*: ``"refuse"`` (port not listening yet) or ``"503"`` (every route answers 503)."""
+    checkpoints: tuple[str, ...] = ()
+    """*runtime*: files in ``models/checkpoints``; empty makes ``CheckpointLoaderSimple`` fail
+    validation with ``value_not_in_list``, as on a server without models."""
+    comfyui_version: str = "0.3.64"
+    """Reported in ``/system_stats``."""
+    device_name: str = "cuda:0 NVIDIA Fake GPU : cudaMallocAsync"
+    """The device reported in ``/system_stats`` (type ``cuda`` unless it starts with ``cpu``)."""
+    vram_total_bytes: int = 24 * 1024**3
+    base_dir: str | None = None
+    """Folder holding ``output/``, ``input/`` and ``temp/``; None means a private temporary
+    folder per instance, deleted on stop."""
+    max_history: int = MAXIMUM_HISTORY_SIZE
+    """*runtime*: history entries kept; the oldest is evicted first."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.checkpoints, list):
+            object.__setattr__(self, "checkpoints", tuple(self.checkpoints))
+        _check_types(self)
+        if self.history_delay_s < 0 or self.startup_delay_s < 0:
+            raise ValueError("delays must be >= 0")
+        if self.startup_mode not in STARTUP_MODES:
+            raise ValueError(f"startup_mode must be one of {STARTUP_MODES}")
+        if self.max_history < 1:
+            raise ValueError("max_history must be >= 1")
+
+    def replace(self, **changes: Any) -> ComfyUIOptions:
+        """A copy with ``changes`` applied; unknown names raise ``TypeError``."""
+        return dataclasses.replace(self, **changes)
+
+
+RUNTIME_FIELDS = frozenset(
+    {"history_delay_s", "caching", "startup_delay_s", "startup_mode", "checkpoints", "max_history"}
+)
+"""Options ``/fake/config`` may change on a running server."""
