@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -733,8 +733,9 @@ class Report:
         for row in self.scale:
             ratio = statistics.median(row.large) / statistics.median(row.small)
             flat = ratio <= SCALE_RATIO
-            out.append((f"{row.call} flat (large within {SCALE_RATIO:g}x of small)", flat,
-                        f"{ratio:.2f}x"))  # fmt: skip
+            out.append(
+                (f"{row.call} flat (large within {SCALE_RATIO:g}x of small)", flat, f"{ratio:.2f}x")
+            )
         return out
 
     def markdown(self) -> str:
@@ -876,13 +877,13 @@ HOW_RUN = (
 # -- the run --------------------------------------------------------------------------------------
 
 
-def machine_facts(url: str) -> dict[str, str]:
+def machine_facts(url: str, systems: Sequence[str]) -> dict[str, str]:
     conn = redis.Redis.from_url(url)
     try:
         server = conn.info("server")
     finally:
         conn.close()
-    libs = [f"{name} {version_of(name)}" for name in COMPETITORS if installed(name)]
+    libs = [f"{name} {version_of(name)}" for name in systems if name != "fleetq"]
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
@@ -892,116 +893,159 @@ def machine_facts(url: str) -> dict[str, str]:
         "redis_server": str(server["redis_version"]),
         "redis_py": version_of("redis"),
         "parser": "hiredis" if installed("hiredis") else "pure-Python",
-        "libraries": ", ".join(libs) if libs else "none of arq, rq, saq, bullmq installed",
+        "libraries": ", ".join(libs) if libs else "none (fleetq only)",
     }
 
 
+@dataclass(frozen=True)
+class Plan:
+    """One row to measure: a label, how its workers run or wait, and a factory of the system."""
+
+    label: str
+    how: str
+    make: Callable[[], System]
+    blocking: bool = True  # latency: the idle worker blocks in Redis (else it polls)
+    defaults: bool = False  # latency: the library's default worker settings
+
+
+def latency_plans(url: str, port: int, systems: Sequence[str]) -> list[Plan]:
+    plans = []
+    if "fleetq" in systems:
+        how = "BZPOPMIN on a marker, then the claim script"
+        plans.append(Plan("fleetq", how, lambda: Fleetq(url, "bench-lat")))
+    if "arq" in systems:
+        how = "polls every 0.5 s (`poll_delay` default)"
+        plans.append(Plan("arq (defaults)", how, lambda: Arq(url, port), False, True))
+    if "saq" in systems:
+        plans.append(Plan("saq", "BLMOVE on the queue list", lambda: Saq(url)))
+    if "bullmq" in systems:
+        plans.append(Plan("bullmq", "BZPOPMIN on a marker", lambda: Bullmq(url)))
+    return plans
+
+
+def throughput_plans(url: str, port: int, systems: Sequence[str], c: int) -> list[Plan]:
+    plans = []
+    if "fleetq" in systems:
+        how = f"{c} asyncio claimers, 1 process"
+        plans.append(Plan("fleetq", how, lambda: Fleetq(url, "bench-tp")))
+    if "arq" in systems:
+        how = f"1 Worker, max_jobs={c}"
+        plans.append(Plan("arq (poll_delay 0.5 s)", how, lambda: Arq(url, port)))
+        plans.append(Plan("arq (poll_delay 0.01 s)", how, lambda: Arq(url, port, 0.01)))
+    if "saq" in systems:
+        plans.append(Plan("saq", f"1 Worker, concurrency={c}", lambda: Saq(url)))
+    if "bullmq" in systems:
+        plans.append(Plan("bullmq", f"1 Worker, concurrency={c}", lambda: Bullmq(url)))
+    return plans
+
+
 async def run_async_phases(
-    url: str, port: int, systems: Sequence[str], sizes: Sizes, report: Report, children: Children,
+    url: str,
+    port: int,
+    systems: Sequence[str],
+    sizes: Sizes,
+    report: Report,
+    children: Children,
     say: Callable[[str], None],
-) -> None:  # fmt: skip
+) -> None:
+    """(a) and (b) for every system, one after the other, flushing Redis in between."""
     flush = redis.Redis.from_url(url)
     monitor = aioredis.Redis.from_url(url)
-    try:
+    n, c = sizes.jobs, sizes.concurrency
 
-        def fresh() -> None:
-            flush.flushall()
+    async def attempt(label: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one measurement on a fresh database; a competitor's failure only skips its row."""
+        flush.flushall()
+        try:
+            await step()
+        except Exception as e:
+            if label.startswith("fleetq"):
+                raise
+            say(f"  {label} failed: {type(e).__name__}: {e}")
+            report.skipped.append(f"{label}: failed ({type(e).__name__}: {e}); no result")
 
-        # (a) latency
-        plans: list[tuple[str, str, Callable[[], System], bool, int, bool]] = []
-        if "fleetq" in systems:
-            plans.append(("fleetq", "BZPOPMIN on a marker, then the claim script",
-                          lambda: Fleetq(url, "bench-lat"), True, sizes.latency_samples, False))  # fmt: skip
-        if "arq" in systems and sizes.polling_samples:
-            plans.append(("arq (defaults)", "polls every 0.5 s (`poll_delay` default)",
-                          lambda: Arq(url, port), False, sizes.polling_samples, True))  # fmt: skip
-        if "saq" in systems:
-            plans.append(("saq", "BLMOVE on the queue list", lambda: Saq(url), True,
-                          sizes.latency_samples, False))  # fmt: skip
-        if "bullmq" in systems:
-            plans.append(("bullmq", "BZPOPMIN on a marker", lambda: Bullmq(url), True,
-                          sizes.latency_samples, False))  # fmt: skip
-        for name, how, make, blocking, samples, defaults in plans:
-            fresh()
-            say(f"latency: {name} ({samples} samples)")
-            values = await measure_latency(make(), samples, monitor, blocking, defaults)
-            report.latency.append(LatencyRow(name, how, values))
-        if "rq" in systems:
-            fresh()
-            say(f"latency: rq ({sizes.latency_samples} samples)")
-            values = await asyncio.to_thread(
-                measure_rq_latency, url, children, sizes.latency_samples
-            )
-            report.latency.append(LatencyRow("rq", "BLPOP on the queue list (worker process)",
-                                             values))  # fmt: skip
+    def latency_step(plan: Plan, samples: int) -> Callable[[], Awaitable[None]]:
+        async def step() -> None:
+            say(f"latency: {plan.label} ({samples} samples)")
+            system = plan.make()
+            values = await measure_latency(system, samples, monitor, plan.blocking, plan.defaults)
+            report.latency.append(LatencyRow(plan.label, plan.how, values))
 
-        # (b) throughput
-        n, c = sizes.jobs, sizes.concurrency
-        tplans: list[tuple[str, str, Callable[[], System]]] = []
-        if "fleetq" in systems:
-            tplans.append(("fleetq", f"{c} asyncio claimers, 1 process",
-                           lambda: Fleetq(url, "bench-tp")))  # fmt: skip
-        if "arq" in systems:
-            tplans.append(("arq (poll_delay 0.5 s)", f"1 Worker, max_jobs={c}",
-                           lambda: Arq(url, port)))  # fmt: skip
-            tplans.append(("arq (poll_delay 0.01 s)", f"1 Worker, max_jobs={c}",
-                           lambda: Arq(url, port, poll_delay_s=0.01)))  # fmt: skip
-        if "saq" in systems:
-            tplans.append(("saq", f"1 Worker, concurrency={c}", lambda: Saq(url)))
-        if "bullmq" in systems:
-            tplans.append(("bullmq", f"1 Worker, concurrency={c}", lambda: Bullmq(url)))
-        for name, workers, make in tplans:
-            fresh()
-            say(f"throughput: {name} ({n:,} jobs)")
-            system = make()
+        return step
+
+    def throughput_step(plan: Plan) -> Callable[[], Awaitable[None]]:
+        async def step() -> None:
+            say(f"throughput: {plan.label} ({n:,} jobs)")
+            system = plan.make()
             enqueue_s, drain_s = await measure_throughput(system, n, c)
             if isinstance(system, Fleetq):
-                await system.open()
-                try:
-                    completed = await system.completed()
-                finally:
-                    await system.close()
-                if completed != n:
-                    raise RuntimeError(f"fleetq completed {completed} of {n} jobs")
-            report.throughput.append(ThroughputRow(name, workers, n, enqueue_s, drain_s))
-        if "fleetq" in systems:
-            fresh()
-            say(f"throughput: fleetq, {c} processes ({n:,} jobs)")
-            system = Fleetq(url, "bench-tp")
-            await system.open()
-            try:
-                t0 = time.perf_counter()
-                for _ in range(n):
-                    await system.enqueue()
-                enqueue_s = time.perf_counter() - t0
-                drain_s = await asyncio.to_thread(
-                    run_pool, children, ("--fleetq-worker", url, "bench-tp"), c
-                )
-                completed = await system.completed()
-            finally:
-                await system.close()
-            if completed != n:
-                raise RuntimeError(f"fleetq (processes) completed {completed} of {n} jobs")
-            report.throughput.append(
-                ThroughputRow(
-                    "fleetq (8 processes)", f"{c} processes, 1 claimer each", n, enqueue_s, drain_s
-                )  # fmt: skip
-            )
+                await check_fleetq_completed(system, n)
+            report.throughput.append(ThroughputRow(plan.label, plan.how, n, enqueue_s, drain_s))
+
+        return step
+
+    async def rq_latency() -> None:
+        say(f"latency: rq ({sizes.latency_samples} samples)")
+        samples = sizes.latency_samples
+        values = await asyncio.to_thread(measure_rq_latency, url, children, samples)
+        how = "BLPOP on the queue list (worker process)"
+        report.latency.append(LatencyRow("rq", how, values))
+
+    async def fleetq_processes() -> None:
+        say(f"throughput: fleetq, {c} processes ({n:,} jobs)")
+        system = Fleetq(url, "bench-tp")
+        await system.open()
+        try:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await system.enqueue()
+            enqueue_s = time.perf_counter() - t0
+        finally:
+            await system.close()
+        args = ("--fleetq-worker", url, "bench-tp")
+        drain_s = await asyncio.to_thread(run_pool, children, args, c)
+        await check_fleetq_completed(system, n)
+        how = f"{c} processes, 1 claimer each"
+        row = ThroughputRow(f"fleetq ({c} processes)", how, n, enqueue_s, drain_s)
+        report.throughput.append(row)
+
+    async def rq_throughput() -> None:
+        say(f"throughput: rq ({n:,} jobs)")
+        enqueue_s = await asyncio.to_thread(rq_enqueue, url, n)
+        drain_s = await asyncio.to_thread(run_pool, children, ("--rq-worker-burst", url), c)
+        finished = await asyncio.to_thread(rq_finished, url)
+        if finished != n:
+            raise RuntimeError(f"rq finished {finished} of {n} jobs")
+        how = f"{c} SimpleWorker processes, burst"
+        report.throughput.append(ThroughputRow("rq", how, n, enqueue_s, drain_s))
+
+    try:
+        for plan in latency_plans(url, port, systems):
+            samples = sizes.latency_samples if plan.blocking else sizes.polling_samples
+            if samples:
+                await attempt(plan.label, latency_step(plan, samples))
         if "rq" in systems:
-            fresh()
-            say(f"throughput: rq ({n:,} jobs)")
-            enqueue_s = await asyncio.to_thread(rq_enqueue, url, n)
-            drain_s = await asyncio.to_thread(run_pool, children, ("--rq-worker-burst", url), c)
-            finished = await asyncio.to_thread(rq_finished, url)
-            if finished != n:
-                raise RuntimeError(f"rq finished {finished} of {n} jobs")
-            report.throughput.append(
-                ThroughputRow("rq", f"{c} SimpleWorker processes, burst", n, enqueue_s, drain_s)
-            )
-        fresh()
+            await attempt("rq", rq_latency)
+        for plan in throughput_plans(url, port, systems, c):
+            await attempt(plan.label, throughput_step(plan))
+        if "fleetq" in systems:
+            await attempt("fleetq (processes)", fleetq_processes)
+        if "rq" in systems:
+            await attempt("rq", rq_throughput)
+        flush.flushall()
     finally:
         flush.close()
         await monitor.aclose()
+
+
+async def check_fleetq_completed(system: Fleetq, expected: int) -> None:
+    await system.open()
+    try:
+        completed = await system.completed()
+    finally:
+        await system.close()
+    if completed != expected:
+        raise RuntimeError(f"fleetq completed {completed} of {expected} jobs")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -1093,7 +1137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         server.start()
-        report.facts = machine_facts(server.url)
+        report.facts = machine_facts(server.url, systems)
         asyncio.run(
             run_async_phases(server.url, server.port, systems, sizes, report, children, say)
         )
