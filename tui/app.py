@@ -1,0 +1,92 @@
+"""The fleetq operator dashboard: the app, its factory, and the blocking entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from fleetq import AsyncClient, Settings
+from tui.context import Context
+from tui.operator import Operator
+from tui.screens.base import FleetScreen
+from tui.screens.main import MainScreen
+from tui.source import RedisSource, SnapshotSource
+
+
+class FleetqApp(App[int]):
+    """Queues, jobs and GPUs of one fleet; read by one poller, acted on through the core."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "fleetq"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        ctx: Context,
+        source: SnapshotSource,
+        *,
+        refresh_s: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.source = source
+        self.refresh_s = refresh_s
+        self.clock = clock
+        self._main: MainScreen | None = None
+
+    @property
+    def main_screen(self) -> MainScreen:
+        if self._main is None:
+            self._main = MainScreen(self.ctx, self.source, self.refresh_s, self.clock)
+        return self._main
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.main_screen
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        if isinstance(screen, FleetScreen):
+            for title, help_text, action in screen.palette_commands():
+                yield SystemCommand(title, help_text, partial(screen.run_action, action))
+        yield from super().get_system_commands(screen)
+
+    async def on_unmount(self) -> None:
+        # The poller worker is cancelled by now; close the Redis connections it used.
+        await self.source.aclose()
+
+
+def create_app(
+    settings: Settings,
+    readonly: bool = False,
+    clock: Callable[[], float] | None = None,
+    *,
+    source: SnapshotSource | None = None,
+    refresh_s: float = 1.0,
+) -> FleetqApp:
+    """Build the dashboard for ``settings`` (the CLI, the tests and the snapshots use this).
+
+    ``clock`` (seconds since the epoch, like ``time.time``) replaces Redis server time for ages;
+    ``source`` replaces Redis as the data source (a :class:`~tui.source.StaticSource` for
+    snapshots), in which case no action can run.
+    """
+    operator: Operator | None = None
+    if source is None:
+        client = AsyncClient(settings)
+        source = RedisSource(client)
+        operator = None if readonly else Operator(client)
+    ctx = Context(settings=settings, readonly=readonly, operator=operator)
+    return FleetqApp(ctx, source, refresh_s=refresh_s, clock=clock)
+
+
+def run(settings: Settings, readonly: bool = False) -> int:
+    """Run the dashboard in this terminal until the operator quits; returns the exit code."""
+    app = create_app(settings, readonly=readonly)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,42 @@
+"""The dashboard's actions, each through the same :class:`fleetq.AsyncClient` calls the CLI
+uses. Every method returns the line to show the operator; refusals raise ``FleetqError``."""
+
+from __future__ import annotations
+
+from fleetq import AsyncClient, JobStatus
+
+
+class Operator:
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def set_priority(self, job: JobStatus, priority: int) -> str:
+        position = await self.client.bump(job.id, priority)
+        where = "waiting out its retry backoff" if position is None else f"position {position}"
+        return f"job {job.id}: priority {job.priority} -> {priority}, now {where}"
+
+    async def kill(self, job: JobStatus) -> str:
+        outcome = await self.client.cancel(job.id, by="tui")
+        if outcome == "cancelled":
+            return f"job {job.id} cancelled"
+        where = f" on {job.host}:{job.gpu}" if job.host else ""
+        return f"job {job.id}: cancel requested{where}; its GPU was told to interrupt it"
+
+    async def retry(self, job: JobStatus) -> str:
+        position = await self.client.retry(job.id)
+        where = "" if position is None else f" at position {position}"
+        return f"job {job.id} requeued{where}"
+
+    async def set_paused(self, service: str, paused: bool) -> str:
+        if paused:
+            changed = await self.client.pause(service)
+            return f"{service} paused: no new claims" if changed else f"{service} was paused"
+        changed = await self.client.resume(service)
+        return f"{service} resumed" if changed else f"{service} was not paused"
+
+    async def set_drained(self, target: str, drained: bool) -> str:
+        if drained:
+            changed = await self.client.drain(target)
+            return f"{target} drained: no new claims" if changed else f"{target} was drained"
+        changed = await self.client.undrain(target)
+        return f"{target} undrained" if changed else f"{target} was not drained"

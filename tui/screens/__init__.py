@@ -1,0 +1,1 @@
+"""The dashboard's screens: the main view, the job detail, and the action dialogs."""

@@ -1,0 +1,217 @@
+"""The main screen: queues, jobs and GPUs, all visible at once, fed by one poller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer
+
+from fleetq import JobStatus
+from tui.context import Context
+from tui.screens.base import JOB_COMMANDS, FleetScreen
+from tui.screens.detail import JobDetailScreen
+from tui.snapshot import Snapshot
+from tui.source import STATE_FILTERS, JobFilter, SnapshotSource
+from tui.widgets.banner import ConnectionBanner
+from tui.widgets.gpus import GpuTable
+from tui.widgets.jobs import JobTable
+from tui.widgets.poller import Poller
+from tui.widgets.queues import QueueTable
+from tui.widgets.summary import FleetSummary
+
+
+class MainScreen(FleetScreen):
+    BINDINGS = [
+        Binding("1", "focus_pane('queues')", "Queues", show=False),
+        Binding("2", "focus_pane('jobs')", "Jobs", show=False),
+        Binding("3", "focus_pane('gpus')", "GPUs", show=False),
+        Binding("s", "cycle_state", "State"),
+        Binding("v", "cycle_service", "Service"),
+        Binding("i", "open_detail", "Detail"),
+        Binding("plus,equals_sign", "bump(1)", "Prio+", key_display="+"),
+        Binding("minus", "bump(-1)", "Prio-", key_display="-"),
+        Binding("P", "set_priority", "Set prio"),
+        Binding("k", "kill", "Kill"),
+        Binding("r", "retry", "Retry"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("d", "toggle_drain", "Drain"),
+        Binding("D", "drain_machine", "Drain host"),
+        Binding("z", "zoom", "Zoom", show=False),
+        Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
+    ]
+    COMMAND_ENTRIES = (
+        *JOB_COMMANDS,
+        ("Job detail", "Open the selected job's detail view", "open_detail"),
+        ("Pause / resume service", "Toggle claims of the selected service queue", "toggle_pause"),
+        ("Drain / undrain", "Toggle the selected GPU (or machine row)", "toggle_drain"),
+        ("Drain / undrain machine", "Toggle the machine of the selected GPU", "drain_machine"),
+        ("Filter jobs by state", "Cycle active, queued, running, failed...", "cycle_state"),
+        ("Filter jobs by service", "Cycle all services, then each one", "cycle_service"),
+        ("Refresh now", "Read the fleet again now", "refresh"),
+    )
+
+    def __init__(
+        self,
+        ctx: Context,
+        source: SnapshotSource,
+        refresh_s: float,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        poller = Poller(source, refresh_s=refresh_s, clock=clock, id="poller")
+        super().__init__(ctx, poller, id="main")
+        self.banner = ConnectionBanner(id="banner")
+        self.summary = FleetSummary(ctx.settings, readonly=ctx.readonly, id="summary")
+        self.queues = QueueTable(id="queues")
+        self.jobs = JobTable(id="jobs")
+        self.gpus = GpuTable(id="gpus")
+        self.snapshot: Snapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield self.summary
+        yield self.banner
+        yield self.queues
+        yield self.jobs
+        yield self.gpus
+        yield Footer(compact=True)
+        yield self.poller
+
+    def on_mount(self) -> None:
+        self.queues.border_title = "Queues (1)"
+        self.gpus.border_title = "GPUs by machine (3)"
+        self._title_jobs(None)
+        self.jobs.focus()
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def on_poller_updated(self, message: Poller.Updated) -> None:
+        snapshot = message.snapshot
+        self.snapshot = snapshot
+        self.banner.clear_failure()
+        self.summary.show(snapshot)
+        self.queues.show(snapshot)
+        self.jobs.show(snapshot)
+        self.gpus.show(snapshot)
+        self._title_jobs(snapshot)
+        screen = self.app.screen
+        if isinstance(screen, JobDetailScreen):
+            screen.show(snapshot)
+
+    def on_poller_failed(self, message: Poller.Failed) -> None:
+        for banner in self.app.screen.query(ConnectionBanner):
+            banner.show_failure(message.error, message.retry_in_s, message.failures)
+        if self.app.screen is not self:
+            self.banner.show_failure(message.error, message.retry_in_s, message.failures)
+
+    def _title_jobs(self, snapshot: Snapshot | None) -> None:
+        f = self.poller.job_filter
+        title = f"Jobs (2) · {f.state} · {f.service or 'all services'}"
+        if snapshot is not None and snapshot.job_filter == f:
+            shown = len(snapshot.jobs)
+            title += f" · {shown:,} shown of {snapshot.jobs_total:,}"
+        self.jobs.border_title = title
+        self.jobs.border_subtitle = "⏎ detail · s state · v service"
+
+    # -- selection -----------------------------------------------------------------------------
+
+    def selected_job(self) -> JobStatus | None:
+        return self.jobs.selected
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table is self.jobs:
+            self.action_open_detail()
+        elif event.data_table is self.gpus:
+            target = self.gpus.selected
+            gpu = None if target is None or self.snapshot is None else _gpu_job(self, target.target)
+            if gpu is not None:
+                self._open(gpu)
+        elif event.data_table is self.queues:
+            service = self.queues.selected
+            if service is not None:
+                self._set_filter(replace(self.poller.job_filter, service=service.service))
+
+    def action_open_detail(self) -> None:
+        job = self._job_or_warn()
+        if job is not None:
+            self._open(job.id)
+
+    def _open(self, job_id: str) -> None:
+        known = self.jobs.jobs.get(job_id)
+        self.poller.detail_id = job_id
+        detail = JobDetailScreen(self.ctx, self.poller, job_id, known)
+        self.app.push_screen(detail, callback=self._detail_closed)
+        self.poller.refresh_now()
+
+    def _detail_closed(self, _: None) -> None:
+        self.poller.detail_id = None
+
+    def action_focus_pane(self, pane: str) -> None:
+        self.query_one(f"#{pane}").focus()
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is not None:
+            self.maximize(self.focused)
+
+    def action_refresh(self) -> None:
+        self.poller.refresh_now()
+
+    # -- filters -------------------------------------------------------------------------------
+
+    def action_cycle_state(self) -> None:
+        states = STATE_FILTERS
+        current = self.poller.job_filter.state
+        state = states[(states.index(current) + 1) % len(states)]
+        self._set_filter(replace(self.poller.job_filter, state=state))
+
+    def action_cycle_service(self) -> None:
+        choices: list[str | None] = [None, *self.ctx.settings.services]
+        current = self.poller.job_filter.service
+        index = choices.index(current) if current in choices else 0
+        service = choices[(index + 1) % len(choices)]
+        self._set_filter(replace(self.poller.job_filter, service=service))
+
+    def _set_filter(self, job_filter: JobFilter) -> None:
+        self.poller.job_filter = job_filter
+        self._title_jobs(self.snapshot)
+        self.poller.refresh_now()
+
+    # -- queue and GPU actions -----------------------------------------------------------------
+
+    def action_toggle_pause(self) -> None:
+        service = self.queues.selected
+        if service is None:
+            self.notify("no service selected", severity="warning")
+            return
+        name, pause = service.service, not service.paused
+        self._act(lambda op: op.set_paused(name, pause))
+
+    def action_toggle_drain(self) -> None:
+        target = self.gpus.selected
+        if target is None:
+            self.notify("no GPU or machine selected", severity="warning")
+            return
+        self._act(lambda op: op.set_drained(target.target, not target.drained))
+
+    def action_drain_machine(self) -> None:
+        target = self.gpus.selected
+        if target is None:
+            self.notify("no GPU or machine selected", severity="warning")
+            return
+        self._act(lambda op: op.set_drained(target.machine, not target.machine_drained))
+
+
+def _gpu_job(screen: MainScreen, target: str) -> str | None:
+    assert screen.snapshot is not None
+    host, _, index = target.partition(":")
+    for h in screen.snapshot.hosts:
+        if h.host == host:
+            for g in h.gpus:
+                if str(g.index) == index and g.job is not None:
+                    return g.job.id
+    return None

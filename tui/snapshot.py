@@ -1,0 +1,262 @@
+"""Immutable snapshots of the fleet, as the poller hands them to the widgets.
+
+:class:`SnapshotBuilder` turns one :class:`~tui.source.FleetRead` (what the core's read API
+returned) into a :class:`Snapshot`. It is the only stateful part: it keeps the last minute of
+utilization samples per GPU (the sparklines) and the GPUs last seen on each host, so a machine
+whose record expired still lists its GPUs, marked offline.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetq.fleet import HostView
+from fleetq.model import JobState, JobStatus, ServiceStats
+from tui.source import FleetRead, JobFilter
+from tui.workflow import WorkflowSummary, summarize_workflow
+
+#: Utilization samples kept per GPU: one a second for a minute.
+HISTORY_LEN = 60
+#: Two samples closer than this (an extra refresh after an action) count as one.
+MIN_SAMPLE_GAP_MS = 900
+
+
+@dataclass(frozen=True)
+class GpuJob:
+    id: str
+    service: str
+    progress: float | None
+    progress_text: str
+
+
+@dataclass(frozen=True)
+class GpuSnapshot:
+    """One GPU. Every reading is ``None`` when the GPU does not report it (shown as N/A)."""
+
+    host: str
+    index: int
+    name: str
+    online: bool
+    health: str | None
+    reasons: tuple[str, ...]
+    blocked: str | None
+    #: This GPU is drained (its own target); ``host_drained``: its whole machine is.
+    drained: bool
+    host_drained: bool
+    util_pct: float | None
+    mem_used_mb: float | None
+    mem_total_mb: float | None
+    temp_c: float | None
+    temp_slowdown_c: float | None
+    power_w: float | None
+    power_limit_w: float | None
+    job: GpuJob | None
+    history: tuple[float, ...]
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.index}"
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    host: str
+    online: bool
+    last_seen_ms: int
+    drained: bool
+    gpus: tuple[GpuSnapshot, ...]
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    job_id: str
+    #: None when the job no longer exists (expired after its retention).
+    status: JobStatus | None
+    workflow: WorkflowSummary | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the dashboard shows, read in one refresh."""
+
+    seq: int
+    now_ms: int
+    services: tuple[ServiceStats, ...]
+    drained: frozenset[str]
+    job_filter: JobFilter
+    jobs: tuple[JobStatus, ...]
+    #: How many jobs match the filter in Redis (the table shows a bounded page of them).
+    jobs_total: int
+    hosts: tuple[HostSnapshot, ...]
+    detail: JobDetail | None = None
+
+    @property
+    def gpu_count(self) -> int:
+        return sum(len(h.gpus) for h in self.hosts)
+
+
+@dataclass
+class SnapshotBuilder:
+    """Builds snapshots; keeps per-GPU utilization history between refreshes."""
+
+    history_len: int = HISTORY_LEN
+    _history: dict[str, deque[float]] = field(default_factory=dict)
+    _last_sample_ms: dict[str, int] = field(default_factory=dict)
+    _known_gpus: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
+    _workflows: dict[str, WorkflowSummary] = field(default_factory=dict)
+    _seq: int = 0
+
+    def seed_history(self, target: str, samples: list[float]) -> None:
+        """Start a GPU's sparkline with earlier samples (the demo and docs use this)."""
+        self._history[target] = deque(samples, maxlen=self.history_len)
+
+    def build(self, read: FleetRead, job_filter: JobFilter, now_ms: int | None = None) -> Snapshot:
+        now = read.stats.now_ms if now_ms is None else now_ms
+        self._seq += 1
+        drained = frozenset(read.stats.drained)
+        hosts = tuple(self._host(h, drained, now) for h in read.fleet.hosts)
+        live = {h.host for h in read.fleet.hosts}
+        for key in [k for k in self._history if k.partition(":")[0] not in live]:
+            del self._history[key]
+            self._last_sample_ms.pop(key, None)
+        return Snapshot(
+            seq=self._seq,
+            now_ms=now,
+            services=read.stats.services,
+            drained=drained,
+            job_filter=job_filter,
+            jobs=sort_jobs(read.jobs, job_filter),
+            jobs_total=jobs_total(read.stats.services, job_filter),
+            hosts=hosts,
+            detail=self._detail(read),
+        )
+
+    def _detail(self, read: FleetRead) -> JobDetail | None:
+        if read.detail_id is None:
+            return None
+        summary = self._workflows.get(read.detail_id)
+        if summary is None and read.workflow is not None:
+            summary = summarize_workflow(read.workflow)
+            self._workflows = {read.detail_id: summary}  # one detail view at a time
+        return JobDetail(read.detail_id, read.detail, summary)
+
+    def _host(self, view: HostView, drained: frozenset[str], now_ms: int) -> HostSnapshot:
+        host_drained = view.host in drained
+        version = view.record.get("version")
+        if not view.online:
+            known = self._known_gpus.get(view.host, ())
+            gpus = tuple(
+                self._offline_gpu(view.host, index, name, drained, host_drained)
+                for index, name in known
+            )
+            return HostSnapshot(view.host, False, view.last_seen_ms, host_drained, gpus)
+        gpus = tuple(self._gpu(view.host, g, drained, host_drained, now_ms) for g in view.gpus)
+        gpus = tuple(sorted(gpus, key=lambda g: g.index))
+        self._known_gpus[view.host] = tuple((g.index, g.name) for g in gpus)
+        return HostSnapshot(
+            view.host,
+            True,
+            view.last_seen_ms,
+            host_drained,
+            gpus,
+            version=None if version is None else str(version),
+        )
+
+    def _gpu(
+        self,
+        host: str,
+        record: Mapping[str, Any],
+        drained: frozenset[str],
+        host_drained: bool,
+        now_ms: int,
+    ) -> GpuSnapshot:
+        index = _int(record.get("index"), 0)
+        readings = record.get("readings")
+        r: Mapping[str, Any] = readings if isinstance(readings, Mapping) else {}
+        util = _num(r.get("utilization_gpu_pct"))
+        target = f"{host}:{index}"
+        history = self._sample(target, util, now_ms)
+        reasons = record.get("reasons")
+        blocked = record.get("blocked")
+        return GpuSnapshot(
+            host=host,
+            index=index,
+            name=str(record.get("name") or "GPU"),
+            online=True,
+            health=None if record.get("health") is None else str(record.get("health")),
+            reasons=tuple(str(x) for x in reasons) if isinstance(reasons, list) else (),
+            blocked=None if not blocked else str(blocked),
+            drained=target in drained or (bool(record.get("drained")) and not host_drained),
+            host_drained=host_drained,
+            util_pct=util,
+            mem_used_mb=_num(r.get("memory_used_mb")),
+            mem_total_mb=_num(r.get("memory_total_mb")),
+            temp_c=_num(r.get("temperature_c")),
+            temp_slowdown_c=_num(r.get("temperature_slowdown_c")),
+            power_w=_num(r.get("power_w")),
+            power_limit_w=_num(r.get("power_limit_w")),
+            job=_gpu_job(record.get("job")),
+            history=history,
+        )
+
+    def _offline_gpu(
+        self, host: str, index: int, name: str, drained: frozenset[str], host_drained: bool
+    ) -> GpuSnapshot:
+        target = f"{host}:{index}"
+        kept = self._history.get(target)
+        return GpuSnapshot(
+            host=host, index=index, name=name, online=False, health=None, reasons=(),
+            blocked=None, drained=target in drained, host_drained=host_drained, util_pct=None,
+            mem_used_mb=None, mem_total_mb=None, temp_c=None, temp_slowdown_c=None,
+            power_w=None, power_limit_w=None, job=None, history=tuple(kept) if kept else (),
+        )  # fmt: skip
+
+    def _sample(self, target: str, util: float | None, now_ms: int) -> tuple[float, ...]:
+        samples = self._history.get(target)
+        if samples is None:
+            samples = self._history[target] = deque(maxlen=self.history_len)
+        last = self._last_sample_ms.get(target)
+        if last is None or now_ms - last >= MIN_SAMPLE_GAP_MS:
+            # A missing reading is drawn as an empty column, never as zero load.
+            samples.append(-1.0 if util is None else util)
+            self._last_sample_ms[target] = now_ms
+        return tuple(samples)
+
+
+def sort_jobs(jobs: Sequence[JobStatus], job_filter: JobFilter) -> tuple[JobStatus, ...]:
+    """Queued and running jobs: priority first, then oldest first. Ended jobs: newest first."""
+    if job_filter.state in ("active", "queued", "running"):
+        return tuple(sorted(jobs, key=lambda j: (-j.priority, j.submitted_ms, j.id)))
+    return tuple(sorted(jobs, key=lambda j: (-(j.finished_ms or 0), j.id)))
+
+
+def jobs_total(services: Sequence[ServiceStats], job_filter: JobFilter) -> int:
+    rows = [s for s in services if job_filter.service in (None, s.service)]
+    if job_filter.state == "active":
+        return sum(s.queued + s.running for s in rows)
+    return sum(int(getattr(s, JobState(job_filter.state).value)) for s in rows)
+
+
+def _gpu_job(raw: Any) -> GpuJob | None:
+    if not isinstance(raw, Mapping) or not raw.get("id"):
+        return None
+    return GpuJob(
+        id=str(raw["id"]),
+        service=str(raw.get("service") or ""),
+        progress=_num(raw.get("progress")),
+        progress_text=str(raw.get("progress_text") or ""),
+    )
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

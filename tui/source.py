@@ -1,0 +1,136 @@
+"""Where snapshots come from: the core's read API over Redis, or a fixed fleet (tests, docs).
+
+A source answers one :class:`ReadRequest` per refresh with a :class:`FleetRead`. The Redis source
+reads a bounded page of jobs and the fleet records (O(hosts)), never a whole queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from fleetq import AsyncClient, JobNotFound, JobStatus, Stats
+from fleetq.fleet import FleetView
+
+#: Jobs read per refresh (per state): the table shows this page, whatever the queue size.
+PAGE_SIZE = 200
+#: The job states the jobs table can filter on; "active" is queued and running together.
+STATE_FILTERS = ("active", "queued", "running", "failed", "completed", "cancelled")
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    state: str = "active"
+    service: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    job_filter: JobFilter = JobFilter()
+    #: The job whose detail view is open, if any.
+    detail_id: str | None = None
+    page_size: int = PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class FleetRead:
+    """The raw answers of one refresh, in the core's own types."""
+
+    stats: Stats
+    jobs: tuple[JobStatus, ...]
+    fleet: FleetView
+    detail_id: str | None = None
+    detail: JobStatus | None = None
+    #: The detail job's workflow JSON (read once per job, then cached by the source).
+    workflow: str | None = None
+
+
+class SnapshotSource(Protocol):
+    async def read(self, request: ReadRequest) -> FleetRead: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RedisSource:
+    """Reads through :class:`fleetq.AsyncClient`: stats, one page of jobs, the fleet records."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self._workflow: tuple[str, str | None] | None = None
+
+    async def read(self, request: ReadRequest) -> FleetRead:
+        stats, jobs, fleet = await asyncio.gather(
+            self.client.stats(), self._jobs(request), self.client.fleet()
+        )
+        read = FleetRead(stats=stats, jobs=jobs, fleet=fleet)
+        if request.detail_id is None:
+            return read
+        detail, workflow = await self._detail(request.detail_id)
+        return replace(read, detail_id=request.detail_id, detail=detail, workflow=workflow)
+
+    async def _jobs(self, request: ReadRequest) -> tuple[JobStatus, ...]:
+        f, limit = request.job_filter, request.page_size
+        if f.state == "active":
+            running, queued = await asyncio.gather(
+                self.client.jobs("running", f.service, limit),
+                self.client.jobs("queued", f.service, limit),
+            )
+            return (*running, *queued)
+        return tuple(await self.client.jobs(f.state, f.service, limit))
+
+    async def _detail(self, job_id: str) -> tuple[JobStatus | None, str | None]:
+        try:
+            status = await self.client.status(job_id)
+        except JobNotFound:
+            return None, None
+        if self._workflow is None or self._workflow[0] != job_id:
+            store = self.client.store
+            raw = await store.command("hget", store.keys.job(job_id), "workflow")
+            self._workflow = (job_id, _text(raw))
+        return status, self._workflow[1]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class StaticSource:
+    """A fixed fleet (tests, snapshots, the docs screenshot); applies the job filter in Python."""
+
+    def __init__(
+        self,
+        stats: Stats,
+        jobs: Sequence[JobStatus],
+        fleet: FleetView,
+        workflows: dict[str, str] | None = None,
+    ) -> None:
+        self.stats = stats
+        self.jobs = tuple(jobs)
+        self.fleet = fleet
+        self.workflows = workflows or {}
+        self.reads = 0
+        self.closed = False
+
+    async def read(self, request: ReadRequest) -> FleetRead:
+        self.reads += 1
+        f = request.job_filter
+        states = ("queued", "running") if f.state == "active" else (f.state,)
+        jobs = tuple(
+            j for j in self.jobs if j.state.value in states and f.service in (None, j.service)
+        )[: request.page_size * len(states)]
+        read = FleetRead(stats=self.stats, jobs=jobs, fleet=self.fleet)
+        if request.detail_id is None:
+            return read
+        detail = next((j for j in self.jobs if j.id == request.detail_id), None)
+        workflow = self.workflows.get(request.detail_id)
+        return replace(read, detail_id=request.detail_id, detail=detail, workflow=workflow)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def _text(raw: object) -> str | None:
+    if raw is None:
+        return None
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

@@ -1,0 +1,141 @@
+"""Cell formatting shared by the tables: durations, bars, sparklines, N/A.
+
+Every cell is a Rich ``Text`` (never a markup string), so job text such as ``[x]`` is shown as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+
+from fleetq.model import JobState, JobStatus
+
+NA = Text("N/A", style="dim")
+DASH = Text("-", style="dim")
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+_SPARK = "▁▂▃▄▅▆▇█"
+
+STATE_STYLES = {
+    JobState.QUEUED: "cyan",
+    JobState.RUNNING: "bold green",
+    JobState.COMPLETED: "green",
+    JobState.FAILED: "bold red",
+    JobState.CANCELLED: "magenta",
+}
+HEALTH_STYLES = {
+    "healthy": "green",
+    "degraded": "yellow",
+    "unhealthy": "bold red",
+    "lost": "bold red",
+}
+
+
+def duration(ms: int | None) -> str:
+    """A short human duration: 850ms, 12s, 4m05s, 3h12m, 2d04h (as the CLI prints them)."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{max(0, ms)}ms"
+    s = ms // 1000
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def load_style(pct: float | None, warn: float = 75.0, low: float = 10.0) -> str:
+    """nvitop's load colours: dim when idle, green, yellow above ``warn``."""
+    if pct is None:
+        return "dim"
+    if pct < low:
+        return "dim green"
+    return "yellow" if pct >= warn else "green"
+
+
+def number(value: float | None, fmt: str = "{:.0f}", style: str = "") -> Text:
+    return NA if value is None else Text(fmt.format(value), style=style)
+
+
+def bar(fraction: float | None, width: int) -> str:
+    """A horizontal bar in eighths of a cell, padded to ``width``."""
+    if fraction is None:
+        return " " * width
+    cells = max(0.0, min(1.0, fraction)) * width
+    full = int(cells)
+    part = int((cells - full) * 8)
+    text = "█" * full + (_EIGHTHS[part] if full < width and part else "")
+    return text.ljust(width)
+
+
+def progress_cell(fraction: float | None, note: str = "", width: int = 12) -> Text:
+    if fraction is None:
+        return Text(bar(None, width) + "  N/A", style="dim")
+    cell = Text(bar(fraction, width), style="green on grey23")
+    cell.append(f" {fraction * 100:3.0f}%")
+    if note:
+        cell.append(f" {note}", style="dim")
+    return cell
+
+
+def sparkline(samples: Sequence[float], width: int, top: float = 100.0) -> Text:
+    """The last ``width * per_cell`` samples as block characters; negative samples are gaps."""
+    if not samples:
+        return Text(" " * width)
+    per_cell = max(1, -(-len(samples) // width))
+    chunks = [samples[i : i + per_cell] for i in range(0, len(samples), per_cell)][-width:]
+    out = Text(" " * (width - len(chunks)))
+    for chunk in chunks:
+        known = [v for v in chunk if v >= 0]
+        if not known:
+            out.append(" ")
+            continue
+        value = max(known)
+        level = min(len(_SPARK) - 1, int(value / top * (len(_SPARK) - 1) + 0.5))
+        out.append(_SPARK[level], style=load_style(value))
+    return out
+
+
+def state_cell(job: JobStatus) -> Text:
+    if job.cancel_requested and not job.is_terminal:
+        return Text("cancelling", style="bold magenta")
+    if job.state is JobState.QUEUED and job.ready_ms is not None:
+        return Text("retry wait", style="yellow")
+    return Text(job.state.value, style=STATE_STYLES.get(job.state, ""))
+
+
+def where(host: str | None, gpu: int | None) -> Text:
+    if host is None:
+        return DASH
+    return Text(host if gpu is None else f"{host}:{gpu}")
+
+
+def megabytes(used: float | None, total: float | None) -> Text:
+    if used is None:
+        return NA
+    if total is None:
+        return Text(f"{used / 1024:.1f}G")
+    return Text(f"{used / 1024:.1f}/{total / 1024:.0f}G", style=load_style(used / total * 100, 80))
+
+
+def watts(power: float | None, limit: float | None) -> Text:
+    if power is None:
+        return NA
+    return Text(f"{power:.0f}W" if limit is None else f"{power:.0f}/{limit:.0f}W")
+
+
+def celsius(temp: float | None, slowdown: float | None) -> Text:
+    if temp is None:
+        return NA
+    hot = slowdown is not None and temp >= slowdown - 5
+    return Text(f"{temp:.0f}°C", style="bold red" if hot else "yellow" if temp >= 80 else "")
+
+
+def short_id(job_id: str) -> str:
+    return job_id[:8]

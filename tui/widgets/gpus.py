@@ -1,0 +1,164 @@
+"""GPUs grouped by machine: one row per machine, then one row per GPU.
+
+A machine whose record expired shows as OFFLINE (with the GPUs last seen there), never as zeros;
+a reading the GPU does not report shows as N/A.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from tui.snapshot import GpuSnapshot, HostSnapshot, Snapshot
+from tui.widgets.format import (
+    DASH,
+    HEALTH_STYLES,
+    NA,
+    celsius,
+    duration,
+    load_style,
+    megabytes,
+    number,
+    progress_cell,
+    short_id,
+    sparkline,
+    watts,
+)
+from tui.widgets.synced_table import Row, SyncedTable
+
+SPARK_WIDTH = 20
+OFFLINE = Text("OFFLINE", style="bold white on red")
+
+
+@dataclass(frozen=True)
+class DrainTarget:
+    """What ``d`` acts on: a GPU (``host:index``) or a whole machine (``host``)."""
+
+    target: str
+    drained: bool
+    machine: str
+    machine_drained: bool
+
+
+class GpuTable(SyncedTable):
+    COLUMNS = (
+        ("Machine / GPU", "gpu", 20),
+        ("Util", "util", 5),
+        ("Last minute", "history", SPARK_WIDTH),
+        ("Memory", "memory", 10),
+        ("Temp", "temp", 5),
+        ("Power", "power", 9),
+        ("Health", "health", 28),
+        ("State", "state", 18),
+        ("Job", "job", 24),
+    )
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.targets: dict[str, DrainTarget] = {}
+
+    def show(self, snapshot: Snapshot) -> None:
+        rows: list[Row] = []
+        targets: dict[str, DrainTarget] = {}
+        for host in snapshot.hosts:
+            rows.append(_host_row(host, snapshot.now_ms))
+            targets[host.host] = DrainTarget(host.host, host.drained, host.host, host.drained)
+            for gpu in host.gpus:
+                rows.append(_gpu_row(gpu))
+                targets[gpu.target] = DrainTarget(gpu.target, gpu.drained, host.host, host.drained)
+        self.targets = targets
+        self.sync(rows)
+
+    @property
+    def selected(self) -> DrainTarget | None:
+        key = self.cursor_key
+        return None if key is None else self.targets.get(key)
+
+
+def _host_row(host: HostSnapshot, now_ms: int) -> Row:
+    name = Text("▾ ", style="dim")
+    name.append(host.host, style="bold")
+    state = Text("DRAINED", style="bold magenta") if host.drained else Text("")
+    if not host.online:
+        seen = Text(" seen ", style="dim")
+        seen.append(duration(max(0, now_ms - host.last_seen_ms)) + " ago", style="dim")
+        health = OFFLINE + seen
+        return host.host, (name, DASH, Text(""), DASH, DASH, DASH, health, state, DASH)
+    utils = [g.util_pct for g in host.gpus if g.util_pct is not None]
+    avg = sum(utils) / len(utils) if utils else None
+    used = _total([g.mem_used_mb for g in host.gpus])
+    total = _total([g.mem_total_mb for g in host.gpus])
+    power = _total([g.power_w for g in host.gpus])
+    temps = [g.temp_c for g in host.gpus if g.temp_c is not None]
+    busy = sum(1 for g in host.gpus if g.job is not None)
+    unhealthy = sum(1 for g in host.gpus if g.health not in (None, "healthy"))
+    health = Text(f"up · {len(host.gpus)} GPUs", style="green")
+    if unhealthy:
+        health.append(f" · {unhealthy} unhealthy", style="yellow")
+    job = Text(f"{busy}/{len(host.gpus)} busy", style="dim")
+    cells = (
+        name,
+        number(avg, "{:.0f}%", load_style(avg)),
+        Text(""),
+        megabytes(used, total),
+        NA if not temps else celsius(max(temps), None),
+        watts(power, None),
+        health,
+        state,
+        job,
+    )
+    return host.host, cells
+
+
+def _gpu_row(gpu: GpuSnapshot) -> Row:
+    name = Text(f"  {gpu.index} ", style="bold")
+    name.append(gpu.name, style="dim" if gpu.online else "dim strike")
+    if not gpu.online:
+        cells = (name, DASH, sparkline(gpu.history, SPARK_WIDTH), DASH, DASH, DASH, OFFLINE,
+                 _state(gpu), DASH)  # fmt: skip
+        return gpu.target, cells
+    return gpu.target, (
+        name,
+        number(gpu.util_pct, "{:.0f}%", load_style(gpu.util_pct)),
+        sparkline(gpu.history, SPARK_WIDTH),
+        megabytes(gpu.mem_used_mb, gpu.mem_total_mb),
+        celsius(gpu.temp_c, gpu.temp_slowdown_c),
+        watts(gpu.power_w, gpu.power_limit_w),
+        _health(gpu),
+        _state(gpu),
+        _job(gpu),
+    )
+
+
+def _health(gpu: GpuSnapshot) -> Text:
+    if gpu.health is None:
+        return NA
+    cell = Text(gpu.health, style=HEALTH_STYLES.get(gpu.health, "yellow"))
+    if gpu.reasons:
+        cell.append(": " + "; ".join(gpu.reasons), style="dim" if gpu.health == "healthy" else "")
+    return cell
+
+
+def _state(gpu: GpuSnapshot) -> Text:
+    if gpu.drained:
+        return Text("DRAINED", style="bold magenta")
+    if gpu.host_drained:
+        return Text("drained (host)", style="magenta")
+    if gpu.blocked:
+        return Text(f"blocked: {gpu.blocked}", style="yellow")
+    if not gpu.online:
+        return Text("")
+    return Text("busy", style="green") if gpu.job else Text("idle", style="dim")
+
+
+def _job(gpu: GpuSnapshot) -> Text:
+    if gpu.job is None:
+        return DASH
+    cell = Text(short_id(gpu.job.id) + " ")
+    return cell + progress_cell(gpu.job.progress, width=10)
+
+
+def _total(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None

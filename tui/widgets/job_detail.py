@@ -1,0 +1,190 @@
+"""The job detail: summary, workflow, timeline of attempts, error, and output files."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from fleetq import JobState, JobStatus
+from tui.snapshot import JobDetail
+from tui.widgets.format import STATE_STYLES, duration, progress_cell, state_cell
+from tui.workflow import WorkflowSummary
+
+
+class JobDetailView(VerticalScroll):
+    """Five sections, each a Static redrawn only when its content changed."""
+
+    SECTIONS = ("overview", "workflow", "timeline", "error", "outputs")
+    TITLES = {
+        "overview": "Job",
+        "workflow": "Workflow",
+        "timeline": "Timeline",
+        "error": "Error",
+        "outputs": "Outputs",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple[JobStatus | None, WorkflowSummary | None, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        for name in self.SECTIONS:
+            section = Static(id=f"detail-{name}", classes="section")
+            section.border_title = self.TITLES[name]
+            yield section
+
+    def show(
+        self, job_id: str, detail: JobDetail | None, known: JobStatus | None, now_ms: int
+    ) -> None:
+        status = detail.status if detail is not None else known
+        workflow = detail.workflow if detail is not None else None
+        # Ages move every second; everything else only when the job changes.
+        key = (status, workflow, now_ms // 1000)
+        if key == self._shown:
+            return
+        self._shown = key
+        if status is None:
+            gone = Text(f"job {job_id} no longer exists (expired after its retention)", "yellow")
+            self._set("overview", gone if detail is not None else Text("loading…", "dim"))
+            for name in self.SECTIONS[1:]:
+                self._set(name, Text(""))
+            return
+        self._set("overview", overview(status, now_ms))
+        self._set("workflow", workflow_text(workflow))
+        self._set("timeline", timeline(status, now_ms))
+        self._set("error", error_text(status))
+        self._set("outputs", outputs_text(status))
+
+    def _set(self, name: str, content: Text | Table) -> None:
+        self.query_one(f"#detail-{name}", Static).update(content)
+
+
+def overview(job: JobStatus, now_ms: int) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    state = state_cell(job)
+    if job.state is JobState.RUNNING:
+        state.append("  ")
+        state.append_text(progress_cell(job.progress, job.progress_text, width=20))
+    if job.state is JobState.QUEUED and job.position is not None:
+        state.append(f"  position {job.position + 1:,} in its queue", style="dim")
+    age = duration(now_ms - job.submitted_ms)
+    rows = [
+        ("id", Text(job.id, style="bold")),
+        ("service", Text(job.service)),
+        ("state", state),
+        ("priority", Text(str(job.priority))),
+        ("attempts", Text(f"{job.attempts} of {job.max_attempts} charged, {job.claims} claims"
+                          + (f", {job.lost_leases} lost leases" if job.lost_leases else ""))),
+        ("host:gpu", Text("-" if job.host is None else f"{job.host}:{job.gpu}")),
+        ("submitted", Text(f"{clock(job.submitted_ms)}, {age} ago")),
+        ("timeout", Text(duration(job.timeout_ms))),
+    ]  # fmt: skip
+    if job.cancel_requested and not job.is_terminal:
+        rows.append(("cancel", Text("requested; waiting for the GPU to stop", "bold magenta")))
+    if job.metadata:
+        meta = json.dumps(dict(job.metadata), separators=(", ", ": "))
+        rows.append(("metadata", Text(meta[:300])))
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
+
+
+def workflow_text(summary: WorkflowSummary | None) -> Text:
+    if summary is None:
+        return Text("loading…", style="dim")
+    text = Text(summary.kind, style="bold")
+    if summary.node_count is not None:
+        text.append(f", {summary.node_count} nodes")
+    if summary.detail:
+        text.append(f", {summary.detail}")
+    text.append("\nmodels: ", style="dim")
+    text.append(", ".join(summary.models) if summary.models else "none named")
+    return text
+
+
+def timeline(job: JobStatus, now_ms: int) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", justify="right")
+    grid.add_column()
+    start = job.submitted_ms
+
+    def at(ms: int) -> str:
+        return "+" + duration(max(0, ms - start))
+
+    grid.add_row(at(start), Text(f"submitted at {clock(start)}, priority {job.priority}"))
+    for attempt in job.timeline:
+        where = attempt.host if attempt.gpu is None else f"{attempt.host}:{attempt.gpu}"
+        line = Text(f"claim #{attempt.claim} by {where}")
+        grid.add_row(at(attempt.started_ms), line)
+        if attempt.ended_ms is None:
+            running = Text("  running", style="green")
+            if job.state is JobState.RUNNING:
+                running.append(f" for {duration(now_ms - attempt.started_ms)}")
+            grid.add_row("", running)
+            continue
+        outcome = Text(f"  ended: {attempt.outcome or 'unknown'}")
+        outcome.stylize(_outcome_style(attempt.outcome))
+        if attempt.detail:
+            outcome.append(f" ({attempt.detail})", style="dim")
+        outcome.append(f" after {duration(attempt.ended_ms - attempt.started_ms)}", style="dim")
+        grid.add_row(at(attempt.ended_ms), outcome)
+    if job.finished_ms is not None:
+        style = STATE_STYLES.get(job.state, "")
+        grid.add_row(at(job.finished_ms), Text(f"finished: {job.state.value}", style=style))
+    elif job.ready_ms is not None:
+        grid.add_row(at(job.ready_ms), Text("retry becomes due", style="yellow"))
+    return grid
+
+
+def error_text(job: JobStatus) -> Text:
+    if job.error is None:
+        return Text("none", style="dim")
+    text = Text(job.error.type, style="bold red")
+    text.append(f": {job.error.message}")
+    if job.error.node:
+        text.append("\nnode: ", style="dim")
+        text.append(job.error.node)
+    if job.error.kind:
+        text.append("\nfault: ", style="dim")
+        text.append(job.error.kind)
+    return text
+
+
+def outputs_text(job: JobStatus) -> Text:
+    if not job.outputs:
+        return Text("none yet" if not job.is_terminal else "none", style="dim")
+    text = Text()
+    for i, f in enumerate(job.outputs):
+        if i:
+            text.append("\n")
+        text.append(f.filename, style="bold")
+        text.append(f"  {f.content_type}  {_size(f.size)}", style="dim")
+    return text
+
+
+def clock(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} GiB"
+
+
+def _outcome_style(outcome: str | None) -> str:
+    if outcome in ("completed",):
+        return "green"
+    if outcome in ("cancelled",):
+        return "magenta"
+    return "yellow" if outcome in ("requeued", "retrying", "lost") else "red"

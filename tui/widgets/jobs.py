@@ -1,0 +1,59 @@
+"""The jobs table: one bounded page, sorted by priority then age, with progress bars."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from fleetq.model import JobState, JobStatus
+from tui.snapshot import Snapshot
+from tui.widgets.format import DASH, duration, progress_cell, state_cell, where
+from tui.widgets.synced_table import Row, SyncedTable
+
+
+class JobTable(SyncedTable):
+    COLUMNS = (
+        ("Job", "id", 16),
+        ("Service", "service", 8),
+        ("State", "state", 10),
+        ("Prio", "priority", 5),
+        ("Age", "age", 7),
+        ("Host:GPU", "where", 16),
+        ("Tries", "attempts", 5),
+        ("Progress", "progress", 36),
+    )
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.jobs: dict[str, JobStatus] = {}
+
+    def show(self, snapshot: Snapshot) -> None:
+        self.jobs = {j.id: j for j in snapshot.jobs}
+        self.sync([_row(j, snapshot.now_ms) for j in snapshot.jobs])
+
+    @property
+    def selected(self) -> JobStatus | None:
+        key = self.cursor_key
+        return None if key is None else self.jobs.get(key)
+
+
+def _row(job: JobStatus, now_ms: int) -> Row:
+    if job.state is JobState.RUNNING:
+        progress = progress_cell(job.progress, job.progress_text[:18])
+    elif job.state is JobState.QUEUED and job.position is not None:
+        progress = Text(f"#{job.position + 1:,} in queue", style="dim")
+    elif job.error is not None:
+        progress = Text(job.error.describe(), style="red")
+    else:
+        progress = DASH
+    prio_style = "bold" if job.priority > 0 else "dim" if job.priority < 0 else ""
+    cells = (
+        Text(job.id),
+        Text(job.service),
+        state_cell(job),
+        Text(str(job.priority), style=prio_style, justify="right"),
+        Text(duration(max(0, now_ms - job.submitted_ms)), justify="right"),
+        where(job.host, job.gpu),
+        Text(f"{job.attempts}/{job.max_attempts}", justify="right"),
+        progress,
+    )
+    return job.id, cells

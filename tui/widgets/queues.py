@@ -1,0 +1,58 @@
+"""Queues per service: depth, running, paused, oldest wait, completed and failed per minute."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from fleetq.model import ServiceStats
+from tui.snapshot import Snapshot
+from tui.widgets.format import DASH, duration
+from tui.widgets.synced_table import Row, SyncedTable
+
+
+class QueueTable(SyncedTable):
+    COLUMNS = (
+        ("Service", "service", 12),
+        ("Queued", "queued", 9),
+        ("Retry wait", "delayed", 10),
+        ("Running", "running", 8),
+        ("State", "state", 8),
+        ("Oldest wait", "oldest", 11),
+        ("Done/min", "done_min", 8),
+        ("Failed/min", "failed_min", 10),
+        ("Completed", "completed", 10),
+        ("Failed", "failed", 8),
+        ("Cancelled", "cancelled", 9),
+    )
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.services: dict[str, ServiceStats] = {}
+
+    def show(self, snapshot: Snapshot) -> None:
+        self.services = {s.service: s for s in snapshot.services}
+        self.sync([_row(s, snapshot.now_ms) for s in snapshot.services])
+
+    @property
+    def selected(self) -> ServiceStats | None:
+        key = self.cursor_key
+        return None if key is None else self.services.get(key)
+
+
+def _row(s: ServiceStats, now_ms: int) -> Row:
+    wait = s.oldest_wait_ms(now_ms)
+    failed_rate = Text(str(s.failed_last_minute), style="bold red" if s.failed_last_minute else "")
+    cells = (
+        Text(s.service, style="bold"),
+        Text(f"{s.queued - s.delayed:,}", justify="right"),
+        Text(f"{s.delayed:,}", justify="right"),
+        Text(f"{s.running:,}", justify="right"),
+        Text("PAUSED", style="bold yellow") if s.paused else Text("active", style="green"),
+        DASH if wait is None else Text(duration(wait), style="yellow" if wait > 300_000 else ""),
+        Text(str(s.completed_last_minute), justify="right"),
+        failed_rate,
+        Text(f"{s.completed:,}", justify="right"),
+        Text(f"{s.failed:,}", justify="right"),
+        Text(f"{s.cancelled:,}", justify="right"),
+    )
+    return s.service, cells
