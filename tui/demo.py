@@ -25,7 +25,8 @@ M = 60 * S
 
 COMFY_GRAPH = {
     "3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 30, "model": ["10", 0]}},
-    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+    "4": {"class_type": "CheckpointLoaderSimple",
+          "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
     "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 1024}},
     "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dawn"}},
     "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry"}},
@@ -108,15 +109,7 @@ def _gpu(
         "blocked": blocked,
         "drained": False,
         "services": ["comfyui", "a1111"],
-        "job": None
-        if job is None
-        else {
-            "id": job.id,
-            "service": job.service,
-            "progress": job.progress,
-            "progress_text": job.progress_text,
-            "started_ms": job.started_ms,
-        },  # fmt: skip
+        "job": None if job is None else _gpu_job(job),
         "readings": {
             "utilization_gpu_pct": util,
             "memory_used_mb": mem,
@@ -126,6 +119,16 @@ def _gpu(
             "power_w": power,
             "power_limit_w": limit,
         },
+    }
+
+
+def _gpu_job(job: JobStatus) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "service": job.service,
+        "progress": job.progress,
+        "progress_text": job.progress_text,
+        "started_ms": job.started_ms,
     }
 
 
