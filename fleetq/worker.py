@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from fleetq.config import Settings
+from fleetq.connection import CONNECTION_ERRORS, unavailable
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.protocol import ClaimOutcome, ReapOutcome
 from fleetq.store import AsyncStore, StreamEntry
@@ -88,6 +89,18 @@ class WorkerQueue:
     async def job_events(self, job_id: str, last_id: str, block_ms: int) -> list[StreamEntry]:
         """Block on a job's own stream (cancel requests arrive here within milliseconds)."""
         return await self.store.read_job_events(job_id, last_id, block_ms)
+
+    async def gate(self, host: str, gpu: int) -> tuple[bool, set[str]]:
+        """One round trip before a claim: is this GPU (or its host) drained, and which services
+        are paused?"""
+        try:
+            async with self.store.redis.pipeline(transaction=False) as pipe:
+                pipe.smismember(self.keys.drained, [host, f"{host}:{gpu}"])
+                pipe.smembers(self.keys.paused)
+                drained, paused = await pipe.execute()
+        except CONNECTION_ERRORS as e:
+            raise unavailable(self.settings, e) from e
+        return any(bool(m) for m in drained), {m.decode() for m in paused}
 
     async def is_drained(self, host: str, gpu: int) -> bool:
         members = await self.store.command("smismember", self.keys.drained, [host, f"{host}:{gpu}"])

@@ -5,6 +5,7 @@ gateway). Their packages are imported here, lazily, inside the command, so impor
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from fleetq.config import Settings
@@ -34,6 +35,28 @@ def _fake_a1111(args: argparse.Namespace, settings: Settings) -> int:
     return int(fake_main(args.rest) or 0)
 
 
+DELEGATED = ("supervisor", "fake-comfyui", "fake-a1111")
+
+
+def split_delegated(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``argv`` after a delegated command name: what follows belongs to that command's
+    own parser (argparse cannot pass ``--options`` through a sub-parser untouched)."""
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token in ("--redis", "--namespace"):
+            i += 2
+            continue
+        if token.startswith("-"):
+            i += 1
+            continue
+        if token in DELEGATED:
+            return args[: i + 1], args[i + 1 :]
+        break
+    return args, []
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("tui", parents=[common], help="open the operator dashboard")
     p.add_argument("--readonly", action="store_true", help="watch only: no actions")
@@ -44,6 +67,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         ("fake-comfyui", _fake_comfyui, "run fake ComfyUI servers (tests, demo)"),
         ("fake-a1111", _fake_a1111, "run fake A1111 servers (tests, demo)"),
     ):
-        p = sub.add_parser(name, parents=[common], help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(delegate=handler)
+        # Everything after the command name is theirs; options before it set the defaults.
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.set_defaults(delegate=handler, rest=[])

@@ -61,7 +61,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    head, rest = dispatch.split_delegated(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(head)
+    if rest:
+        args.rest = rest
     if not hasattr(args, "json"):
         args.json = False
     logging.basicConfig(

@@ -1,0 +1,134 @@
+"""The supervisor of one GPU machine: a puller per GPU, plus upkeep (publisher, reaper, operator
+control), under one asyncio loop. SIGTERM drains: no new claims, running jobs get ``grace_s`` to
+finish, and what is left is interrupted and requeued without charging an attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from fleetq.worker import WorkerQueue
+from supervisor.backends.base import Backend
+from supervisor.config import SupervisorConfig
+from supervisor.gpu.backend import open_gpu_backend
+from supervisor.gpu.monitor import GpuMonitor
+from supervisor.publisher import Publisher
+from supervisor.puller import Puller
+from supervisor.upkeep import follow_control, reap_forever, reaper_owner
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[str, str], Backend]
+
+
+def default_backend_factory(service: str, url: str) -> Backend:
+    from supervisor.backends.factory import make_backend
+
+    return make_backend(service, url)
+
+
+class Supervisor:
+    """Owns the GPU monitor, the backends, the pullers and the upkeep tasks of one machine."""
+
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        monitor: GpuMonitor | None = None,
+        backend_factory: BackendFactory = default_backend_factory,
+    ) -> None:
+        self.config = config
+        self.monitor = monitor
+        self.backend_factory = backend_factory
+        self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.pullers: dict[int, Puller] = {}
+        self._signals = 0
+
+    def request_stop(self) -> None:
+        """Drain: the first call stops claims; a second one interrupts running jobs at once."""
+        self._signals += 1
+        if self._signals == 1:
+            log.warning("supervisor %s: draining (grace %.0f s)", self.config.host_id,
+                        self.config.grace_s)  # fmt: skip
+            self.stopping.set()
+        else:
+            log.warning("supervisor %s: stopping now; requeueing running jobs", self.config.host_id)
+            self._interrupt_all()
+
+    def _interrupt_all(self) -> None:
+        for puller in self.pullers.values():
+            if puller.current is not None:
+                puller.current.request_stop("shutdown")
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+
+    async def run(self) -> int:
+        config = self.config
+        monitor = self.monitor or GpuMonitor(open_gpu_backend(config.simulate_gpus))
+        self.monitor = monitor
+        queue = WorkerQueue(config.settings)
+        tasks: list[asyncio.Task[None]] = []
+        backends: list[Backend] = []
+        publisher: Publisher | None = None
+        try:
+            gpus = await monitor.start()
+            if config.gpu_indices is not None:
+                gpus = [g for g in gpus if g.index in config.gpu_indices]
+            for gpu in gpus:
+                bound = {b.service: self.backend_factory(b.service, b.url_for(gpu.index))
+                         for b in config.backends}  # fmt: skip
+                backends.extend(bound.values())
+                self.pullers[gpu.index] = Puller(gpu.index, bound, queue, monitor, config,
+                                                 self.stopping)  # fmt: skip
+            publisher = Publisher(config, queue.store, monitor, gpus, self.pullers, self.stopping)
+            upkeep = [
+                asyncio.create_task(publisher.run(), name="publisher"),
+                asyncio.create_task(
+                    reap_forever(queue, reaper_owner(config.host_id), config.reap_interval_s),
+                    name="reaper",
+                ),
+                asyncio.create_task(
+                    follow_control(queue.store, config.host_id, monitor), name="control"
+                ),
+            ]
+            tasks.extend(upkeep)
+            puller_tasks = [
+                asyncio.create_task(p.run(), name=f"puller-{p.where}")
+                for p in self.pullers.values()
+            ]
+            tasks.extend(puller_tasks)
+            log.info("supervisor %s up: %d GPU(s), services %s", config.host_id, len(gpus),
+                     ", ".join(config.services))  # fmt: skip
+            self.ready.set()
+            await self.stopping.wait()
+            await self._drain(puller_tasks)
+            return 0
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if publisher is not None:
+                await publisher.withdraw()
+            for puller in self.pullers.values():
+                await puller.aclose()
+            for backend in backends:
+                await backend.aclose()
+            await queue.aclose()
+            await monitor.close()
+            log.info("supervisor %s stopped", config.host_id)
+
+    async def _drain(self, puller_tasks: list[asyncio.Task[None]]) -> None:
+        if not puller_tasks:
+            return
+        _, pending = await asyncio.wait(puller_tasks, timeout=self.config.grace_s)
+        if pending:
+            log.warning("grace period over: requeueing %d running job(s)", len(pending))
+            self._interrupt_all()
+            _, pending = await asyncio.wait(pending, timeout=self.config.interrupt_grace_s + 5)
+        for task in pending:
+            task.cancel()

@@ -1,0 +1,225 @@
+"""One claimed job on one GPU: run it on the backend, keep its lease, honour cancel and timeout,
+and record how it ended, with the blame where it belongs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from fleetq.errors import OutputTooLarge, RedisUnavailable, StaleLease
+from fleetq.model import ClaimedJob, FaultKind, JobError
+from fleetq.store import AsyncStore
+from fleetq.worker import WorkerQueue
+from supervisor.backends.base import (
+    Backend,
+    BackendResult,
+    BackendUnavailable,
+    JobInterrupted,
+    JobRejected,
+    JobRuntimeError,
+)
+from supervisor.persist import until_written
+from supervisor.state import PullerState
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Renew at most this often because of progress (a lease renewal also happens every lease/3).
+PROGRESS_RENEW_MIN_S = 0.5
+
+
+class JobExecution:
+    """Runs one job; :meth:`request_stop` interrupts it (cancel, timeout, shutdown)."""
+
+    def __init__(
+        self,
+        job: ClaimedJob,
+        backend: Backend,
+        queue: WorkerQueue,
+        blocking: AsyncStore,
+        state: PullerState,
+        where: str,
+        interrupt_grace_s: float,
+    ) -> None:
+        self.job = job
+        self.backend = backend
+        self.queue = queue
+        self.blocking = blocking
+        self.state = state
+        self.where = where
+        self.interrupt_grace_s = interrupt_grace_s
+        self.stop_reason: str | None = None
+        self.backend_failed = False
+        self._stop = asyncio.Event()
+        self._progress_changed = asyncio.Event()
+        self._progress: tuple[float | None, str] = (None, "")
+
+    def request_stop(self, reason: str) -> None:
+        """Interrupt the run: ``cancel``, ``timeout``, ``shutdown`` or ``lease_lost``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self._stop.set()
+
+    def _on_progress(self, progress: float, text: str) -> None:
+        self._progress = (progress, text)
+        self.state.set_progress(progress, text)
+        self._progress_changed.set()
+
+    async def run(self) -> str:
+        """Run the job to its end and record the outcome; returns it (for logs and tests)."""
+        job = self.job
+        started = time.monotonic()
+        log.info("job %s claimed on %s (service %s, claim %d)", job.id, self.where, job.service,
+                 job.claims)  # fmt: skip
+        try:
+            if await self.queue.renew(job):  # confirms the lease, catches an early cancel
+                self.request_stop("cancel")
+        except StaleLease:
+            return "lost"
+        except RedisUnavailable:
+            pass
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(job.timeout_ms / 1000, self.request_stop, "timeout")
+        run_task = asyncio.create_task(
+            self.backend.run(job.id, job.workflow, self._on_progress), name=f"run-{job.id}"
+        )
+        helpers = [
+            asyncio.create_task(self._heartbeat(), name=f"heartbeat-{job.id}"),
+            asyncio.create_task(self._watch_cancel(), name=f"cancel-watch-{job.id}"),
+        ]
+        try:
+            stop_wait = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({run_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            if not run_task.done():
+                await self._interrupt(run_task)
+        finally:
+            timer.cancel()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            if not run_task.done():
+                run_task.cancel()
+                await asyncio.gather(run_task, return_exceptions=True)
+        # The final write must not be cut in half by a cancellation of the puller.
+        outcome = await asyncio.shield(self._finish(run_task))
+        log.info("job %s %s on %s after %.1f s", job.id, outcome, self.where,
+                 time.monotonic() - started)  # fmt: skip
+        return outcome
+
+    async def _interrupt(self, run_task: asyncio.Task[BackendResult]) -> None:
+        log.info("job %s: interrupting backend (%s)", self.job.id, self.stop_reason)
+        await self.backend.interrupt()
+        done, _ = await asyncio.wait({run_task}, timeout=self.interrupt_grace_s)
+        if not done:
+            log.warning("job %s: backend did not stop within %.0f s; abandoning the run",
+                        self.job.id, self.interrupt_grace_s)  # fmt: skip
+            run_task.cancel()
+            await asyncio.gather(run_task, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        """Renew the lease every lease/3, and soon after progress changes."""
+        loop = asyncio.get_running_loop()
+        interval_s = self.queue.settings.lease_ms / 3000
+        last_sent = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress_changed.wait(), timeout=interval_s)
+            since = loop.time() - last_sent
+            if since < PROGRESS_RENEW_MIN_S:
+                await asyncio.sleep(PROGRESS_RENEW_MIN_S - since)  # throttle progress writes
+            self._progress_changed.clear()
+            progress, text = self._progress
+            try:
+                cancel = await self.queue.renew(self.job, progress, text)
+            except StaleLease as e:
+                log.warning("job %s: %s; stopping the run", self.job.id, e)
+                self.request_stop("lease_lost")
+                return
+            except RedisUnavailable:
+                continue  # keep running; the reaper waits out Redis outages
+            last_sent = loop.time()
+            if cancel:
+                self.request_stop("cancel")
+
+    async def _watch_cancel(self) -> None:
+        """Block on the job's own stream; a cancel request arrives within milliseconds."""
+        last_id: str | None = None
+        block_ms = int(self.queue.settings.block_timeout_s * 1000)
+        while True:
+            try:
+                if last_id is None:
+                    last_id = await self.blocking.last_job_event_id(self.job.id)
+                entries = await self.blocking.read_job_events(self.job.id, last_id, block_ms)
+            except RedisUnavailable:
+                await asyncio.sleep(1.0)  # reconnect backoff
+                continue
+            for entry_id, fields in entries:
+                last_id = entry_id
+                if fields.get("type") == "cancel_requested":
+                    self.request_stop("cancel")
+                    return
+
+    async def _finish(self, run_task: asyncio.Task[BackendResult]) -> str:
+        job, reason = self.job, self.stop_reason
+        if reason == "lease_lost":
+            return "lost"
+        error: BaseException | None
+        if run_task.cancelled():
+            error = JobInterrupted("the backend did not stop after an interrupt")
+        else:
+            error = run_task.exception()
+        if error is None:
+            try:
+                await self._write(lambda: self.queue.complete(job, run_task.result().outputs))
+            except OutputTooLarge as e:
+                return await self._fail(FaultKind.FINAL, JobError("OutputTooLarge", str(e)))
+            except StaleLease:
+                return "lost"
+            return "completed"
+        if reason == "cancel":
+            try:
+                await self._write(lambda: self.queue.ack_cancel(job))
+            except StaleLease:
+                return "lost"
+            return "cancelled"
+        if reason == "timeout":
+            message = f"job exceeded its timeout of {job.timeout_ms / 1000:g} s"
+            return await self._fail(FaultKind.JOB, JobError("Timeout", message, kind="job"))
+        if reason == "shutdown":
+            message = f"supervisor on {self.where} stopped before the job finished"
+            return await self._fail(FaultKind.INFRA, JobError("Shutdown", message, kind="infra"))
+        return await self._fail(*self._blame(error))
+
+    def _blame(self, error: BaseException) -> tuple[FaultKind, JobError]:
+        if isinstance(error, JobRejected):
+            return FaultKind.FINAL, _with_kind(error.error, "final")
+        if isinstance(error, JobRuntimeError):
+            return FaultKind.JOB, _with_kind(error.error, "job")
+        if isinstance(error, JobInterrupted):
+            message = f"the backend on {self.where} was interrupted by someone else"
+            return FaultKind.INFRA, JobError("Interrupted", message, kind="infra")
+        if isinstance(error, BackendUnavailable):
+            self.backend_failed = True
+            return FaultKind.INFRA, JobError("BackendUnavailable", str(error), kind="infra")
+        # An adapter bug triggered by this job: charge it, so it cannot loop forever.
+        log.error("job %s: unexpected %s from the backend adapter", self.job.id,
+                  type(error).__name__, exc_info=error)  # fmt: skip
+        return FaultKind.JOB, JobError(type(error).__name__, str(error) or "adapter error")
+
+    async def _fail(self, kind: FaultKind, error: JobError) -> str:
+        try:
+            return await self._write(lambda: self.queue.fail(self.job, kind, error))
+        except StaleLease:
+            return "lost"
+
+    async def _write(self, write: Callable[[], Awaitable[T]]) -> T:
+        return await until_written(write, f"job {self.job.id} result")
+
+
+def _with_kind(error: JobError, kind: str) -> JobError:
+    return JobError(error.type, error.message, error.node, kind, error.details)

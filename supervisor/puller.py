@@ -1,0 +1,120 @@
+"""One puller per GPU: claim a job only while the GPU is healthy, its backend is alive and idle,
+and nobody drained the GPU or paused the service; then run it to its end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from fleetq.errors import RedisUnavailable
+from fleetq.model import ClaimedJob
+from fleetq.store import AsyncStore
+from fleetq.worker import WorkerQueue
+from supervisor.backends.base import Backend
+from supervisor.config import SupervisorConfig
+from supervisor.execution import JobExecution
+from supervisor.gpu.monitor import GpuMonitor
+from supervisor.state import PullerState
+
+log = logging.getLogger(__name__)
+
+
+class Puller:
+    """Claims and runs jobs for one GPU until ``stopping`` is set."""
+
+    def __init__(
+        self,
+        gpu: int,
+        backends: Mapping[str, Backend],
+        queue: WorkerQueue,
+        monitor: GpuMonitor,
+        config: SupervisorConfig,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.gpu = gpu
+        self.backends = dict(backends)
+        self.queue = queue
+        self.monitor = monitor
+        self.config = config
+        self.stopping = stopping
+        self.state = PullerState(gpu)
+        self.current: JobExecution | None = None
+        # Blocking reads (claim wake-ups, cancel watch) get their own connection.
+        self.blocking = AsyncStore(config.settings)
+        self.where = f"{config.host_id}:{gpu}"
+
+    async def run(self) -> None:
+        log.info("puller %s started for %s", self.where, ", ".join(self.backends))
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                services = await self._gate()
+                if not services:
+                    await self._rest(self.config.gate_retry_s)
+                    continue
+                self.state.set_idle()
+                outcome = await self.queue.claim(
+                    services, self.config.host_id, self.gpu, self.config.claim_block_s,
+                    blocking=self.blocking,
+                )  # fmt: skip
+                failures = 0
+                if outcome.job is not None:
+                    await self._execute(outcome.job)
+            except RedisUnavailable as e:
+                failures += 1
+                self.state.set_blocked("Redis unavailable")
+                log.warning("puller %s: %s", self.where, e)
+                await self._rest(min(10.0, 0.25 * 2**failures))
+            except Exception:
+                failures += 1
+                log.exception("puller %s: unexpected error; continuing", self.where)
+                await self._rest(min(10.0, 0.25 * 2**failures))
+        self.state.status = "stopped"
+        log.info("puller %s stopped after %d job(s)", self.where, self.state.jobs_done)
+
+    async def aclose(self) -> None:
+        await self.blocking.aclose()
+
+    async def _rest(self, seconds: float) -> None:
+        """Wait before the next gate check, waking at once if the supervisor stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+
+    async def _gate(self) -> list[str]:
+        """The services this GPU may claim for now; empty (with a reason published) if none."""
+        verdict = await self.monitor.check(self.gpu, self.config.min_free_mb)
+        if not verdict.can_claim:
+            self.state.set_blocked("GPU unhealthy: " + "; ".join(verdict.reasons))
+            return []
+        drained, paused = await self.queue.gate(self.config.host_id, self.gpu)
+        if drained:
+            self.state.set_blocked("drained by operator")
+            return []
+        candidates = [s for s in self.backends if s not in paused]
+        if not candidates:
+            self.state.set_blocked("service paused: " + ", ".join(sorted(self.backends)))
+            return []
+        probes = await asyncio.gather(*(self.backends[s].probe() for s in candidates))
+        ready = [s for s, p in zip(candidates, probes, strict=True) if p.ready]
+        if not ready:
+            probe = probes[0]
+            state = "backend down" if not probe.alive else "backend busy"
+            self.state.set_blocked(f"{state}: {probe.detail}" if probe.detail else state)
+        return ready
+
+    async def _execute(self, job: ClaimedJob) -> None:
+        execution = JobExecution(
+            job, self.backends[job.service], self.queue, self.blocking, self.state, self.where,
+            self.config.interrupt_grace_s,
+        )  # fmt: skip
+        self.current = execution
+        self.state.set_running(job)
+        self.monitor.set_busy(self.gpu, True)
+        try:
+            await execution.run()
+        finally:
+            self.monitor.set_busy(self.gpu, False)
+            self.current = None
+            self.state.set_finished()

@@ -1,0 +1,84 @@
+"""Upkeep tasks of a supervisor besides its pullers: the reaper of expired leases, and the
+operator control channel (simulated faults, clearing sticky GPU health)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+
+from fleetq.errors import RedisUnavailable
+from fleetq.store import AsyncStore
+from fleetq.worker import WorkerQueue
+from supervisor.gpu.errors import GpuError
+from supervisor.gpu.faults import parse_fault
+from supervisor.gpu.monitor import GpuMonitor
+
+log = logging.getLogger(__name__)
+
+
+async def reap_forever(queue: WorkerQueue, owner: str, interval_s: float) -> None:
+    """Every supervisor reaps; the lock in the script makes it single-flight fleet-wide."""
+    while True:
+        try:
+            outcome = await queue.reap(owner)
+            if outcome.requeued or outcome.failed or outcome.cancelled:
+                log.warning(
+                    "reaper: expired leases: %d requeued, %d failed, %d cancelled",
+                    outcome.requeued, outcome.failed, outcome.cancelled,
+                )  # fmt: skip
+            elif outcome.grace_until_ms is not None and not outcome.ran:
+                log.debug("reaper: waiting out a grace period after an outage")
+        except RedisUnavailable:
+            pass  # the publisher and pullers already say so
+        except Exception:
+            log.exception("reaper: unexpected error")
+        await asyncio.sleep(interval_s)  # the reaping period
+
+
+def reaper_owner(host: str) -> str:
+    return f"{host}:{os.getpid()}"
+
+
+async def follow_control(store: AsyncStore, host: str, monitor: GpuMonitor) -> None:
+    """Apply operator commands sent with ``fleetq fault HOST GPU SPEC``.
+
+    ``{"type": "fault", "gpu": N, "spec": "xid=79"}`` injects a fault into a simulated GPU;
+    ``{"type": "clear-health", "gpu": N}`` forgets sticky findings (real GPUs too).
+    """
+    last_id: str | None = None  # start after the newest command already there
+    block_ms = int(store.settings.block_timeout_s * 1000)
+    while True:
+        try:
+            if last_id is None:
+                newest = await store.command("xrevrange", store.keys.control(host), count=1)
+                last_id = newest[0][0].decode() if newest else "0-0"
+            entries = await store.read_control(host, last_id, block_ms)
+        except RedisUnavailable:
+            await asyncio.sleep(1.0)  # reconnect backoff
+            continue
+        for entry_id, fields in entries:
+            last_id = entry_id
+            await apply_control(fields.get("command", ""), monitor)
+
+
+async def apply_control(raw: str, monitor: GpuMonitor) -> None:
+    try:
+        command = json.loads(raw)
+        gpu = int(command["gpu"])
+        kind = command["type"]
+    except (ValueError, KeyError, TypeError):
+        log.warning("control: ignoring malformed command %r", raw[:200])
+        return
+    try:
+        if kind == "fault":
+            fault = parse_fault(str(command.get("spec", "")))
+            await monitor.inject(gpu, fault)  # "clear" also forgets sticky health findings
+            log.warning("control: injected fault %r into simulated GPU %d", fault.spec, gpu)
+        elif kind == "clear-health":
+            monitor.clear_faults(gpu)
+        else:
+            log.warning("control: unknown command type %r", kind)
+    except GpuError as e:
+        log.warning("control: %s", e)
