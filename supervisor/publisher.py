@@ -5,6 +5,7 @@ each expiring after a few seconds so a dead machine shows as offline."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -113,8 +114,6 @@ class Publisher:
     async def withdraw(self) -> None:
         """Remove this host's records at a clean exit, so it shows offline at once."""
         keys = self.store.keys
-        try:
+        with contextlib.suppress(RedisUnavailable):
             await self.store.command("delete", keys.host(self.config.host_id),
                                      keys.gpus(self.config.host_id))  # fmt: skip
-        except RedisUnavailable:
-            pass
