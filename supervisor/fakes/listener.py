@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 StartupMode = Literal["refuse", "503"]
 STARTUP_MODES: tuple[StartupMode, ...] = ("refuse", "503")
@@ -128,7 +129,7 @@ class Listener:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def unavailable_middleware(listener: Callable[[], Listener | None]) -> web.Middleware:
+def unavailable_middleware(listener: Callable[[], Listener | None]) -> Middleware:
     """Answer 503 on every route except ``/fake/*`` while the "503" startup window is open."""
 
     @web.middleware

@@ -67,9 +67,7 @@ class OutputCache:
 
     def set_prompt(self, signatures: set[str]) -> None:
         """Forget everything the new prompt does not contain (``clean_unused``)."""
-        self._entries = {
-            key: entry for key, entry in self._entries.items() if key in signatures
-        }
+        self._entries = {key: entry for key, entry in self._entries.items() if key in signatures}
 
     def get(self, signature: str) -> CacheEntry | None:
         return self._entries.get(signature)

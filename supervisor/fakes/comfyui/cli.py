@@ -51,16 +51,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8188, help="first port (default 8188)")
     parser.add_argument("--count", type=int, default=1, help="instances on consecutive ports")
-    parser.add_argument("--history-delay", type=float, default=0.0, metavar="SECONDS",
-                        help="delay the history write after the terminal event")
+    parser.add_argument(
+        "--history-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay the history write after the terminal event",
+    )
     parser.add_argument("--no-cache", action="store_true", help="like ComfyUI --cache-none")
-    parser.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS",
-                        help="unreachable for this long after start and after /fake/restart")
+    parser.add_argument(
+        "--startup-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="unreachable for this long after start and after /fake/restart",
+    )
     parser.add_argument("--startup-mode", choices=STARTUP_MODES, default="refuse")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME",
-                        help="a checkpoint file name to offer (repeatable)")
-    parser.add_argument("--base-dir", default=None,
-                        help="folder for output/input/temp (default: a temporary folder)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a checkpoint file name to offer (repeatable)",
+    )
+    parser.add_argument(
+        "--base-dir",
+        default=None,
+        help="folder for output/input/temp (default: a temporary folder)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 

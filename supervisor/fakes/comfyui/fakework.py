@@ -76,14 +76,23 @@ FAKE_WORK = NodeClass(
         InputSpec(
             "seconds",
             "FLOAT",
-            {"default": 1.0, "min": 0.0, "max": 86400.0, "step": 0.01,
-             "tooltip": "How long the node runs."},
+            {
+                "default": 1.0,
+                "min": 0.0,
+                "max": 86400.0,
+                "step": 0.01,
+                "tooltip": "How long the node runs.",
+            },
         ),
         InputSpec(
             "steps",
             "INT",
-            {"default": 0, "min": 0, "max": 100000,
-             "tooltip": "Progress frames sent evenly over the run time."},
+            {
+                "default": 0,
+                "min": 0,
+                "max": 100000,
+                "tooltip": "Progress frames sent evenly over the run time.",
+            },
         ),
         InputSpec(
             "outcome",
@@ -94,8 +103,12 @@ FAKE_WORK = NodeClass(
         InputSpec(
             "seed",
             "INT",
-            {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-             "tooltip": "Ignored; change it to defeat the cache."},
+            {
+                "default": 0,
+                "min": 0,
+                "max": 0xFFFFFFFFFFFFFFFF,
+                "tooltip": "Ignored; change it to defeat the cache.",
+            },
             category="optional",
         ),
         InputSpec(

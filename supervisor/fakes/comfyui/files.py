@@ -91,7 +91,7 @@ class OutputFiles:
         full_folder = os.path.abspath(os.path.join(root, subfolder))
         common = os.path.commonpath((str(root), full_folder))
         if common != str(root):
-            raise Exception(  # noqa: TRY002 - ComfyUI raises a bare Exception here
+            raise Exception(  # ComfyUI raises a bare Exception here
                 "**** ERROR: Saving image outside the output folder is not allowed."
                 f"\n full_output_folder: {full_folder}\n         output_dir: {root}"
                 f"\n         commonpath: {common}"

@@ -127,7 +127,8 @@ class ComfyRoutes:
             number = float(body["number"])
         else:
             number = server.number
-            if "front" in body and body["front"]:
+            # Containment (not .get) as in ComfyUI: list and string bodies get this far too.
+            if "front" in body and body["front"]:  # noqa: RUF019
                 number = -number
             server.number += 1
         if "prompt" not in body:
@@ -136,14 +137,14 @@ class ComfyRoutes:
         prompt = body["prompt"]
         prompt_id = str(body.get("prompt_id", uuid.uuid4()))
         result = validate_prompt(prompt, server.classes(), body.get("partial_execution_targets"))
-        extra_data = body["extra_data"] if "extra_data" in body else {}
+        extra_data = body.get("extra_data", {})
         if "client_id" in body:
             extra_data["client_id"] = body["client_id"]
         if not result.ok:
             assert result.error is not None
             log.info("comfyui:%d prompt rejected: %s", server.port, result.error["type"])
-            payload = {"error": result.error, "node_errors": result.node_errors}
-            return web.json_response(payload, status=400)
+            rejected = {"error": result.error, "node_errors": result.node_errors}
+            return web.json_response(rejected, status=400)
         for key in SENSITIVE_EXTRA_DATA_KEYS:
             extra_data.pop(key, None)
         server.queue.put([number, prompt_id, prompt, extra_data, result.outputs])
@@ -154,7 +155,11 @@ class ComfyRoutes:
             number,
             extra_data.get("client_id"),
         )
-        payload = {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
+        payload: dict[str, Any] = {
+            "prompt_id": prompt_id,
+            "number": number,
+            "node_errors": result.node_errors,
+        }
         return web.json_response(payload)
 
     async def get_prompt(self, request: web.Request) -> web.Response:
@@ -169,14 +174,14 @@ class ComfyRoutes:
     async def post_queue(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-            if "clear" in body and body["clear"]:
+            if "clear" in body and body["clear"]:  # noqa: RUF019 - lists get here too
                 self.server.queue.wipe()
                 log.info("comfyui:%d pending queue cleared", self.server.port)
             if "delete" in body:
                 for prompt_id in body["delete"]:
                     if self.server.queue.delete_pending(prompt_id):
                         log.info("comfyui:%d prompt %s deleted", self.server.port, prompt_id)
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             return internal_error()
         return web.Response(status=200)
 
@@ -234,7 +239,7 @@ class ComfyRoutes:
     async def post_history(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-            if "clear" in body and body["clear"]:
+            if "clear" in body and body["clear"]:  # noqa: RUF019 - lists get here too
                 self.server.queue.wipe_history()
             if "delete" in body:
                 for prompt_id in body["delete"]:
@@ -267,9 +272,7 @@ class ComfyRoutes:
         content_type = mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
         if content_type in _FORCED_DOWNLOAD:
             content_type = "application/octet-stream"
-        return web.FileResponse(
-            resolved, headers={**disposition, "Content-Type": content_type}
-        )
+        return web.FileResponse(resolved, headers={**disposition, "Content-Type": content_type})
 
     async def upload_image(self, request: web.Request) -> web.Response:
         post = await request.post()
@@ -325,9 +328,7 @@ class ComfyRoutes:
         return web.json_response({"system": system, "devices": [device]})
 
     async def features(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {"supports_preview_metadata": True, "max_upload_size": 104857600}
-        )
+        return web.json_response({"supports_preview_metadata": True, "max_upload_size": 104857600})
 
     async def object_info(self, request: web.Request) -> web.Response:
         return web.json_response(object_info(self.server.classes()))

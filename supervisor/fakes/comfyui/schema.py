@@ -106,7 +106,7 @@ class InputSpec:
         return isinstance(self.type, tuple)
 
     def declared(self) -> list[Any]:
-        """The ``/object_info`` form: ``["INT", {...}]``, ``[[choices], {...}]`` or ``["IMAGE"]``."""
+        """The ``/object_info`` form: ``["INT", {...}]``, ``[[choices], {...}]``, ``["IMAGE"]``."""
         kind: Any = list(self.type) if isinstance(self.type, tuple) else self.type
         return [kind] if self.bare else [kind, dict(self.options)]
 

@@ -15,7 +15,6 @@ from supervisor.fakes.base import FakeServer
 from supervisor.fakes.comfyui.cache import OutputCache
 from supervisor.fakes.comfyui.executor import Execution, PromptExecutor
 from supervisor.fakes.comfyui.files import OutputFiles
-from supervisor.fakes.comfyui.hooks import add_hook_routes
 from supervisor.fakes.comfyui.interrupt import InterruptFlag
 from supervisor.fakes.comfyui.nodes import node_classes
 from supervisor.fakes.comfyui.options import RUNTIME_FIELDS, ComfyUIOptions
@@ -23,6 +22,7 @@ from supervisor.fakes.comfyui.prompt_queue import PromptQueue
 from supervisor.fakes.comfyui.routes import add_api_routes
 from supervisor.fakes.comfyui.schema import NodeClass
 from supervisor.fakes.comfyui.sockets import SocketHub
+from supervisor.fakes.hooks import add_hook_routes
 from supervisor.fakes.listener import StartupMode
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class FakeComfyUI(FakeServer):
 
     def _add_routes(self, app: web.Application) -> None:
         add_api_routes(app, self)
-        add_hook_routes(app, self)
+        add_hook_routes(app, self, sockets=self)
 
     def _startup(self) -> tuple[float, StartupMode]:
         return self._options.startup_delay_s, self._options.startup_mode
@@ -210,7 +210,9 @@ class FakeComfyUI(FakeServer):
             try:
                 execution = await executor.execute(item)
             except Exception:
-                log.exception("comfyui:%d prompt %s crashed the fake executor", self.port, prompt_id)
+                log.exception(
+                    "comfyui:%d prompt %s crashed the fake executor", self.port, prompt_id
+                )
                 client_id = item[3].get("client_id") if isinstance(item[3], dict) else None
                 execution = Execution(prompt_id, client_id, outcome="error")
             if self._options.history_delay_s > 0:

@@ -305,7 +305,9 @@ def validate_prompt(
             node_errors[node_id]["dependent_outputs"].append(output_id)
     if not good_outputs:
         details = "\n".join(
-            f"{reason['message']}: {reason['details']}" for _, reasons in errors for reason in reasons
+            f"{reason['message']}: {reason['details']}"
+            for _, reasons in errors
+            for reason in reasons
         )
         error = {
             "type": "prompt_outputs_failed_validation",

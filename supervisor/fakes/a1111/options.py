@@ -1,0 +1,86 @@
+"""Settings of the fake AUTOMATIC1111: fixed at start, several of them switchable at run time."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from supervisor.fakes.listener import STARTUP_MODES, StartupMode
+
+ErrorShape = Literal["a1111", "forge"]
+ERROR_SHAPES: tuple[ErrorShape, ...] = ("a1111", "forge")
+DEFAULT_MODEL = "v1-5-pruned-emaonly.safetensors [6ce0161689]"
+
+
+@dataclass(frozen=True)
+class A1111Options:
+    """Behaviour switches of one fake A1111 instance.
+
+    Fields marked *runtime* may be changed on a running server with
+    ``FakeA1111.configure(...)`` or ``POST /fake/config``.
+    """
+
+    step_seconds: float = 0.05
+    """*runtime*: time per sampling step; a request runs ``n_iter * steps * step_seconds``."""
+    error_shape: ErrorShape = "a1111"
+    """*runtime*: ``"a1111"``: ``{"error", "detail", "body", "errors"}`` bodies and an
+    ``X-Process-Time`` header; ``"forge"``: FastAPI defaults (``{"detail"}`` for HTTP errors, a
+    plain-text 500 for crashes)."""
+    webui: bool = False
+    """False is ``--nowebui`` (API only, no ``/internal/*``); True is ``--api`` with the UI,
+    which adds ``/internal/ping``, ``/internal/progress`` and ``/``."""
+    api_auth: str | None = None
+    """``--api-auth "user:pass,user2:pass2"``: HTTP Basic on ``/sdapi/v1/*`` (Forge leaves
+    ``/sdapi/v1/progress`` open)."""
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    """*runtime*: checkpoint titles (``name.safetensors [hash]``); the first one is loaded."""
+    model_load_s: float = 0.0
+    """*runtime*: time a checkpoint switch through ``POST /options`` holds the queue lock."""
+    startup_delay_s: float = 0.0
+    """*runtime*: unreachable for this long after start and after each ``restart``."""
+    startup_mode: StartupMode = "refuse"
+    """*runtime*: ``"refuse"`` (port not listening yet) or ``"503"`` (every route answers 503)."""
+    version: str = "v1.10.1"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, list):
+            object.__setattr__(self, "models", tuple(self.models))
+        for name in ("step_seconds", "model_load_s", "startup_delay_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if self.error_shape not in ERROR_SHAPES:
+            raise ValueError(f"error_shape must be one of {ERROR_SHAPES}")
+        if self.startup_mode not in STARTUP_MODES:
+            raise ValueError(f"startup_mode must be one of {STARTUP_MODES}")
+        if not isinstance(self.webui, bool):
+            raise ValueError("webui must be true or false")
+        if (
+            not isinstance(self.models, tuple)
+            or not self.models
+            or not all(isinstance(title, str) for title in self.models)
+        ):
+            raise ValueError("models must be a non-empty list of checkpoint titles")
+        if self.api_auth is not None and (
+            not isinstance(self.api_auth, str)
+            or not all(":" in pair for pair in self.api_auth.split(","))
+        ):
+            raise ValueError('api_auth must look like "user:pass,user2:pass2"')
+
+    def replace(self, **changes: Any) -> A1111Options:
+        """A copy with ``changes`` applied; unknown names raise ``TypeError``."""
+        return dataclasses.replace(self, **changes)
+
+    def credentials(self) -> dict[str, str]:
+        """``api_auth`` as user -> password."""
+        if not self.api_auth:
+            return {}
+        pairs = (pair.split(":", 1) for pair in self.api_auth.split(","))
+        return {user: password for user, password in pairs}
+
+
+RUNTIME_FIELDS = frozenset(
+    {"step_seconds", "error_shape", "models", "model_load_s", "startup_delay_s", "startup_mode"}
+)
+"""Options ``/fake/config`` may change on a running server."""
