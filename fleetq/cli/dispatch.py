@@ -58,6 +58,9 @@ def split_delegated(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    from fleetq.demo.run import add_demo_parser
+
+    add_demo_parser(sub, common)
     p = sub.add_parser("tui", parents=[common], help="open the operator dashboard")
     p.add_argument("--readonly", action="store_true", help="watch only: no actions")
     p.set_defaults(delegate=_tui)

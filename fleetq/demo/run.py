@@ -1,0 +1,214 @@
+"""``fleetq demo``: an embedded Redis, simulated machines (supervisor processes with simulated
+GPUs) backed by fake ComfyUI instances and one fake A1111 machine, a load generator, an injected
+GPU fault, and the dashboard on top. Quitting stops every process it started."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetq.client import Client
+from fleetq.config import Settings
+from fleetq.demo.processes import ProcessGroup, consecutive_free_ports, wait_for_port
+from fleetq.demo.summary import summarize
+from fleetq.demo.workload import Workload
+from fleetq.embedded import start_embedded_redis
+from fleetq.errors import FleetqError, JobNotFound
+
+log = logging.getLogger(__name__)
+NAMESPACE = "demo"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    gpus: int = 4
+    machines: int = 3
+    headless: bool = False
+    duration_s: float = 60.0
+    a1111: bool = True
+    seed: int = 7
+    #: Jobs per second; default: about 80% of what the fleet can do.
+    rate: float | None = None
+
+
+class LoadGenerator(threading.Thread):
+    """Submits the workload at a Poisson rate until stopped; records (kind, job id)."""
+
+    def __init__(self, client: Client, workload: Workload, rate: float, seed: int) -> None:
+        super().__init__(name="demo-load", daemon=True)
+        self.client = client
+        self.workload = workload
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.submitted: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+
+    def submit_one(self) -> None:
+        job = self.workload.next()
+        try:
+            handle = self.client.submit(job.workflow, service=job.service, priority=job.priority,
+                                        max_attempts=job.max_attempts, timeout_s=120,
+                                        metadata={"demo": job.kind})  # fmt: skip
+        except FleetqError as e:
+            self.errors.append(str(e))
+            return
+        self.submitted.append((job.kind, handle.id))
+
+    def run(self) -> None:
+        while not self.stop.wait(self.rng.expovariate(self.rate)):
+            self.submit_one()
+
+
+class Demo:
+    def __init__(self, options: DemoOptions) -> None:
+        self.options = options
+        self.workdir = Path(tempfile.mkdtemp(prefix="fleetq-demo-"))
+        self.group = ProcessGroup(self.workdir)
+        self.hosts: list[str] = []
+        self.faulted: set[str] = set()
+
+    def start_fleet(self, redis_url: str) -> None:
+        o = self.options
+        common = ["--redis", redis_url, "--namespace", NAMESPACE]
+        comfy_count = o.machines * o.gpus
+        comfy_base = consecutive_free_ports(comfy_count)
+        fake = self.group.start("fake-comfyui", ["fake-comfyui", "--port", str(comfy_base),
+                                                 "--count", str(comfy_count)])  # fmt: skip
+        waits = [(comfy_base + i, fake) for i in range(comfy_count)]
+        if o.a1111:
+            a1111_base = consecutive_free_ports(2)
+            fake_a = self.group.start("fake-a1111", ["fake-a1111", "--port", str(a1111_base),
+                                                     "--count", "2"])  # fmt: skip
+            waits += [(a1111_base, fake_a), (a1111_base + 1, fake_a)]
+        for port, process in waits:
+            wait_for_port(port, 30, process)
+        for m in range(o.machines):
+            host = f"demo-gpu-{m + 1:02d}"
+            base = comfy_base + m * o.gpus
+            self.group.start(host, [*common, "supervisor", "--simulate-gpus", str(o.gpus),
+                                    "--host-id", host, "--grace-s", "5",
+                                    "--backend", f"comfyui=http://127.0.0.1:{{port:{base}}}"])  # fmt: skip
+            self.hosts.append(host)
+        if o.a1111:
+            host = "demo-a1111-01"
+            self.group.start(host, [*common, "supervisor", "--simulate-gpus", "2",
+                                    "--host-id", host, "--grace-s", "5",
+                                    "--backend", f"a1111=http://127.0.0.1:{{port:{a1111_base}}}"])  # fmt: skip
+            self.hosts.append(host)
+
+    def wait_until_online(self, client: Client, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            online = {h.host for h in client.fleet().hosts if h.online and h.gpus}
+            if online >= set(self.hosts):
+                return
+            dead = [n for n, p, _ in self.group.processes if p.poll() is not None]
+            if dead:
+                raise FleetqError(f"demo process {dead[0]} exited; see {self.workdir}/{dead[0]}.log")
+            time.sleep(0.2)  # waiting for child processes to publish; nothing to block on
+        raise FleetqError(f"supervisors did not come online within {timeout_s:.0f} s "
+                          f"(logs in {self.workdir})")  # fmt: skip
+
+    def inject_fault(self, client: Client) -> None:
+        if len(self.hosts) < 2 or self.options.gpus < 2:
+            return
+        host, gpu = self.hosts[1], 1
+        client.send_control(host, {"type": "fault", "gpu": gpu, "spec": "xid=79"})
+        self.faulted.add(f"{host}:{gpu}")
+        log.warning("demo: injected XID 79 into %s:%d", host, gpu)
+
+    def default_rate(self) -> float:
+        gpus = self.options.machines * self.options.gpus + (2 if self.options.a1111 else 0)
+        return max(0.5, 0.8 * gpus / 2.4)  # about 2.4 s per job on average
+
+    def run(self) -> int:
+        o = self.options
+        redis = start_embedded_redis()
+        settings = Settings(redis_url=redis.url, namespace=NAMESPACE)
+        client = Client(settings)
+        load: LoadGenerator | None = None
+        try:
+            print(f"fleetq demo: Redis at {redis.url}, logs in {self.workdir}", file=sys.stderr)
+            self.start_fleet(redis.url)
+            self.wait_until_online(client)
+            load = LoadGenerator(client, Workload(o.seed, o.a1111), o.rate or self.default_rate(), o.seed)
+            for _ in range(12):  # a backlog from the start, so priorities show
+                load.submit_one()
+            started_ms = int(time.time() * 1000)
+            load.start()
+            fault_timer = threading.Timer(max(5.0, o.duration_s * 0.35 if o.headless else 20.0),
+                                          self.inject_fault, args=(client,))  # fmt: skip
+            fault_timer.daemon = True
+            fault_timer.start()
+            if o.headless:
+                return self._headless(client, load, started_ms)
+            return self._dashboard(redis.url)
+        finally:
+            if load is not None:
+                load.stop.set()
+            self.group.stop_all()
+            client.close()
+            redis.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _dashboard(self, redis_url: str) -> int:
+        print("fleetq demo: opening the dashboard (q quits and stops the demo)", file=sys.stderr)
+        done = subprocess.run([sys.executable, "-m", "fleetq.cli.main", "--redis", redis_url,
+                               "--namespace", NAMESPACE, "tui"], check=False)  # fmt: skip
+        return done.returncode
+
+    def _headless(self, client: Client, load: LoadGenerator, started_ms: int) -> int:
+        o = self.options
+        # Submit for 70% of the run, then let the fleet work through the queue.
+        load.stop.wait(o.duration_s * 0.7)
+        load.stop.set()
+        load.join()
+        deadline = time.monotonic() + o.duration_s * 0.3
+        while time.monotonic() < deadline:
+            stats = client.stats()
+            if stats.total("queued") == 0 and stats.total("running") == 0:
+                break
+            time.sleep(0.25)  # sampling the queue until it drains or time is up
+        ended_ms = int(time.time() * 1000)
+        statuses: list[tuple[str, Any]] = []
+        for kind, job_id in load.submitted:
+            try:
+                statuses.append((kind, client.status(job_id)))
+            except JobNotFound:
+                statuses.append((kind, None))
+        summary = summarize(statuses, client.fleet(), (started_ms, ended_ms), self.faulted)
+        print(summary.render())
+        return 0 if summary.ok else 1
+
+
+def add_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("demo",
+                       help="run a simulated fleet (no GPU, Redis or ComfyUI needed)")  # fmt: skip
+    p.add_argument("--gpus", type=int, default=4, help="simulated GPUs per machine (default 4)")
+    p.add_argument("--machines", type=int, default=3, help="simulated ComfyUI machines (default 3)")
+    p.add_argument("--headless", action="store_true", help="no dashboard: run, then summarize")
+    p.add_argument("--duration", type=float, default=60.0, metavar="S",
+                   help="with --headless: seconds to run (default 60)")  # fmt: skip
+    p.add_argument("--no-a1111", action="store_true", help="leave out the fake A1111 machine")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(delegate=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.gpus < 1 or args.machines < 1 or args.duration <= 0:
+        raise FleetqError("--gpus, --machines and --duration must be positive")
+    logging.getLogger().setLevel(logging.WARNING)
+    options = DemoOptions(gpus=args.gpus, machines=args.machines, headless=args.headless,
+                          duration_s=args.duration, a1111=not args.no_a1111, seed=args.seed)  # fmt: skip
+    return Demo(options).run()

@@ -1,0 +1,71 @@
+"""The demo's load generator: a realistic mix of image jobs.
+
+Many short jobs, a few long ones, some high-priority, an occasional failing workflow, on the
+fake ComfyUI (its ``FakeWork`` node sets duration, progress steps and outcome) and the fake
+A1111 (steps times its per-step time).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DemoJob:
+    service: str
+    workflow: dict[str, Any]
+    priority: int
+    kind: str  # short, long, urgent, failing, a1111
+    max_attempts: int = 3
+
+
+def comfy_workflow(seconds: float, steps: int, outcome: str, seed: int) -> dict[str, Any]:
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple",
+              "inputs": {"ckpt_name": "sdxl_base_1.0.safetensors"}},
+        "5": {"class_type": "EmptyImage",
+              "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": seed % 0xFFFFFF}},
+        "6": {"class_type": "FakeWork",
+              "inputs": {"image": ["5", 0], "seconds": round(seconds, 2), "steps": steps,
+                         "outcome": outcome, "seed": seed,
+                         "error_message": "CUDA out of memory (simulated)"}},
+        "9": {"class_type": "SaveImage",
+              "inputs": {"images": ["6", 0], "filename_prefix": f"demo/img_{seed}"}},
+    }  # fmt: skip
+
+
+def a1111_body(steps: int, fail: bool, seed: int) -> dict[str, Any]:
+    prompt = "a lighthouse at dawn, oil painting" + (" fleetq:fail" if fail else "")
+    return {"prompt": prompt, "negative_prompt": "blurry", "steps": steps, "width": 512,
+            "height": 512, "seed": seed, "sampler_name": "Euler a", "cfg_scale": 7}  # fmt: skip
+
+
+class Workload:
+    """Draws demo jobs; deterministic for a given seed."""
+
+    def __init__(self, seed: int = 7, with_a1111: bool = True) -> None:
+        self.rng = random.Random(seed)
+        self.with_a1111 = with_a1111
+        self.counter = 0
+
+    def next(self) -> DemoJob:
+        self.counter += 1
+        seed = self.rng.randrange(1 << 30)
+        roll = self.rng.random()
+        if self.with_a1111 and roll < 0.15:
+            fail = self.rng.random() < 0.1
+            return DemoJob("a1111", a1111_body(self.rng.randint(8, 20), fail, seed), 0,
+                           "a1111", max_attempts=1 if fail else 3)  # fmt: skip
+        if roll < 0.20:
+            return DemoJob("comfyui", comfy_workflow(self.rng.uniform(0.5, 1.5), 5, "ok", seed),
+                           self.rng.choice([50, 100]), "urgent")  # fmt: skip
+        if roll < 0.24:
+            return DemoJob("comfyui", comfy_workflow(self.rng.uniform(10, 18), 20, "ok", seed),
+                           -10, "long")  # fmt: skip
+        if roll < 0.27:
+            return DemoJob("comfyui", comfy_workflow(0.5, 2, "error", seed), 0, "failing",
+                           max_attempts=2)  # fmt: skip
+        seconds = self.rng.uniform(0.6, 2.5)
+        return DemoJob("comfyui", comfy_workflow(seconds, 8, "ok", seed), 0, "short")
