@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fleetq.errors import FleetqError
 from fleetq.model import JobError, Output
 
 #: Receives progress (0..1) and a short text, e.g. ``(0.4, "KSampler 8/20")``. Cheap and
@@ -44,9 +45,12 @@ class BackendProbe:
 @dataclass(frozen=True)
 class BackendResult:
     outputs: tuple[Output, ...]
+    #: What the backend said besides the files, JSON-serialisable: e.g. ComfyUI's
+    #: ``prompt_id`` and the ``node_errors`` of outputs it dropped, A1111's ``info``.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
-class BackendError(Exception):
+class BackendError(FleetqError):
     """Base of the ways a run can end other than success."""
 
 

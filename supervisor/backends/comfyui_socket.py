@@ -1,0 +1,126 @@
+"""The one WebSocket an adapter keeps to its ComfyUI, and the task that reads it.
+
+Every connection gets a fresh ``clientId`` (uuid4 hex): ComfyUI keeps sockets in a dict by
+``clientId``, and when a stale socket with the same id closes after its replacement connected,
+the server forgets the id and the live socket receives nothing more (the duplicate-clientId
+bug of the captures). A fresh id per connection cannot collide with a stale one.
+
+The reader hands JSON frames to the run that listens (one at a time) and drops them between
+runs; binary preview frames are ignored. When the socket ends on its own, the listener gets a
+``CLOSED`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from .comfyui_protocol import parse_frame
+
+log = logging.getLogger(__name__)
+
+#: The event type a listener receives when the socket ended (dropped, server gone).
+CLOSED = "fleetq.closed"
+Event = tuple[str, Mapping[str, Any]]
+
+
+class EventSocket:
+    """``GET /ws?clientId=...`` of one ComfyUI; ``connect`` (re)opens it with a new id."""
+
+    def __init__(self, ws_url: str, *, heartbeat_s: float, connect_timeout_s: float) -> None:
+        self._ws_url = ws_url
+        self._heartbeat_s = heartbeat_s
+        self._connect_timeout_s = connect_timeout_s
+        self._ws: aiohttp.ClientWebSocketResponse[bool] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._listener: asyncio.Queue[Event] | None = None
+        #: The ``clientId`` of the open socket; what ``POST /prompt`` must send as client_id.
+        self.client_id: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return (
+            self._ws is not None
+            and not self._ws.closed
+            and self._reader is not None
+            and not self._reader.done()
+        )
+
+    async def connect(self, session: aiohttp.ClientSession) -> None:
+        """Close the old socket, open a new one under a new ``clientId`` and wait for the
+        server's first ``status`` frame (sent once the id is registered, so a prompt posted
+        afterwards is routed to this socket). Raises ``aiohttp.ClientError``, ``OSError`` or
+        ``asyncio.TimeoutError``."""
+        await self.close()
+        client_id = uuid.uuid4().hex
+        ws = await asyncio.wait_for(
+            session.ws_connect(
+                f"{self._ws_url}?clientId={client_id}",
+                heartbeat=self._heartbeat_s,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self._connect_timeout_s),
+            ),
+            self._connect_timeout_s,
+        )
+        try:
+            first = await ws.receive(timeout=self._connect_timeout_s)
+            if first.type != aiohttp.WSMsgType.TEXT:
+                raise aiohttp.ClientError(f"WebSocket opened with a {first.type.name} frame")
+        except BaseException:
+            await ws.close()
+            raise
+        self._ws = ws
+        self.client_id = client_id
+        self._reader = asyncio.create_task(self._read(ws), name=f"comfyui-ws-{client_id[:8]}")
+        log.debug("comfyui websocket %s connected to %s", client_id, self._ws_url)
+
+    def listen(self, queue: asyncio.Queue[Event]) -> None:
+        """Send this socket's frames to ``queue`` (a ``CLOSED`` event at once if not open)."""
+        self._listener = queue
+        if not self.connected:
+            queue.put_nowait((CLOSED, {}))
+
+    def unlisten(self, queue: asyncio.Queue[Event]) -> None:
+        if self._listener is queue:
+            self._listener = None
+
+    async def close(self) -> None:
+        """Stop the reader and close the socket; safe to call at any time."""
+        reader, ws = self._reader, self._ws
+        self._reader = self._ws = None
+        self.client_id = None
+        if reader is not None and not reader.done():
+            reader.cancel()
+            # ``wait`` rather than ``await reader``: our own cancellation must still propagate.
+            await asyncio.wait({reader})
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                await ws.close()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
+        try:
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    frame = parse_frame(message.data)
+                    if frame is not None and self._listener is not None:
+                        self._listener.put_nowait(frame)
+                elif message.type == aiohttp.WSMsgType.ERROR:
+                    break
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            log.debug("comfyui websocket read failed: %r", e)
+        # Not cancelled: the socket ended by itself.
+        log.info(
+            "comfyui websocket %s to %s closed (code %s)",
+            self.client_id,
+            self._ws_url,
+            ws.close_code,
+        )
+        with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            await ws.close()
+        if self._ws is ws and self._listener is not None:
+            self._listener.put_nowait((CLOSED, {}))
