@@ -84,6 +84,11 @@ _NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 class _Unreachable(Exception):
     """No usable answer: refused, reset, timed out, or 502/503/504 (starting, proxy)."""
 
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        #: No answer in time: the request may still have reached the server.
+        self.timed_out = timed_out
+
 
 @dataclass(frozen=True)
 class _Answer:
@@ -305,8 +310,9 @@ class ComfyUIBackend:
         try:
             answer = await self._call("POST", "/prompt", self.request_timeout_s, data=data)
         except _Unreachable as e:
-            await self._stop_remote(job)
-            raise BackendUnavailable(f"POST /prompt: {e}") from e
+            if e.timed_out:  # it may have been queued all the same
+                await self._stop_remote(job)
+            raise BackendUnavailable(str(e)) from e
         try:
             if answer.status == 400:
                 raise JobRejected(rejection(answer.json("POST /prompt", ok_only=False)))
@@ -602,7 +608,9 @@ class ComfyUIBackend:
             ) as response:
                 body = await response.read()
         except _NETWORK_ERRORS as e:
-            raise _Unreachable(f"{method} {path}: {_describe(e, timeout_s)}") from e
+            timed_out = isinstance(e, asyncio.TimeoutError)
+            message = f"{method} {path}: {_describe(e, timeout_s)}"
+            raise _Unreachable(message, timed_out=timed_out) from e
         if response.status in (502, 503, 504):
             raise _Unreachable(f"{method} {path}: HTTP {response.status}")
         return _Answer(response.status, response.content_type, body)
