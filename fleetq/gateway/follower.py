@@ -1,0 +1,125 @@
+"""A background task that follows the fleet event stream and feeds the time histograms.
+
+It starts at the end of the stream (history before the gateway started is not replayed, so a
+restart never counts a job twice) and blocks on XREAD, re-arming after each block timeout.
+For each ``claimed`` event it observes the wait (claim time minus the job's enqueue time); for
+each ``completed`` or ``failed`` event the run time (finish minus the last claim). Both times
+come from one pipelined HMGET per batch of events, so the cost follows the event rate, never
+the queue size. Event times are the stream entry ids (Redis server time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from fleetq.connection import CONNECTION_ERRORS, unavailable
+from fleetq.errors import RedisUnavailable
+from fleetq.metrics import JobTimings
+from fleetq.protocol import text
+from fleetq.store import AsyncStore, StreamEntry
+
+log = logging.getLogger(__name__)
+
+_FINISHED = ("completed", "failed")
+_RETRY_MIN_S = 0.5
+_RETRY_MAX_S = 10.0
+
+
+def entry_ms(entry_id: str) -> int:
+    """The time part of a stream entry id (``<ms>-<seq>``)."""
+    return int(entry_id.partition("-")[0])
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def last_event_id(store: AsyncStore) -> str:
+    """The id of the newest fleet event, or ``0-0`` when the stream is empty."""
+    last = await store.command("xrevrange", store.keys.events, count=1)
+    return text(last[0][0]) if last else "0-0"
+
+
+class EventFollower:
+    """Follows ``{ns}:events`` for the lifetime of a gateway."""
+
+    def __init__(self, store: AsyncStore, timings: JobTimings, block_ms: int) -> None:
+        self.store = store
+        self.timings = timings
+        self.block_ms = block_ms
+        #: The last entry processed; None until the first successful read of the stream's end.
+        self.last_id: str | None = None
+        self._advanced = asyncio.Event()
+
+    async def run(self) -> None:
+        """Follow forever; a Redis outage is logged and retried with backoff, never fatal."""
+        retry_s = _RETRY_MIN_S
+        while True:
+            try:
+                await self.step()
+                retry_s = _RETRY_MIN_S
+            except RedisUnavailable as e:
+                log.warning("event follower: %s; retrying in %.1f s", e, retry_s)
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, _RETRY_MAX_S)
+            except Exception:
+                # A bug must not silently stop the histograms; log it and carry on.
+                log.exception("event follower failed; retrying in %.1f s", retry_s)
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, _RETRY_MAX_S)
+
+    async def step(self) -> None:
+        """One blocking read of the stream and the observations of what it returned."""
+        if self.last_id is None:
+            self.last_id = await last_event_id(self.store)
+        entries = await self.store.read_events(self.last_id, block_ms=self.block_ms, count=500)
+        if entries:
+            await self.observe(entries)
+            self.last_id = entries[-1][0]
+        self._advanced.set()
+
+    async def observe(self, entries: list[StreamEntry]) -> None:
+        timed = [
+            (entry_id, fields)
+            for entry_id, fields in entries
+            if fields.get("type") in ("claimed", *_FINISHED) and fields.get("job")
+        ]
+        for _entry_id, fields in entries:
+            self.timings.events.labels(fields.get("type", "unknown")).inc()
+        if not timed:
+            return
+        keys = self.store.keys
+        try:
+            async with self.store.redis.pipeline(transaction=False) as pipe:
+                for _entry_id, fields in timed:
+                    pipe.hmget(keys.job(fields["job"]), "enqueued_ms", "started_ms")
+                rows = await pipe.execute()
+        except CONNECTION_ERRORS as e:
+            raise unavailable(self.store.settings, e) from e
+        for (entry_id, fields), (enqueued, started) in zip(timed, rows, strict=True):
+            at_ms = entry_ms(entry_id)
+            service = fields.get("service", "")
+            kind = fields["type"]
+            if kind == "claimed" and enqueued is not None:
+                wait_ms = max(0, at_ms - int(float(text(enqueued))))
+                self.timings.wait_seconds.labels(service).observe(wait_ms / 1000)
+            elif kind in _FINISHED and started is not None:
+                run_ms = max(0, at_ms - int(float(text(started))))
+                self.timings.run_seconds.labels(service, kind).observe(run_ms / 1000)
+
+    async def caught_up(self, timeout_s: float = 5.0) -> None:
+        """Wait until every event in the stream now has been observed (for tests and health)."""
+        target = id_key(await last_event_id(self.store))
+        deadline = time.monotonic() + timeout_s
+        while self.last_id is None or id_key(self.last_id) < target:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"event follower is behind: at {self.last_id}")
+            self._advanced.clear()
+            try:
+                await asyncio.wait_for(self._advanced.wait(), remaining)
+            except asyncio.TimeoutError:
+                continue

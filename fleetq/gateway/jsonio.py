@@ -1,0 +1,80 @@
+"""JSON in and out: the request body cap, strict JSON objects, compact JSON answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from fleetq.errors import InvalidArgument, ValidationError
+
+#: The request body cap of an application, in bytes (set by ``create_app``).
+BODY_CAP: web.AppKey[int] = web.AppKey("fleetq_body_cap")
+
+
+class MalformedJson(ValidationError):
+    """The request body is not valid JSON."""
+
+
+def dumps(data: Any) -> str:
+    """Compact JSON for response bodies and event data (never NaN, never a newline)."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response(data, status=status, headers=headers, dumps=dumps)
+
+
+def default_body_cap(max_payload_bytes: int) -> int:
+    """The default request cap: the core's payload cap plus room for the JSON envelope and
+    indentation, so the core's own check (with its clearer message) decides near the limit."""
+    return max_payload_bytes + max(1024 * 1024, max_payload_bytes // 4)
+
+
+@web.middleware
+async def body_cap_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a declared oversize body before reading a byte of it; a chunked body is cut off by
+    the application's ``client_max_size`` while it is read."""
+    cap = request.app[BODY_CAP]
+    if request.content_length is not None and request.content_length > cap:
+        raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=request.content_length)
+    return await handler(request)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; raises a ``ValidationError`` otherwise."""
+    raw = await request.read()
+    if not raw.strip():
+        raise MalformedJson("the request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw, parse_constant=_no_constants)
+    except RecursionError as e:
+        raise MalformedJson("the request body is nested too deeply") from e
+    except ValueError as e:  # includes UnicodeDecodeError
+        raise MalformedJson(f"the request body is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"the request body must be a JSON object, not {_kind(data)}")
+    return data
+
+
+def reject_unknown(body: dict[str, Any], allowed: Collection[str]) -> None:
+    """Refuse fields the endpoint does not know, so a typo is an error and not ignored."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+        )
+
+
+def _kind(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")

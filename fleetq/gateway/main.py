@@ -1,0 +1,75 @@
+"""``run_gateway``: serve the gateway until SIGINT or SIGTERM, then shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from fleetq.config import Settings
+from fleetq.connection import safe_url
+from fleetq.gateway.app import create_app
+
+log = logging.getLogger(__name__)
+
+#: How long in-flight requests get to finish after a signal (open event streams end within a
+#: second of it on their own).
+SHUTDOWN_GRACE_S = 10.0
+
+
+def run_gateway(
+    settings: Settings,
+    host: str,
+    port: int,
+    tokens: Sequence[str],
+    *,
+    max_body_bytes: int | None = None,
+) -> int:
+    """Serve the gateway on ``host:port``; blocks until SIGINT or SIGTERM. Returns 0.
+
+    The signal stops accepting connections, ends open event streams, lets in-flight requests
+    finish (up to :data:`SHUTDOWN_GRACE_S`), stops the event follower and closes Redis.
+    """
+    return asyncio.run(serve(settings, host, port, tokens, max_body_bytes=max_body_bytes))
+
+
+async def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    tokens: Sequence[str],
+    *,
+    max_body_bytes: int | None = None,
+    started: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """The async body of :func:`run_gateway`; ``stop`` ends it (signals set it too)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Handlers only set the event; the shutdown itself runs below, in order.
+        loop.add_signal_handler(sig, stop.set)
+    app = create_app(settings, tokens, max_body_bytes)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        auth = f"{len(tokens)} token(s)" if tokens else "no authentication"
+        for address in runner.addresses:
+            log.warning(
+                "fleetq gateway on http://%s:%s (Redis %s, namespace %s, %s)",
+                *address[:2], safe_url(settings.redis_url), settings.namespace, auth,
+            )  # fmt: skip
+        if started is not None:
+            started.set()
+        await stop.wait()
+        log.warning("fleetq gateway stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+    return 0
