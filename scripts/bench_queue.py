@@ -550,7 +550,11 @@ class ThroughputRow:
     jobs: int
     enqueue_s: float
     drain_s: float
-    note: str = ""
+    redis_cpu_s: float = 0.0  # redis-server CPU time over the enqueue and the drain
+
+    @property
+    def redis_us_per_job(self) -> float:
+        return self.redis_cpu_s / self.jobs * 1e6
 
     @property
     def enqueue_rate(self) -> float:
@@ -642,9 +646,7 @@ def seed(client: Client, count: int, batch: int = 5_000) -> str:
     return middle
 
 
-def time_calls(fn: Callable[[], object], calls: int, warmup: int = 20) -> list[float]:
-    for _ in range(warmup):
-        fn()
+def time_calls(fn: Callable[[], object], calls: int) -> list[float]:
     out = []
     for _ in range(calls):
         t0 = time.perf_counter_ns()
@@ -653,40 +655,55 @@ def time_calls(fn: Callable[[], object], calls: int, warmup: int = 20) -> list[f
     return out
 
 
+def scale_ops(client: Client, job_id: str) -> dict[str, Callable[[], object]]:
+    job = client.get(job_id)
+    return {
+        "stats()": client.stats,
+        "submit()": lambda: client.submit(WORKFLOW, service=SERVICE),
+        "job.status() (ZRANK)": job.status,
+        "jobs(limit=50)": lambda: client.jobs(limit=50),
+    }
+
+
 def measure_scale(
     url: str, sizes: Sizes, say: Callable[[str], None]
-) -> tuple[list[ScaleRow], dict]:
-    settings = Settings(redis_url=url, namespace="bench-scale")
+) -> tuple[list[ScaleRow], dict[str, Any]]:
+    """Two fleets in one Redis, one with a small and one with a large queue, timed in turns.
+
+    Taking turns (rounds of calls, small then large, then large then small) keeps drift on a
+    shared machine out of the comparison.
+    """
     facts: dict[str, Any] = {}
-    with Client(settings) as client:
-        results: dict[str, dict[str, list[float]]] = {}
-        queued = 0
-        for label, size in (("small", sizes.small_size), ("large", sizes.seed_size)):
-            t0 = time.perf_counter()
-            middle = seed(client, size - queued)
-            queued = size
-            seed_s = time.perf_counter() - t0
-            say(f"  seeded {size:,} jobs in {seed_s:.1f} s")
-            facts[f"seed_{label}_s"] = seed_s
-            job = client.get(middle)
-            position = job.status().position
-            assert position is not None
-            facts[f"position_{label}"] = position
-            facts[f"used_memory_{label}"] = int(client.store.redis.info("memory")["used_memory"])
-            results[label] = {
-                "stats()": time_calls(client.stats, sizes.calls),
-                "submit()": time_calls(
-                    lambda: client.submit(WORKFLOW, service=SERVICE), sizes.calls
-                ),
-                "job.status() (ZRANK)": time_calls(job.status, sizes.calls),
-                "jobs(limit=50)": time_calls(lambda: client.jobs(limit=50), sizes.calls),
-            }
-            queued += sizes.calls + 20  # the submits just timed
-        stats = client.stats()
-        facts["queued_final"] = sum(s.queued for s in stats.services)
-    rows = [
-        ScaleRow(name, results["small"][name], results["large"][name]) for name in results["small"]
-    ]
+    small = Client(Settings(redis_url=url, namespace="bench-small"))
+    large = Client(Settings(redis_url=url, namespace="bench-large"))
+    try:
+        memory0 = int(small.store.redis.info("memory")["used_memory"])
+        small_mid = seed(small, sizes.small_size)
+        t0 = time.perf_counter()
+        large_mid = seed(large, sizes.seed_size)
+        facts["seed_s"] = time.perf_counter() - t0
+        memory = int(small.store.redis.info("memory")["used_memory"]) - memory0
+        facts["bytes_per_job"] = memory / (sizes.small_size + sizes.seed_size)
+        facts["used_memory"] = memory
+        say(f"  seeded {sizes.seed_size:,} jobs in {facts['seed_s']:.1f} s")
+        ops = {"small": scale_ops(small, small_mid), "large": scale_ops(large, large_mid)}
+        facts["position_large"] = large.status(large_mid).position
+        results: dict[str, dict[str, list[float]]] = {"small": {}, "large": {}}
+        for which, named in ops.items():  # warm up
+            for name, fn in named.items():
+                time_calls(fn, 20)
+                results[which][name] = []
+        rounds = 10
+        per_round = max(1, sizes.calls // rounds)
+        for r in range(rounds):
+            order = ("small", "large") if r % 2 == 0 else ("large", "small")
+            for name in ops["small"]:
+                for which in order:
+                    results[which][name] += time_calls(ops[which][name], per_round)
+    finally:
+        small.close()
+        large.close()
+    rows = [ScaleRow(name, results["small"][name], results["large"][name]) for name in ops["small"]]
     return rows, facts
 
 
@@ -794,16 +811,20 @@ class Report:
                 "Each system first takes its jobs one submit call at a time from one asyncio "
                 "task (RQ: one synchronous client), which gives the enqueue rate; then its "
                 "workers drain the queue. The drain clock runs from starting the workers until "
-                "the last job is claimed (fleetq) or starts (the others).",
+                "the last job is claimed (fleetq) or starts (the others); for the rows run as "
+                "processes, from releasing the started processes until they all exit. Redis CPU "
+                "is the redis-server's user plus system CPU time over the enqueue and the drain, "
+                "per job: the load one job puts on the hub.",
                 "",
-                "| system | workers | jobs | enqueue jobs/s | drain jobs/s | drain vs best arq |",
-                "|---|---|---:|---:|---:|---:|",
+                "| system | workers | jobs | enqueue jobs/s | drain jobs/s | drain vs best arq "
+                "| Redis CPU µs/job |",
+                "|---|---|---:|---:|---:|---:|---:|",
             ]
             for r in self.throughput:
                 vs = f"{r.drain_rate / best_arq:.1f}x" if best_arq else "-"
                 lines.append(
                     f"| {r.system} | {r.workers} | {r.jobs:,} | {r.enqueue_rate:,.0f} | "
-                    f"{r.drain_rate:,.0f} | {vs} |"
+                    f"{r.drain_rate:,.0f} | {vs} | {r.redis_us_per_job:,.0f} |"
                 )
             lines.append("")
         if self.scale:
@@ -811,13 +832,17 @@ class Report:
             lines += [
                 f"### fleetq: cost with {s.small_size:,} vs {s.seed_size:,} jobs queued",
                 "",
-                f"Synchronous `Client`, one call at a time, {s.calls} calls per row after 20 "
-                f"warm-up calls. The queue is seeded with the submit script in pipelines "
-                f"({s.seed_size:,} jobs in {sf.get('seed_large_s', 0):.0f} s). `job.status()` "
-                f"asks for a job in the middle of the queue (position "
-                f"{sf.get('position_large', 0):,} of the large one). Redis memory: "
-                f"{sf.get('used_memory_small', 0) / 2**20:,.0f} MiB small, "
-                f"{sf.get('used_memory_large', 0) / 2**20:,.0f} MiB large.",
+                f"Two fleets (namespaces) in the same Redis, one with {s.small_size:,} and one "
+                f"with {s.seed_size:,} jobs queued, each called through a synchronous `Client`, "
+                f"one call at a time: {s.calls} calls per cell after 20 warm-up calls, in 10 "
+                f"rounds that alternate between the two fleets (so drift on a shared machine "
+                f"hits both alike). The queues are seeded with the submit script in pipelines "
+                f"({s.seed_size:,} jobs in {sf.get('seed_s', 0):.0f} s; "
+                f"{sf.get('used_memory', 0) / 2**20:,.0f} MiB of Redis memory, "
+                f"{sf.get('bytes_per_job', 0):,.0f} bytes per queued job). `job.status()` asks "
+                f"for a job in the middle of the queue (position "
+                f"{sf.get('position_large', 0):,} of the large one); `submit()` adds to the "
+                f"end of it.",
                 "",
                 f"| call | p50 ms at {s.small_size:,} | p50 ms at {s.seed_size:,} | ratio | "
                 f"p99 ms at {s.small_size:,} | p99 ms at {s.seed_size:,} |",
@@ -973,14 +998,21 @@ async def run_async_phases(
 
         return step
 
+    def redis_cpu_s() -> float:
+        info = flush.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
     def throughput_step(plan: Plan) -> Callable[[], Awaitable[None]]:
         async def step() -> None:
             say(f"throughput: {plan.label} ({n:,} jobs)")
             system = plan.make()
+            cpu0 = redis_cpu_s()
             enqueue_s, drain_s = await measure_throughput(system, n, c)
+            cpu = redis_cpu_s() - cpu0
             if isinstance(system, Fleetq):
                 await check_fleetq_completed(system, n)
-            report.throughput.append(ThroughputRow(plan.label, plan.how, n, enqueue_s, drain_s))
+            row = ThroughputRow(plan.label, plan.how, n, enqueue_s, drain_s, cpu)
+            report.throughput.append(row)
 
         return step
 
@@ -994,6 +1026,7 @@ async def run_async_phases(
     async def fleetq_processes() -> None:
         say(f"throughput: fleetq, {c} processes ({n:,} jobs)")
         system = Fleetq(url, "bench-tp")
+        cpu0 = redis_cpu_s()
         await system.open()
         try:
             t0 = time.perf_counter()
@@ -1004,20 +1037,23 @@ async def run_async_phases(
             await system.close()
         args = ("--fleetq-worker", url, "bench-tp")
         drain_s = await asyncio.to_thread(run_pool, children, args, c)
+        cpu = redis_cpu_s() - cpu0
         await check_fleetq_completed(system, n)
         how = f"{c} processes, 1 claimer each"
-        row = ThroughputRow(f"fleetq ({c} processes)", how, n, enqueue_s, drain_s)
+        row = ThroughputRow(f"fleetq ({c} processes)", how, n, enqueue_s, drain_s, cpu)
         report.throughput.append(row)
 
     async def rq_throughput() -> None:
         say(f"throughput: rq ({n:,} jobs)")
+        cpu0 = redis_cpu_s()
         enqueue_s = await asyncio.to_thread(rq_enqueue, url, n)
         drain_s = await asyncio.to_thread(run_pool, children, ("--rq-worker-burst", url), c)
+        cpu = redis_cpu_s() - cpu0
         finished = await asyncio.to_thread(rq_finished, url)
         if finished != n:
             raise RuntimeError(f"rq finished {finished} of {n} jobs")
         how = f"{c} SimpleWorker processes, burst"
-        report.throughput.append(ThroughputRow("rq", how, n, enqueue_s, drain_s))
+        report.throughput.append(ThroughputRow("rq", how, n, enqueue_s, drain_s, cpu))
 
     try:
         for plan in latency_plans(url, port, systems):
