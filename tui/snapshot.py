@@ -230,7 +230,8 @@ class SnapshotBuilder:
 def sort_jobs(jobs: Sequence[JobStatus], job_filter: JobFilter) -> tuple[JobStatus, ...]:
     """Queued and running jobs: priority first, then oldest first. Ended jobs: newest first."""
     if job_filter.state in ("active", "queued", "running"):
-        return tuple(sorted(jobs, key=lambda j: (-j.priority, j.submitted_ms, j.id)))
+        # Equal priority and submit time: the queue position keeps FIFO order within a service.
+        return tuple(sorted(jobs, key=lambda j: (-j.priority, j.submitted_ms, _pos(j), j.id)))
     return tuple(sorted(jobs, key=lambda j: (-(j.finished_ms or 0), j.id)))
 
 
@@ -239,6 +240,10 @@ def jobs_total(services: Sequence[ServiceStats], job_filter: JobFilter) -> int:
     if job_filter.state == "active":
         return sum(s.queued + s.running for s in rows)
     return sum(int(getattr(s, JobState(job_filter.state).value)) for s in rows)
+
+
+def _pos(job: JobStatus) -> int:
+    return -1 if job.position is None else job.position
 
 
 def _gpu_job(raw: Any) -> GpuJob | None:
