@@ -144,6 +144,10 @@ class _PromptRun:
     def files(self) -> OutputFiles:
         return self.x.files
 
+    @property
+    def sampler_step_s(self) -> float:
+        return self.x.sampler_step_s()
+
     async def progress(self, value: int, total: int, preview: FakeImage | None = None) -> None:
         self.x.interrupt.throw_if_requested()
         self.progress_state.update(self.node_id, value, total)
@@ -359,6 +363,7 @@ class PromptExecutor:
         interrupt: InterruptFlag,
         classes: Callable[[], Mapping[str, NodeClass]],
         caching: Callable[[], bool],
+        sampler_step_s: Callable[[], float],
     ) -> None:
         self.hub = hub
         self.cache = cache
@@ -366,6 +371,7 @@ class PromptExecutor:
         self.interrupt = interrupt
         self.classes = classes
         self.caching = caching
+        self.sampler_step_s = sampler_step_s
 
     async def execute(self, item: QueueItem) -> Execution:
         """Run ``item`` to its terminal event; never raises for node failures."""

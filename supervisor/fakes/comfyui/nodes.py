@@ -1,14 +1,22 @@
-"""The node classes the fake ComfyUI knows: a few model-free core nodes plus ``FakeWork``.
+"""The node classes the fake ComfyUI knows: a few core nodes plus ``FakeWork``.
 
-Schemas are copied from ComfyUI 0.3.64 (``/object_info`` captures) so validation errors carry
-the same ``input_config``; behaviour is reduced to sizes and colours.
+Model-free: EmptyImage, EmptyLatentImage, ImageScale, ImageBlur, SaveImage, PreviewImage.
+The default text-to-image chain also runs once ``checkpoints`` lists a model:
+CheckpointLoaderSimple -> CLIPTextEncode -> KSampler (a progress frame per step, each
+``sampler_step_s`` long) -> VAEDecode; with no model the loader fails validation with
+``value_not_in_list``, as on a real server without models.
+
+Schemas follow ComfyUI 0.3.64 (exactly where ``/object_info`` was captured) so validation
+errors carry the same ``input_config``; behaviour is reduced to sizes and colours.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import string
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,6 +70,44 @@ async def _preview_image(call: NodeCall) -> NodeResult:
 
 async def _image_blur(call: NodeCall) -> NodeResult:
     return NodeResult((call.inputs["image"],))
+
+
+async def _empty_latent(call: NodeCall) -> NodeResult:
+    inputs = call.inputs
+    return NodeResult((FakeImage(inputs["width"], inputs["height"], inputs["batch_size"]),))
+
+
+async def _image_scale(call: NodeCall) -> NodeResult:
+    image: FakeImage = call.inputs["image"]
+    width, height = call.inputs["width"], call.inputs["height"]
+    if width == 0 and height == 0:
+        return NodeResult((image,))
+    # A zero side keeps the aspect ratio (``comfy.utils.common_upscale`` callers do this).
+    if width == 0:
+        width = max(1, round(image.width * height / image.height))
+    if height == 0:
+        height = max(1, round(image.height * width / image.width))
+    return NodeResult((FakeImage(width, height, image.batch_size, image.color),))
+
+
+async def _encode_text(call: NodeCall) -> NodeResult:
+    return NodeResult((FakeModel("CONDITIONING", str(call.inputs["text"])),))
+
+
+async def _ksampler(call: NodeCall) -> NodeResult:
+    """Steps at ``sampler_step_s`` each, with a progress frame per step (like a real sampler,
+    and interruptible at each one)."""
+    latent: FakeImage = call.inputs["latent_image"]
+    steps = int(call.inputs["steps"])
+    for step in range(1, steps + 1):
+        await asyncio.sleep(call.runtime.sampler_step_s)
+        await call.runtime.progress(step, steps)
+    color = zlib.crc32(f"{call.inputs['seed']}".encode()) & 0xFFFFFF
+    return NodeResult((FakeImage(latent.width, latent.height, latent.batch_size, color),))
+
+
+async def _vae_decode(call: NodeCall) -> NodeResult:
+    return NodeResult((call.inputs["samples"],))
 
 
 async def _load_checkpoint(call: NodeCall) -> NodeResult:
@@ -128,6 +174,195 @@ IMAGE_BLUR = NodeClass(
 )
 
 
+EMPTY_LATENT_IMAGE = NodeClass(
+    name="EmptyLatentImage",
+    inputs=(
+        InputSpec(
+            "width",
+            "INT",
+            {
+                "default": 512,
+                "min": 16,
+                "max": 16384,
+                "step": 8,
+                "tooltip": "The width of the latent images in pixels.",
+            },
+        ),
+        InputSpec(
+            "height",
+            "INT",
+            {
+                "default": 512,
+                "min": 16,
+                "max": 16384,
+                "step": 8,
+                "tooltip": "The height of the latent images in pixels.",
+            },
+        ),
+        InputSpec(
+            "batch_size",
+            "INT",
+            {
+                "default": 1,
+                "min": 1,
+                "max": 4096,
+                "tooltip": "The number of latent images in the batch.",
+            },
+        ),
+    ),
+    return_types=("LATENT",),
+    run=_empty_latent,
+    display_name="Empty Latent Image",
+    description="Create a new batch of empty latent images to be denoised via sampling.",
+    category="latent",
+    output_tooltips=("The empty latent image batch.",),
+)
+
+IMAGE_SCALE = NodeClass(
+    name="ImageScale",
+    inputs=(
+        InputSpec("image", "IMAGE", bare=True),
+        InputSpec(
+            "upscale_method", ("nearest-exact", "bilinear", "area", "bicubic", "lanczos"), bare=True
+        ),
+        InputSpec("width", "INT", {"default": 512, "min": 0, "max": 16384, "step": 1}),
+        InputSpec("height", "INT", {"default": 512, "min": 0, "max": 16384, "step": 1}),
+        InputSpec("crop", ("disabled", "center"), bare=True),
+    ),
+    return_types=("IMAGE",),
+    run=_image_scale,
+    display_name="Upscale Image",
+    category="image/upscaling",
+)
+
+
+KSAMPLER_SAMPLERS = (
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2",
+    "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
+    "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp",
+    "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm",
+    "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp",
+    "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation",
+    "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver",
+    "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2",
+)  # fmt: skip
+KSAMPLER_SCHEDULERS = (
+    "simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
+    "linear_quadratic", "kl_optimal",
+)  # fmt: skip
+
+CLIP_TEXT_ENCODE = NodeClass(
+    name="CLIPTextEncode",
+    inputs=(
+        InputSpec(
+            "text",
+            "STRING",
+            {"multiline": True, "dynamicPrompts": True, "tooltip": "The text to be encoded."},
+        ),
+        InputSpec("clip", "CLIP", {"tooltip": "The CLIP model used for encoding the text."}),
+    ),
+    return_types=("CONDITIONING",),
+    run=_encode_text,
+    display_name="CLIP Text Encode (Prompt)",
+    description="Encodes a text prompt using a CLIP model into an embedding that can be used "
+    "to guide the diffusion model towards generating specific images.",
+    category="conditioning",
+    output_tooltips=(
+        "A conditioning containing the embedded text used to guide the diffusion model.",
+    ),
+)
+
+KSAMPLER = NodeClass(
+    name="KSampler",
+    inputs=(
+        InputSpec("model", "MODEL", {"tooltip": "The model used for denoising the input latent."}),
+        InputSpec(
+            "seed",
+            "INT",
+            {
+                "default": 0,
+                "min": 0,
+                "max": 0xFFFFFFFFFFFFFFFF,
+                "control_after_generate": True,
+                "tooltip": "The random seed used for creating the noise.",
+            },
+        ),
+        InputSpec(
+            "steps",
+            "INT",
+            {
+                "default": 20,
+                "min": 1,
+                "max": 10000,
+                "tooltip": "The number of steps used in the denoising process.",
+            },
+        ),
+        InputSpec(
+            "cfg",
+            "FLOAT",
+            {
+                "default": 8.0,
+                "min": 0.0,
+                "max": 100.0,
+                "step": 0.1,
+                "round": 0.01,
+                "tooltip": "The Classifier-Free Guidance scale.",
+            },
+        ),
+        InputSpec(
+            "sampler_name", KSAMPLER_SAMPLERS, {"tooltip": "The algorithm used when sampling."}
+        ),
+        InputSpec(
+            "scheduler",
+            KSAMPLER_SCHEDULERS,
+            {"tooltip": "The scheduler controls how noise is gradually removed."},
+        ),
+        InputSpec(
+            "positive",
+            "CONDITIONING",
+            {"tooltip": "The conditioning describing the attributes to include."},
+        ),
+        InputSpec(
+            "negative",
+            "CONDITIONING",
+            {"tooltip": "The conditioning describing the attributes to exclude."},
+        ),
+        InputSpec("latent_image", "LATENT", {"tooltip": "The latent image to denoise."}),
+        InputSpec(
+            "denoise",
+            "FLOAT",
+            {
+                "default": 1.0,
+                "min": 0.0,
+                "max": 1.0,
+                "step": 0.01,
+                "tooltip": "The amount of denoising applied.",
+            },
+        ),
+    ),
+    return_types=("LATENT",),
+    run=_ksampler,
+    description="Uses the provided model, positive and negative conditioning to denoise the "
+    "latent image.",
+    category="sampling",
+    output_tooltips=("The denoised latent.",),
+)
+
+VAE_DECODE = NodeClass(
+    name="VAEDecode",
+    inputs=(
+        InputSpec("samples", "LATENT", {"tooltip": "The latent to be decoded."}),
+        InputSpec("vae", "VAE", {"tooltip": "The VAE model used for decoding the latent."}),
+    ),
+    return_types=("IMAGE",),
+    run=_vae_decode,
+    display_name="VAE Decode",
+    description="Decodes latent images back into pixel space images.",
+    category="latent",
+    output_tooltips=("The decoded image.",),
+)
+
+
 def checkpoint_loader(checkpoints: tuple[str, ...]) -> NodeClass:
     """``CheckpointLoaderSimple`` offering ``checkpoints`` (empty on a server without models)."""
     return NodeClass(
@@ -158,10 +393,15 @@ def node_classes(checkpoints: tuple[str, ...] = ()) -> dict[str, NodeClass]:
     """Every class the fake knows, by ``class_type``."""
     classes = (
         EMPTY_IMAGE,
+        EMPTY_LATENT_IMAGE,
+        IMAGE_SCALE,
         SAVE_IMAGE,
         PREVIEW_IMAGE,
         IMAGE_BLUR,
         checkpoint_loader(checkpoints),
+        CLIP_TEXT_ENCODE,
+        KSAMPLER,
+        VAE_DECODE,
         FAKE_WORK,
     )
     return {node.name: node for node in classes}

@@ -14,7 +14,7 @@ MAXIMUM_HISTORY_SIZE = 10000
 
 def _check_types(options: ComfyUIOptions) -> None:
     """Reject values of the wrong type early (``/fake/config`` takes JSON from anyone)."""
-    for name in ("history_delay_s", "startup_delay_s"):
+    for name in ("history_delay_s", "startup_delay_s", "sampler_step_s"):
         value = getattr(options, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, got {value!r}")
@@ -52,6 +52,8 @@ class ComfyUIOptions:
     ``startup_mode``)."""
     startup_mode: StartupMode = "refuse"
     """*runtime*: ``"refuse"`` (port not listening yet) or ``"503"`` (every route answers 503)."""
+    sampler_step_s: float = 0.02
+    """*runtime*: duration of one KSampler step (each step sends a ``progress`` frame)."""
     checkpoints: tuple[str, ...] = ()
     """*runtime*: files in ``models/checkpoints``; empty makes ``CheckpointLoaderSimple`` fail
     validation with ``value_not_in_list``, as on a server without models."""
@@ -70,7 +72,7 @@ class ComfyUIOptions:
         if isinstance(self.checkpoints, list):
             object.__setattr__(self, "checkpoints", tuple(self.checkpoints))
         _check_types(self)
-        if self.history_delay_s < 0 or self.startup_delay_s < 0:
+        if min(self.history_delay_s, self.startup_delay_s, self.sampler_step_s) < 0:
             raise ValueError("delays must be >= 0")
         if self.startup_mode not in STARTUP_MODES:
             raise ValueError(f"startup_mode must be one of {STARTUP_MODES}")
@@ -83,6 +85,14 @@ class ComfyUIOptions:
 
 
 RUNTIME_FIELDS = frozenset(
-    {"history_delay_s", "caching", "startup_delay_s", "startup_mode", "checkpoints", "max_history"}
+    {
+        "history_delay_s",
+        "caching",
+        "sampler_step_s",
+        "startup_delay_s",
+        "startup_mode",
+        "checkpoints",
+        "max_history",
+    }
 )
 """Options ``/fake/config`` may change on a running server."""

@@ -59,6 +59,10 @@ class NodeRuntime(Protocol):
     @property
     def files(self) -> Files: ...
 
+    @property
+    def sampler_step_s(self) -> float:
+        """How long one KSampler step takes (``ComfyUIOptions.sampler_step_s``)."""
+
     async def progress(self, value: int, total: int, preview: FakeImage | None = None) -> None:
         """Report progress (and optionally a preview image); raises
         ``InterruptProcessingError`` if an interrupt is pending."""

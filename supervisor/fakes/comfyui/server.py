@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -32,7 +32,8 @@ class FakeComfyUI(FakeServer):
     """A real aiohttp server speaking ComfyUI 0.3.64's HTTP and WebSocket API.
 
     In-process fault hooks (also reachable over HTTP under ``/fake/*``):
-    ``configure(**changes)``, ``await restart()``, ``await drop_websockets()``, ``state()``.
+    ``configure(**changes)``, ``await restart()``, ``await drop_websockets()``, ``state()``;
+    and ``await wait_for_sockets(predicate)`` to wait for clients without sleeping.
     """
 
     kind = "comfyui"
@@ -122,6 +123,13 @@ class FakeComfyUI(FakeServer):
         log.info("comfyui:%d dropped %d websocket(s)", self.port, count)
         return count
 
+    async def wait_for_sockets(
+        self, predicate: Callable[[list[str]], bool], timeout_s: float | None = 10.0
+    ) -> None:
+        """Wait until ``predicate(connected client ids)`` holds, e.g. until a client connected
+        (``lambda sids: "worker-1" in sids``) or every socket is gone (``not sids``)."""
+        await self.hub.wait_for(predicate, timeout_s)
+
     def state(self) -> dict[str, Any]:
         """A JSON-able snapshot for tests and ``GET /fake/state``."""
         return {
@@ -174,6 +182,7 @@ class FakeComfyUI(FakeServer):
             interrupt=self.interrupt,
             classes=self.classes,
             caching=lambda: self._options.caching,
+            sampler_step_s=lambda: self._options.sampler_step_s,
         )
         self.hub.start()
         self._start_worker()

@@ -53,10 +53,26 @@ class SocketHub:
         """``client_id`` of the running prompt (``server.client_id`` in ComfyUI)."""
         self.last_node_id: str | None = None
         """Node last announced with ``executing``; replayed to the owner on reconnect."""
+        self._changed = asyncio.Event()
 
     @property
     def sids(self) -> list[str]:
         return list(self._clients)
+
+    async def wait_for(
+        self, predicate: Callable[[list[str]], bool], timeout_s: float | None = 10.0
+    ) -> None:
+        """Wait until ``predicate(sids)`` holds; re-checked whenever a socket comes or goes."""
+
+        async def _wait() -> None:
+            while not predicate(self.sids):
+                await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout_s)
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def supports(self, sid: str | None, feature: str) -> bool:
         client = self._clients.get(sid) if sid is not None else None
@@ -112,6 +128,7 @@ class SocketHub:
             sid = uuid.uuid4().hex
         self._clients[sid] = _Client(ws)
         self._open[ws] = request
+        self._touch()
         log.debug("websocket %s connected", sid)
         try:
             await self._send_json(ws, "status", {"status": self._queue_info(), "sid": sid})
@@ -133,6 +150,7 @@ class SocketHub:
             # ComfyUI pops by sid without checking which socket it is: the duplicate-clientId bug.
             self._clients.pop(sid, None)
             self._open.pop(ws, None)
+            self._touch()
             log.debug("websocket %s closed", sid)
         return ws
 
