@@ -61,6 +61,11 @@ class Listener:
         return self._ready.is_set() and self.available
 
     @property
+    def listening(self) -> bool:
+        """False while the port is closed ("refuse" window, or between restarts)."""
+        return self._site is not None
+
+    @property
     def available(self) -> bool:
         """False while the "503" startup window is open."""
         return asyncio.get_running_loop().time() >= self._available_at
@@ -130,16 +135,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def unavailable_middleware(listener: Callable[[], Listener | None]) -> Middleware:
-    """Answer 503 on every route except ``/fake/*`` while the "503" startup window is open."""
+    """While the server plays "down" (``/fake/*`` excepted): in a "503" window answer 503;
+    while the port is closed, drop requests arriving on connections opened before, as a dead
+    process would."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         current = listener()
-        if (
-            current is not None
-            and not current.available
-            and not request.path.startswith(HOOK_PREFIX)
-        ):
+        if current is None or request.path.startswith(HOOK_PREFIX):
+            return await handler(request)
+        if not current.listening:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=503)
+        if not current.available:
             return web.Response(
                 status=503, text="503: backend is starting", headers={"Retry-After": "1"}
             )
