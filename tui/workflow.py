@@ -22,6 +22,11 @@ class WorkflowSummary:
     node_count: int | None
     models: tuple[str, ...]
     detail: str = ""
+    #: ComfyUI: node id -> class_type, to name the node an error points at.
+    node_classes: tuple[tuple[str, str], ...] = ()
+
+    def node_class(self, node: str) -> str | None:
+        return dict(self.node_classes).get(node)
 
 
 def summarize_workflow(raw: str | None) -> WorkflowSummary:
@@ -35,7 +40,9 @@ def summarize_workflow(raw: str | None) -> WorkflowSummary:
     if not isinstance(data, Mapping):
         return WorkflowSummary("unreadable", None, (), f"a JSON {type(data).__name__}")
     if data and all(isinstance(n, Mapping) and "class_type" in n for n in data.values()):
-        return WorkflowSummary("ComfyUI graph", len(data), _unique(_comfy_models(data)))
+        classes = tuple((str(k), str(v["class_type"])) for k, v in data.items())
+        models = _unique(_comfy_models(data))
+        return WorkflowSummary("ComfyUI graph", len(data), models, node_classes=classes)
     models: list[str] = []
     overrides = data.get("override_settings")
     if isinstance(overrides, Mapping):

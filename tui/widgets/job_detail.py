@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -32,12 +31,15 @@ class JobDetailView(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown: tuple[JobStatus | None, WorkflowSummary | None, int] | None = None
+        self._sections = {
+            name: Static(id=f"detail-{name}", classes="section") for name in self.SECTIONS
+        }
+        for name, section in self._sections.items():
+            section.border_title = self.TITLES[name]
+        self._texts: dict[str, Text] = {}
 
     def compose(self) -> ComposeResult:
-        for name in self.SECTIONS:
-            section = Static(id=f"detail-{name}", classes="section")
-            section.border_title = self.TITLES[name]
-            yield section
+        yield from self._sections.values()
 
     def show(
         self, job_id: str, detail: JobDetail | None, known: JobStatus | None, now_ms: int
@@ -58,17 +60,21 @@ class JobDetailView(VerticalScroll):
         self._set("overview", overview(status, now_ms))
         self._set("workflow", workflow_text(workflow))
         self._set("timeline", timeline(status, now_ms))
-        self._set("error", error_text(status))
+        self._set("error", error_text(status, workflow))
         self._set("outputs", outputs_text(status))
 
-    def _set(self, name: str, content: Text | Table) -> None:
-        self.query_one(f"#detail-{name}", Static).update(content)
+    def _set(self, name: str, content: Text) -> None:
+        if self._texts.get(name) != content:
+            self._texts[name] = content
+            self._sections[name].update(content)
+
+    def section_text(self, name: str) -> str:
+        """The plain text a section shows now."""
+        text = self._texts.get(name)
+        return "" if text is None else text.plain
 
 
-def overview(job: JobStatus, now_ms: int) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim")
-    grid.add_column()
+def overview(job: JobStatus, now_ms: int) -> Text:
     state = state_cell(job)
     if job.state is JobState.RUNNING:
         state.append("  ")
@@ -76,25 +82,25 @@ def overview(job: JobStatus, now_ms: int) -> Table:
     if job.state is JobState.QUEUED and job.position is not None:
         state.append(f"  position {job.position + 1:,} in its queue", style="dim")
     age = duration(now_ms - job.submitted_ms)
+    attempts = f"{job.attempts} of {job.max_attempts} charged, {job.claims} claims"
+    if job.lost_leases:
+        attempts += f", {job.lost_leases} lost leases"
     rows = [
         ("id", Text(job.id, style="bold")),
         ("service", Text(job.service)),
         ("state", state),
         ("priority", Text(str(job.priority))),
-        ("attempts", Text(f"{job.attempts} of {job.max_attempts} charged, {job.claims} claims"
-                          + (f", {job.lost_leases} lost leases" if job.lost_leases else ""))),
+        ("attempts", Text(attempts)),
         ("host:gpu", Text("-" if job.host is None else f"{job.host}:{job.gpu}")),
         ("submitted", Text(f"{clock(job.submitted_ms)}, {age} ago")),
         ("timeout", Text(duration(job.timeout_ms))),
-    ]  # fmt: skip
+    ]
     if job.cancel_requested and not job.is_terminal:
         rows.append(("cancel", Text("requested; waiting for the GPU to stop", "bold magenta")))
     if job.metadata:
         meta = json.dumps(dict(job.metadata), separators=(", ", ": "))
         rows.append(("metadata", Text(meta[:300])))
-    for label, value in rows:
-        grid.add_row(label, value)
-    return grid
+    return _grid(rows, width=11)
 
 
 def workflow_text(summary: WorkflowSummary | None) -> Text:
@@ -110,41 +116,48 @@ def workflow_text(summary: WorkflowSummary | None) -> Text:
     return text
 
 
-def timeline(job: JobStatus, now_ms: int) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim", justify="right")
-    grid.add_column()
+def timeline(job: JobStatus, now_ms: int) -> Text:
     start = job.submitted_ms
+    rows: list[tuple[str, Text]] = []
 
     def at(ms: int) -> str:
-        return "+" + duration(max(0, ms - start))
+        return "+" + duration(max(0, ms - start)) if ms > start else "+0s"
 
-    grid.add_row(at(start), Text(f"submitted at {clock(start)}, priority {job.priority}"))
+    rows.append((at(start), Text(f"submitted at {clock(start)}, priority {job.priority}")))
     for attempt in job.timeline:
         where = attempt.host if attempt.gpu is None else f"{attempt.host}:{attempt.gpu}"
-        line = Text(f"claim #{attempt.claim} by {where}")
-        grid.add_row(at(attempt.started_ms), line)
+        rows.append((at(attempt.started_ms), Text(f"claim #{attempt.claim} by {where}")))
         if attempt.ended_ms is None:
             running = Text("  running", style="green")
             if job.state is JobState.RUNNING:
                 running.append(f" for {duration(now_ms - attempt.started_ms)}")
-            grid.add_row("", running)
+            rows.append(("", running))
             continue
         outcome = Text(f"  ended: {attempt.outcome or 'unknown'}")
         outcome.stylize(_outcome_style(attempt.outcome))
         if attempt.detail:
             outcome.append(f" ({attempt.detail})", style="dim")
         outcome.append(f" after {duration(attempt.ended_ms - attempt.started_ms)}", style="dim")
-        grid.add_row(at(attempt.ended_ms), outcome)
+        rows.append((at(attempt.ended_ms), outcome))
     if job.finished_ms is not None:
         style = STATE_STYLES.get(job.state, "")
-        grid.add_row(at(job.finished_ms), Text(f"finished: {job.state.value}", style=style))
+        rows.append((at(job.finished_ms), Text(f"finished: {job.state.value}", style=style)))
     elif job.ready_ms is not None:
-        grid.add_row(at(job.ready_ms), Text("retry becomes due", style="yellow"))
-    return grid
+        rows.append((at(job.ready_ms), Text("retry becomes due", style="yellow")))
+    return _grid(rows, width=max(len(label) for label, _ in rows), right=True)
 
 
-def error_text(job: JobStatus) -> Text:
+def _grid(rows: list[tuple[str, Text]], width: int, right: bool = False) -> Text:
+    out = Text()
+    for i, (label, value) in enumerate(rows):
+        if i:
+            out.append("\n")
+        out.append((label.rjust(width) if right else label.ljust(width)) + "  ", style="dim")
+        out.append_text(value)
+    return out
+
+
+def error_text(job: JobStatus, workflow: WorkflowSummary | None = None) -> Text:
     if job.error is None:
         return Text("none", style="dim")
     text = Text(job.error.type, style="bold red")
@@ -152,6 +165,9 @@ def error_text(job: JobStatus) -> Text:
     if job.error.node:
         text.append("\nnode: ", style="dim")
         text.append(job.error.node)
+        kind = workflow.node_class(job.error.node) if workflow is not None else None
+        if kind:
+            text.append(f" ({kind})", style="dim")
     if job.error.kind:
         text.append("\nfault: ", style="dim")
         text.append(job.error.kind)
