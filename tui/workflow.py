@@ -41,12 +41,12 @@ def summarize_workflow(raw: str | None) -> WorkflowSummary:
         return WorkflowSummary("unreadable", None, (), f"a JSON {type(data).__name__}")
     if data and all(isinstance(n, Mapping) and "class_type" in n for n in data.values()):
         classes = tuple((str(k), str(v["class_type"])) for k, v in data.items())
-        models = _unique(_comfy_models(data))
-        return WorkflowSummary("ComfyUI graph", len(data), models, node_classes=classes)
+        named = _unique(_comfy_models(data))
+        return WorkflowSummary("ComfyUI graph", len(data), named, node_classes=classes)
     models: list[str] = []
     overrides = data.get("override_settings")
     if isinstance(overrides, Mapping):
-        models += [str(overrides[k]) for k in A1111_MODEL_SETTINGS if overrides.get(k)]
+        models = [str(overrides[k]) for k in A1111_MODEL_SETTINGS if overrides.get(k)]
     kind = "A1111 img2img request" if "init_images" in data else "A1111 txt2img request"
     steps = data.get("steps")
     detail = f"{steps} steps" if isinstance(steps, int) else ""
