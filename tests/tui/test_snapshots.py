@@ -1,0 +1,90 @@
+"""SVG snapshots of the dashboard's views on the fixed demo fleet (no Redis, fixed clock).
+
+Regenerate after an intended change with ``pytest tests/tui/test_snapshots.py --snapshot-update``
+and review the SVGs in ``tests/tui/__snapshots__/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from fleetq import JobState
+from tests.tui.dash_helpers import first_snapshot, wait_until
+from tui.app import FleetqApp
+from tui.demo import demo_app
+from tui.screens.confirm import ConfirmKill
+from tui.screens.detail import JobDetailScreen
+
+SIZE = (160, 48)
+SnapCompare = Callable[..., bool]
+
+
+def _job_id(app: FleetqApp, state: JobState) -> str:
+    source: Any = app.source
+    return next(j.id for j in source.jobs if j.state is state)
+
+
+def test_main_view(snap_compare: SnapCompare) -> None:
+    assert snap_compare(demo_app(), terminal_size=SIZE, run_before=first_snapshot)
+
+
+def test_main_view_readonly(snap_compare: SnapCompare) -> None:
+    assert snap_compare(demo_app(readonly=True), terminal_size=SIZE, run_before=first_snapshot)
+
+
+def test_failed_jobs_filter(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, FleetqApp)
+        await first_snapshot(pilot)
+        await pilot.press("s", "s", "s")
+        await wait_until(
+            pilot,
+            lambda: (
+                app.main_screen.snapshot is not None
+                and app.main_screen.snapshot.job_filter.state == "failed"
+            ),
+            "the failed filter",
+        )
+
+    assert snap_compare(demo_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_gpu_pane_zoomed(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await first_snapshot(pilot)
+        await pilot.press("3", "down", "z")
+
+    assert snap_compare(demo_app(), terminal_size=(160, 30), run_before=run_before)
+
+
+def test_job_detail_of_a_failed_job(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, FleetqApp)
+        await first_snapshot(pilot)
+        app.main_screen._open(_job_id(app, JobState.FAILED))
+
+        def loaded() -> bool:
+            screen = app.screen
+            return isinstance(screen, JobDetailScreen) and "9 nodes" in screen.view.section_text(
+                "workflow"
+            )
+
+        await wait_until(pilot, loaded, "the job detail")
+
+    assert snap_compare(demo_app(), terminal_size=(120, 44), run_before=run_before)
+
+
+def test_kill_confirmation(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, FleetqApp)
+        await first_snapshot(pilot)
+        await pilot.press("down", "down", "k")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmKill), "the confirmation")
+
+    assert snap_compare(demo_app(), terminal_size=(120, 36), run_before=run_before)
