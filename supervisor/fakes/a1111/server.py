@@ -128,10 +128,12 @@ class FakeA1111(FakeServer):
         task = asyncio.current_task()
         assert task is not None
         self._inflight[task] = request
+        self.shared_state.touch()  # lets ``wait_until`` see the new waiter
         try:
             yield
         finally:
             self._inflight.pop(task, None)
+            self.shared_state.touch()
 
     def settings(self) -> dict[str, Any]:
         """``GET /sdapi/v1/options`` (a small subset of A1111's hundreds of options)."""
