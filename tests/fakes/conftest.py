@@ -15,7 +15,7 @@ import pytest
 # the helpers module next to this file is imported by name (unique: "fakes_testkit").
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fakes_testkit import Socket  # noqa: E402
+from fakes_testkit import Socket
 
 from supervisor.fakes.a1111 import A1111Options, FakeA1111
 from supervisor.fakes.comfyui import ComfyUIOptions, FakeComfyUI
@@ -80,7 +80,10 @@ async def connect(http: aiohttp.ClientSession) -> AsyncIterator[SocketFactory]:
     opened: list[aiohttp.ClientWebSocketResponse] = []
 
     async def open_socket(
-        server: FakeComfyUI, client_id: str | None = None, prefix: str = "", read_status: bool = True
+        server: FakeComfyUI,
+        client_id: str | None = None,
+        prefix: str = "",
+        read_status: bool = True,
     ) -> Socket:
         ws = await http.ws_connect(server.ws_url(client_id, prefix))
         opened.append(ws)

@@ -17,8 +17,8 @@ from supervisor.fakes.comfyui.workflows import fake_work_workflow
 
 HERE = Path(__file__).resolve().parent
 LOCAL_CAPTURES = HERE / "captures"
-SHARED_CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / (
-    "comfyui-captures"
+SHARED_CAPTURES = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / ("comfyui-captures")
 )
 WAIT_S = 5.0
 

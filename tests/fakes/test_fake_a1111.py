@@ -249,13 +249,13 @@ async def test_request_errors(http, a1111):
 
 
 async def test_legacy_sampler_names_and_aliases(http, a1111):
-    status, body = await txt2img(http, a1111, sampler_name="DPM++ 2M Karras", steps=1)
+    _, body = await txt2img(http, a1111, sampler_name="DPM++ 2M Karras", steps=1)
     info = json.loads(body["info"])
     assert (info["sampler_name"], info["extra_generation_params"]) == (
         "DPM++ 2M",
         {"Schedule type": "Karras"},
     )
-    status, body = await txt2img(http, a1111, sampler_index="k_euler_a", steps=1)
+    _status, body = await txt2img(http, a1111, sampler_index="k_euler_a", steps=1)
     assert json.loads(body["info"])["sampler_name"] == "Euler a"
 
 
@@ -341,7 +341,7 @@ async def test_models_and_options(http, a1111_factory):
         server.url + "/sdapi/v1/options", json={"sd_model_checkpoint": "sdxl"}
     ) as response:
         assert response.status == 200 and await response.json() is None
-    status, body = await txt2img(http, server, steps=1)
+    _status, body = await txt2img(http, server, steps=1)
     assert json.loads(body["info"])["sd_model_name"] == "sdxl"
     async with http.post(
         server.url + "/sdapi/v1/options", json={"sd_model_checkpoint": "missing"}

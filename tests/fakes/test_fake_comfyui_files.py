@@ -13,9 +13,9 @@ async def run_small(http, comfy, connect, **kwargs) -> dict:
     async with http.post(comfy.url + "/prompt", json=body) as response:
         prompt_id = (await response.json())["prompt_id"]
     messages = await socket.until_done(prompt_id)
-    image: dict = next(m for m in messages if m["type"] == "executed")["data"]["output"][
-        "images"
-    ][0]
+    image: dict = next(m for m in messages if m["type"] == "executed")["data"]["output"]["images"][
+        0
+    ]
     return image
 
 

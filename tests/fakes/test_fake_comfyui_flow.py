@@ -152,9 +152,9 @@ async def test_identical_resubmission_is_served_from_cache(http, comfy, connect)
 
 async def test_changed_input_reuses_the_cached_prefix(http, comfy, connect):
     socket = await connect(comfy, "c1")
-    first = (await post(http, comfy, {"prompt": work_workflow(seed=1), "client_id": "c1"}))
+    first = await post(http, comfy, {"prompt": work_workflow(seed=1), "client_id": "c1"})
     await socket.until_done(first["prompt_id"])
-    second = (await post(http, comfy, {"prompt": work_workflow(seed=2), "client_id": "c1"}))
+    second = await post(http, comfy, {"prompt": work_workflow(seed=2), "client_id": "c1"})
     messages = await socket.until_done(second["prompt_id"])
     cached = next(m for m in messages if m["type"] == "execution_cached")
     assert cached["data"]["nodes"] == ["1"]
@@ -175,7 +175,8 @@ async def test_caching_switch_off_executes_everything(http, comfy_factory, conne
 
 async def test_runtime_error_is_reported_like_the_capture(http, comfy, connect):
     recorded = next(
-        m for m in ws_messages(load_capture("ws_runtime_error.jsonl"))
+        m
+        for m in ws_messages(load_capture("ws_runtime_error.jsonl"))
         if m["type"] == "execution_error"
     )
     socket = await connect(comfy, "c1")
@@ -213,9 +214,7 @@ async def test_failed_node_is_not_cached(http, comfy, connect):
     socket = await connect(comfy, "c1")
     workflow = work_workflow(outcome="error")
     for _ in range(2):
-        prompt_id = (await post(http, comfy, {"prompt": workflow, "client_id": "c1"}))[
-            "prompt_id"
-        ]
+        prompt_id = (await post(http, comfy, {"prompt": workflow, "client_id": "c1"}))["prompt_id"]
         messages = await socket.until_done(prompt_id)
         assert "execution_error" in types(messages)
     assert next(m for m in messages if m["type"] == "execution_cached")["data"]["nodes"] == ["1"]
@@ -278,7 +277,9 @@ async def test_one_good_and_one_bad_output_runs_only_the_good_one(http, comfy, c
 async def test_preview_frames_use_the_negotiated_format(http, comfy, connect):
     legacy = await connect(comfy, "legacy")
     modern = await connect(comfy, "modern")
-    await modern.ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
+    await modern.ws.send_json(
+        {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
+    )
     reply = await modern.next()
     assert reply == {
         "type": "feature_flags",

@@ -133,8 +133,7 @@ async def test_fake_routes_are_not_under_api(http, comfy):
 
 
 async def test_server_can_be_used_as_a_context_manager(http):
-    async with FakeComfyUI() as comfy:
-        async with http.get(comfy.url + "/prompt") as response:
-            assert await response.json() == {"exec_info": {"queue_remaining": 0}}
+    async with FakeComfyUI() as comfy, http.get(comfy.url + "/prompt") as response:
+        assert await response.json() == {"exec_info": {"queue_remaining": 0}}
     with pytest.raises(aiohttp.ClientConnectorError):
         await http.get(comfy.url + "/prompt")

@@ -81,7 +81,9 @@ async def test_interrupted_prefix_stays_cached(http, comfy, connect):
 
 async def test_targeted_interrupt_acts_only_on_the_running_prompt(http, comfy, connect):
     socket = await connect(comfy, "c1")
-    running = await submit(http, comfy, {"prompt": work_workflow(outcome="hang"), "client_id": "c1"})
+    running = await submit(
+        http, comfy, {"prompt": work_workflow(outcome="hang"), "client_id": "c1"}
+    )
     pending = await submit(http, comfy, {"prompt": work_workflow(seed=5), "client_id": "c1"})
     await socket.until(lambda m: of_type(m, "executing", node="2"))
 

@@ -26,11 +26,17 @@ async def test_queue_delete_front_and_heap_order(http, comfy, connect):
     await socket.until(lambda m: of_type(m, "executing", node="2"))
     b = await submit(http, comfy, {"prompt": work_workflow(seed=2), "client_id": "q"})
     c = await submit(http, comfy, {"prompt": work_workflow(seed=3), "client_id": "q"})
-    d = await submit(http, comfy, {"prompt": work_workflow(seed=4), "client_id": "q", "front": True})
+    d = await submit(
+        http, comfy, {"prompt": work_workflow(seed=4), "client_id": "q", "front": True}
+    )
     assert [a["number"], b["number"], c["number"], d["number"]] == [0, 1, 2, -3]
 
     queue = await get(http, comfy.url + "/queue")
-    assert [item[0] for item in queue["queue_pending"]] == [-3, 2, 1]  # raw heap, like [-30, 29, 28]
+    assert [item[0] for item in queue["queue_pending"]] == [
+        -3,
+        2,
+        1,
+    ]  # raw heap, like [-30, 29, 28]
     assert [item[0] for item in captured_pending] == [-30, 29, 28]
     assert all(len(item) == 5 for item in queue["queue_pending"] + queue["queue_running"])
     assert queue["queue_running"][0][1] == a["prompt_id"]
@@ -165,4 +171,6 @@ async def test_partial_execution_targets(http, comfy, connect):
     output = next(m for m in messages if m["type"] == "executed")["data"]["output"]
     (image,) = output["images"]
     assert image["type"] == "temp" and image["subfolder"] == ""
-    assert image["filename"].startswith("ComfyUI_temp_") and image["filename"].endswith("_00001_.png")
+    assert image["filename"].startswith("ComfyUI_temp_") and image["filename"].endswith(
+        "_00001_.png"
+    )

@@ -46,9 +46,7 @@ async def test_prompt_without_client_id_gives_nobody_execution_events(http, comf
 async def test_events_go_to_the_owner_only(http, comfy, connect):
     owner = await connect(comfy, "owner")
     bystander = await connect(comfy, "bystander")
-    prompt_id = await submit(
-        http, comfy, {"prompt": work_workflow(0.02, 2), "client_id": "owner"}
-    )
+    prompt_id = await submit(http, comfy, {"prompt": work_workflow(0.02, 2), "client_id": "owner"})
     owned = await owner.until_done(prompt_id)
     seen = await bystander.until(final_status)
     assert "execution_success" in types(owned) and "progress" in types(owned)
