@@ -9,6 +9,9 @@ from aiohttp import web
 
 from supervisor.fakes.listener import Listener, StartupMode, unavailable_middleware
 
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
+"""ComfyUI's default ``--max-upload-size``; also room for base64 images sent to A1111."""
+
 
 class FakeServer(abc.ABC):
     """One fake backend instance on one port, started and stopped from a running event loop.
@@ -25,6 +28,7 @@ class FakeServer(abc.ABC):
         self._requested_port = port
         self._runner: web.AppRunner | None = None
         self._listener: Listener | None = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -38,6 +42,11 @@ class FakeServer(abc.ABC):
         return f"http://{host}:{self.port}"
 
     @property
+    def running(self) -> bool:
+        """Started and not (being) stopped."""
+        return self._runner is not None and not self._stopping
+
+    @property
     def ready(self) -> bool:
         """True when the port accepts and backend routes answer (startup delay over)."""
         return self._listener is not None and self._listener.ready
@@ -46,7 +55,10 @@ class FakeServer(abc.ABC):
         """Bind the port and start serving (after the configured startup delay)."""
         if self._runner is not None:
             raise RuntimeError(f"fake {self.kind} on port {self.port} is already started")
-        app = web.Application(middlewares=[unavailable_middleware(lambda: self._listener)])
+        app = web.Application(
+            middlewares=[unavailable_middleware(lambda: self._listener)],
+            client_max_size=MAX_REQUEST_BYTES,
+        )
         self._add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -58,13 +70,15 @@ class FakeServer(abc.ABC):
 
     async def stop(self) -> None:
         """Close every connection and background task; safe to call twice."""
-        if self._runner is None:
+        if self._runner is None or self._stopping:
             return
+        self._stopping = True
         await self._on_stop()
         if self._listener is not None:
             await self._listener.close()
         await self._runner.cleanup()
         self._runner = None
+        self._stopping = False
 
     async def wait_ready(self, timeout_s: float | None = 10.0) -> None:
         """Wait until the server accepts connections and answers normally."""
@@ -74,7 +88,7 @@ class FakeServer(abc.ABC):
 
     async def _bounce_listener(self, delay_s: float, mode: StartupMode) -> None:
         """Close the port and open it again, as a restarting process does."""
-        if self._listener is not None:
+        if self._listener is not None and self.running:
             await self._listener.reopen(delay_s, mode)
 
     async def __aenter__(self) -> FakeServer:

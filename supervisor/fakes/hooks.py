@@ -84,6 +84,11 @@ def add_hook_routes(
             return _bad_request(str(ex))
         return web.json_response(dataclasses.asdict(options))
 
+    async def cancel_background(app: web.Application) -> None:
+        for task in list(background):
+            task.cancel()
+
+    app.on_cleanup.append(cancel_background)
     app.router.add_get("/fake/state", state)
     app.router.add_post("/fake/restart", restart)
     app.router.add_post("/fake/config", config)

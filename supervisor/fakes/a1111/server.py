@@ -79,6 +79,8 @@ class FakeA1111(FakeServer):
         """Play a process restart: open generation requests are cut off (connection reset),
         progress, tasks, options and the loaded model reset, the port closed for ``delay_s``
         (default ``options.startup_delay_s``) in ``options.startup_mode``."""
+        if not self.running:
+            return
         self.restarts += 1
         log.info("a1111:%d restarting (restart #%d)", self.port, self.restarts)
         inflight = list(self._inflight.items())

@@ -100,6 +100,8 @@ class FakeComfyUI(FakeServer):
         """Play a process restart: sockets dropped, running prompt lost without history,
         queue, history, cache and the ``number`` counter reset, the port closed for
         ``delay_s`` (default ``options.startup_delay_s``) in ``options.startup_mode``."""
+        if not self.running:
+            return
         self.restarts += 1
         log.info("comfyui:%d restarting (restart #%d)", self.port, self.restarts)
         await self._stop_worker()
@@ -115,7 +117,8 @@ class FakeComfyUI(FakeServer):
         self.files.wipe_temp()
         delay = self._options.startup_delay_s if delay_s is None else delay_s
         await self._bounce_listener(delay, self._options.startup_mode)
-        self._start_worker()
+        if self.running:
+            self._start_worker()
 
     async def drop_websockets(self, abrupt: bool = False) -> int:
         """Close every WebSocket (``abrupt``: cut TCP without a close frame); returns how many."""
