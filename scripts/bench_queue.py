@@ -89,12 +89,13 @@ class Sizes:
     small_size: int  # (c): the small queue
     seed_size: int  # (c): the large queue
     calls: int  # (c): calls timed per operation and size
+    rounds: int  # throughput: passes over all systems (the median is reported)
     concurrency: int = 8
 
 
-FULL = Sizes(1000, 100, 10_000, 1_000, 1_000_000, 500)
-QUICK = Sizes(200, 8, 1_000, 1_000, 20_000, 100)
-TINY = Sizes(100, 0, 400, 1_000, 5_000, 50)
+FULL = Sizes(1000, 100, 10_000, 1_000, 1_000_000, 500, 3)
+QUICK = Sizes(200, 8, 1_000, 1_000, 20_000, 100, 1)
+TINY = Sizes(100, 0, 400, 1_000, 5_000, 50, 1)
 
 
 # -- small helpers --------------------------------------------------------------------------------
@@ -544,25 +545,36 @@ def measure_rq_latency(url: str, children: Children, samples: int) -> list[float
 
 
 @dataclass
+class Run:
+    """One pass of one system: seconds to enqueue, to drain, and Redis CPU seconds used."""
+
+    enqueue_s: float
+    drain_s: float
+    redis_cpu_s: float
+
+
+@dataclass
 class ThroughputRow:
     system: str
     workers: str
     jobs: int
-    enqueue_s: float
-    drain_s: float
-    redis_cpu_s: float = 0.0  # redis-server CPU time over the enqueue and the drain
-
-    @property
-    def redis_us_per_job(self) -> float:
-        return self.redis_cpu_s / self.jobs * 1e6
+    runs: list[Run] = field(default_factory=list)
 
     @property
     def enqueue_rate(self) -> float:
-        return self.jobs / self.enqueue_s
+        return statistics.median(self.jobs / r.enqueue_s for r in self.runs)
+
+    @property
+    def drain_rates(self) -> list[float]:
+        return sorted(self.jobs / r.drain_s for r in self.runs)
 
     @property
     def drain_rate(self) -> float:
-        return self.jobs / self.drain_s
+        return statistics.median(self.drain_rates)
+
+    @property
+    def redis_us_per_job(self) -> float:
+        return statistics.median(r.redis_cpu_s / self.jobs * 1e6 for r in self.runs)
 
 
 async def measure_throughput(system: System, jobs: int, concurrency: int) -> tuple[float, float]:
@@ -814,17 +826,28 @@ class Report:
                 "the last job is claimed (fleetq) or starts (the others); for the rows run as "
                 "processes, from releasing the started processes until they all exit. Redis CPU "
                 "is the redis-server's user plus system CPU time over the enqueue and the drain, "
-                "per job: the load one job puts on the hub.",
+                "per job: the load one job puts on the hub."
+                + (
+                    f" Each row is the median of {s.rounds} rounds; a round runs every system "
+                    "once, in a rotated order, so load from elsewhere on the machine spreads "
+                    "over all of them (arq with its default poll delay runs once: its rate is "
+                    "set by its timer). The range is the slowest and the fastest round."
+                    if s.rounds > 1
+                    else ""
+                ),
                 "",
-                "| system | workers | jobs | enqueue jobs/s | drain jobs/s | drain vs best arq "
-                "| Redis CPU µs/job |",
-                "|---|---|---:|---:|---:|---:|---:|",
+                "| system | workers | jobs | rounds | enqueue jobs/s | drain jobs/s | drain range "
+                "| drain vs best arq | Redis CPU µs/job |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for r in self.throughput:
                 vs = f"{r.drain_rate / best_arq:.1f}x" if best_arq else "-"
+                low, high = r.drain_rates[0], r.drain_rates[-1]
+                spread = f"{low:,.0f}-{high:,.0f}" if len(r.runs) > 1 else "-"
                 lines.append(
-                    f"| {r.system} | {r.workers} | {r.jobs:,} | {r.enqueue_rate:,.0f} | "
-                    f"{r.drain_rate:,.0f} | {vs} | {r.redis_us_per_job:,.0f} |"
+                    f"| {r.system} | {r.workers} | {r.jobs:,} | {len(r.runs)} | "
+                    f"{r.enqueue_rate:,.0f} | {r.drain_rate:,.0f} | {spread} | {vs} | "
+                    f"{r.redis_us_per_job:,.0f} |"
                 )
             lines.append("")
         if self.scale:
@@ -973,13 +996,24 @@ async def run_async_phases(
     children: Children,
     say: Callable[[str], None],
 ) -> None:
-    """(a) and (b) for every system, one after the other, flushing Redis in between."""
+    """(a) and (b) for every system, one after the other, flushing Redis in between.
+
+    Throughput runs in rounds, each round every system once (in a rotated order), so that load
+    from elsewhere on a shared machine spreads over all systems; the report takes the median.
+    """
     flush = redis.Redis.from_url(url)
     monitor = aioredis.Redis.from_url(url)
     n, c = sizes.jobs, sizes.concurrency
+    failed: set[str] = set()
+
+    def redis_cpu_s() -> float:
+        info = flush.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
     async def attempt(label: str, step: Callable[[], Awaitable[None]]) -> None:
-        """Run one measurement on a fresh database; a competitor's failure only skips its row."""
+        """Run one measurement on a fresh database; a competitor's failure only drops its row."""
+        if label in failed:
+            return
         flush.flushall()
         try:
             await step()
@@ -987,6 +1021,7 @@ async def run_async_phases(
             if label.startswith("fleetq"):
                 raise
             say(f"  {label} failed: {type(e).__name__}: {e}")
+            failed.add(label)
             report.skipped.append(f"{label}: failed ({type(e).__name__}: {e}); no result")
 
     def latency_step(plan: Plan, samples: int) -> Callable[[], Awaitable[None]]:
@@ -998,24 +1033,6 @@ async def run_async_phases(
 
         return step
 
-    def redis_cpu_s() -> float:
-        info = flush.info("cpu")
-        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-    def throughput_step(plan: Plan) -> Callable[[], Awaitable[None]]:
-        async def step() -> None:
-            say(f"throughput: {plan.label} ({n:,} jobs)")
-            system = plan.make()
-            cpu0 = redis_cpu_s()
-            enqueue_s, drain_s = await measure_throughput(system, n, c)
-            cpu = redis_cpu_s() - cpu0
-            if isinstance(system, Fleetq):
-                await check_fleetq_completed(system, n)
-            row = ThroughputRow(plan.label, plan.how, n, enqueue_s, drain_s, cpu)
-            report.throughput.append(row)
-
-        return step
-
     async def rq_latency() -> None:
         say(f"latency: rq ({sizes.latency_samples} samples)")
         samples = sizes.latency_samples
@@ -1023,8 +1040,19 @@ async def run_async_phases(
         how = "BLPOP on the queue list (worker process)"
         report.latency.append(LatencyRow("rq", how, values))
 
-    async def fleetq_processes() -> None:
-        say(f"throughput: fleetq, {c} processes ({n:,} jobs)")
+    def in_process(plan: Plan) -> Callable[[], Awaitable[Run]]:
+        async def run() -> Run:
+            system = plan.make()
+            cpu0 = redis_cpu_s()
+            enqueue_s, drain_s = await measure_throughput(system, n, c)
+            cpu = redis_cpu_s() - cpu0
+            if isinstance(system, Fleetq):
+                await check_fleetq_completed(system, n)
+            return Run(enqueue_s, drain_s, cpu)
+
+        return run
+
+    async def fleetq_processes() -> Run:
         system = Fleetq(url, "bench-tp")
         cpu0 = redis_cpu_s()
         await system.open()
@@ -1039,12 +1067,9 @@ async def run_async_phases(
         drain_s = await asyncio.to_thread(run_pool, children, args, c)
         cpu = redis_cpu_s() - cpu0
         await check_fleetq_completed(system, n)
-        how = f"{c} processes, 1 claimer each"
-        row = ThroughputRow(f"fleetq ({c} processes)", how, n, enqueue_s, drain_s, cpu)
-        report.throughput.append(row)
+        return Run(enqueue_s, drain_s, cpu)
 
-    async def rq_throughput() -> None:
-        say(f"throughput: rq ({n:,} jobs)")
+    async def rq_processes() -> Run:
         cpu0 = redis_cpu_s()
         enqueue_s = await asyncio.to_thread(rq_enqueue, url, n)
         drain_s = await asyncio.to_thread(run_pool, children, ("--rq-worker-burst", url), c)
@@ -1052,8 +1077,16 @@ async def run_async_phases(
         finished = await asyncio.to_thread(rq_finished, url)
         if finished != n:
             raise RuntimeError(f"rq finished {finished} of {n} jobs")
-        how = f"{c} SimpleWorker processes, burst"
-        report.throughput.append(ThroughputRow("rq", how, n, enqueue_s, drain_s, cpu))
+        return Run(enqueue_s, drain_s, cpu)
+
+    def throughput_step(
+        row: ThroughputRow, run: Callable[[], Awaitable[Run]], label: str
+    ) -> Callable[[], Awaitable[None]]:
+        async def step() -> None:
+            say(f"throughput: {label} ({n:,} jobs)")
+            row.runs.append(await run())
+
+        return step
 
     try:
         for plan in latency_plans(url, port, systems):
@@ -1062,12 +1095,26 @@ async def run_async_phases(
                 await attempt(plan.label, latency_step(plan, samples))
         if "rq" in systems:
             await attempt("rq", rq_latency)
+
+        # (label, row, one run, rounds): arq's default poll delay caps it at 200 jobs/s, a
+        # rate set by its timer, not by load; one round of it is enough.
+        entries: list[tuple[ThroughputRow, Callable[[], Awaitable[Run]], int]] = []
         for plan in throughput_plans(url, port, systems, c):
-            await attempt(plan.label, throughput_step(plan))
+            rounds = 1 if plan.label == "arq (poll_delay 0.5 s)" else sizes.rounds
+            entries.append((ThroughputRow(plan.label, plan.how, n), in_process(plan), rounds))
         if "fleetq" in systems:
-            await attempt("fleetq (processes)", fleetq_processes)
+            row = ThroughputRow(f"fleetq ({c} processes)", f"{c} processes, 1 claimer each", n)
+            entries.append((row, fleetq_processes, sizes.rounds))
         if "rq" in systems:
-            await attempt("rq", rq_throughput)
+            row = ThroughputRow("rq", f"{c} SimpleWorker processes, burst", n)
+            entries.append((row, rq_processes, sizes.rounds))
+        for r in range(sizes.rounds):
+            turn = entries[r % len(entries) :] + entries[: r % len(entries)] if entries else []
+            for row, run, rounds in turn:
+                if r < rounds:
+                    label = f"{row.system}, round {r + 1} of {rounds}"
+                    await attempt(row.system, throughput_step(row, run, label))
+        report.throughput.extend(row for row, _, _ in entries if row.runs)
         flush.flushall()
     finally:
         flush.close()
@@ -1092,6 +1139,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, help="throughput: jobs per system")
     p.add_argument("--seed-size", type=int, help="(c): the large queue (default 1,000,000)")
     p.add_argument("--latency-samples", type=int, help="latency samples per blocking system")
+    p.add_argument("--rounds", type=int, help="throughput rounds (default 3; quick: 1)")
     p.add_argument("--no-scale", action="store_true", help="skip (c), the 1k vs 1M queue")
     p.add_argument("--write", action="store_true", help=f"update {DOC.relative_to(ROOT)}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -1147,6 +1195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "jobs": args.jobs,
         "seed_size": args.seed_size,
         "latency_samples": args.latency_samples,
+        "rounds": args.rounds,
     }
     sizes = Sizes(**{**sizes.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     if sizes.seed_size <= sizes.small_size:
