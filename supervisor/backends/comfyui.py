@@ -72,7 +72,7 @@ from .comfyui_protocol import (
     queue_remaining,
     rejection,
 )
-from .comfyui_socket import CLOSED, Event, EventSocket
+from .comfyui_socket import CLOSED, EventSocket, Inbox
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class _Job:
     job_id: str
     prompt_id: str
     started: float
-    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    events: Inbox = field(default_factory=Inbox)
     submitted: bool = False
     done: bool = False
     interrupt_requested: bool = False
@@ -378,10 +378,10 @@ class ComfyUIBackend:
                 wait_s = min(wait_s, job.terminal_at + self.terminal_grace_s - loop.time())
             if polling and not self._socket.connected:
                 wait_s = min(wait_s, next_reconnect - loop.time())
-            try:
-                kind, data = await asyncio.wait_for(job.events.get(), max(0.0, wait_s))
-            except asyncio.TimeoutError:
+            event = await job.events.get(wait_s)
+            if event is None:
                 continue
+            kind, data = event
             if kind == CLOSED:
                 if not polling:
                     log.warning(

@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections import deque
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -28,6 +29,56 @@ log = logging.getLogger(__name__)
 #: The event type a listener receives when the socket ended (dropped, server gone).
 CLOSED = "fleetq.closed"
 Event = tuple[str, Mapping[str, Any]]
+T = TypeVar("T")
+
+
+async def within(awaitable: Awaitable[T], timeout_s: float) -> T:
+    """``asyncio.wait_for`` without its Python 3.11 flaw: when the awaited thing completes
+    in the same loop iteration as the caller is cancelled, 3.11's ``wait_for`` returns the
+    result and the cancellation is lost. ``asyncio.wait`` never swallows it."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    finally:
+        if not task.done():
+            task.cancel()
+    if not done:
+        await asyncio.wait({task})
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class Inbox:
+    """The frames of one run. ``get`` waits on a plain future with a timer instead of
+    ``asyncio.wait_for`` (see :func:`within`), so cancelling the run always lands."""
+
+    def __init__(self) -> None:
+        self._items: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Event) -> None:
+        self._items.append(item)
+        if self._waiter is not None:
+            _release(self._waiter)
+
+    async def get(self, timeout_s: float) -> Event | None:
+        """The next frame, or None after ``timeout_s`` without one."""
+        if not self._items and timeout_s > 0:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiter = waiter
+            timer = loop.call_later(timeout_s, _release, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self._items.popleft() if self._items else None
 
 
 class EventSocket:
@@ -39,7 +90,7 @@ class EventSocket:
         self._connect_timeout_s = connect_timeout_s
         self._ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._listener: asyncio.Queue[Event] | None = None
+        self._listener: Inbox | None = None
         #: The ``clientId`` of the open socket; what ``POST /prompt`` must send as client_id.
         self.client_id: str | None = None
 
@@ -59,7 +110,7 @@ class EventSocket:
         ``asyncio.TimeoutError``."""
         await self.close()
         client_id = uuid.uuid4().hex
-        ws = await asyncio.wait_for(
+        ws = await within(
             session.ws_connect(
                 f"{self._ws_url}?clientId={client_id}",
                 heartbeat=self._heartbeat_s,
@@ -79,13 +130,13 @@ class EventSocket:
         self._reader = asyncio.create_task(self._read(ws), name=f"comfyui-ws-{client_id[:8]}")
         log.debug("comfyui websocket %s connected to %s", client_id, self._ws_url)
 
-    def listen(self, queue: asyncio.Queue[Event]) -> None:
+    def listen(self, queue: Inbox) -> None:
         """Send this socket's frames to ``queue`` (a ``CLOSED`` event at once if not open)."""
         self._listener = queue
         if not self.connected:
             queue.put_nowait((CLOSED, {}))
 
-    def unlisten(self, queue: asyncio.Queue[Event]) -> None:
+    def unlisten(self, queue: Inbox) -> None:
         if self._listener is queue:
             self._listener = None
 
