@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,10 @@ def fake_graph(
             "inputs": {"images": ["2", 0], "filename_prefix": f"jobs/{job_id}/img"},
         },
     }
+
+
+def nondecreasing(values: list[float]) -> bool:
+    return all(a <= b for a, b in itertools.pairwise(values))
 
 
 class ProgressLog:

@@ -9,7 +9,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from backends_testkit import PNG_MAGIC, ProgressLog, backend_tasks, eventually, fake_graph
+from backends_testkit import (
+    PNG_MAGIC,
+    ProgressLog,
+    backend_tasks,
+    eventually,
+    fake_graph,
+    nondecreasing,
+)
 
 from supervisor.backends.base import (
     BackendUnavailable,
@@ -21,10 +28,6 @@ from supervisor.backends.comfyui import ComfyUIBackend
 from supervisor.fakes.comfyui import FakeComfyUI
 
 ADAPTER_LOG = "supervisor.backends.comfyui"
-
-
-def _nondecreasing(values: list[float]) -> bool:
-    return all(a <= b for a, b in zip(values, values[1:]))
 
 
 async def _post_prompt(
@@ -53,7 +56,7 @@ async def test_success_returns_png_outputs_and_increasing_progress(
     prompt_id = result.details["prompt_id"]
     assert comfy_server.state()["history"] == [prompt_id]
     assert progress.calls[-1] == (1.0, "done")
-    assert _nondecreasing(progress.fractions)
+    assert nondecreasing(progress.fractions)
     assert 0.0 < progress.fractions[-2] < 1.0
     assert {"FakeWork 1/3", "FakeWork 2/3", "FakeWork 3/3"} <= set(progress.texts)
     messages = [r.getMessage() for r in caplog.records if r.name == ADAPTER_LOG]
@@ -89,7 +92,7 @@ async def test_cached_resubmit_returns_the_earlier_files(comfyui: ComfyUIBackend
     assert second.outputs[0].data == first.outputs[0].data
     # Nothing executed: every node came from the cache, so no FakeWork bar.
     assert not any("FakeWork" in text for text in progress.texts)
-    assert progress.calls[-1] == (1.0, "done") and _nondecreasing(progress.fractions)
+    assert progress.calls[-1] == (1.0, "done") and nondecreasing(progress.fractions)
 
 
 async def test_outputs_that_failed_validation_are_dropped_and_reported(
@@ -311,7 +314,7 @@ async def test_backend_down_longer_than_the_grace_is_backend_unavailable(
     run = asyncio.create_task(comfyui.run("down", fake_graph("down", 5, 50), progress))
     await progress.wait_text("FakeWork 1/50")
     await comfy_server.restart(delay_s=30)  # the port stays closed
-    with pytest.raises(BackendUnavailable, match="unreachable for more than 0.3 s"):
+    with pytest.raises(BackendUnavailable, match=r"unreachable for more than 0\.3 s"):
         await asyncio.wait_for(run, 5)
     probe = await comfyui.probe()
     assert not probe.alive and "cannot connect" in probe.detail
