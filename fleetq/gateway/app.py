@@ -4,7 +4,8 @@ event follower."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
@@ -15,10 +16,12 @@ from fleetq.errors import InvalidArgument
 from fleetq.gateway import legacy, openapi, streams, v1
 from fleetq.gateway.auth import TOKENS, auth_middleware, check_tokens
 from fleetq.gateway.errors import error_middleware
-from fleetq.gateway.follower import EventFollower
+from fleetq.gateway.follower import RETRY_MAX_S, EventFollower
 from fleetq.gateway.jsonio import BODY_CAP, body_cap_middleware, default_body_cap, json_response
 from fleetq.gateway.metrics import GatewayMetrics
 from fleetq.gateway.state import GATEWAY, Gateway, gateway, stream_block_ms
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -80,10 +83,22 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        state.follower.stop()
+        await _stop_task(task, state.settings.socket_timeout_s + RETRY_MAX_S)
         await state.client.aclose()
+
+
+async def _stop_task(task: asyncio.Task[None], limit_s: float) -> None:
+    """Cancel ``task`` and wait for it, cancelling again while it runs on: redis-py can lose a
+    cancellation that lands while it sets up a connection (redis/redis-py#2028)."""
+    deadline = time.monotonic() + limit_s
+    while not task.done() and time.monotonic() < deadline:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    if not task.done():
+        log.warning("the event follower did not stop within %.0f s", limit_s)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("the event follower failed", exc_info=task.exception())
 
 
 async def _closing(app: web.Application) -> None:

@@ -23,8 +23,8 @@ from fleetq.store import AsyncStore, StreamEntry
 log = logging.getLogger(__name__)
 
 _FINISHED = ("completed", "failed")
-_RETRY_MIN_S = 0.5
-_RETRY_MAX_S = 10.0
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 10.0
 
 
 def entry_ms(entry_id: str) -> int:
@@ -53,23 +53,32 @@ class EventFollower:
         #: The last entry processed; None until the first successful read of the stream's end.
         self.last_id: str | None = None
         self._advanced = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after its current read.
+
+        Cancelling the task is not enough on its own: redis-py can lose a cancellation that
+        lands while a connection is being set up (redis/redis-py#2028), and the loop would run on.
+        """
+        self._stopping = True
 
     async def run(self) -> None:
-        """Follow forever; a Redis outage is logged and retried with backoff, never fatal."""
-        retry_s = _RETRY_MIN_S
-        while True:
+        """Follow until stopped; a Redis outage is logged and retried with backoff."""
+        retry_s = RETRY_MIN_S
+        while not self._stopping:
             try:
                 await self.step()
-                retry_s = _RETRY_MIN_S
+                retry_s = RETRY_MIN_S
             except RedisUnavailable as e:
                 log.warning("event follower: %s; retrying in %.1f s", e, retry_s)
                 await asyncio.sleep(retry_s)
-                retry_s = min(retry_s * 2, _RETRY_MAX_S)
+                retry_s = min(retry_s * 2, RETRY_MAX_S)
             except Exception:
                 # A bug must not silently stop the histograms; log it and carry on.
                 log.exception("event follower failed; retrying in %.1f s", retry_s)
                 await asyncio.sleep(retry_s)
-                retry_s = min(retry_s * 2, _RETRY_MAX_S)
+                retry_s = min(retry_s * 2, RETRY_MAX_S)
 
     async def step(self) -> None:
         """One blocking read of the stream and the observations of what it returned."""

@@ -15,7 +15,7 @@ from fleetq.errors import InvalidArgument, ValidationError
 BODY_CAP: web.AppKey[int] = web.AppKey("fleetq_body_cap")
 
 
-class MalformedJson(ValidationError):
+class MalformedJSON(ValidationError):
     """The request body is not valid JSON."""
 
 
@@ -54,13 +54,13 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object; raises a ``ValidationError`` otherwise."""
     raw = await request.read()
     if not raw.strip():
-        raise MalformedJson("the request body is empty; send a JSON object")
+        raise MalformedJSON("the request body is empty; send a JSON object")
     try:
         data = json.loads(raw, parse_constant=_no_constants)
     except RecursionError as e:
-        raise MalformedJson("the request body is nested too deeply") from e
+        raise MalformedJSON("the request body is nested too deeply") from e
     except ValueError as e:  # includes UnicodeDecodeError
-        raise MalformedJson(f"the request body is not valid JSON: {e}") from e
+        raise MalformedJSON(f"the request body is not valid JSON: {e}") from e
     if not isinstance(data, dict):
         raise InvalidArgument(f"the request body must be a JSON object, not {_kind(data)}")
     return data

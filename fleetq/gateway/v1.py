@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from fleetq.errors import InvalidArgument, OutputsExpired
+from fleetq.errors import InvalidArgument, InvalidWorkflow, OutputsExpired
 from fleetq.gateway import shapes
 from fleetq.gateway.errors import NotCompleted, OutputNotFound
 from fleetq.gateway.jsonio import json_response, read_object, reject_unknown
@@ -46,7 +46,7 @@ async def submit(request: web.Request) -> web.Response:
     body = await read_object(request)
     reject_unknown(body, SUBMIT_FIELDS)
     if "workflow" not in body:
-        raise InvalidArgument("the field 'workflow' is required")
+        raise InvalidWorkflow("the field 'workflow' is required")
     spec = build_spec(
         body["workflow"],
         gw.settings,
