@@ -166,8 +166,9 @@ class A1111Backend:
     """One A1111 (or Forge) process (``url`` like ``http://127.0.0.1:7860``) behind one puller.
 
     ``session`` is used as given and not closed (else the adapter opens and closes its own).
-    ``auth`` is for ``--api-auth``. Times in seconds: ``run_timeout_s`` for the whole
-    generation request (None: no limit, the puller's job timeout applies),
+    ``auth`` is ``(user, password)`` for ``--api-auth`` (HTTP Basic). Times in seconds:
+    ``run_timeout_s`` for the whole generation request (None: no limit, the puller's job
+    timeout applies),
     ``request_timeout_s`` for other calls and for connecting, ``probe_timeout_s``,
     ``poll_interval_s`` between progress polls, ``restart_grace_s`` of failed progress polls
     before a run is abandoned, ``interrupt_timeout_s`` per interrupt call and
@@ -181,7 +182,7 @@ class A1111Backend:
         url: str,
         session: aiohttp.ClientSession | None = None,
         *,
-        auth: aiohttp.BasicAuth | None = None,
+        auth: tuple[str, str] | None = None,
         run_timeout_s: float | None = None,
         request_timeout_s: float = 10.0,
         probe_timeout_s: float = 2.0,
@@ -193,7 +194,10 @@ class A1111Backend:
         self.url = url.rstrip("/")
         self._session = session
         self._owns_session = session is None
-        self.auth = auth
+        self._auth_header: dict[str, str] = {}
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+            self._auth_header = {"Authorization": f"Basic {token}"}
         self.run_timeout_s = run_timeout_s
         self.request_timeout_s = request_timeout_s
         self.probe_timeout_s = probe_timeout_s
@@ -435,12 +439,13 @@ class A1111Backend:
     async def _call(
         self, method: str, path: str, timeout_s: float | None, *, data: str | None = None
     ) -> _Answer:
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = dict(self._auth_header)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self.request_timeout_s)
         try:
             async with self._http().request(
-                method, self.url + path, data=data, headers=headers, auth=self.auth,
-                timeout=timeout,
+                method, self.url + path, data=data, headers=headers, timeout=timeout,
             ) as response:  # fmt: skip
                 body = await response.read()
         except _NETWORK_ERRORS as e:
