@@ -82,12 +82,13 @@ class Demo:
         o = self.options
         common = ["--redis", redis_url, "--namespace", NAMESPACE]
         comfy_count = o.machines * o.gpus
-        comfy_base = consecutive_free_ports(comfy_count)
+        # One block of ports for every fake instance, taken before any of them binds.
+        comfy_base = consecutive_free_ports(comfy_count + (2 if o.a1111 else 0))
         fake = self.group.start("fake-comfyui", ["fake-comfyui", "--port", str(comfy_base),
                                                  "--count", str(comfy_count)])  # fmt: skip
         waits = [(comfy_base + i, fake) for i in range(comfy_count)]
         if o.a1111:
-            a1111_base = consecutive_free_ports(2)
+            a1111_base = comfy_base + comfy_count
             fake_a = self.group.start("fake-a1111", ["fake-a1111", "--port", str(a1111_base),
                                                      "--count", "2"])  # fmt: skip
             waits += [(a1111_base, fake_a), (a1111_base + 1, fake_a)]
@@ -138,6 +139,7 @@ class Demo:
         settings = Settings(redis_url=redis.url, namespace=NAMESPACE)
         client = Client(settings)
         load: LoadGenerator | None = None
+        code = 1
         try:
             print(f"fleetq demo: Redis at {redis.url}, logs in {self.workdir}", file=sys.stderr)
             self.start_fleet(redis.url)
@@ -151,16 +153,18 @@ class Demo:
                                           self.inject_fault, args=(client,))  # fmt: skip
             fault_timer.daemon = True
             fault_timer.start()
-            if o.headless:
-                return self._headless(client, load, started_ms)
-            return self._dashboard(redis.url)
+            code = self._headless(client, load, started_ms) if o.headless else self._dashboard(redis.url)
+            return code
         finally:
             if load is not None:
                 load.stop.set()
             self.group.stop_all()
             client.close()
             redis.close()
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            if code == 0:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            else:
+                print(f"fleetq demo: logs kept in {self.workdir}", file=sys.stderr)
 
     def _dashboard(self, redis_url: str) -> int:
         print("fleetq demo: opening the dashboard (q quits and stops the demo)", file=sys.stderr)
