@@ -403,23 +403,14 @@ class ComfyUIBackend:
     async def _on_frame(
         self, job: _Job, tracker: ProgressTracker, kind: str, data: Mapping[str, Any]
     ) -> Finished | None:
-        if kind == "executing":
-            node = data.get("node")
-            if node is None:
-                if job.terminal is not None:
-                    return job.terminal
-                return await self._history_when_done(job)
-            tracker.executing(node)
-            await self._repeat_interrupt(job)
-        elif kind == "progress":
-            tracker.node_progress(data.get("node"), data.get("value"), data.get("max"))
-        elif kind == "progress_state":
-            tracker.progress_state(data.get("nodes"))
-        elif kind == "execution_cached":
-            tracker.cached(data.get("nodes"))
-        elif kind == "execution_start":
+        if kind == "executing" and data.get("node") is None:
+            if job.terminal is not None:
+                return job.terminal
+            return await self._history_when_done(job)
+        tracker.feed(kind, data)
+        if kind == "execution_start":
             log.info("job %s prompt %s running", job.job_id, job.prompt_id)
-            tracker.status("running")
+        if kind in ("execution_start", "executing"):
             await self._repeat_interrupt(job)
         elif kind in ("execution_error", "execution_interrupted"):
             job.terminal = finished({"status": {"messages": [[kind, dict(data)]]}})

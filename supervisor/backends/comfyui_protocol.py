@@ -256,7 +256,8 @@ def finished(entry: Any) -> Finished:
     """Read one ``/history/{id}`` entry: success with its files, error, or interrupted."""
     if not isinstance(entry, Mapping):
         raise Malformed(f"history entry is {type(entry).__name__}, not an object")
-    outputs = entry.get("outputs") or {}
+    outputs = entry.get("outputs")
+    outputs = {} if outputs is None else outputs
     if not isinstance(outputs, Mapping):
         raise Malformed("history 'outputs' is not an object")
     status = entry.get("status")
@@ -353,6 +354,19 @@ class ProgressTracker:
 
     def status(self, text: str) -> None:
         self._emit(text)
+
+    def feed(self, kind: str, data: Mapping[str, Any]) -> None:
+        """Follow one WebSocket frame of the prompt; frames without progress are ignored."""
+        if kind == "executing" and data.get("node") is not None:
+            self.executing(data["node"])
+        elif kind == "progress":
+            self.node_progress(data.get("node"), data.get("value"), data.get("max"))
+        elif kind == "progress_state":
+            self.progress_state(data.get("nodes"))
+        elif kind == "execution_cached":
+            self.cached(data.get("nodes"))
+        elif kind == "execution_start":
+            self.status("running")
 
     def cached(self, nodes: Any) -> None:
         if isinstance(nodes, list):
