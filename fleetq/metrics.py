@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 
 from fleetq.connection import CONNECTION_ERRORS, unavailable
 from fleetq.fleet import FleetView
@@ -311,14 +312,13 @@ def metrics_handler(
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """An aiohttp handler serving ``registry`` (Prometheus text or OpenMetrics, as the scraper
     asks), awaiting ``refresh`` first so scrape-time gauges are current."""
-    from prometheus_client.aiohttp import make_aiohttp_handler
-
-    serve = make_aiohttp_handler(registry)
+    from aiohttp import web
 
     async def handler(request: web.Request) -> web.StreamResponse:
         if refresh is not None:
             await refresh()
-        return await serve(request)
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(registry), headers={"Content-Type": content_type})
 
     return handler
 

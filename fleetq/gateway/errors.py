@@ -24,10 +24,6 @@ from fleetq.gateway.jsonio import BODY_CAP, json_response
 
 log = logging.getLogger(__name__)
 
-#: Set on a request once a streaming response has been sent; an error after that point can no
-#: longer become a JSON answer.
-STREAMING = "fleetq.streaming"
-
 #: Seconds a client should wait before retrying after a 503.
 RETRY_AFTER_S = 2
 
@@ -121,8 +117,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return _http_error_response(request, e)
     except FleetqError as e:
-        if request.get(STREAMING):
-            raise
         response = fleetq_error_response(e)
         if response.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, e)
@@ -131,6 +125,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        if request.get(STREAMING):
-            raise
         return error_response(500, "InternalError", "internal error; see the gateway's log")

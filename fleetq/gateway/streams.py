@@ -12,22 +12,26 @@ a comment line every 15 s keeps proxies from closing an idle stream and detects 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from fleetq.errors import InvalidArgument, RedisUnavailable
 from fleetq.gateway import shapes
-from fleetq.gateway.errors import STREAMING, error_body
+from fleetq.gateway.errors import error_body
 from fleetq.gateway.follower import entry_ms, last_event_id
 from fleetq.gateway.jsonio import dumps
 from fleetq.gateway.state import Gateway, base_url, gateway
+from fleetq.model import JobStatus
 from fleetq.store import StreamEntry
 from fleetq.validation import check_job_id, check_service
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
@@ -59,7 +63,6 @@ async def _open(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    request[STREAMING] = True
     await response.prepare(request)
     return response
 
@@ -85,8 +88,24 @@ class _Keepalive:
             self.last = time.monotonic()
 
 
-async def _end_with_error(response: web.StreamResponse, error: RedisUnavailable) -> None:
-    await response.write(sse("error", error_body(type(error).__name__, str(error))))
+async def _run_stream(
+    request: web.Request, response: web.StreamResponse, body: Awaitable[None]
+) -> web.StreamResponse:
+    """Run an open stream to its end. Once the headers are sent an error can no longer be a
+    JSON answer: it ends the stream with an ``error`` event instead (the client may resume)."""
+    try:
+        await body
+    except ConnectionResetError:
+        pass  # the client left
+    except Exception as e:
+        if isinstance(e, RedisUnavailable):
+            error = error_body(type(e).__name__, str(e))
+        else:
+            log.exception("event stream %s failed", request.path)
+            error = error_body("InternalError", "internal error; see the gateway's log")
+        with contextlib.suppress(ConnectionResetError):
+            await response.write(sse("error", error))
+    return response
 
 
 @routes.get("/v1/jobs/{job_id}/events")
@@ -99,22 +118,17 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     status = await gw.client.status(job_id)  # 404 before the stream opens
     url = base_url(request)
     response = await _open(request)
-    try:
-        await response.write(sse("status", {"job": shapes.job(status, url)}))
-        if status.is_terminal:
-            await response.write(sse(status.state.value, {"job": shapes.job(status, url)}))
-            return response
-        await _follow_job(gw, response, job_id, last_id, url)
-    except ConnectionResetError:
-        pass  # the client left
-    except RedisUnavailable as e:
-        await _end_with_error(response, e)
-    return response
+    return await _run_stream(request, response, _follow_job(gw, response, status, last_id, url))
 
 
 async def _follow_job(
-    gw: Gateway, response: web.StreamResponse, job_id: str, last_id: str, url: str
+    gw: Gateway, response: web.StreamResponse, status: JobStatus, last_id: str, url: str
 ) -> None:
+    await response.write(sse("status", {"job": shapes.job(status, url)}))
+    if status.is_terminal:
+        await response.write(sse(status.state.value, {"job": shapes.job(status, url)}))
+        return
+    job_id = status.id
     store = gw.client.store
     keepalive = _Keepalive()
     while not gw.closing.is_set():
@@ -145,13 +159,7 @@ async def fleet_events(request: web.Request) -> web.StreamResponse:
         check_service(service, gw.settings)
     last_id = _resume_id(request) or await last_event_id(gw.client.store)
     response = await _open(request)
-    try:
-        await _follow_fleet(gw, response, last_id, service)
-    except ConnectionResetError:
-        pass
-    except RedisUnavailable as e:
-        await _end_with_error(response, e)
-    return response
+    return await _run_stream(request, response, _follow_fleet(gw, response, last_id, service))
 
 
 async def _follow_fleet(
@@ -162,9 +170,6 @@ async def _follow_fleet(
         entries: list[StreamEntry] = await gw.client.store.read_events(
             last_id, block_ms=gw.stream_block_ms, count=200
         )
-        if not entries:
-            await keepalive.tick(response)
-            continue
         for entry_id, fields in entries:
             last_id = entry_id
             if service is not None and fields.get("service") != service:
@@ -173,3 +178,6 @@ async def _follow_fleet(
                 sse(fields.get("type", "event"), _event_data(entry_id, fields), entry_id)
             )
             keepalive.last = time.monotonic()
+        # Also after a batch that was all filtered out: a busy stream must still notice a
+        # client that left.
+        await keepalive.tick(response)
