@@ -206,12 +206,10 @@ class ComfyUIBackend:
         """``GET /system_stats`` (alive, version, devices) and ``GET /prompt`` (idle when
         ``queue_remaining`` is 0 and this adapter runs nothing). Never raises."""
         try:
-            stats = (await self._call("GET", "/system_stats", self.probe_timeout_s)).json(
-                "GET /system_stats"
-            )
+            stats = await self._call("GET", "/system_stats", self.probe_timeout_s)
+            info = _system_info(stats.json("GET /system_stats"))
             answer = await self._call("GET", "/prompt", self.probe_timeout_s)
             remaining = queue_remaining(answer.json("GET /prompt"))
-            info = _system_info(stats)
         except (_Unreachable, Malformed) as e:
             return BackendProbe(alive=False, idle=False, detail=str(e))
         except Exception as e:  # never raise from a probe
