@@ -159,9 +159,10 @@ def test_queue_shapes() -> None:
     )
     assert (running, pending) == ({"a"}, {"b"})
     assert queue_remaining({"exec_info": {"queue_remaining": 2}}) == 2
-    for bad in ({}, {"queue_running": None, "queue_pending": []}):
+    bad_queues: list[dict[str, Any]] = [{}, {"queue_running": None, "queue_pending": []}]
+    for bad_queue in bad_queues:
         with pytest.raises(Malformed):
-            queue_ids(bad)
+            queue_ids(bad_queue)
     with pytest.raises(Malformed):
         queue_remaining({"exec_info": {"queue_remaining": "1"}})
 
@@ -171,7 +172,12 @@ def test_extract_prompt_accepts_graph_or_body() -> None:
     assert extract_prompt(graph) == (graph, {})
     body = {"prompt": graph, "extra_data": {"k": 1}, "client_id": "x", "number": 3}
     assert extract_prompt(body) == (graph, {"extra_data": {"k": 1}})
-    for bad in ({"prompt": [1, 2]}, {"1": "node"}, {"1": {"class_type": "X", "inputs": []}}):
+    bad_workflows: list[dict[str, Any]] = [
+        {"prompt": [1, 2]},
+        {"1": "node"},
+        {"1": {"class_type": "X", "inputs": []}},
+    ]
+    for bad in bad_workflows:
         with pytest.raises(ValueError):
             extract_prompt(bad)
 
