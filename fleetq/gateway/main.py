@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -33,7 +34,9 @@ def run_gateway(
     The signal stops accepting connections, ends open event streams, lets in-flight requests
     finish (up to :data:`SHUTDOWN_GRACE_S`), stops the event follower and closes Redis.
     """
-    return asyncio.run(serve(settings, host, port, tokens, max_body_bytes=max_body_bytes))
+    return asyncio.run(
+        serve(settings, host, port, tokens, max_body_bytes=max_body_bytes, announce=True)
+    )
 
 
 async def serve(
@@ -45,8 +48,12 @@ async def serve(
     max_body_bytes: int | None = None,
     started: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    announce: bool = False,
 ) -> int:
-    """The async body of :func:`run_gateway`; ``stop`` ends it (signals set it too)."""
+    """The async body of :func:`run_gateway`; ``stop`` ends it (signals set it too).
+
+    ``announce`` prints the listening address on stderr, as a command-line server should.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,14 +67,17 @@ async def serve(
         await site.start()
         auth = f"{len(tokens)} token(s)" if tokens else "no authentication"
         for address in runner.addresses:
-            log.warning(
-                "fleetq gateway on http://%s:%s (Redis %s, namespace %s, %s)",
-                *address[:2], safe_url(settings.redis_url), settings.namespace, auth,
-            )  # fmt: skip
+            line = (
+                f"fleetq gateway on http://{address[0]}:{address[1]} (Redis "
+                f"{safe_url(settings.redis_url)}, namespace {settings.namespace}, {auth})"
+            )
+            log.info("%s", line)
+            if announce:
+                print(line, file=sys.stderr, flush=True)
         if started is not None:
             started.set()
         await stop.wait()
-        log.warning("fleetq gateway stopping")
+        log.info("fleetq gateway stopping")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

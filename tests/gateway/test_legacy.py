@@ -153,7 +153,7 @@ async def test_stats_keeps_the_old_keys_and_counts_priority_bands(
         claimed = (await worker.try_claim(["comfyui"], "gpu-box", 0)).job
         assert claimed is not None and claimed.priority == 5
         stats = await api.stats()
-    assert STATS_KEYS <= set(stats)
+    assert set(stats) >= STATS_KEYS
     assert all(type(stats[k]) is int for k in STATS_KEYS)
     assert (stats["queued"], stats["priority_queue"], stats["standard_queue"]) == (5, 2, 3)
     assert (stats["processing"], stats["completed"], stats["failed"]) == (1, 0, 0)

@@ -67,9 +67,7 @@ async def test_job_stream_follows_a_job_to_its_end(
     assert final["state"] == "completed" and final["outputs"][0]["filename"] == "a.png"
 
     # Resuming after the progress event replays only what came after it.
-    async with gw.get(
-        f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": events[1]["id"]}
-    ) as r:
+    async with gw.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": events[1]["id"]}) as r:
         assert (await next_event(r))["event"] == "status"  # type: ignore[index]
         assert (await next_event(r))["event"] == "completed"  # type: ignore[index]
 

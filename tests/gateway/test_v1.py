@@ -198,9 +198,7 @@ async def test_health_and_openapi(gw: Any) -> None:
     async with gw.get("/openapi.json") as r:
         doc = await r.json()
     assert doc["openapi"].startswith("3.")
-    documented = {
-        (method.upper(), path) for path, item in doc["paths"].items() for method in item
-    }
+    documented = {(method.upper(), path) for path, item in doc["paths"].items() for method in item}
     served = set()
     for route in gw.app.router.routes():
         info = route.resource.get_info() if route.resource else {}
