@@ -60,6 +60,7 @@ from .base import (
     JobRuntimeError,
     ProgressSink,
 )
+from .comfyui_http import NETWORK_ERRORS, ComfyHttp, Unreachable, describe
 from .comfyui_protocol import (
     FileRef,
     Finished,
@@ -68,9 +69,11 @@ from .comfyui_protocol import (
     accepted,
     extract_prompt,
     finished,
+    node_error_summary,
     queue_ids,
     queue_remaining,
     rejection,
+    system_info,
 )
 from .comfyui_socket import CLOSED, EventSocket, Inbox
 
@@ -78,35 +81,6 @@ log = logging.getLogger(__name__)
 
 #: Event a run receives when ``interrupt()`` wants it to look at the server now.
 _WAKE = "fleetq.wake"
-_NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
-
-
-class _Unreachable(Exception):
-    """No usable answer: refused, reset, timed out, or 502/503/504 (starting, proxy)."""
-
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
-        super().__init__(message)
-        #: No answer in time: the request may still have reached the server.
-        self.timed_out = timed_out
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    content_type: str
-    body: bytes
-
-    def json(self, what: str, *, ok_only: bool = True) -> Any:
-        """The body as JSON; Malformed when it is not (or, with ``ok_only``, not a 200)."""
-        if ok_only and self.status != 200:
-            raise Malformed(f"{what} answered HTTP {self.status}: {self.body[:120]!r}")
-        try:
-            return json.loads(self.body)
-        except ValueError as e:
-            raise Malformed(
-                f"{what} answered HTTP {self.status} {self.content_type} that is not JSON: "
-                f"{self.body[:120]!r}"
-            ) from e
 
 
 @dataclass
@@ -124,14 +98,6 @@ class _Job:
     #: ``execution_error`` / ``execution_interrupted`` seen; ``executing{null}`` comes next.
     terminal: Finished | None = None
     terminal_at: float = 0.0
-
-
-def _describe(e: BaseException, timeout_s: float) -> str:
-    if isinstance(e, asyncio.TimeoutError):
-        return f"no answer within {timeout_s:g} s"
-    if isinstance(e, aiohttp.ClientConnectorError):
-        return f"cannot connect: {e.os_error.strerror or e}"
-    return str(e) or type(e).__name__
 
 
 class ComfyUIBackend:
@@ -173,8 +139,7 @@ class ComfyUIBackend:
         interrupt_retry_s: float = 1.0,
     ) -> None:
         self.url = url.rstrip("/")
-        self._session = session
-        self._owns_session = session is None
+        self._http = ComfyHttp(self.url, session)
         self.request_timeout_s = request_timeout_s
         self.probe_timeout_s = probe_timeout_s
         self.view_timeout_s = view_timeout_s
@@ -206,11 +171,11 @@ class ComfyUIBackend:
         """``GET /system_stats`` (alive, version, devices) and ``GET /prompt`` (idle when
         ``queue_remaining`` is 0 and this adapter runs nothing). Never raises."""
         try:
-            stats = await self._call("GET", "/system_stats", self.probe_timeout_s)
-            info = _system_info(stats.json("GET /system_stats"))
-            answer = await self._call("GET", "/prompt", self.probe_timeout_s)
+            stats = await self._http.call("GET", "/system_stats", self.probe_timeout_s)
+            info = system_info(stats.json("GET /system_stats"))
+            answer = await self._http.call("GET", "/prompt", self.probe_timeout_s)
             remaining = queue_remaining(answer.json("GET /prompt"))
-        except (_Unreachable, Malformed) as e:
+        except (Unreachable, Malformed) as e:
             return BackendProbe(alive=False, idle=False, detail=str(e))
         except Exception as e:  # never raise from a probe
             log.exception("comfyui %s: probe failed", self.url)
@@ -277,9 +242,7 @@ class ComfyUIBackend:
 
     async def aclose(self) -> None:
         await self._socket.close()
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     # -- steps of a run ---------------------------------------------------------------------
 
@@ -287,12 +250,12 @@ class ComfyUIBackend:
         if self._socket.connected:
             return
         try:
-            await self._socket.connect(self._http())
-        except _NETWORK_ERRORS as e:
+            await self._socket.connect(self._http.session())
+        except NETWORK_ERRORS as e:
             log.warning(
                 "comfyui %s: websocket unavailable (%s)",
                 self.url,
-                _describe(e, self._connect_timeout_s),
+                describe(e, self._connect_timeout_s),
             )
 
     async def _submit(self, job: _Job, graph: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -306,8 +269,8 @@ class ComfyUIBackend:
         # cancel or an interrupt must reach it.
         job.submitted = True
         try:
-            answer = await self._call("POST", "/prompt", self.request_timeout_s, data=data)
-        except _Unreachable as e:
+            answer = await self._http.call("POST", "/prompt", self.request_timeout_s, data=data)
+        except Unreachable as e:
             if e.timed_out:  # it may have been queued all the same
                 await self._stop_remote(job)
             raise BackendUnavailable(str(e)) from e
@@ -341,7 +304,7 @@ class ComfyUIBackend:
                 "job %s prompt %s: outputs dropped by validation, the rest runs: %s",
                 job.job_id,
                 job.prompt_id,
-                _node_error_summary(ok.node_errors),
+                node_error_summary(ok.node_errors),
             )
         if job.interrupt_requested:
             await self._stop_remote(job)
@@ -422,7 +385,7 @@ class ComfyUIBackend:
                 await asyncio.sleep(self.history_retry_delay_s)
             try:
                 entry = await self._history(job)
-            except _Unreachable:
+            except Unreachable:
                 return None  # the polling path applies the restart grace
             if entry is not None:
                 return finished(entry)
@@ -438,14 +401,14 @@ class ComfyUIBackend:
         unreachable); raises BackendUnavailable when the prompt vanished (restart)."""
         loop = asyncio.get_running_loop()
         try:
-            answer = await self._call("GET", "/queue", self.request_timeout_s)
+            answer = await self._http.call("GET", "/queue", self.request_timeout_s)
             running, pending = queue_ids(answer.json("GET /queue"))
             if job.prompt_id in running or job.prompt_id in pending:
                 job.unreachable_since = None
                 await self._repeat_interrupt(job)
                 return None
             entry = await self._history(job)
-        except _Unreachable as e:
+        except Unreachable as e:
             now = loop.time()
             if job.unreachable_since is None:
                 job.unreachable_since = now
@@ -469,7 +432,7 @@ class ComfyUIBackend:
         )
 
     async def _history(self, job: _Job) -> Any | None:
-        answer = await self._call("GET", f"/history/{job.prompt_id}", self.request_timeout_s)
+        answer = await self._http.call("GET", f"/history/{job.prompt_id}", self.request_timeout_s)
         body = answer.json("GET /history")
         if not isinstance(body, Mapping):
             raise Malformed(f"GET /history answered {str(body)[:200]}")
@@ -477,12 +440,12 @@ class ComfyUIBackend:
 
     async def _reconnect(self, job: _Job) -> bool:
         try:
-            await self._socket.connect(self._http())
-        except _NETWORK_ERRORS as e:
+            await self._socket.connect(self._http.session())
+        except NETWORK_ERRORS as e:
             log.debug(
                 "comfyui %s: websocket reconnect failed: %s",
                 self.url,
-                _describe(e, self._connect_timeout_s),
+                describe(e, self._connect_timeout_s),
             )
             return False
         self._socket.listen(job.events)
@@ -529,8 +492,8 @@ class ComfyUIBackend:
     async def _fetch(self, ref: FileRef) -> Output:
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
         try:
-            answer = await self._call("GET", "/view", self.view_timeout_s, params=params)
-        except _Unreachable as e:
+            answer = await self._http.call("GET", "/view", self.view_timeout_s, params=params)
+        except Unreachable as e:
             raise BackendUnavailable(f"GET /view {ref.filename}: {e}") from e
         if answer.status == 404:
             where = f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
@@ -556,8 +519,10 @@ class ComfyUIBackend:
             ("/interrupt", {"prompt_id": job.prompt_id}),
         ):
             try:
-                await self._call("POST", path, self.interrupt_timeout_s, data=json.dumps(payload))
-            except _Unreachable as e:
+                await self._http.call(
+                    "POST", path, self.interrupt_timeout_s, data=json.dumps(payload)
+                )
+            except Unreachable as e:
                 log.warning(
                     "job %s prompt %s: POST %s failed: %s", job.job_id, job.prompt_id, path, e
                 )
@@ -568,61 +533,3 @@ class ComfyUIBackend:
             return
         if asyncio.get_running_loop().time() - job.last_interrupt_at >= self.interrupt_retry_s:
             await self._stop_remote(job)
-
-    # -- HTTP -----------------------------------------------------------------------------
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        timeout_s: float,
-        *,
-        data: str | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> _Answer:
-        headers = {"Content-Type": "application/json"} if data is not None else None
-        try:
-            async with self._http().request(
-                method,
-                self.url + path,
-                data=data,
-                params=params,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                body = await response.read()
-        except _NETWORK_ERRORS as e:
-            timed_out = isinstance(e, asyncio.TimeoutError)
-            message = f"{method} {path}: {_describe(e, timeout_s)}"
-            raise _Unreachable(message, timed_out=timed_out) from e
-        if response.status in (502, 503, 504):
-            raise _Unreachable(f"{method} {path}: HTTP {response.status}")
-        return _Answer(response.status, response.content_type, body)
-
-
-def _system_info(stats: Any) -> dict[str, Any]:
-    if not isinstance(stats, Mapping) or not isinstance(stats.get("system"), Mapping):
-        raise Malformed("GET /system_stats has no 'system' object")
-    devices = []
-    for device in stats.get("devices") or ():
-        if isinstance(device, Mapping):
-            devices.append(
-                {
-                    key: device.get(key)
-                    for key in ("name", "type", "index", "vram_total", "vram_free")
-                }
-            )
-    return {"version": stats["system"].get("comfyui_version"), "devices": devices}
-
-
-def _node_error_summary(node_errors: Mapping[str, Any]) -> str:
-    parts = []
-    for node_id, entry in node_errors.items():
-        reasons = [str(e.get("message")) for e in entry.get("errors", ()) if isinstance(e, dict)]
-        parts.append(f"node {node_id} ({entry.get('class_type')}): {'; '.join(reasons)}")
-    return ", ".join(parts)

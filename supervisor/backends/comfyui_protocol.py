@@ -437,3 +437,27 @@ class ProgressTracker:
         if point != self._last:
             self._last = point
             self._sink(*point)
+
+
+# -- probes and logs ------------------------------------------------------------------------
+
+
+def system_info(stats: Any) -> dict[str, Any]:
+    """Version and devices (name, type, index, VRAM) from ``GET /system_stats``."""
+    if not isinstance(stats, Mapping) or not isinstance(stats.get("system"), Mapping):
+        raise Malformed("GET /system_stats has no 'system' object")
+    devices = []
+    for device in stats.get("devices") or ():
+        if isinstance(device, Mapping):
+            keys = ("name", "type", "index", "vram_total", "vram_free")
+            devices.append({key: device.get(key) for key in keys})
+    return {"version": stats["system"].get("comfyui_version"), "devices": devices}
+
+
+def node_error_summary(node_errors: Mapping[str, Any]) -> str:
+    """One line for the log: ``node 4 (SaveImage): Required input is missing``."""
+    parts = []
+    for node_id, entry in node_errors.items():
+        reasons = [str(e.get("message")) for e in entry.get("errors", ()) if isinstance(e, dict)]
+        parts.append(f"node {node_id} ({entry.get('class_type')}): {'; '.join(reasons)}")
+    return ", ".join(parts)
