@@ -222,6 +222,9 @@ class ComfyUIBackend:
         except BackendUnavailable as e:
             log.warning("job %s prompt %s: backend unavailable: %s", job_id, job.prompt_id, e)
             raise
+        except Malformed as e:  # e.g. a history entry of the wrong shape
+            log.warning("job %s prompt %s: malformed answer: %s", job_id, job.prompt_id, e)
+            raise BackendUnavailable(str(e)) from e
         finally:
             self._socket.unlisten(job.events)
             self._job = None

@@ -38,6 +38,10 @@ async def _accepted(request: web.Request) -> web.StreamResponse:
     return web.json_response({"prompt_id": body["prompt_id"], "number": 0, "node_errors": {}})
 
 
+async def _history_of_wrong_shape(request: web.Request) -> web.StreamResponse:
+    return web.json_response({request.match_info["id"]: ["not", "an", "entry"]})
+
+
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
     servers: list[TestServer] = []
@@ -78,6 +82,14 @@ async def serve() -> AsyncIterator[Serve]:
             },
             "HTTP 500",
         ),
+        (
+            {
+                ("POST", "/prompt"): _accepted,
+                ("GET", "/queue"): answer(json={"queue_running": [], "queue_pending": []}),
+                ("GET", "/history/{id}"): _history_of_wrong_shape,
+            },
+            "history entry is list",
+        ),
     ],
     ids=[
         "500-text",
@@ -89,6 +101,7 @@ async def serve() -> AsyncIterator[Serve]:
         "503",
         "queue-shape",
         "history-500",
+        "history-shape",
     ],
 )
 async def test_comfyui_malformed_answers_are_backend_unavailable(
