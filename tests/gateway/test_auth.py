@@ -74,7 +74,7 @@ async def test_every_token_is_compared_with_compare_digest(
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr("fleetq.gateway.auth.hmac.compare_digest", spy)
     gw = await make_gateway(tokens=TOKENS)
     async with gw.get("/stats", headers={"Authorization": f"Bearer {TOKENS[0]}"}) as r:
         assert r.status == 200

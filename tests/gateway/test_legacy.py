@@ -58,7 +58,8 @@ async def old_api(gw: Any) -> tuple[OldApi, aiohttp.ClientSession]:
 def assert_iso_utc(value: Any) -> datetime:
     assert isinstance(value, str)
     parsed = datetime.fromisoformat(value)
-    assert parsed.utcoffset() is not None and parsed.utcoffset().total_seconds() == 0
+    offset = parsed.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     assert abs((datetime.now(timezone.utc) - parsed).total_seconds()) < 60
     return parsed
 
