@@ -50,6 +50,16 @@ def duration(ms: int | None) -> str:
     return f"{d}d{h:02d}h"
 
 
+def age(ms: int) -> str:
+    """A table age: seconds under a minute, then minutes (so it changes once a minute)."""
+    ms = max(0, ms)
+    if ms < 60_000:
+        return f"{ms // 1000}s"
+    if ms < 3_600_000:
+        return f"{ms // 60_000}m"
+    return duration(ms)
+
+
 def load_style(pct: float | None, warn: float = 75.0, low: float = 10.0) -> str:
     """nvitop's load colours: dim when idle, green, yellow above ``warn``."""
     if pct is None:
@@ -90,16 +100,17 @@ def sparkline(samples: Sequence[float], width: int, top: float = 100.0) -> Text:
         return Text(" " * width)
     per_cell = max(1, -(-len(samples) // width))
     chunks = [samples[i : i + per_cell] for i in range(0, len(samples), per_cell)][-width:]
-    out = Text(" " * (width - len(chunks)))
+    chars = [" "] * (width - len(chunks))
     for chunk in chunks:
         known = [v for v in chunk if v >= 0]
         if not known:
-            out.append(" ")
+            chars.append(" ")
             continue
-        value = max(known)
-        level = min(len(_SPARK) - 1, int(value / top * (len(_SPARK) - 1) + 0.5))
-        out.append(_SPARK[level], style=load_style(value))
-    return out
+        level = min(len(_SPARK) - 1, int(max(known) / top * (len(_SPARK) - 1) + 0.5))
+        chars.append(_SPARK[level])
+    # One style for the line (the latest reading's), which keeps the cell cheap to draw.
+    latest = samples[-1]
+    return Text("".join(chars), style=load_style(latest if latest >= 0 else None))
 
 
 def state_cell(job: JobStatus) -> Text:

@@ -7,16 +7,18 @@ a reading the GPU does not report shows as N/A.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from rich.text import Text
+from textual.markup import escape
 
 from tui.snapshot import GpuSnapshot, HostSnapshot, Snapshot
 from tui.widgets.format import (
     DASH,
     HEALTH_STYLES,
     NA,
+    age,
     celsius,
-    duration,
     load_style,
     megabytes,
     number,
@@ -44,8 +46,7 @@ class DrainTarget:
 class GpuTable(SyncedTable):
     COLUMNS = (
         ("Machine / GPU", "gpu", 20),
-        ("Util", "util", 5),
-        ("Last minute", "history", SPARK_WIDTH),
+        ("Util · last minute", "util", SPARK_WIDTH + 6),
         ("Memory", "memory", 10),
         ("Temp", "temp", 5),
         ("Power", "power", 9),
@@ -57,18 +58,35 @@ class GpuTable(SyncedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.targets: dict[str, DrainTarget] = {}
+        self.notes: dict[str, str] = {}
 
     def show(self, snapshot: Snapshot) -> None:
         rows: list[Row] = []
         targets: dict[str, DrainTarget] = {}
+        notes: dict[str, str] = {}
+        now = snapshot.now_ms
         for host in snapshot.hosts:
-            rows.append(_host_row(host, snapshot.now_ms))
+            signature = (host, None if host.online else age(now - host.last_seen_ms))
+            rows.append((host.host, signature, partial(_host_cells, host, now)))
             targets[host.host] = DrainTarget(host.host, host.drained, host.host, host.drained)
             for gpu in host.gpus:
-                rows.append(_gpu_row(gpu))
+                rows.append((gpu.target, gpu, partial(_gpu_cells, gpu)))
+                notes[gpu.target] = _note(gpu)
                 targets[gpu.target] = DrainTarget(gpu.target, gpu.drained, host.host, host.drained)
         self.targets = targets
+        self.notes = notes
         self.sync(rows)
+        self._show_note()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_note()
+
+    def _show_note(self) -> None:
+        # The full health reason of the GPU under the cursor (the column may cut it short).
+        key = self.cursor_key
+        note = self.notes.get(key, "") if key is not None else ""
+        if note != self.border_subtitle:
+            self.border_subtitle = escape(note) if note else ""
 
     @property
     def selected(self) -> DrainTarget | None:
@@ -76,15 +94,15 @@ class GpuTable(SyncedTable):
         return None if key is None else self.targets.get(key)
 
 
-def _host_row(host: HostSnapshot, now_ms: int) -> Row:
+def _host_cells(host: HostSnapshot, now_ms: int) -> tuple[Text, ...]:
     name = Text("▾ ", style="dim")
     name.append(host.host, style="bold")
     state = Text("DRAINED", style="bold magenta") if host.drained else Text("")
     if not host.online:
         seen = Text(" seen ", style="dim")
-        seen.append(duration(max(0, now_ms - host.last_seen_ms)) + " ago", style="dim")
+        seen.append(age(now_ms - host.last_seen_ms) + " ago", style="dim")
         health = OFFLINE + seen
-        return host.host, (name, DASH, Text(""), DASH, DASH, DASH, health, state, DASH)
+        return (name, DASH, DASH, DASH, DASH, health, state, DASH)
     utils = [g.util_pct for g in host.gpus if g.util_pct is not None]
     avg = sum(utils) / len(utils) if utils else None
     used = _total([g.mem_used_mb for g in host.gpus])
@@ -99,8 +117,7 @@ def _host_row(host: HostSnapshot, now_ms: int) -> Row:
     job = Text(f"{busy}/{len(host.gpus)} busy", style="dim")
     cells = (
         name,
-        number(avg, "{:.0f}%", load_style(avg)),
-        Text(""),
+        number(avg, "{:>4.0f}%", load_style(avg)),
         megabytes(used, total),
         NA if not temps else celsius(max(temps), None),
         watts(power, None),
@@ -108,20 +125,18 @@ def _host_row(host: HostSnapshot, now_ms: int) -> Row:
         state,
         job,
     )
-    return host.host, cells
+    return cells
 
 
-def _gpu_row(gpu: GpuSnapshot) -> Row:
+def _gpu_cells(gpu: GpuSnapshot) -> tuple[Text, ...]:
     name = Text(f"  {gpu.index} ", style="bold")
     name.append(gpu.name, style="dim" if gpu.online else "dim strike")
     if not gpu.online:
-        cells = (name, DASH, sparkline(gpu.history, SPARK_WIDTH), DASH, DASH, DASH, OFFLINE,
-                 _state(gpu), DASH)  # fmt: skip
-        return gpu.target, cells
-    return gpu.target, (
+        return (name, Text("   -  ") + sparkline(gpu.history, SPARK_WIDTH), DASH, DASH, DASH,
+                OFFLINE, _state(gpu), DASH)  # fmt: skip
+    return (
         name,
-        number(gpu.util_pct, "{:.0f}%", load_style(gpu.util_pct)),
-        sparkline(gpu.history, SPARK_WIDTH),
+        _util(gpu),
         megabytes(gpu.mem_used_mb, gpu.mem_total_mb),
         celsius(gpu.temp_c, gpu.temp_slowdown_c),
         watts(gpu.power_w, gpu.power_limit_w),
@@ -129,6 +144,12 @@ def _gpu_row(gpu: GpuSnapshot) -> Row:
         _state(gpu),
         _job(gpu),
     )
+
+
+def _util(gpu: GpuSnapshot) -> Text:
+    cell = Text("  N/A " if gpu.util_pct is None else f"{gpu.util_pct:>4.0f}% ")
+    cell.stylize(load_style(gpu.util_pct))
+    return cell + sparkline(gpu.history, SPARK_WIDTH)
 
 
 def _health(gpu: GpuSnapshot) -> Text:
@@ -157,6 +178,15 @@ def _job(gpu: GpuSnapshot) -> Text:
         return DASH
     cell = Text(short_id(gpu.job.id) + " ")
     return cell + progress_cell(gpu.job.progress, width=10)
+
+
+def _note(gpu: GpuSnapshot) -> str:
+    parts = []
+    if gpu.health not in (None, "healthy") or gpu.reasons:
+        parts.append(f"{gpu.health or 'health N/A'}: {'; '.join(gpu.reasons) or 'no reason given'}")
+    if gpu.blocked:
+        parts.append(f"blocked: {gpu.blocked}")
+    return f"{gpu.target} " + " · ".join(parts) if parts else ""
 
 
 def _total(values: list[float | None]) -> float | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from rich.text import Text
 
 from fleetq.model import JobState, JobStatus
 from tui.snapshot import Snapshot
-from tui.widgets.format import DASH, duration, progress_cell, state_cell, where
-from tui.widgets.synced_table import Row, SyncedTable
+from tui.widgets.format import DASH, age, progress_cell, state_cell, where
+from tui.widgets.synced_table import SyncedTable
 
 
 class JobTable(SyncedTable):
@@ -28,7 +30,8 @@ class JobTable(SyncedTable):
 
     def show(self, snapshot: Snapshot) -> None:
         self.jobs = {j.id: j for j in snapshot.jobs}
-        self.sync([_row(j, snapshot.now_ms) for j in snapshot.jobs])
+        now = snapshot.now_ms
+        self.sync([(j.id, _signature(j, now), partial(_cells, j, now)) for j in snapshot.jobs])
 
     @property
     def selected(self) -> JobStatus | None:
@@ -36,7 +39,16 @@ class JobTable(SyncedTable):
         return None if key is None else self.jobs.get(key)
 
 
-def _row(job: JobStatus, now_ms: int) -> Row:
+def _signature(job: JobStatus, now_ms: int) -> tuple[object, ...]:
+    # Everything the row shows; the age only as precise as it is printed.
+    return (
+        job.state, job.cancel_requested, job.ready_ms is None, job.priority,
+        age(now_ms - job.submitted_ms), job.host, job.gpu, job.attempts, job.max_attempts,
+        round(job.progress, 3), job.progress_text, job.position, job.error,
+    )  # fmt: skip
+
+
+def _cells(job: JobStatus, now_ms: int) -> tuple[Text, ...]:
     if job.state is JobState.RUNNING:
         progress = progress_cell(job.progress, job.progress_text[:18])
     elif job.state is JobState.QUEUED and job.position is not None:
@@ -51,9 +63,9 @@ def _row(job: JobStatus, now_ms: int) -> Row:
         Text(job.service),
         state_cell(job),
         Text(str(job.priority), style=prio_style, justify="right"),
-        Text(duration(max(0, now_ms - job.submitted_ms)), justify="right"),
+        Text(age(now_ms - job.submitted_ms), justify="right"),
         where(job.host, job.gpu),
         Text(f"{job.attempts}/{job.max_attempts}", justify="right"),
         progress,
     )
-    return job.id, cells
+    return cells

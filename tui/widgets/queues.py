@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from rich.text import Text
 
 from fleetq.model import ServiceStats
 from tui.snapshot import Snapshot
-from tui.widgets.format import DASH, duration
-from tui.widgets.synced_table import Row, SyncedTable
+from tui.widgets.format import DASH, age
+from tui.widgets.synced_table import SyncedTable
 
 
 class QueueTable(SyncedTable):
@@ -31,7 +33,10 @@ class QueueTable(SyncedTable):
 
     def show(self, snapshot: Snapshot) -> None:
         self.services = {s.service: s for s in snapshot.services}
-        self.sync([_row(s, snapshot.now_ms) for s in snapshot.services])
+        now = snapshot.now_ms
+        self.sync(
+            [(s.service, (s, _wait(s, now)), partial(_cells, s, now)) for s in snapshot.services]
+        )
 
     @property
     def selected(self) -> ServiceStats | None:
@@ -39,7 +44,12 @@ class QueueTable(SyncedTable):
         return None if key is None else self.services.get(key)
 
 
-def _row(s: ServiceStats, now_ms: int) -> Row:
+def _wait(s: ServiceStats, now_ms: int) -> str | None:
+    wait = s.oldest_wait_ms(now_ms)
+    return None if wait is None else age(wait)
+
+
+def _cells(s: ServiceStats, now_ms: int) -> tuple[Text, ...]:
     wait = s.oldest_wait_ms(now_ms)
     failed_rate = Text(str(s.failed_last_minute), style="bold red" if s.failed_last_minute else "")
     cells = (
@@ -48,11 +58,11 @@ def _row(s: ServiceStats, now_ms: int) -> Row:
         Text(f"{s.delayed:,}", justify="right"),
         Text(f"{s.running:,}", justify="right"),
         Text("PAUSED", style="bold yellow") if s.paused else Text("active", style="green"),
-        DASH if wait is None else Text(duration(wait), style="yellow" if wait > 300_000 else ""),
+        DASH if wait is None else Text(age(wait), style="yellow" if wait > 300_000 else ""),
         Text(str(s.completed_last_minute), justify="right"),
         failed_rate,
         Text(f"{s.completed:,}", justify="right"),
         Text(f"{s.failed:,}", justify="right"),
         Text(f"{s.cancelled:,}", justify="right"),
     )
-    return s.service, cells
+    return cells

@@ -7,7 +7,7 @@ No ``clear()`` per refresh, so nothing flickers and the cursor never jumps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -35,7 +35,9 @@ class KeyCell(Text):
         return cell
 
 
-Row = tuple[str, Sequence[Text]]
+#: A row: its key, a signature of what it shows (equal signature: nothing to redraw), and a
+#: function that builds its cells (only called when the signature changed).
+Row = tuple[str, Hashable, Callable[[], Sequence[Text]]]
 
 
 class SyncedTable(DataTable[Any]):
@@ -47,7 +49,11 @@ class SyncedTable(DataTable[Any]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._cells: dict[str, tuple[Text, ...]] = {}
-        self._order: list[str] = []
+        self._signatures: dict[str, Hashable] = {}
+        self._order: list[str] = []  # the row keys as displayed (tracked, not re-read)
+        #: Off-screen rows whose new cells are not drawn yet: key -> (signature, build).
+        self._pending: dict[str, tuple[Hashable, Callable[[], Sequence[Text]]]] = {}
+        self._columns = [c[1] for c in self.COLUMNS]
 
     def on_mount(self) -> None:
         for label, key, width in self.COLUMNS:
@@ -61,32 +67,76 @@ class SyncedTable(DataTable[Any]):
         return None if row_key.value is None else str(row_key.value)
 
     def sync(self, rows: Sequence[Row]) -> None:
-        """Make the table show ``rows`` (in this order), touching only what changed."""
+        """Make the table show ``rows`` (in this order), touching only what changed.
+
+        Rows are added, removed and re-ordered at once; the cells of a row that changed but is
+        off screen are brought up to date when it scrolls into view, so the cost of a refresh
+        follows what is visible, not the length of the table.
+        """
         keep = self.cursor_key
-        wanted = [key for key, _ in rows]
+        wanted = [key for key, _, _ in rows]
         wanted_set = set(wanted)
-        columns = [c[1] for c in self.COLUMNS]
+        window = self._window()
         with self.app.batch_update():
-            for key in [k for k in self._cells if k not in wanted_set]:
+            gone = [k for k in self._cells if k not in wanted_set]
+            for key in gone:
                 self.remove_row(key)
                 del self._cells[key]
-            for key, cells in rows:
-                new = tuple(cells)
-                old = self._cells.get(key)
-                if old is None:
-                    self.add_row(KeyCell.of(key, new[0]), *new[1:], key=key)
-                else:
-                    for index, (column, before, after) in enumerate(
-                        zip(columns, old, new, strict=True)
-                    ):
-                        if before != after:
-                            value = KeyCell.of(key, after) if index == 0 else after
-                            self.update_cell(key, column, value)
-                self._cells[key] = new
-            if [str(r.key.value) for r in self.ordered_rows] != wanted:
+                del self._signatures[key]
+                self._pending.pop(key, None)
+            order = [k for k in self._order if k in wanted_set] if gone else self._order
+            for position, (key, signature, build) in enumerate(rows):
+                if key in self._cells:
+                    if self._signatures[key] == signature:
+                        self._pending.pop(key, None)
+                    elif position in window:
+                        self._update(key, signature, build)
+                    else:
+                        self._pending[key] = (signature, build)
+                    continue
+                cells = tuple(build())
+                self.add_row(KeyCell.of(key, cells[0]), *cells[1:], key=key)
+                self._cells[key] = cells
+                self._signatures[key] = signature
+                order.append(key)
+            if order != wanted:
                 rank = {key: i for i, key in enumerate(wanted)}
                 self.sort(key=lambda values: rank[values[0].row_key])
+            self._order = wanted
             if keep is not None and keep in wanted_set:
                 index = self.get_row_index(keep)
                 if index != self.cursor_row:
                     self.move_cursor(row=index, animate=False)
+            self._flush_visible()
+
+    def _update(self, key: str, signature: Hashable, build: Callable[[], Sequence[Text]]) -> None:
+        new = tuple(build())
+        for index, (column, before, after) in enumerate(
+            zip(self._columns, self._cells[key], new, strict=True)
+        ):
+            if before != after:
+                self.update_cell(key, column, KeyCell.of(key, after) if index == 0 else after)
+        self._cells[key] = new
+        self._signatures[key] = signature
+
+    def _window(self) -> range:
+        """The row indexes on screen, with a margin."""
+        top = int(self.scroll_y)
+        return range(max(0, top - 4), top + max(1, self.size.height) + 4)
+
+    def _flush_visible(self) -> None:
+        if not self._pending:
+            return
+        window = self._window()
+        for key in [k for k in self._pending if self.get_row_index(k) in window]:
+            signature, build = self._pending.pop(key)
+            self._update(key, signature, build)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._pending:
+            with self.app.batch_update():
+                self._flush_visible()
+
+    def on_resize(self) -> None:
+        self._flush_visible()

@@ -1,0 +1,317 @@
+"""Dashboard benchmark: the CPU cost of one refresh does not grow with the queue.
+
+Starts a private ``redis-server`` (:class:`fleetq.embedded.RedisServer`), and for each queue size
+(default 1,000 and 100,000 queued jobs) seeds a fresh namespace with that many queued jobs (the
+submit script in pipelines), 200 running jobs (claimed, with progress) and 240 GPUs on 30 hosts
+(published as supervisors do). Then, over ``--refreshes`` refreshes in which every GPU reading,
+the running jobs' progress and a few priorities change, it measures with ``time.process_time``:
+
+* **poller**: the poller's read + snapshot build (``Poller.read_once``: stats, one page of jobs,
+  the fleet records, building the immutable snapshot);
+* **widgets**: the app's update from one snapshot, headless under ``App.run_test()``: the three
+  tables updated in place, plus the frame render that follows (the measuring window includes
+  50 ms of idle so the render happens inside it; idle time costs no CPU);
+
+and the process's RSS (psutil) after the run. Prints a markdown table.
+
+    .venv/bin/python scripts/bench_tui.py                  # 1,000 vs 100,000 queued, ~1 minute
+    .venv/bin/python scripts/bench_tui.py --sizes 1000 --refreshes 10   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import random
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import textual  # noqa: E402
+
+from fleetq import AsyncClient, Client, Settings  # noqa: E402
+from fleetq.embedded import RedisServer  # noqa: E402
+from fleetq.model import ClaimedJob  # noqa: E402
+from fleetq.scripts import script_source  # noqa: E402
+from fleetq.store import new_job_id  # noqa: E402
+from fleetq.validation import build_spec  # noqa: E402
+from fleetq.worker import WorkerQueue  # noqa: E402
+from tui.app import FleetqApp, create_app  # noqa: E402
+from tui.snapshot import Snapshot  # noqa: E402
+from tui.widgets.poller import Poller  # noqa: E402
+
+HOSTS = 30
+GPUS_PER_HOST = 8
+RUNNING = 200
+TARGET_CPU_MS = 50.0
+TARGET_RSS_MB = 200.0
+
+WORKFLOW = {
+    "3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 30, "cfg": 7.0,
+          "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+          "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+          "latent_image": ["5", 0]}},
+    "4": {"class_type": "CheckpointLoaderSimple",
+          "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 1024,
+          "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dawn, film",
+          "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry, lowres", "clip": ["4", 1]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "fleetq", "images": ["8", 0]}},
+}  # fmt: skip
+
+
+@dataclass
+class Result:
+    queued: int
+    gpus: int
+    seed_s: float
+    poller_ms: list[float]
+    read_wall_ms: list[float]
+    widget_first_ms: float
+    widget_ms: list[float]
+    rss_mb: float
+
+
+def seed_queued(client: Client, count: int, batch: int = 5_000) -> None:
+    """Queue ``count`` jobs fast: the submit script in pipelines."""
+    store = client.store
+    script = store.redis.register_script(script_source("submit"))
+    rng = random.Random(1)
+    done = 0
+    while done < count:
+        n = min(batch, count - done)
+        pipe = store.redis.pipeline(transaction=False)
+        for _ in range(n):
+            # A few priority bands, as a real queue has.
+            priority = rng.choice((0, 0, 0, 0, 5, 10, -5))
+            spec = build_spec(WORKFLOW, client.settings, service="comfyui", priority=priority)
+            call = store.protocol.submit(spec, new_job_id())
+            script(keys=call.keys, args=call.args, client=pipe)
+        replies = pipe.execute()
+        if sum(1 for r in replies if r[0] == b"created") != n:
+            raise RuntimeError("seeding: some submits were not created")
+        done += n
+
+
+class Readings:
+    """Per-GPU readings that drift like real ones: busy GPUs move every second, idle ones
+    barely (a realistic refresh, not random noise in every cell)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def sample(self, target: str, busy: bool) -> dict[str, Any]:
+        rng = self.rng
+        r = self.state.get(target)
+        if r is None:
+            r = self.state[target] = {
+                "utilization_gpu_pct": 0, "utilization_memory_pct": 0, "memory_used_mb": 600,
+                "memory_total_mb": 24_564, "temperature_c": 40, "temperature_slowdown_c": 90,
+                "power_w": 35.0, "power_limit_w": 450.0, "fan_pct": 30, "sm_clock_mhz": 210,
+            }  # fmt: skip
+        if busy:
+            util = r["utilization_gpu_pct"] or 90
+            r["utilization_gpu_pct"] = max(60, min(100, util + rng.randint(-8, 8)))
+            r["memory_used_mb"] = 18_000 + rng.randint(0, 40) * 10
+            r["power_w"] = float(rng.randint(300, 440))
+            r["temperature_c"] = max(55, min(83, r["temperature_c"] + rng.choice((-1, 0, 0, 1, 1))))
+            r["sm_clock_mhz"] = 2520
+        else:
+            r["utilization_gpu_pct"] = 0
+            r["power_w"] = 35.0 + rng.choice((0, 0, 0, 1))
+            r["temperature_c"] = max(35, r["temperature_c"] - rng.choice((0, 0, 1)))
+        return dict(r)
+
+
+def gpu_records(
+    host: str, readings: Readings, jobs: dict[str, ClaimedJob], progress: dict[str, float]
+) -> list[dict[str, Any]]:
+    out = []
+    for index in range(GPUS_PER_HOST):
+        target = f"{host}:{index}"
+        job = jobs.get(target)
+        out.append({
+            "index": index, "name": "NVIDIA RTX 4090", "uuid": f"GPU-{host}-{index}",
+            "health": "healthy", "reasons": [], "blocked": None, "drained": False,
+            "services": ["comfyui", "a1111"],
+            "job": None if job is None else {
+                "id": job.id, "service": job.service, "progress": progress[job.id],
+                "progress_text": "KSampler", "started_ms": 0},
+            "readings": readings.sample(target, busy=job is not None),
+        })  # fmt: skip
+    return out
+
+
+class Fleet:
+    """Stands in for 30 supervisors: publishes readings and moves the running jobs along."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = AsyncClient(settings)
+        self.worker = WorkerQueue(settings)
+        self.rng = random.Random(2)
+        self.readings = Readings(self.rng)
+        self.running: dict[str, ClaimedJob] = {}
+        self.progress: dict[str, float] = {}
+        self.hosts = [f"gpu-node-{i:02d}" for i in range(1, HOSTS + 1)]
+
+    async def start(self) -> None:
+        targets = [f"{h}:{g}" for h in self.hosts for g in range(GPUS_PER_HOST)][:RUNNING]
+        for target in targets:
+            host, _, gpu = target.partition(":")
+            outcome = await self.worker.try_claim(["comfyui"], host, int(gpu))
+            assert outcome.job is not None
+            self.running[target] = outcome.job
+            self.progress[outcome.job.id] = self.rng.random()
+        await self.tick()
+
+    async def tick(self) -> None:
+        """One second of a busy fleet: new readings, progress, a couple of bumps."""
+        for job_id, done in self.progress.items():  # a 30-step job: a step every second
+            self.progress[job_id] = done + 1 / 30 if done < 0.96 else 0.0
+        for h in self.hosts:
+            records = gpu_records(h, self.readings, self.running, self.progress)
+            await self.client.store.publish_host(h, {"version": "bench"}, records, 10_000)
+        jobs = list(self.running.values())
+        for i in range(0, len(jobs), 50):  # in chunks: the connection pool is bounded
+            await asyncio.gather(*(
+                self.worker.renew(job, progress=self.progress[job.id], progress_text="KSampler")
+                for job in jobs[i : i + 50]
+            ))  # fmt: skip
+        page = await self.client.jobs("queued", "comfyui", limit=50)
+        for job in self.rng.sample(page, k=min(2, len(page))):
+            await self.client.bump(job.id, min(1000, job.priority + 1))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.worker.aclose()
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+async def measure(url: str, queued: int, refreshes: int, size: tuple[int, int]) -> Result:
+    settings = Settings(redis_url=url, namespace=f"bench-tui-{uuid.uuid4().hex[:8]}")
+    t0 = time.perf_counter()
+    with Client(settings) as client:
+        seed_queued(client, queued + RUNNING)
+    seed_s = time.perf_counter() - t0
+    fleet = Fleet(settings)
+    await fleet.start()
+
+    # (1) The poller's read + snapshot build, on its own.
+    poller_app = create_app(settings, refresh_s=3600)
+    poller = Poller(poller_app.source, refresh_s=3600)
+    poller_ms, wall_ms, snapshots = [], [], []
+    for _ in range(refreshes):
+        await fleet.tick()
+        c0, w0 = time.process_time(), time.perf_counter()
+        snapshot = await poller.read_once()
+        poller_ms.append(ms(time.process_time() - c0))
+        wall_ms.append(ms(time.perf_counter() - w0))
+        snapshots.append(snapshot)
+    await poller_app.source.aclose()
+
+    # (2) The app's widget update per snapshot, headless (the app's own poller sleeps).
+    app: FleetqApp = create_app(settings, refresh_s=3600, freeze_gc=True)  # as tui.app.run
+    widget_ms: list[float] = []
+    first_ms = 0.0
+    async with app.run_test(size=size) as pilot:
+        screen = app.main_screen
+        while screen.snapshot is None:
+            await pilot.pause(0.01)
+        for i, snapshot in enumerate(snapshots):
+            c0 = time.process_time()
+            screen.on_poller_updated(Poller.Updated(_renumbered(snapshot, i)))
+            await pilot.pause(0.05)
+            cost = ms(time.process_time() - c0)
+            if i == 0:
+                first_ms = cost
+            else:
+                widget_ms.append(cost)
+        rss_mb = psutil.Process().memory_info().rss / 2**20
+    await fleet.aclose()
+    return Result(queued, HOSTS * GPUS_PER_HOST, seed_s, poller_ms, wall_ms, first_ms,
+                  widget_ms, rss_mb)  # fmt: skip
+
+
+def _renumbered(snapshot: Snapshot, i: int) -> Snapshot:
+    from dataclasses import replace
+
+    return replace(snapshot, seq=10_000 + i)
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| queued jobs | GPUs (hosts) | poller read+build CPU ms, median / p95 | "
+        "read wall ms, median | widget update CPU ms, median / p95 (first) | RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.queued:,} | {r.gpus} ({HOSTS}) "
+            f"| {statistics.median(r.poller_ms):.1f} / {p95(r.poller_ms):.1f} "
+            f"| {statistics.median(r.read_wall_ms):.1f} "
+            f"| {statistics.median(r.widget_ms):.1f} / {p95(r.widget_ms):.1f} "
+            f"({r.widget_first_ms:.0f}) "
+            f"| {r.rss_mb:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+async def main_async(sizes: list[int], refreshes: int, term: tuple[int, int]) -> list[Result]:
+    with RedisServer() as server:
+        return [await measure(server.url, size, refreshes, term) for size in sizes]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1000,100000", help="queued jobs per run, comma list")
+    parser.add_argument("--refreshes", type=int, default=30)
+    parser.add_argument("--terminal", default="160x48", help="headless terminal size, WxH")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    width, height = (int(v) for v in args.terminal.split("x"))
+    results = asyncio.run(main_async(sizes, max(3, args.refreshes), (width, height)))
+    print(table(results))
+    print()
+    print(
+        f"{HOSTS * GPUS_PER_HOST} GPUs on {HOSTS} hosts, {RUNNING} running jobs, page of 200 "
+        f"jobs per state; {args.refreshes} refreshes per size; Python {platform.python_version()},"
+        f" Textual {textual.__version__}, {platform.machine()}, {psutil.cpu_count()} CPUs;"
+        f" terminal {width}x{height}."
+    )
+    for r in results:
+        print(f"seeding {r.queued + RUNNING:,} jobs took {r.seed_s:.1f} s")
+    worst_cpu = max(max(p95(r.poller_ms), p95(r.widget_ms)) for r in results)
+    worst_rss = max(r.rss_mb for r in results)
+    ok = worst_cpu <= TARGET_CPU_MS and worst_rss <= TARGET_RSS_MB
+    print(
+        f"targets: <= {TARGET_CPU_MS:.0f} ms CPU per refresh (worst p95 {worst_cpu:.1f}), "
+        f"<= {TARGET_RSS_MB:.0f} MB RSS (worst {worst_rss:.0f}): {'met' if ok else 'MISSED'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
