@@ -21,7 +21,6 @@ from supervisor.backends.factory import make_backend
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Serve = Callable[[dict[tuple[str, str], Handler]], Awaitable[str]]
 COMFY_500 = "500 Internal Server Error\n\nServer got itself in trouble"
-PROMPT_ID = "00000000-0000-4000-8000-000000000000"
 
 
 def answer(status: int = 200, *, text: str | None = None, json: Any = None) -> Handler:
