@@ -108,7 +108,7 @@ async def _run_stream(
     return response
 
 
-@routes.get("/v1/jobs/{job_id}/events")
+@routes.get("/v1/jobs/{job_id}/events", allow_head=False)
 async def job_events(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     job_id = check_job_id(request.match_info["job_id"])
@@ -148,7 +148,7 @@ async def _follow_job(
                 return
 
 
-@routes.get("/v1/events")
+@routes.get("/v1/events", allow_head=False)
 async def fleet_events(request: web.Request) -> web.StreamResponse:
     """The fleet event log (``submitted``, ``claimed``, ``progress``, ``completed``, ``failed``,
     ``cancelled``, ``requeued``, ``retrying``, ``bumped``, ``paused``, ``drained``...), optionally

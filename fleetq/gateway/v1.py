@@ -65,7 +65,7 @@ async def submit(request: web.Request) -> web.Response:
 @routes.get("/v1/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     """A bounded page of jobs in one state, optionally of one service (``?state=&service=
-    &limit=``); queued jobs in run order, others newest first."""
+    &limit=``); queued jobs in run order, finished ones newest first."""
     gw = gateway(request)
     query = request.query
     reject_unknown(dict(query), ("state", "service", "limit"))

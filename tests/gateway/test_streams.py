@@ -126,3 +126,9 @@ async def test_shutdown_ends_open_streams(gw: Any, graph: dict[str, Any]) -> Non
         gw.app[GATEWAY].closing.set()  # what the server's on_shutdown does
         assert await next_event(fleet, timeout_s=3) is None
         assert await next_event(job, timeout_s=3) is None
+
+
+async def test_head_on_a_stream_is_refused(gw: Any) -> None:
+    # A HEAD would otherwise hold a Redis connection until shutdown, sending nothing.
+    async with gw.head("/v1/events") as r:
+        assert r.status == 405
