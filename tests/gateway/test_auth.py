@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from fleetq import Settings
+from fleetq.cli.main import common_options
 from fleetq.errors import InvalidArgument
 from fleetq.gateway import auth
 from fleetq.gateway.cli import add_gateway_parser, gateway_command
@@ -108,18 +109,17 @@ def test_missing_tokens_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_gateway_sub_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser(prog="fleetq")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--redis", default=argparse.SUPPRESS)
+    common = common_options()  # the options every fleetq sub-command takes
+    parser = argparse.ArgumentParser(prog="fleetq", parents=[common])
     add_gateway_parser(parser.add_subparsers(dest="command"), common)
     path = tmp_path / "tokens"
     path.write_text("file-token-0123456789\n")
     args = parser.parse_args(
-        ["gateway", "--port", "9001", "--token", "flag-token-0123456789",
-         "--tokens-file", str(path), "--max-body-bytes", "1000"]
+        ["gateway", "--redis", "redis://127.0.0.1:1/0", "--port", "9001",
+         "--token", "flag-token-0123456789", "--tokens-file", str(path), "--max-body-bytes", "1000"]
     )  # fmt: skip
     assert args.delegate is gateway_command
-    assert (args.host, args.port) == ("127.0.0.1", 9001)
+    assert (args.host, args.port, args.redis) == ("127.0.0.1", 9001, "redis://127.0.0.1:1/0")
 
     seen: dict[str, Any] = {}
 
