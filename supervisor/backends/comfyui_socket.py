@@ -110,11 +110,14 @@ class EventSocket:
         ``asyncio.TimeoutError``."""
         await self.close()
         client_id = uuid.uuid4().hex
+        ws_timeout: Any = self._connect_timeout_s  # aiohttp < 3.11: the close timeout
+        if hasattr(aiohttp, "ClientWSTimeout"):
+            ws_timeout = aiohttp.ClientWSTimeout(ws_close=self._connect_timeout_s)
         ws = await within(
             session.ws_connect(
                 f"{self._ws_url}?clientId={client_id}",
                 heartbeat=self._heartbeat_s,
-                timeout=aiohttp.ClientWSTimeout(ws_close=self._connect_timeout_s),
+                timeout=ws_timeout,
             ),
             self._connect_timeout_s,
         )
