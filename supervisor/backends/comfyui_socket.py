@@ -41,11 +41,18 @@ async def within(awaitable: Awaitable[T], timeout_s: float) -> T:
         done, _ = await asyncio.wait({task}, timeout=timeout_s)
     finally:
         if not task.done():
+            task.add_done_callback(_retrieve)
             task.cancel()
     if not done:
         await asyncio.wait({task})
         raise asyncio.TimeoutError
     return task.result()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark the outcome of an abandoned task as seen (no "exception never retrieved")."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _release(waiter: asyncio.Future[None]) -> None:
