@@ -292,3 +292,22 @@ async def test_quit_closes_the_redis_connections(redis_url: str, settings: Setti
         await eventually(lambda: connected_is(baseline), "the connections to close")
     finally:
         await probe.aclose()
+
+
+async def test_offscreen_rows_are_brought_up_to_date_when_scrolled_into_view(
+    make_app: MakeApp, client: Client, aclient: AsyncClient
+) -> None:
+    ids = [client.submit(comfy_graph(i)).id for i in range(60)]
+    app = make_app()
+    async with app.run_test(size=(160, 30)) as pilot:
+        await first_snapshot(pilot)
+        table = app.main_screen.jobs
+        last = ids[-1]
+        assert table.get_row_index(last) == 59
+        await aclient.bump(last, -3)  # still last in order, but its cells change off screen
+        await fresh(pilot)
+        assert table.get_cell(last, "priority").plain == "0"  # off screen: not redrawn yet
+        table.focus()
+        table.move_cursor(row=59, animate=False)
+        await pilot.pause()
+        assert table.get_cell(last, "priority").plain == "-3"
