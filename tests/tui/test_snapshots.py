@@ -17,13 +17,15 @@ from tui.app import FleetqApp
 from tui.demo import demo_app
 from tui.screens.confirm import ConfirmKill
 from tui.screens.detail import JobDetailScreen
+from tui.source import StaticSource
 
 SIZE = (160, 48)
 SnapCompare = Callable[..., bool]
 
 
 def _job_id(app: FleetqApp, state: JobState) -> str:
-    source: Any = app.source
+    source = app.source
+    assert isinstance(source, StaticSource)
     return next(j.id for j in source.jobs if j.state is state)
 
 
