@@ -20,8 +20,9 @@ from tests.tui.dash_helpers import (
     wait_until,
 )
 from tui.app import FleetqApp, create_app
+from tui.demo import demo_app
 from tui.screens.detail import JobDetailScreen
-from tui.source import PAGE_SIZE
+from tui.source import PAGE_SIZE, StaticSource
 
 MakeApp = Callable[..., FleetqApp]
 Publish = Callable[..., Awaitable[None]]
@@ -311,3 +312,14 @@ async def test_offscreen_rows_are_brought_up_to_date_when_scrolled_into_view(
         table.move_cursor(row=59, animate=False)
         await pilot.pause()
         assert table.get_cell(last, "priority").plain == "-3"
+
+
+async def test_ctrl_c_quits_cleanly() -> None:
+    app = demo_app(refresh_s=0.1)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: not app.is_running, "the app to exit")
+    assert app.return_code == 0
+    source = app.source
+    assert isinstance(source, StaticSource) and source.closed
