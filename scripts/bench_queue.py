@@ -410,8 +410,9 @@ class Children:
         self.procs = []
 
 
-def run_pool(children: Children, args: Sequence[str], count: int) -> float:
-    """Start ``count`` worker processes, release them together, return seconds until all exit."""
+def run_pool(children: Children, args: Sequence[str], count: int) -> tuple[float, float]:
+    """Start ``count`` worker processes and release them together. Returns the seconds until
+    all exit and the CPU seconds they spent after their release."""
     procs = [children.spawn(*args) for _ in range(count)]
     for proc in procs:
         assert proc.stdout is not None
@@ -428,7 +429,19 @@ def run_pool(children: Children, args: Sequence[str], count: int) -> float:
         rc = proc.wait(timeout=max(1.0, deadline - time.perf_counter()))
         if rc != 0:
             raise RuntimeError(f"worker process {shlex.join(args)} exited with {rc}")
-    return time.perf_counter() - t0
+    wall_s = time.perf_counter() - t0
+    cpu_s = 0.0
+    for proc in procs:
+        assert proc.stdout is not None
+        for line in proc.stdout.read().splitlines():
+            if line.startswith("cpu "):
+                cpu_s += float(line.split()[1])
+    return wall_s, cpu_s
+
+
+def report_cpu(since: float) -> None:
+    """Child: tell the parent the CPU seconds spent since ``since`` (a process_time)."""
+    print(f"cpu {time.process_time() - since:.6f}", flush=True)
 
 
 def rq_worker_main(url: str, burst: bool) -> None:
@@ -440,7 +453,9 @@ def rq_worker_main(url: str, burst: bool) -> None:
     print("ready", flush=True)
     if burst:
         sys.stdin.readline()
+    cpu0 = time.process_time()
     worker.work(burst=burst, logging_level="WARNING")
+    report_cpu(cpu0)
 
 
 def fleetq_worker_main(url: str, namespace: str) -> None:
@@ -452,9 +467,11 @@ def fleetq_worker_main(url: str, namespace: str) -> None:
             await wq.paused_services()  # connect before the clock starts
             print("ready", flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            cpu0 = time.process_time()
             while True:
                 outcome = await wq.try_claim([SERVICE], HOST, 0)
                 if outcome.job is None:
+                    report_cpu(cpu0)
                     return
                 await wq.complete(outcome.job, ())
         finally:
@@ -546,11 +563,13 @@ def measure_rq_latency(url: str, children: Children, samples: int) -> list[float
 
 @dataclass
 class Run:
-    """One pass of one system: seconds to enqueue, to drain, and Redis CPU seconds used."""
+    """One pass of one system: seconds to enqueue and to drain, and the CPU seconds used by
+    redis-server and by the clients (submitter and workers) over both."""
 
     enqueue_s: float
     drain_s: float
     redis_cpu_s: float
+    client_cpu_s: float
 
 
 @dataclass
@@ -575,6 +594,15 @@ class ThroughputRow:
     @property
     def redis_us_per_job(self) -> float:
         return statistics.median(r.redis_cpu_s / self.jobs * 1e6 for r in self.runs)
+
+    @property
+    def client_us_per_job(self) -> float:
+        return statistics.median(r.client_cpu_s / self.jobs * 1e6 for r in self.runs)
+
+
+def client_cpu_s() -> float:
+    """CPU time of this process (all threads); worker processes report their own."""
+    return time.process_time()
 
 
 async def measure_throughput(system: System, jobs: int, concurrency: int) -> tuple[float, float]:
@@ -826,7 +854,10 @@ class Report:
                 "the last job is claimed (fleetq) or starts (the others); for the rows run as "
                 "processes, from releasing the started processes until they all exit. Redis CPU "
                 "is the redis-server's user plus system CPU time over the enqueue and the drain, "
-                "per job: the load one job puts on the hub."
+                "per job: the load one job puts on the hub. Client CPU is the same for the "
+                "submitter and the workers together (worker processes: from their release "
+                "to their exit). The CPU "
+                "columns depend less on other load on the machine than the rates do."
                 + (
                     f" Each row is the median of {s.rounds} rounds; a round runs every system "
                     "once, in a rotated order, so load from elsewhere on the machine spreads "
@@ -837,8 +868,8 @@ class Report:
                 ),
                 "",
                 "| system | workers | jobs | rounds | enqueue jobs/s | drain jobs/s | drain range "
-                "| drain vs best arq | Redis CPU µs/job |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+                "| drain vs best arq | Redis CPU µs/job | client CPU µs/job |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for r in self.throughput:
                 vs = f"{r.drain_rate / best_arq:.1f}x" if best_arq else "-"
@@ -847,7 +878,7 @@ class Report:
                 lines.append(
                     f"| {r.system} | {r.workers} | {r.jobs:,} | {len(r.runs)} | "
                     f"{r.enqueue_rate:,.0f} | {r.drain_rate:,.0f} | {spread} | {vs} | "
-                    f"{r.redis_us_per_job:,.0f} |"
+                    f"{r.redis_us_per_job:,.0f} | {r.client_us_per_job:,.0f} |"
                 )
             lines.append("")
         if self.scale:
@@ -1043,18 +1074,18 @@ async def run_async_phases(
     def in_process(plan: Plan) -> Callable[[], Awaitable[Run]]:
         async def run() -> Run:
             system = plan.make()
-            cpu0 = redis_cpu_s()
+            cpu0, mine0 = redis_cpu_s(), client_cpu_s()
             enqueue_s, drain_s = await measure_throughput(system, n, c)
-            cpu = redis_cpu_s() - cpu0
+            cpu, mine = redis_cpu_s() - cpu0, client_cpu_s() - mine0
             if isinstance(system, Fleetq):
                 await check_fleetq_completed(system, n)
-            return Run(enqueue_s, drain_s, cpu)
+            return Run(enqueue_s, drain_s, cpu, mine)
 
         return run
 
     async def fleetq_processes() -> Run:
         system = Fleetq(url, "bench-tp")
-        cpu0 = redis_cpu_s()
+        cpu0, mine0 = redis_cpu_s(), client_cpu_s()
         await system.open()
         try:
             t0 = time.perf_counter()
@@ -1064,20 +1095,21 @@ async def run_async_phases(
         finally:
             await system.close()
         args = ("--fleetq-worker", url, "bench-tp")
-        drain_s = await asyncio.to_thread(run_pool, children, args, c)
-        cpu = redis_cpu_s() - cpu0
+        drain_s, workers_cpu = await asyncio.to_thread(run_pool, children, args, c)
+        cpu, mine = redis_cpu_s() - cpu0, client_cpu_s() - mine0
         await check_fleetq_completed(system, n)
-        return Run(enqueue_s, drain_s, cpu)
+        return Run(enqueue_s, drain_s, cpu, mine + workers_cpu)
 
     async def rq_processes() -> Run:
-        cpu0 = redis_cpu_s()
+        cpu0, mine0 = redis_cpu_s(), client_cpu_s()
         enqueue_s = await asyncio.to_thread(rq_enqueue, url, n)
-        drain_s = await asyncio.to_thread(run_pool, children, ("--rq-worker-burst", url), c)
-        cpu = redis_cpu_s() - cpu0
+        args = ("--rq-worker-burst", url)
+        drain_s, workers_cpu = await asyncio.to_thread(run_pool, children, args, c)
+        cpu, mine = redis_cpu_s() - cpu0, client_cpu_s() - mine0 + workers_cpu
         finished = await asyncio.to_thread(rq_finished, url)
         if finished != n:
             raise RuntimeError(f"rq finished {finished} of {n} jobs")
-        return Run(enqueue_s, drain_s, cpu)
+        return Run(enqueue_s, drain_s, cpu, mine)
 
     def throughput_step(
         row: ThroughputRow, run: Callable[[], Awaitable[Run]], label: str
