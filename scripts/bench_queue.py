@@ -345,7 +345,7 @@ class Bullmq(System):
         self.worker: Any = None
 
     async def open(self) -> None:
-        from bullmq import Queue
+        from bullmq import Queue  # type: ignore[import-untyped,unused-ignore]
 
         self.queue = Queue("bench", {"connection": self.url})
 
@@ -353,12 +353,12 @@ class Bullmq(System):
         await self.queue.add("noop", {})
 
     async def start_workers(self, concurrency: int, *, defaults: bool = False) -> None:
-        from bullmq import Worker
+        from bullmq import Worker  # type: ignore[import-untyped,unused-ignore]
 
         opts: dict[str, Any] = {"connection": self.url}
         if not defaults:
             opts["concurrency"] = concurrency
-        self.worker = Worker("bench", bullmq_noop, opts)  # type: ignore[arg-type]
+        self.worker = Worker("bench", bullmq_noop, opts)
         await asyncio.sleep(0)
 
     async def stop_workers(self) -> None:
@@ -804,7 +804,10 @@ class Report:
             f"Measured {f['date']} on {f['cpus']} CPUs ({f['cpu']}), {f['os']}, "
             f"Python {f['python']}, redis-server {f['redis_server']} (private, loopback, AOF and "
             f"RDB off), redis-py {f['redis_py']} ({f['parser']} parser). Libraries: "
-            f"{f['libraries']}.",
+            f"{f['libraries']}. Load average (1 min) {f['load_before']} at the start, "
+            f"{f.get('load_after', '?')} at the end, run time {f.get('run_s', '?')} s: the "
+            "machine may be shared, and the rates move with its load more than the ratios and "
+            "the CPU columns do.",
             "",
             "Reproduce (from the repository root):",
             "",
@@ -856,8 +859,8 @@ class Report:
                 "is the redis-server's user plus system CPU time over the enqueue and the drain, "
                 "per job: the load one job puts on the hub. Client CPU is the same for the "
                 "submitter and the workers together (worker processes: from their release "
-                "to their exit). The CPU "
-                "columns depend less on other load on the machine than the rates do."
+                "to their exit). The CPU columns depend less on other load on the machine than "
+                "the rates do."
                 + (
                     f" Each row is the median of {s.rounds} rounds; a round runs every system "
                     "once, in a rotated order, so load from elsewhere on the machine spreads "
@@ -871,14 +874,14 @@ class Report:
                 "| drain vs best arq | Redis CPU µs/job | client CPU µs/job |",
                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             ]
-            for r in self.throughput:
-                vs = f"{r.drain_rate / best_arq:.1f}x" if best_arq else "-"
-                low, high = r.drain_rates[0], r.drain_rates[-1]
-                spread = f"{low:,.0f}-{high:,.0f}" if len(r.runs) > 1 else "-"
+            for t in self.throughput:
+                vs = f"{t.drain_rate / best_arq:.1f}x" if best_arq else "-"
+                low, high = t.drain_rates[0], t.drain_rates[-1]
+                spread = f"{low:,.0f}-{high:,.0f}" if len(t.runs) > 1 else "-"
                 lines.append(
-                    f"| {r.system} | {r.workers} | {r.jobs:,} | {len(r.runs)} | "
-                    f"{r.enqueue_rate:,.0f} | {r.drain_rate:,.0f} | {spread} | {vs} | "
-                    f"{r.redis_us_per_job:,.0f} | {r.client_us_per_job:,.0f} |"
+                    f"| {t.system} | {t.workers} | {t.jobs:,} | {len(t.runs)} | "
+                    f"{t.enqueue_rate:,.0f} | {t.drain_rate:,.0f} | {spread} | {vs} | "
+                    f"{t.redis_us_per_job:,.0f} | {t.client_us_per_job:,.0f} |"
                 )
             lines.append("")
         if self.scale:
@@ -919,11 +922,14 @@ class Report:
         lines += ["### How each system was run", ""]
         lines += [f"- {line}" for line in HOW_RUN if line.split(":", 1)[0] in self.systems_run()]
         lines += [f"- {line}" for line in self.skipped]
+        lines += ["", "### Notes", ""]
+        lines += [f"- {line}" for line in NOTES]
         lines.append("")
         return "\n".join(lines)
 
     def systems_run(self) -> set[str]:
-        names = {r.system.split(" ")[0] for r in self.latency + self.throughput}  # type: ignore[operator]
+        rows: list[LatencyRow | ThroughputRow] = [*self.latency, *self.throughput]
+        names = {r.system.split(" ")[0] for r in rows}
         return names | ({"fleetq"} if self.scale else set())
 
 
@@ -953,6 +959,20 @@ HOW_RUN = (
 )
 
 
+NOTES = (
+    "All systems share one redis-py and one reply parser in a run. Installing `hiredis` speeds "
+    "up every Python client (redis-py uses it for parsing and packing when present); arq "
+    "itself asks for `redis[hiredis]`.",
+    "arq 0.28 and the BullMQ port pin redis-py below 6: `pip install arq bullmq` downgrades "
+    "redis-py in the fleetq environment unless it is reinstalled afterwards (the version above "
+    "is the one this run used, for every system).",
+    "fleetq counts a job at its claim and completes it afterwards; the others count a job when "
+    "their job function starts. Each system's own bookkeeping after that (fleetq's complete, "
+    "arq's result, saq's and BullMQ's finish, RQ's registries) is in the drain time of every "
+    "job but the last few.",
+)
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 
@@ -973,6 +993,7 @@ def machine_facts(url: str, systems: Sequence[str]) -> dict[str, str]:
         "redis_py": version_of("redis"),
         "parser": "hiredis" if installed("hiredis") else "pure-Python",
         "libraries": ", ".join(libs) if libs else "none (fleetq only)",
+        "load_before": f"{os.getloadavg()[0]:.1f}",
     }
 
 
@@ -1264,7 +1285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         children.close()
         server.close()
-    say(f"done in {time.perf_counter() - started:.0f} s")
+    report.facts["load_after"] = f"{os.getloadavg()[0]:.1f}"
+    report.facts["run_s"] = f"{time.perf_counter() - started:.0f}"
+    say(f"done in {report.facts['run_s']} s")
     section = report.markdown()
     print(section)
     if args.write:
