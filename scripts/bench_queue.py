@@ -813,6 +813,7 @@ class Report:
             "",
             "```sh",
             ".venv/bin/pip install arq rq saq bullmq   # optional; a missing one is skipped",
+            f'.venv/bin/pip install "redis=={f["redis_py"]}"   # arq and bullmq pull in redis-py 5',
             self.command,
             "```",
             "",
