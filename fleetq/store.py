@@ -6,9 +6,10 @@ blocking waits on wake-up markers and job streams, and the fleet records of supe
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -51,6 +52,28 @@ def _outputs(status: JobStatus, blobs: dict[bytes, bytes]) -> tuple[Output, ...]
         Output(f.filename, f.content_type, blobs.get(str(i).encode(), b""))
         for i, f in enumerate(status.outputs)
     )
+
+
+async def cancel_safe(awaitable: Awaitable[T]) -> T:
+    """Await a redis-py call so that cancelling the caller always cancels the caller.
+
+    A task cancelled while redis-py (5.x to 8.x) reads a reply can lose the cancellation and
+    go on waiting (seen with blocking reads: the cancelled task kept running). The call runs
+    in its own task; the caller waits on it through a shield, so the caller's cancellation is
+    always delivered; the orphaned call is then cancelled and left to end on its own.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        task.add_done_callback(_consume_result)
+        raise
+
+
+def _consume_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 class SyncStore:
@@ -137,7 +160,8 @@ class AsyncStore:
 
     async def run(self, call: Call[T]) -> T:
         try:
-            reply = await self._scripts[call.script](keys=list(call.keys), args=list(call.args))
+            script = self._scripts[call.script]
+            reply = await cancel_safe(script(keys=list(call.keys), args=list(call.args)))
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
         return call.parse(reply)
@@ -151,7 +175,7 @@ class AsyncStore:
 
     async def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await getattr(self.redis, name)(*args, **kwargs)
+            return await cancel_safe(getattr(self.redis, name)(*args, **kwargs))
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
 
@@ -209,7 +233,7 @@ class AsyncStore:
                 pipe.set(k.gpus(host), encode_record(list(gpus)), px=ttl_ms)
                 pipe.zadd(k.hosts, {host: now_ms})
                 pipe.zremrangebyscore(k.hosts, "-inf", now_ms - FORGET_HOST_AFTER_MS)
-                await pipe.execute()
+                await cancel_safe(pipe.execute())
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
 

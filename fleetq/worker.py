@@ -16,7 +16,7 @@ from fleetq.config import Settings
 from fleetq.connection import CONNECTION_ERRORS, unavailable
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.protocol import ClaimOutcome, ReapOutcome
-from fleetq.store import AsyncStore, StreamEntry
+from fleetq.store import AsyncStore, StreamEntry, cancel_safe
 
 
 class WorkerQueue:
@@ -97,7 +97,7 @@ class WorkerQueue:
             async with self.store.redis.pipeline(transaction=False) as pipe:
                 pipe.smismember(self.keys.drained, [host, f"{host}:{gpu}"])
                 pipe.smembers(self.keys.paused)
-                drained, paused = await pipe.execute()
+                drained, paused = await cancel_safe(pipe.execute())
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
         return any(bool(m) for m in drained), {m.decode() for m in paused}

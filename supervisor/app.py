@@ -16,7 +16,7 @@ from supervisor.gpu.backend import open_gpu_backend
 from supervisor.gpu.monitor import GpuMonitor
 from supervisor.publisher import Publisher
 from supervisor.puller import Puller
-from supervisor.upkeep import follow_control, reap_forever, reaper_owner
+from supervisor.upkeep import follow_control, reap_forever, reaper_owner, stream_id_now
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class Supervisor:
                 backends.extend(bound.values())
                 self.pullers[gpu.index] = Puller(gpu.index, bound, queue, monitor, config,
                                                  self.stopping)  # fmt: skip
+            control_since = await stream_id_now(queue.store)
             publisher = Publisher(config, queue.store, monitor, gpus, self.pullers, self.stopping)
             upkeep = [
                 asyncio.create_task(publisher.run(), name="publisher"),
@@ -93,7 +94,8 @@ class Supervisor:
                     name="reaper",
                 ),
                 asyncio.create_task(
-                    follow_control(queue.store, config.host_id, monitor), name="control"
+                    follow_control(queue.store, config.host_id, monitor, control_since),
+                    name="control",
                 ),
             ]
             tasks.extend(upkeep)

@@ -4,7 +4,6 @@ and record how it ended, with the blame where it belongs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from supervisor.backends.base import (
 )
 from supervisor.persist import until_written
 from supervisor.state import PullerState
+from supervisor.waiting import wait_event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,8 +127,7 @@ class JobExecution:
         interval_s = self.queue.settings.lease_ms / 3000
         last_sent = 0.0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress_changed.wait(), timeout=interval_s)
+            await wait_event(self._progress_changed, interval_s)
             since = loop.time() - last_sent
             if since < PROGRESS_RENEW_MIN_S:
                 await asyncio.sleep(PROGRESS_RENEW_MIN_S - since)  # throttle progress writes

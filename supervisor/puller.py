@@ -4,7 +4,6 @@ and nobody drained the GPU or paused the service; then run it to its end."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -17,6 +16,7 @@ from supervisor.config import SupervisorConfig
 from supervisor.execution import JobExecution
 from supervisor.gpu.monitor import GpuMonitor
 from supervisor.state import PullerState
+from supervisor.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,7 @@ class Puller:
 
     async def _rest(self, seconds: float) -> None:
         """Wait before the next gate check, waking at once if the supervisor stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        await wait_event(self.stopping, seconds)
 
     async def _gate(self) -> list[str]:
         """The services this GPU may claim for now; empty (with a reason published) if none."""

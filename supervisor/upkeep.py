@@ -37,23 +37,28 @@ async def reap_forever(queue: WorkerQueue, owner: str, interval_s: float) -> Non
         await asyncio.sleep(interval_s)  # the reaping period
 
 
+async def stream_id_now(store: AsyncStore) -> str:
+    """A stream id for "now" on the Redis clock."""
+    seconds, micros = await store.command("time")
+    return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+
+
 def reaper_owner(host: str) -> str:
     return f"{host}:{os.getpid()}"
 
 
-async def follow_control(store: AsyncStore, host: str, monitor: GpuMonitor) -> None:
+async def follow_control(store: AsyncStore, host: str, monitor: GpuMonitor, since_id: str) -> None:
     """Apply operator commands sent with ``fleetq fault HOST GPU SPEC``.
 
     ``{"type": "fault", "gpu": N, "spec": "xid=79"}`` injects a fault into a simulated GPU;
     ``{"type": "clear-health", "gpu": N}`` forgets sticky findings (real GPUs too).
+    Commands older than ``since_id`` (a stream id: sent before this supervisor started) are
+    skipped.
     """
-    last_id: str | None = None  # start after the newest command already there
+    last_id = since_id
     block_ms = int(store.settings.block_timeout_s * 1000)
     while True:
         try:
-            if last_id is None:
-                newest = await store.command("xrevrange", store.keys.control(host), count=1)
-                last_id = newest[0][0].decode() if newest else "0-0"
             entries = await store.read_control(host, last_id, block_ms)
         except RedisUnavailable:
             await asyncio.sleep(1.0)  # reconnect backoff

@@ -40,7 +40,9 @@ def test_toml_with_flags_winning(tmp_path: Path) -> None:
     assert config.grace_s == 30
     assert config.services == ("comfyui", "a1111")
     assert config.gpu_indices == (0, 2) and config.simulate_gpus == 4
-    flagged = load_config(Settings(), config_file=str(path), backends=["a1111=http://h:{port:9000}"])
+    flagged = load_config(
+        Settings(), config_file=str(path), backends=["a1111=http://h:{port:9000}"]
+    )
     assert flagged.services == ("a1111",)
 
 

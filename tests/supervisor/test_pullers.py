@@ -1,0 +1,199 @@
+"""End to end inside one process: real Redis, fake backends as real servers, simulated GPUs,
+the real supervisor (pullers, adapters, publisher, reaper)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from fleetq import AsyncClient, JobCancelled, JobFailed, Settings
+from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.fakes.group import FakeGroup
+
+from .conftest import eventually, make_config, running_supervisor  # type: ignore[import-not-found]
+
+pytestmark = pytest.mark.slow
+Start = Callable[[int], Awaitable[FakeGroup[Any]]]
+
+
+async def gpu_record(client: AsyncClient, host: str, index: int) -> dict[str, Any] | None:
+    for view in (await client.fleet()).hosts:
+        if view.host == host and view.online:
+            for gpu in view.gpus:
+                if gpu.get("index") == index:
+                    return dict(gpu)
+    return None
+
+
+async def test_a_long_job_does_not_delay_short_jobs(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(2)
+    config = make_config(settings, "m1", 2, {"comfyui": fakes[0].port})
+    async with running_supervisor(config):
+        long_job = await aclient.submit(fake_work_workflow(30, 30, seed=1))
+        await eventually(lambda: _state_is(long_job, "running"))
+        shorts = [await aclient.submit(fake_work_workflow(0.2, 2, seed=10 + i)) for i in range(6)]
+        results = await asyncio.wait_for(asyncio.gather(*(j.wait() for j in shorts)), 20)
+        assert all(
+            len(r.outputs) == 1 and r.outputs[0].data.startswith(b"\x89PNG") for r in results
+        )
+        long_status = await long_job.status()
+        assert long_status.state.value == "running"
+        ran_on = {(await j.status()).gpu for j in shorts}
+        assert ran_on == {1 - (long_status.gpu or 0)}  # every short job took the other GPU
+
+        # Cancelling the running long job interrupts the backend within a second.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await aclient.cancel(long_job.id) == "cancelling"
+        with pytest.raises(JobCancelled):
+            await long_job.wait(timeout_s=5)
+        assert loop.time() - started < 1.5
+        fake = fakes[long_status.gpu or 0]
+        assert fake.state()["running"] == []  # the prompt was interrupted, not left running
+
+
+async def _state_is(job: Any, state: str) -> bool:
+    return bool((await job.status()).state.value == state)
+
+
+async def test_progress_is_reported_and_outputs_stored(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(1)
+    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
+        job = await aclient.submit(fake_work_workflow(1.5, 10, seed=3))
+        seen: list[float] = []
+        result = await job.wait(timeout_s=20, on_progress=lambda s: seen.append(s.progress))
+        assert len(seen) >= 3 and seen == sorted(seen) and 0 < seen[-1] < 1
+        status = await job.status()
+        assert status.state.value == "completed" and status.host == "m1" and status.gpu == 0
+        assert result.outputs[0].filename.endswith(".png")
+
+
+async def test_xid_stops_claims_on_that_gpu_only(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(2)
+    async with running_supervisor(make_config(settings, "m1", 2, {"comfyui": fakes[0].port})):
+        aclient.store.settings  # noqa: B018
+        from fleetq import Client
+
+        with Client(settings) as sync:
+            sync.send_control("m1", {"type": "fault", "gpu": 1, "spec": "xid=79"})
+
+        async def gpu1_blocked() -> dict[str, Any] | None:
+            record = await gpu_record(aclient, "m1", 1)
+            return record if record and "XID 79" in (record.get("blocked") or "") else None
+
+        record = await eventually(gpu1_blocked)
+        assert record["health"] == "unhealthy" and record["status"] == "blocked"
+        jobs = [await aclient.submit(fake_work_workflow(0.1, 0, seed=20 + i)) for i in range(4)]
+        await asyncio.wait_for(asyncio.gather(*(j.wait() for j in jobs)), 20)
+        assert {(await j.status()).gpu for j in jobs} == {0}
+        healthy = await gpu_record(aclient, "m1", 0)
+        assert healthy is not None and healthy["health"] == "healthy"
+
+
+async def test_backend_down_means_no_claims_and_back_up_means_claims_resume(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(1)
+    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
+        restart = asyncio.create_task(fakes[0].restart(delay_s=2.0))
+
+        async def blocked() -> bool:
+            record = await gpu_record(aclient, "m1", 0)
+            return bool(record and (record.get("blocked") or "").startswith("backend down"))
+
+        await eventually(blocked)
+        job = await aclient.submit(fake_work_workflow(0.1, 0, seed=5))
+        status = await job.status()
+        assert status.state.value == "queued" and status.claims == 0
+        await restart
+        await job.wait(timeout_s=15)
+        assert (await job.status()).claims == 1
+
+
+async def test_backend_restart_mid_job_requeues_without_charge(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(1)
+    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
+        job = await aclient.submit(fake_work_workflow(2.0, 4, seed=6))
+        await eventually(lambda: _state_is(job, "running"))
+        await fakes[0].restart(delay_s=0.5)
+        await job.wait(timeout_s=30)
+        status = await job.status()
+        assert status.attempts == 0 and status.claims == 2
+        assert status.timeline[0].outcome == "requeued"
+
+
+async def test_job_timeout_interrupts_and_fails(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(1)
+    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
+        job = await aclient.submit(fake_work_workflow(30, 30, seed=7), timeout_s=1, max_attempts=1)
+        with pytest.raises(JobFailed, match="Timeout"):
+            await job.wait(timeout_s=15)
+        assert fakes[0].state()["running"] == []
+
+
+async def test_job_errors_are_blamed_on_the_job(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(1)
+    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
+        runtime = await aclient.submit(fake_work_workflow(0.1, 0, "error", seed=8), max_attempts=2)
+        invalid = await aclient.submit({"1": {"class_type": "NoSuchNode", "inputs": {}}},
+                                       max_attempts=3)  # fmt: skip
+        with pytest.raises(JobFailed, match="RuntimeError"):
+            await runtime.wait(timeout_s=30)
+        with pytest.raises(JobFailed) as info:
+            await invalid.wait(timeout_s=30)
+        runtime_status, invalid_status = await runtime.status(), await invalid.status()
+        assert runtime_status.attempts == 2 and runtime_status.error is not None
+        assert runtime_status.error.node == "2"
+        assert invalid_status.attempts == 1  # a rejected workflow is not retried
+        assert "NoSuchNode" in str(info.value)
+
+
+async def test_paused_service_and_drained_gpu_block_claims(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(1)
+    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
+        await aclient.drain("m1:0")
+        await eventually(lambda: _blocked_with(aclient, "drained by operator"))
+        job = await aclient.submit(fake_work_workflow(0.1, 0, seed=9))
+        await aclient.pause("comfyui")
+        await aclient.undrain("m1:0")
+        await eventually(lambda: _blocked_with(aclient, "service paused"))
+        assert (await job.status()).claims == 0
+        await aclient.resume("comfyui")
+        await job.wait(timeout_s=15)
+
+
+async def _blocked_with(client: AsyncClient, text: str) -> bool:
+    record = await gpu_record(client, "m1", 0)
+    return bool(record and text in (record.get("blocked") or ""))
+
+
+async def test_a1111_jobs_run_through_their_own_backend(
+    settings: Settings, aclient: AsyncClient, a1111_factory: Start
+) -> None:
+    fakes = await a1111_factory(1)
+    async with running_supervisor(make_config(settings, "m2", 1, {"a1111": fakes[0].port})):
+        ok = await aclient.submit({"prompt": "a red fox", "steps": 4, "width": 64, "height": 64},
+                                  service="a1111")  # fmt: skip
+        bad = await aclient.submit({"prompt": "fleetq:fail", "steps": 2}, service="a1111",
+                                   max_attempts=1)  # fmt: skip
+        result = await ok.wait(timeout_s=30)
+        assert result.outputs and result.outputs[0].data.startswith(b"\x89PNG")
+        with pytest.raises(JobFailed):
+            await bad.wait(timeout_s=30)
