@@ -95,18 +95,18 @@ class Demo:
         for port, process in waits:
             wait_for_port(port, 30, process)
         for m in range(o.machines):
-            host = f"demo-gpu-{m + 1:02d}"
             base = comfy_base + m * o.gpus
-            self.group.start(host, [*common, "supervisor", "--simulate-gpus", str(o.gpus),
-                                    "--host-id", host, "--grace-s", "5",
-                                    "--backend", f"comfyui=http://127.0.0.1:{{port:{base}}}"])  # fmt: skip
-            self.hosts.append(host)
+            self._start_supervisor(common, f"demo-gpu-{m + 1:02d}", o.gpus, "comfyui", base)
         if o.a1111:
-            host = "demo-a1111-01"
-            self.group.start(host, [*common, "supervisor", "--simulate-gpus", "2",
-                                    "--host-id", host, "--grace-s", "5",
-                                    "--backend", f"a1111=http://127.0.0.1:{{port:{a1111_base}}}"])  # fmt: skip
-            self.hosts.append(host)
+            self._start_supervisor(common, "demo-a1111-01", 2, "a1111", a1111_base)
+
+    def _start_supervisor(
+        self, common: list[str], host: str, gpus: int, service: str, base_port: int
+    ) -> None:
+        backend = f"{service}=http://127.0.0.1:{{port:{base_port}}}"
+        self.group.start(host, [*common, "supervisor", "--simulate-gpus", str(gpus),
+                                "--host-id", host, "--grace-s", "5", "--backend", backend])  # fmt: skip
+        self.hosts.append(host)
 
     def wait_until_online(self, client: Client, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -116,7 +116,9 @@ class Demo:
                 return
             dead = [n for n, p, _ in self.group.processes if p.poll() is not None]
             if dead:
-                raise FleetqError(f"demo process {dead[0]} exited; see {self.workdir}/{dead[0]}.log")
+                raise FleetqError(
+                    f"demo process {dead[0]} exited; see {self.workdir}/{dead[0]}.log"
+                )
             time.sleep(0.2)  # waiting for child processes to publish; nothing to block on
         raise FleetqError(f"supervisors did not come online within {timeout_s:.0f} s "
                           f"(logs in {self.workdir})")  # fmt: skip
@@ -144,7 +146,9 @@ class Demo:
             print(f"fleetq demo: Redis at {redis.url}, logs in {self.workdir}", file=sys.stderr)
             self.start_fleet(redis.url)
             self.wait_until_online(client)
-            load = LoadGenerator(client, Workload(o.seed, o.a1111), o.rate or self.default_rate(), o.seed)
+            load = LoadGenerator(
+                client, Workload(o.seed, o.a1111), o.rate or self.default_rate(), o.seed
+            )
             for _ in range(12):  # a backlog from the start, so priorities show
                 load.submit_one()
             started_ms = int(time.time() * 1000)
@@ -153,7 +157,11 @@ class Demo:
                                           self.inject_fault, args=(client,))  # fmt: skip
             fault_timer.daemon = True
             fault_timer.start()
-            code = self._headless(client, load, started_ms) if o.headless else self._dashboard(redis.url)
+            code = (
+                self._headless(client, load, started_ms)
+                if o.headless
+                else self._dashboard(redis.url)
+            )
             return code
         finally:
             if load is not None:
@@ -213,6 +221,12 @@ def _run_demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.gpus < 1 or args.machines < 1 or args.duration <= 0:
         raise FleetqError("--gpus, --machines and --duration must be positive")
     logging.getLogger().setLevel(logging.WARNING)
-    options = DemoOptions(gpus=args.gpus, machines=args.machines, headless=args.headless,
-                          duration_s=args.duration, a1111=not args.no_a1111, seed=args.seed)  # fmt: skip
+    options = DemoOptions(
+        gpus=args.gpus,
+        machines=args.machines,
+        headless=args.headless,
+        duration_s=args.duration,
+        a1111=not args.no_a1111,
+        seed=args.seed,
+    )
     return Demo(options).run()

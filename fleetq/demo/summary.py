@@ -50,7 +50,10 @@ class DemoSummary:
 
     def render(self) -> str:
         start, end = self.window_ms
-        lines = [f"fleetq demo summary ({(end - start) / 1000:.0f} s, {self.submitted} jobs submitted)", ""]
+        lines = [
+            f"fleetq demo summary ({(end - start) / 1000:.0f} s, {self.submitted} jobs submitted)",
+            "",
+        ]
         lines.append("jobs by state:   " + ", ".join(
             f"{state} {self.states.get(state, 0)}"
             for state in ("completed", "failed", "cancelled", "running", "queued")
