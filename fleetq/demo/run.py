@@ -104,8 +104,8 @@ class Demo:
         self, common: list[str], host: str, gpus: int, service: str, base_port: int
     ) -> None:
         backend = f"{service}=http://127.0.0.1:{{port:{base_port}}}"
-        self.group.start(host, [*common, "supervisor", "--simulate-gpus", str(gpus),
-                                "--host-id", host, "--grace-s", "5", "--backend", backend])  # fmt: skip
+        args = ["supervisor", "--simulate-gpus", str(gpus), "--host-id", host, "--grace-s", "5"]
+        self.group.start(host, [*common, *args, "--backend", backend])
         self.hosts.append(host)
 
     def wait_until_online(self, client: Client, timeout_s: float = 60) -> None:
