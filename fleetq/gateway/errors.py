@@ -3,7 +3,6 @@ code that says whose fault it is; a stack trace never leaves the gateway."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -121,8 +120,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if response.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, e)
         return response
-    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-        raise
-    except Exception:
+    except Exception:  # CancelledError is a BaseException: it passes through untouched
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "InternalError", "internal error; see the gateway's log")
