@@ -404,10 +404,15 @@ class Protocol:
         owner: str,
         lock_ms: int = 1_000,
         batch: int = 200,
-        gap_ms: int = 10_000,
+        gap_ms: int | None = None,
         grace_ms: int | None = None,
     ) -> Call[ReapOutcome]:
+        """Recover expired leases. If no reaper ran for ``gap_ms`` (default a third of a lease,
+        at least 2 s), Redis or the whole fleet was away: wait ``grace_ms`` (default one lease)
+        so that live pullers renew first."""
         k = self.keys
+        lease_ms = self.settings.lease_ms
+        gap = max(2_000, lease_ms // 3) if gap_ms is None else gap_ms
 
         def parse(reply: Any) -> ReapOutcome:
             kind = text(reply[0])
@@ -427,8 +432,8 @@ class Protocol:
                 batch,
                 self.settings.max_lost_leases,
                 self._retention_ms(),
-                gap_ms,
-                self.settings.lease_ms if grace_ms is None else grace_ms,
+                gap,
+                lease_ms if grace_ms is None else grace_ms,
             ),
             parse,
         )

@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from supervisor.fakes.comfyui import serve_comfyui
 from supervisor.fakes.group import FakeGroup
 
 T = TypeVar("T")
+LOG_DIR = os.environ.get("FLEETQ_TEST_LOG_DIR", tempfile.gettempdir())
 
 
 async def eventually(
@@ -112,9 +114,11 @@ def supervisor_process(
 ) -> subprocess.Popen[bytes]:
     """``fleetq supervisor`` as its own process (for SIGKILL and SIGTERM tests)."""
     environment = {**os.environ, "FLEETQ_LOG_LEVEL": "INFO", **(env or {})}
+    # The log goes to a file (a pipe nobody reads would block the child once full).
+    log = open(os.path.join(LOG_DIR, f"supervisor-{host}.log"), "ab")  # noqa: SIM115
     return subprocess.Popen(
         [sys.executable, "-m", "fleetq.cli.main", "--redis", settings.redis_url, "--namespace",
          settings.namespace, "supervisor", "--simulate-gpus", str(gpus), "--host-id", host,
          "--backend", backend, *extra],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=environment, stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
