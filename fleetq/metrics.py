@@ -37,7 +37,7 @@ from prometheus_client.exposition import choose_encoder
 from fleetq.connection import CONNECTION_ERRORS, unavailable
 from fleetq.fleet import FleetView
 from fleetq.model import Stats
-from fleetq.store import AsyncStore
+from fleetq.store import AsyncStore, cancel_safe
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -88,7 +88,7 @@ async def read_priority_bands(
             for service in services:
                 for _name, low, high in PRIORITY_BANDS:
                     pipe.zcount(store.keys.queue(service), low, high)
-            counts = await pipe.execute()
+            counts = await cancel_safe(pipe.execute())
     except CONNECTION_ERRORS as e:
         raise unavailable(store.settings, e) from e
     out: dict[str, dict[str, int]] = {}

@@ -9,6 +9,10 @@ import logging
 import signal
 from collections.abc import Callable
 
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from fleetq.metrics import SnapshotCollector, gpu_families, start_metrics_server
 from fleetq.worker import WorkerQueue
 from supervisor.backends.base import Backend
 from supervisor.config import SupervisorConfig
@@ -27,6 +31,20 @@ def default_backend_factory(service: str, url: str) -> Backend:
     from supervisor.backends.factory import make_backend
 
     return make_backend(service, url)
+
+
+async def serve_metrics(port: int, publisher: Publisher) -> web.AppRunner:
+    """Prometheus metrics of this machine's GPUs and pullers on ``0.0.0.0:port``."""
+    registry = CollectorRegistry()
+    collector = SnapshotCollector()
+    registry.register(collector)
+
+    async def refresh() -> None:
+        collector.set(gpu_families(publisher.view()))
+
+    runner = await start_metrics_server(port, registry, refresh=refresh, host="0.0.0.0")
+    log.info("metrics on http://0.0.0.0:%d/metrics", port)
+    return runner
 
 
 class Supervisor:
@@ -75,6 +93,7 @@ class Supervisor:
         tasks: list[asyncio.Task[None]] = []
         backends: list[Backend] = []
         publisher: Publisher | None = None
+        metrics: web.AppRunner | None = None
         try:
             gpus = await monitor.start()
             if config.gpu_indices is not None:
@@ -99,6 +118,8 @@ class Supervisor:
                 ),
             ]
             tasks.extend(upkeep)
+            if config.metrics_port is not None:
+                metrics = await serve_metrics(config.metrics_port, publisher)
             puller_tasks = [
                 asyncio.create_task(p.run(), name=f"puller-{p.where}")
                 for p in self.pullers.values()
@@ -114,6 +135,8 @@ class Supervisor:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if metrics is not None:
+                await metrics.cleanup()
             if publisher is not None:
                 await publisher.withdraw()
             for puller in self.pullers.values():

@@ -14,6 +14,7 @@ from typing import Any
 
 from fleetq import __version__
 from fleetq.errors import RedisUnavailable
+from fleetq.fleet import FleetView, HostView
 from fleetq.store import AsyncStore
 from supervisor.config import SupervisorConfig
 from supervisor.gpu.monitor import GpuMonitor, GpuStatus
@@ -82,6 +83,9 @@ class Publisher:
         self.draining = draining
         self.started_ms = int(time.time() * 1000)
         self.ttl_ms = max(3_000, int(config.publish_interval_s * 5_000))
+        #: The latest records, also served by the metrics endpoint.
+        self.last_host: dict[str, Any] = {}
+        self.last_gpus: list[dict[str, Any]] = []
 
     async def publish_once(self) -> None:
         statuses = {s.reading.index: s for s in await self.monitor.sample_and_judge(
@@ -93,6 +97,7 @@ class Publisher:
         ]
         host = host_record(self.config, self.started_ms, self.gpus, self.draining.is_set(),
                            self.monitor.simulated)  # fmt: skip
+        self.last_host, self.last_gpus = host, records
         await self.store.publish_host(self.config.host_id, host, records, ttl_ms=self.ttl_ms)
 
     async def run(self) -> None:
@@ -110,6 +115,12 @@ class Publisher:
             except Exception:
                 log.exception("publisher: unexpected error")
             await asyncio.sleep(self.config.publish_interval_s)  # the publishing period
+
+    def view(self) -> FleetView:
+        """This machine as a one-host fleet view (for the metrics endpoint)."""
+        now_ms = int(time.time() * 1000)
+        host = HostView(self.config.host_id, True, now_ms, self.last_host, tuple(self.last_gpus))
+        return FleetView((host,))
 
     async def withdraw(self) -> None:
         """Remove this host's records at a clean exit, so it shows offline at once."""

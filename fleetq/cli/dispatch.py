@@ -59,8 +59,10 @@ def split_delegated(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     from fleetq.demo.run import add_demo_parser
+    from fleetq.gateway.cli import add_gateway_parser
 
     add_demo_parser(sub, common)
+    add_gateway_parser(sub, common)
     p = sub.add_parser("tui", parents=[common], help="open the operator dashboard")
     p.add_argument("--readonly", action="store_true", help="watch only: no actions")
     p.set_defaults(delegate=_tui)

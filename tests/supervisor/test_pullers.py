@@ -197,3 +197,25 @@ async def test_a1111_jobs_run_through_their_own_backend(
         assert result.outputs and result.outputs[0].data.startswith(b"\x89PNG")
         with pytest.raises(JobFailed):
             await bad.wait(timeout_s=30)
+
+
+async def test_supervisor_serves_prometheus_metrics(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    import aiohttp
+
+    from fleetq.embedded import free_port
+
+    fakes = await comfy_factory(1)
+    port = free_port()
+    config = make_config(settings, "m1", 1, {"comfyui": fakes[0].port}, metrics_port=port)
+    async with running_supervisor(config), aiohttp.ClientSession() as http:
+
+        async def scrape() -> str | None:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                body = await response.text()
+            return body if 'fleetq_gpu_info{' in body else None
+
+        body = await eventually(scrape)
+        assert 'fleetq_host_up{host="m1"} 1.0' in body
+        assert 'fleetq_gpu_busy{gpu="0",host="m1"} 0.0' in body
