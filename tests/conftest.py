@@ -37,8 +37,9 @@ def namespace() -> str:
 
 @pytest.fixture
 def settings(redis_url: str, namespace: str) -> Settings:
-    return Settings(redis_url=redis_url, namespace=namespace, socket_timeout_s=5.0,
-                    block_timeout_s=1.0)
+    return Settings(
+        redis_url=redis_url, namespace=namespace, socket_timeout_s=5.0, block_timeout_s=1.0
+    )
 
 
 @pytest.fixture

@@ -38,9 +38,7 @@ def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise FleetqError(
-                f"{' '.join(map(str, process.args))} exited with {process.returncode}"
-            )  # type: ignore[arg-type]
+            raise FleetqError(f"{process.args!r} exited with {process.returncode}")
         with socket.socket() as s:
             s.settimeout(0.2)
             if s.connect_ex(("127.0.0.1", port)) == 0:

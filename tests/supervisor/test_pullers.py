@@ -214,7 +214,7 @@ async def test_supervisor_serves_prometheus_metrics(
         async def scrape() -> str | None:
             async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
                 body = await response.text()
-            return body if 'fleetq_gpu_info{' in body else None
+            return body if "fleetq_gpu_info{" in body else None
 
         body = await eventually(scrape)
         assert 'fleetq_host_up{host="m1"} 1.0' in body
