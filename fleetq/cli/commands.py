@@ -172,6 +172,12 @@ def fault(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def clear_health(client: Client, args: argparse.Namespace) -> int:
+    client.send_control(args.host, {"type": "clear-health", "gpu": args.gpu})
+    print(f"asked {args.host} to clear the sticky health findings of GPU {args.gpu}")
+    return 0
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register the queue commands on the ``fleetq`` sub-command parser."""
     p = sub.add_parser("submit", parents=[common], help="submit a workflow (JSON file or -)")
@@ -235,3 +241,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("gpu", type=int)
     p.add_argument("spec", help="xid=79, temp=95, ecc, lost, mem-free=1024, clear")
     p.set_defaults(handler=fault)
+
+    p = sub.add_parser("clear-health", parents=[common],
+                       help="forget a GPU's sticky findings (critical XID, ECC) after a reset")  # fmt: skip
+    p.add_argument("host")
+    p.add_argument("gpu", type=int)
+    p.set_defaults(handler=clear_health)

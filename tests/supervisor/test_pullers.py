@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fleetq import AsyncClient, JobCancelled, JobFailed, Settings
+from fleetq import AsyncClient, Client, JobCancelled, JobFailed, Settings
 from supervisor.fakes.comfyui.workflows import fake_work_workflow
 from supervisor.fakes.group import FakeGroup
 
@@ -80,9 +80,6 @@ async def test_xid_stops_claims_on_that_gpu_only(
 ) -> None:
     fakes = await comfy_factory(2)
     async with running_supervisor(make_config(settings, "m1", 2, {"comfyui": fakes[0].port})):
-        aclient.store.settings  # noqa: B018
-        from fleetq import Client
-
         with Client(settings) as sync:
             sync.send_control("m1", {"type": "fault", "gpu": 1, "spec": "xid=79"})
 
@@ -97,6 +94,16 @@ async def test_xid_stops_claims_on_that_gpu_only(
         assert {(await j.status()).gpu for j in jobs} == {0}
         healthy = await gpu_record(aclient, "m1", 0)
         assert healthy is not None and healthy["health"] == "healthy"
+
+        # After a reset the operator clears the sticky finding and the GPU claims again.
+        with Client(settings) as sync:
+            sync.send_control("m1", {"type": "clear-health", "gpu": 1})
+
+        async def gpu1_back() -> bool:
+            record = await gpu_record(aclient, "m1", 1)
+            return bool(record and record["health"] == "healthy" and not record["blocked"])
+
+        await eventually(gpu1_back)
 
 
 async def test_backend_down_means_no_claims_and_back_up_means_claims_resume(
