@@ -242,8 +242,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="xid=79, temp=95, ecc, lost, mem-free=1024, clear")
     p.set_defaults(handler=fault)
 
-    p = sub.add_parser("clear-health", parents=[common],
-                       help="forget a GPU's sticky findings (critical XID, ECC) after a reset")  # fmt: skip
+    text = "forget a GPU's sticky findings (critical XID, ECC) after a reset"
+    p = sub.add_parser("clear-health", parents=[common], help=text)
     p.add_argument("host")
     p.add_argument("gpu", type=int)
     p.set_defaults(handler=clear_health)
