@@ -210,7 +210,7 @@ class Protocol:
 
         return Call(
             "cancel",
-            (self.keys.job(job_id), self.keys.leases),
+            (self.keys.job(job_id),),
             (*self._base(), job_id, self._retention_ms(), by),
             parse,
         )

@@ -2,7 +2,7 @@
 A queued (or delayed) job is removed from its queue and ends cancelled at once. A running job is
 marked; the owning puller sees the mark (on its job stream and in every renew), interrupts the
 backend and acknowledges with ack_cancel. Cancelling a cancelled job is a no-op.
-KEYS[1]  job:<id>    KEYS[2]  leases
+KEYS[1]  job:<id>    (a queued job's cancel touches only keys a client role may write)
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  retention_ms    ARGV[5]  who asked (for the event log)
 Returns {'cancelled'} | {'cancelling'} | {'terminal', state} | {'missing'}

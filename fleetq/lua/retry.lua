@@ -13,10 +13,12 @@ if not f[1] then return {'missing'} end
 if f[1] ~= 'failed' and f[1] ~= 'cancelled' then return {'state', f[1]} end
 local svc = f[2]
 local now = now_ms()
+-- The outputs go first: a role that may not write out:* (a client) is refused before this
+-- script changed anything, since Redis does not roll back a script that fails half way.
+redis.call('DEL', k_out(id))
 redis.call('ZREM', k_ended(svc, f[1]), id)
 redis.call('PERSIST', jkey)
 redis.call('PERSIST', k_jobev(id))
-redis.call('DEL', k_out(id))
 if f[3] and f[3] ~= '' then redis.call('PERSIST', k_idem(f[3])) end
 redis.call('HSET', jkey, 'attempts', 0, 'lost', 0, 'enqueued_ms', now)
 redis.call('HDEL', jkey, 'finished_ms', 'outputs')

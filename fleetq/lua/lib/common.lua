@@ -95,17 +95,21 @@ local function enqueue(id, jkey, svc, now)
 end
 
 -- Move a job into a terminal state and start its retention clock.
+-- Only a running job has a lease, a running entry and outputs, so a queued job (a client's
+-- cancel) touches no key of the worker side: an ACL role without write access to the leases,
+-- running:* and out:* keys can still cancel its queued jobs (docs/OPERATIONS.md).
 local function finish(id, jkey, svc, state, now, retention_ms)
+  local was_running = redis.call('HGET', jkey, 'state') == 'running'
   redis.call('ZREM', k_queue(svc), id)
   redis.call('ZREM', k_delayed(svc), id)
   redis.call('ZREM', k_waiting(svc), id)
-  leave_running(id, svc)
+  if was_running then leave_running(id, svc) end
   redis.call('ZADD', k_ended(svc, state), now, id)
   redis.call('HSET', jkey, 'state', state, 'finished_ms', now)
   redis.call('HDEL', jkey, 'token', 'lease_until_ms', 'ready_ms')
   redis.call('PEXPIRE', jkey, retention_ms)
   redis.call('PEXPIRE', k_jobev(id), retention_ms)
-  redis.call('PEXPIRE', k_out(id), retention_ms)
+  if was_running then redis.call('PEXPIRE', k_out(id), retention_ms) end
   local idem = redis.call('HGET', jkey, 'idem')
   if idem and idem ~= '' then redis.call('PEXPIRE', k_idem(idem), retention_ms) end
 end
