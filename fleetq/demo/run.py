@@ -8,6 +8,7 @@ import argparse
 import logging
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,13 @@ class Demo:
 
     def run(self) -> int:
         o = self.options
+        # A SIGTERM or a closed terminal ends the demo like Ctrl-C: through the clean-up below.
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
+        if not o.headless:
+            # The dashboard owns the terminal; the demo's own messages go to its log file.
+            handler = logging.FileHandler(self.workdir / "demo.log")
+            logging.getLogger().handlers[:] = [handler]
         redis = start_embedded_redis()
         settings = Settings(redis_url=redis.url, namespace=NAMESPACE)
         client = Client(settings)
@@ -202,6 +210,10 @@ class Demo:
         summary = summarize(statuses, client.fleet(), (started_ms, ended_ms), self.faulted)
         print(summary.render())
         return 0 if summary.ok else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def add_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
