@@ -30,7 +30,9 @@ class Settings:
         settings = Settings(namespace="studio-b", lease_ms=60_000)
     """
 
-    redis_url: str = DEFAULT_REDIS_URL
+    #: ``redis://``, ``rediss://`` (TLS), ``unix://`` or ``redis+sentinel://`` (see
+    #: :mod:`fleetq.connection`). Left out of ``repr()``: it may carry a password.
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     #: Several fleets can share one Redis; every key of a fleet lives under ``{namespace}``.
     namespace: str = "fleetq"
     #: Registered service names; a submit to any other name is refused.
@@ -56,6 +58,11 @@ class Settings:
     #: Socket timeout; blocking calls always use a shorter block timeout and re-arm.
     socket_timeout_s: float = 15.0
     block_timeout_s: float = 5.0
+    #: After a submit and a complete, ``WAIT`` for this many replicas to confirm the write
+    #: (0: never wait); fewer within ``wait_timeout_ms`` raises ``NotReplicated``. See
+    #: docs/OPERATIONS.md for what it costs and what it does not promise.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 1_000
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -71,7 +78,12 @@ class Settings:
                 )
         if self.block_timeout_s >= self.socket_timeout_s:
             raise InvalidArgument("block_timeout_s must be shorter than socket_timeout_s")
-        for name in ("max_payload_bytes", "lease_ms", "retention_s", "output_ttl_s"):
+        if self.wait_replicas < 0:
+            raise InvalidArgument("wait_replicas must be 0 (off) or a number of replicas")
+        if self.wait_replicas and self.wait_timeout_ms >= self.socket_timeout_s * 1000:
+            raise InvalidArgument("wait_timeout_ms must be shorter than socket_timeout_s")
+        for name in ("max_payload_bytes", "lease_ms", "retention_s", "output_ttl_s",
+                     "wait_timeout_ms"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"{name} must be positive")
 

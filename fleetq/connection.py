@@ -1,88 +1,524 @@
 """Redis connections: one place that builds clients from settings and names connection errors.
 
+URLs (``Settings.redis_url``, ``FLEETQ_REDIS_URL``, ``--redis``)::
+
+    redis://[[user]:password@]host[:port][/db]           plain TCP
+    rediss://[[user]:password@]host[:port][/db]?ssl_ca_certs=/etc/fleetq/ca.pem
+                                                         TLS (ssl_certfile, ssl_keyfile for a
+                                                         client certificate; ssl_cert_reqs,
+                                                         ssl_check_hostname)
+    unix://[[user]:password@]/run/redis.sock[?db=0]      Unix socket
+    redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service_name[/db]
+    rediss+sentinel://...                                the same over TLS (sentinels too)
+
+A Sentinel URL lists the Sentinels (port 26379 when left out) and names the monitored service;
+the user and password are those of the Redis primary and replicas. Sentinels with their own
+password take ``?sentinel_password=...`` (and ``sentinel_username=...``); the TLS parameters
+above apply to the data nodes and to the Sentinels. Clients find the primary through the
+Sentinels at every (re)connect, so they follow a failover. Percent-encode ``@ : / ? #`` in a
+user or password.
+
 Blocking calls (BZPOPMIN, XREAD BLOCK) always use a block timeout shorter than the socket
 timeout, so a silently dead TCP connection surfaces as an error instead of a hang.
+
+Credentials never leave this module in a message: :func:`safe_url` masks them, and every error
+text built here goes through :func:`scrub`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 import redis
 import redis.asyncio as aioredis
-from redis.backoff import ExponentialBackoff
+import redis.asyncio.sentinel as aiosentinel
+import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry
 
 from fleetq.config import Settings
-from fleetq.errors import RedisUnavailable
+from fleetq.errors import NotReplicated, PermissionDenied, RedisUnavailable
 
 CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+DEFAULT_SENTINEL_PORT = 26379
+#: Query parameters a Sentinel URL takes; ``ssl_*`` apply to data nodes and Sentinels.
+SENTINEL_PARAMS = (
+    "sentinel_username",
+    "sentinel_password",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+)
+#: Scripts after which ``Settings.wait_replicas`` waits for replicas: the writes a user is
+#: told about (a job was accepted, a job completed).
+WAITED_SCRIPTS = frozenset({"submit", "complete"})
+
+_SECRET_PARAM = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
+_QUERY_SECRET = re.compile(r"([?&][^=&#]*(?:pass|secret|token|auth)[^=&#]*=)[^&#]*", re.I)
+_PLAIN_USER = re.compile(r"[A-Za-z0-9._~+-]*")
+# Redis 7.0 reports an ACL refusal inside a script as "ERR The user executing the script
+# can't ..."; 7.2+ as "NOPERM ..." or "ERR ACL failure in script ...".
+_ACL_REFUSAL = re.compile(r"NOPERM|user executing the script can't|ACL failure", re.IGNORECASE)
+_UNAVAILABLE_REPLIES = ("UNBLOCKED", "MASTERDOWN", "LOADING", "TRYAGAIN")
+
+
+# -- masking --------------------------------------------------------------------------------
+
+
+def _split_authority(url: str) -> tuple[str, str | None, str] | None:
+    """``(scheme, userinfo or None, rest)`` split at the last ``@`` (a password may hold an
+    unencoded ``@`` or ``/``), or None when the text has no ``scheme://``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    at = rest.rfind("@")
+    if at < 0:
+        return scheme, None, rest
+    return scheme, rest[:at], rest[at + 1 :]
+
 
 def safe_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, fit for logs and error messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None and not parts.username:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    auth = f"{user}:***@" if parts.password is not None else f"{user}@"
-    return urlunsplit((parts.scheme, auth + host, parts.path, parts.query, parts.fragment))
+    """The URL with any password replaced by ``***``, fit for logs and error messages.
+
+    Handles unencoded ``@``/``/`` in passwords, several Sentinel hosts, and secrets given as
+    query parameters (``?password=``, ``?sentinel_password=``).
+    """
+    parts = _split_authority(url)
+    if parts is None:
+        return "<unparsable url>" if "@" in url or _SECRET_PARAM.search(url) else url
+    scheme, userinfo, rest = parts
+    rest = _QUERY_SECRET.sub(r"\1***", rest)
+    if userinfo is None:
+        return f"{scheme}://{rest}"
+    user, colon, _ = userinfo.partition(":")
+    if not _PLAIN_USER.fullmatch(user):
+        user, colon = "", ":"
+    return f"{scheme}://{user}{':***' if colon else ''}@{rest}"
 
 
-def _options(settings: Settings) -> dict[str, object]:
-    return {
+def _secrets(url: str) -> list[str]:
+    """Every secret in ``url`` as written and decoded, longest first."""
+    found: list[str] = []
+    parts = _split_authority(url)
+    if parts is None:
+        return [url] if "@" in url else []
+    _, userinfo, rest = parts
+    if userinfo is not None:
+        user, colon, password = userinfo.partition(":")
+        found += [password, unquote(password)] if colon else []
+        if not _PLAIN_USER.fullmatch(user):
+            found += [userinfo, unquote(userinfo)]
+    query = rest.partition("?")[2].partition("#")[0]
+    for raw in query.split("&"):
+        name, _, value = raw.partition("=")
+        if _SECRET_PARAM.search(name):
+            found += [value, unquote(value)]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with every secret of ``url`` (and the URL itself) masked."""
+    text = text.replace(url, safe_url(url))
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+# -- Sentinel URLs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentinelURL:
+    """A parsed ``redis+sentinel://`` or ``rediss+sentinel://`` URL."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service_name: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    #: TLS options (``ssl_*``) for data nodes and Sentinels.
+    ssl_options: Mapping[str, Any] = field(default_factory=dict)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+
+
+def is_sentinel_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in SENTINEL_SCHEMES
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    if text.startswith("["):  # [IPv6]:port
+        host, _, tail = text[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else ""
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise ValueError(f"empty Sentinel host in {text!r}")
+    if not port_text:
+        return host, DEFAULT_SENTINEL_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"Sentinel port of {host} is not a port number")
+    return host, int(port_text)
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} takes true or false")
+
+
+def parse_sentinel_url(url: str) -> SentinelURL:
+    """Parse ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``.
+
+    Raises ``ValueError`` (with a message free of secrets) when the URL is malformed.
+    """
+    parts = _split_authority(url)
+    if parts is None or parts[0].lower() not in SENTINEL_SCHEMES:
+        raise ValueError(f"a Sentinel URL starts with {' or '.join(SENTINEL_SCHEMES)}://")
+    scheme, userinfo, rest = parts
+    rest = rest.partition("#")[0]
+    location, _, query = rest.partition("?")
+    hosts, slash, path = location.partition("/")
+    if not hosts:
+        raise ValueError("a Sentinel URL needs at least one Sentinel host:port")
+    sentinels = tuple(_host_port(h.strip()) for h in hosts.split(","))
+    segments = [s for s in path.split("/") if s] if slash else []
+    if not segments or len(segments) > 2:
+        raise ValueError("a Sentinel URL ends with /service_name or /service_name/db")
+    service = unquote(segments[0])
+    db = 0
+    if len(segments) == 2:
+        if not segments[1].isdigit():
+            raise ValueError("the database after the service name must be a number")
+        db = int(segments[1])
+    username = password = None
+    if userinfo is not None:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    options: dict[str, Any] = {}
+    sentinel_auth: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in SENTINEL_PARAMS:
+            raise ValueError(
+                f"unknown Sentinel URL parameter {name!r} (known: {', '.join(SENTINEL_PARAMS)})"
+            )
+        if name.startswith("sentinel_"):
+            sentinel_auth[name] = value
+        elif name == "ssl_check_hostname":
+            options[name] = _flag(name, value)
+        else:
+            options[name] = value
+    return SentinelURL(
+        sentinels=sentinels,
+        service_name=service,
+        db=db,
+        username=username,
+        password=password,
+        ssl=scheme.lower() == "rediss+sentinel",
+        ssl_options=options,
+        sentinel_username=sentinel_auth.get("sentinel_username") or None,
+        sentinel_password=sentinel_auth.get("sentinel_password") or None,
+    )
+
+
+# -- building clients -------------------------------------------------------------------------
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout_s,
         "socket_connect_timeout": min(5.0, settings.socket_timeout_s),
         "socket_keepalive": True,
         "health_check_interval": 30,
         "decode_responses": False,
     }
+    if settings.redis_url.lower().startswith("unix:"):
+        del options["socket_keepalive"]  # a TCP option; Unix socket connections refuse it
+    return options
+
+
+def _sentinel_kwargs(target: SentinelURL, settings: Settings) -> dict[str, Any]:
+    """Options of the connections to the Sentinels: short timeouts, no retries (the next
+    Sentinel is the retry), their own credentials, the same TLS as the data nodes."""
+    kwargs: dict[str, Any] = {
+        "socket_timeout": min(2.0, settings.socket_timeout_s),
+        "socket_connect_timeout": min(2.0, settings.socket_timeout_s),
+        "username": target.sentinel_username,
+        "password": target.sentinel_password,
+    }
+    if target.ssl:
+        kwargs.update(ssl=True, **target.ssl_options)
+    return kwargs
+
+
+def _data_kwargs(target: SentinelURL, settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "db": target.db,
+        "username": target.username,
+        "password": target.password,
+        **_options(settings),
+    }
+    if target.ssl:
+        kwargs.update(ssl=True, **target.ssl_options)
+    return kwargs
+
+
+class _SentinelRedis(redis.Redis):
+    """A client of the current primary that also closes the Sentinel clients behind it."""
+
+    sentinels: redis.sentinel.Sentinel | None = None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.sentinels is not None:
+                self.sentinels.close()
+                self.sentinels = None
+
+
+class _AsyncSentinelRedis(aioredis.Redis):
+    sentinels: aiosentinel.Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            if self.sentinels is not None:
+                await self.sentinels.aclose()
+                self.sentinels = None
+
+
+def _bad_url(settings: Settings, error: Exception) -> RedisUnavailable:
+    reason = str(error).split("\n")[0] or type(error).__name__
+    if "Port could not be cast" in reason:  # urllib quotes what it took for a port
+        reason = "the port is not a number (percent-encode @ : / ? # in the password)"
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", reason)
+    if unknown:
+        reason = f"unknown parameter {unknown.group(1)!r}"
+        if unknown.group(1).startswith("ssl"):
+            reason += " (TLS parameters need a rediss:// URL)"
+    url = settings.redis_url
+    return RedisUnavailable(f"bad Redis URL {safe_url(url)}: {scrub(reason, url)}")
+
+
+def _check_url_options(pool: Any) -> None:
+    """Build (without connecting) one connection, so an unknown URL parameter is reported now
+    and not as a TypeError at the first command."""
+    pool.connection_class(**pool.connection_kwargs)
 
 
 def connect(settings: Settings) -> redis.Redis:
     """A synchronous client for the settings' Redis URL (no I/O until first use)."""
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 2)
     try:
-        return redis.Redis.from_url(
-            settings.redis_url,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
-            **_options(settings),  # type: ignore[arg-type]
-        )
-    except ValueError as e:
-        raise RedisUnavailable(f"bad Redis URL {safe_url(settings.redis_url)}: {e}") from e
+        if is_sentinel_url(settings.redis_url):
+            target = parse_sentinel_url(settings.redis_url)
+            sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+                target.sentinels,
+                sentinel_kwargs={
+                    **_sentinel_kwargs(target, settings),
+                    "retry": Retry(NoBackoff(), 0),
+                },
+            )
+            client: _SentinelRedis = sentinel.master_for(  # type: ignore[no-untyped-call]
+                target.service_name,
+                redis_class=_SentinelRedis,
+                retry=retry,
+                **_data_kwargs(target, settings),
+            )
+            client.sentinels = sentinel
+            return client
+        plain = redis.Redis.from_url(settings.redis_url, retry=retry, **_options(settings))
+        _check_url_options(plain.connection_pool)
+        return plain
+    except (ValueError, TypeError) as e:
+        raise _bad_url(settings, e) from e
 
 
 def connect_async(settings: Settings) -> aioredis.Redis:
     """An asyncio client for the settings' Redis URL (no I/O until first use)."""
-    from redis.asyncio.retry import Retry as AsyncRetry
-
+    retry = AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 2)
     try:
-        return aioredis.Redis.from_url(
-            settings.redis_url,
-            retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 2),
-            **_options(settings),  # type: ignore[arg-type]
-        )
-    except ValueError as e:
-        raise RedisUnavailable(f"bad Redis URL {safe_url(settings.redis_url)}: {e}") from e
+        if is_sentinel_url(settings.redis_url):
+            target = parse_sentinel_url(settings.redis_url)
+            sentinel_kwargs = _sentinel_kwargs(target, settings)
+            sentinel_kwargs["retry"] = AsyncRetry(NoBackoff(), 0)
+            sentinel = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
+                target.sentinels, sentinel_kwargs=sentinel_kwargs
+            )
+            client: _AsyncSentinelRedis = sentinel.master_for(
+                target.service_name,
+                redis_class=_AsyncSentinelRedis,
+                retry=retry,
+                **_data_kwargs(target, settings),
+            )
+            client.sentinels = sentinel
+            return client
+        plain = aioredis.Redis.from_url(settings.redis_url, retry=retry, **_options(settings))
+        _check_url_options(plain.connection_pool)
+        return plain
+    except (ValueError, TypeError) as e:
+        raise _bad_url(settings, e) from e
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def _user(settings: Settings) -> str:
+    url = settings.redis_url
+    if is_sentinel_url(url):
+        with contextlib.suppress(ValueError):
+            return parse_sentinel_url(url).username or "default"
+        return "default"
+    parts = _split_authority(url)
+    user = unquote(parts[1].partition(":")[0]) if parts and parts[1] else ""
+    return user if _PLAIN_USER.fullmatch(user) and user else "default"
 
 
 def unavailable(settings: Settings, error: BaseException) -> RedisUnavailable:
-    reason = str(error).split("\n")[0] or type(error).__name__
+    """The :class:`RedisUnavailable` for a connection-level error, without credentials."""
+    url = settings.redis_url
+    reason = scrub(str(error).split("\n")[0] or type(error).__name__, url)
+    where = safe_url(url)
+    if isinstance(error, redis.exceptions.AuthenticationError):
+        return RedisUnavailable(
+            f"Redis at {where} refused the credentials of user {_user(settings)!r}: {reason}"
+        )
+    if isinstance(error, redis.exceptions.ReadOnlyError):
+        return RedisUnavailable(
+            f"Redis at {where} is a read-only replica (use the primary, or a "
+            f"redis+sentinel:// URL to follow failovers): {reason}"
+        )
+    if str(error).startswith("OOM"):
+        return RedisUnavailable(
+            f"Redis at {where} is out of memory and refuses writes "
+            f"(maxmemory reached; fleetq needs maxmemory-policy noeviction): {reason}"
+        )
     # redis-py puts the address in its messages, never the password; keep ours just as clean.
-    return RedisUnavailable(f"cannot reach Redis at {safe_url(settings.redis_url)}: {reason}")
+    return RedisUnavailable(f"cannot reach Redis at {where}: {reason}")
+
+
+def permission_denied(
+    settings: Settings, error: BaseException, action: str
+) -> PermissionDenied | None:
+    """The :class:`PermissionDenied` for an ACL refusal (NOPERM), or None for other errors."""
+    text = str(error)
+    if not isinstance(error, redis.exceptions.NoPermissionError) and not _ACL_REFUSAL.search(text):
+        return None
+    reason = scrub(text.split("\n")[0], settings.redis_url)
+    reason = reason.split(" script: ")[0]  # the sha and line of the script say nothing more
+    return PermissionDenied(
+        f"Redis user {_user(settings)!r} is not allowed to {action} in namespace "
+        f"{settings.namespace!r}: {reason} (see the ACL roles in docs/OPERATIONS.md)"
+    )
+
+
+def raise_for_reply(settings: Settings, error: redis.exceptions.ResponseError, action: str) -> None:
+    """Raise the fleetq error for an error reply, if there is one: PermissionDenied for an
+    ACL refusal; RedisUnavailable for replies of a node in transition (a demoted primary:
+    READONLY, UNBLOCKED; a replica without its primary: MASTERDOWN; LOADING) and for OOM.
+    Returns for any other reply, which the caller re-raises."""
+    denied = permission_denied(settings, error, action)
+    if denied is not None:
+        raise denied from error
+    text = str(error)
+    if isinstance(error, redis.exceptions.ReadOnlyError) or text.startswith(
+        (*_UNAVAILABLE_REPLIES, "OOM")
+    ):
+        raise unavailable(settings, error) from error
 
 
 @contextlib.contextmanager
-def translate_errors(settings: Settings) -> Iterator[None]:
-    """Turn redis-py connection errors into :class:`RedisUnavailable`."""
+def translate_errors(settings: Settings, action: str = "run this command") -> Iterator[None]:
+    """Turn redis-py connection errors into :class:`RedisUnavailable` and ACL refusals into
+    :class:`PermissionDenied`."""
     try:
         yield
     except CONNECTION_ERRORS as e:
         raise unavailable(settings, e) from e
+    except redis.exceptions.ResponseError as e:
+        raise_for_reply(settings, e, action)
+        raise
+
+
+# -- replication acknowledgements (WAIT) -----------------------------------------------------
+
+
+def run_script_waited(
+    client: redis.Redis,
+    script: Script,
+    keys: Sequence[Any],
+    args: Sequence[Any],
+    settings: Settings,
+) -> tuple[Any, int]:
+    """Run ``script`` and ``WAIT wait_replicas wait_timeout_ms`` on one connection, in one
+    round trip; returns the script's reply and how many replicas confirmed the write.
+
+    WAIT counts the writes of its own connection, so the two commands share a pipeline.
+    """
+    for attempt in range(2):
+        with client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.wait(settings.wait_replicas, settings.wait_timeout_ms)
+            try:
+                reply, acked = pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                client.script_load(script.script)  # a restarted or failed-over Redis
+                continue
+        return reply, int(acked)
+    raise AssertionError("unreachable")
+
+
+async def run_script_waited_async(
+    client: aioredis.Redis,
+    script: AsyncScript,
+    keys: Sequence[Any],
+    args: Sequence[Any],
+    settings: Settings,
+) -> tuple[Any, int]:
+    """The asyncio twin of :func:`run_script_waited`."""
+    for attempt in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.wait(settings.wait_replicas, settings.wait_timeout_ms)
+            try:
+                reply, acked = await pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                await client.script_load(script.script)
+                continue
+        return reply, int(acked)
+    raise AssertionError("unreachable")
+
+
+def check_replicated(settings: Settings, script: str, job_id: str, acked: int) -> None:
+    """Raise :class:`NotReplicated` when fewer replicas than asked confirmed a write."""
+    if acked >= settings.wait_replicas:
+        return
+    raise NotReplicated(
+        f"the {script} of job {job_id} reached the Redis primary, but only {acked} of "
+        f"{settings.wait_replicas} replica(s) confirmed it within {settings.wait_timeout_ms} ms "
+        "(FLEETQ_WAIT_REPLICAS); a failover now could lose it",
+        job_id=job_id,
+        replicas=acked,
+    )

@@ -80,6 +80,21 @@ class RedisUnavailable(FleetqError):
     """Redis could not be reached or answered with a connection-level error."""
 
 
+class NotReplicated(RedisUnavailable):
+    """A write reached the primary, but fewer replicas than ``wait_replicas`` confirmed it in
+    time, so a failover could still lose it. Retrying is safe for a supervisor's writes (the
+    lease token makes them idempotent) and for a submit with an idempotency key."""
+
+    def __init__(self, message: str, job_id: str, replicas: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.replicas = replicas
+
+
+class PermissionDenied(FleetqError):
+    """The Redis user of this connection lacks the ACL permission for the action (NOPERM)."""
+
+
 class JobFailed(FleetqError):
     """Raised by ``wait()`` when the job ended in the failed state."""
 

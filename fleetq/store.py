@@ -17,7 +17,17 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript, Script
 
 from fleetq.config import Settings
-from fleetq.connection import CONNECTION_ERRORS, connect, connect_async, unavailable
+from fleetq.connection import (
+    CONNECTION_ERRORS,
+    WAITED_SCRIPTS,
+    check_replicated,
+    connect,
+    connect_async,
+    raise_for_reply,
+    run_script_waited,
+    run_script_waited_async,
+    unavailable,
+)
 from fleetq.errors import FleetqError, OutputsExpired
 from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
@@ -89,11 +99,24 @@ class SyncStore:
         }
 
     def run(self, call: Call[T]) -> T:
+        acked = None
         try:
-            reply = self._scripts[call.script](keys=list(call.keys), args=list(call.args))
+            script = self._scripts[call.script]
+            if self.settings.wait_replicas and call.script in WAITED_SCRIPTS:
+                reply, acked = run_script_waited(
+                    self.redis, script, call.keys, call.args, self.settings
+                )
+            else:
+                reply = script(keys=list(call.keys), args=list(call.args))
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
-        return call.parse(reply)
+        except redis.exceptions.ResponseError as e:
+            raise_for_reply(self.settings, e, call.script)
+            raise
+        result = call.parse(reply)
+        if acked is not None:  # ARGV[3] of submit and complete is the job id
+            check_replicated(self.settings, call.script, str(call.args[2]), acked)
+        return result
 
     def submit(self, spec: JobSpec) -> SubmitOutcome:
         while True:
@@ -107,6 +130,9 @@ class SyncStore:
             return getattr(self.redis, name)(*args, **kwargs)
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
+        except redis.exceptions.ResponseError as e:
+            raise_for_reply(self.settings, e, name)
+            raise
 
     def output_blobs(self, job_id: str) -> dict[bytes, bytes]:
         return dict(self.command("hgetall", self.keys.outputs(job_id)))
@@ -159,12 +185,24 @@ class AsyncStore:
         }
 
     async def run(self, call: Call[T]) -> T:
+        acked = None
         try:
             script = self._scripts[call.script]
-            reply = await cancel_safe(script(keys=list(call.keys), args=list(call.args)))
+            if self.settings.wait_replicas and call.script in WAITED_SCRIPTS:
+                reply, acked = await cancel_safe(
+                    run_script_waited_async(self.redis, script, call.keys, call.args, self.settings)
+                )
+            else:
+                reply = await cancel_safe(script(keys=list(call.keys), args=list(call.args)))
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
-        return call.parse(reply)
+        except redis.exceptions.ResponseError as e:
+            raise_for_reply(self.settings, e, call.script)
+            raise
+        result = call.parse(reply)
+        if acked is not None:  # ARGV[3] of submit and complete is the job id
+            check_replicated(self.settings, call.script, str(call.args[2]), acked)
+        return result
 
     async def submit(self, spec: JobSpec) -> SubmitOutcome:
         while True:
@@ -178,6 +216,9 @@ class AsyncStore:
             return await cancel_safe(getattr(self.redis, name)(*args, **kwargs))
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
+        except redis.exceptions.ResponseError as e:
+            raise_for_reply(self.settings, e, name)
+            raise
 
     async def output_blobs(self, job_id: str) -> dict[bytes, bytes]:
         return dict(await self.command("hgetall", self.keys.outputs(job_id)))
@@ -236,6 +277,9 @@ class AsyncStore:
                 await cancel_safe(pipe.execute())
         except CONNECTION_ERRORS as e:
             raise unavailable(self.settings, e) from e
+        except redis.exceptions.ResponseError as e:
+            raise_for_reply(self.settings, e, "publish the host record")
+            raise
 
     async def read_control(
         self, host: str, last_id: str, block_ms: int | None
