@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from fleetq.humanize import duration
 from fleetq.model import JobStatus, Stats
 
 
@@ -29,25 +30,6 @@ def to_jsonable(value: Any) -> Any:
 
 def print_json(value: Any, out: TextIO = sys.stdout) -> None:
     out.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
-
-
-def duration(ms: int | None) -> str:
-    """A short human duration: 850ms, 12s, 4m05s, 3h12m, 2d04h."""
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms}ms"
-    s = ms // 1000
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m{s:02d}s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h{m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d{h:02d}h"
 
 
 def clock(ms: int | None) -> str:

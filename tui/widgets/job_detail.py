@@ -11,8 +11,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from fleetq import JobState, JobStatus
+from fleetq.humanize import duration
 from tui.snapshot import JobDetail
-from tui.widgets.format import STATE_STYLES, duration, progress_cell, state_cell
+from tui.widgets.format import STATE_STYLES, progress_cell, state_cell
 from tui.workflow import WorkflowSummary
 
 
