@@ -153,8 +153,12 @@ def free_port() -> int:
 
 
 def consecutive_free_ports(count: int) -> int:
-    """A base port such that base .. base+count-1 were all free a moment ago."""
-    for base in range(20000 + (os.getpid() % 89) * 293, 60000, 41):
+    """A base port such that base .. base+count-1 were all free a moment ago, below the
+    ephemeral range (32768+ on Linux), where outgoing connections cannot take them meanwhile."""
+    low, high = 10000, 32700
+    start = low + (os.getpid() * 7919) % (high - low - count)
+    for offset in range(0, high - low, 97):
+        base = low + (start - low + offset) % (high - low - count)
         sockets: list[socket.socket] = []
         try:
             for port in range(base, base + count):
@@ -579,8 +583,8 @@ def run(sizes: Sizes, src: Path, result: Result, say: Callable[[str], None]) -> 
 # -- command line ---------------------------------------------------------------------------------
 
 
-def command_line(argv: Sequence[str]) -> str:
-    script = Path(__file__).resolve().relative_to(ROOT)
+def command_line(argv: Sequence[str], script_path: Path | None = None) -> str:
+    script = (script_path or Path(__file__)).resolve().relative_to(ROOT)
     return shlex.join([".venv/bin/python", str(script), *argv])
 
 
