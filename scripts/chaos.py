@@ -93,6 +93,9 @@ EVERYSEC_WINDOW_S = 2.0
 #: this machine's clock, read by different processes.
 CLOCK_SLACK_MS = 250
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: After a fault reaches a supervisor, a puller that already passed its health gate may still
+#: claim once: its blocking claim waits up to ``claim_block_s`` (1 s).
+GATE_REACTION_MS = 2000
 
 
 # -- options and report ----------------------------------------------------------------------
@@ -180,8 +183,9 @@ class ChaosReport:
             f"chaos: supervisor SIGKILL {c('supervisor_sigkill')}, SIGTERM "
             f"{c('supervisor_sigterm')} (restarts {c('supervisor_restarts')}), redis SIGKILL "
             f"{c('redis_sigkill')}, fake restarts {c('fake_restarts')} (+{c('orphan_restarts')} "
-            f"of instances stuck on an orphaned prompt), XID 79 {c('xid_sent')} (clears "
-            f"{c('xid_clears')})",
+            f"of instances stuck on an orphaned prompt), XID 79 {c('xid_sent')} (seen "
+            f"unhealthy {c('xid_observed')}, cleared {c('xid_clears')}, no claim in between: "
+            f"{c('xid_windows_checked')} checked, {c('xid_windows_skipped')} skipped)",
             f"operators: cancels {c('cancel_requests')} (cancelled {c('cancel_cancelled')}, "
             f"cancelling {c('cancel_cancelling')}, already ended {c('cancel_terminal')}, "
             f"unknown {c('cancel_unknown')}); bumps {c('bump_requests')} (applied "
@@ -436,6 +440,7 @@ class Fleet:
         self.fake_bases: list[int] = []
         self.fakes: list[subprocess.Popen[bytes]] = []
         self.supervisors: list[subprocess.Popen[bytes] | None] = [None] * options.supervisors
+        self.started_at: list[list[float]] = [[] for _ in range(options.supervisors)]
         self._logs: list[IO[bytes]] = []
 
     @staticmethod
@@ -542,6 +547,7 @@ class Fleet:
             cwd=ROOT,
         )
         self.supervisors[k] = process
+        self.started_at[k].append(time.time())
         return process
 
     def stop_supervisors(self, timeout_s: float = 30.0) -> list[str]:
@@ -633,7 +639,10 @@ class ChaosRun:
         self.cancels: dict[str, list[Request]] = collections.defaultdict(list)
         self.bumps: dict[str, list[Request]] = collections.defaultdict(list)
         self.zombie_jobs: set[str] = set()
+        #: (supervisor, GPU, XID sent, cleared): no claim may start there in between.
+        self.xid_windows: list[tuple[int, int, float, float]] = []
         self.redis_kills: list[float] = []
+        self.redis_outages: list[tuple[float, float]] = []
         self.redis_down_s = 0.0
         self.redis_reload_max_s = 0.0
         self.redis_down = False
@@ -857,6 +866,7 @@ class ChaosRun:
             starting = time.time()
             await asyncio.to_thread(server.start, 60.0)
             now = time.time()
+            self.redis_outages.append((killed, now))
             self.redis_down_s += now - killed
             self.redis_reload_max_s = max(self.redis_reload_max_s, now - starting)
         finally:
@@ -882,12 +892,35 @@ class ChaosRun:
         await retry_unavailable(send)
 
     async def _xid(self, event: ChaosEvent) -> None:
-        host, gpu = self.fleet.host(int(event.get("target"))), int(event.get("gpu"))
+        """XID 79 (fallen off the bus) on one GPU; the puller must stop claiming there until
+        the operator clears it. The GPU's published health must turn unhealthy."""
+        k, gpu = int(event.get("target")), int(event.get("gpu"))
+        host = self.fleet.host(k)
         await self._control(host, gpu, "xid=79")
+        sent = time.time()
         self.counts["xid_sent"] += 1
-        await asyncio.sleep(event.get("clear_after_s"))  # the operator resets the GPU later
+        loop = asyncio.get_running_loop()
+        clear_at = loop.time() + event.get("clear_after_s")
+        observed = False
+        while loop.time() < clear_at:
+            if not observed:
+                with contextlib.suppress(RedisUnavailable):
+                    observed = await self._gpu_unhealthy(host, gpu)
+                    self.counts["xid_observed"] += observed
+            await asyncio.sleep(min(0.25, max(0.0, clear_at - loop.time())))  # health is
+            # published once a second; there is no event to wait on
+        cleared = time.time()
         await self._control(host, gpu, "clear")
         self.counts["xid_clears"] += 1
+        self.xid_windows.append((k, gpu, sent, cleared))
+
+    async def _gpu_unhealthy(self, host: str, gpu: int) -> bool:
+        for view in (await self.client.fleet()).hosts:
+            if view.host == host and view.online:
+                for record in view.gpus:
+                    if record.get("index") == gpu and record.get("health") != "healthy":
+                        return True
+        return False
 
     async def _zombie(self, event: ChaosEvent) -> None:
         """Claim a job, freeze (no renewals) until the reaper took the lease back, then try
@@ -1039,7 +1072,7 @@ class ChaosRun:
             stats = await retry_unavailable(self.client.stats)
             s = next(x for x in stats.services if x.service == SERVICE)
             leases = await retry_unavailable(
-                lambda: self.client.store.command("zcard", Keys(NAMESPACE).leases)
+                lambda: self.client.store.command("zcard", self.client.store.keys.leases)
             )
             if s.queued == 0 and s.running == 0 and int(leases) == 0:
                 return
@@ -1210,9 +1243,11 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
          made the very files of the manifest (so no completion came from anywhere else);
      10. every charged attempt of an ``error`` job matches an execution that failed;
      11. no ``ok`` prompt failed and no ``error`` or ``hang`` prompt succeeded on a fake.
+     12. no claim started on a GPU between its XID 79 and its clear (allowing the puller
+         GATE_REACTION_MS to react; skipped when its supervisor restarted or Redis was down).
     And: no job exists in Redis that the submitter did not get an id for.
     """
-    o, keys, now_ms = run.o, Keys(NAMESPACE), int(time.time() * 1000)
+    o, keys, now_ms = run.o, Keys(run.settings.namespace), int(time.time() * 1000)
     by_tag, exec_counts, done_by_port = read_executions(run.fleet.workdir)
     report.counts.update(exec_counts)
     bad = report.violations.append
@@ -1262,6 +1297,7 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
     for kind in ("ok", "error", "hang"):
         report.counts[f"kind_{kind}"] = sum(1 for a in accepted if a.plan.kind == kind)
     completed: list[tuple[Accepted, dict[str, str]]] = []
+    claims_seen: list[tuple[str, Any, int, str]] = []
     for a, raw in zip(accepted, hashes, strict=True):
         job = {k.decode(): v.decode() for k, v in raw.items()}
         plan, jid = a.plan, a.job_id
@@ -1292,6 +1328,9 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
             bad(f"{where}: terminal events {terminal_events.get(jid)} for state {state}")
 
         timeline = json.loads(job.get("timeline") or "[]")
+        claims_seen.extend(
+            (str(t.get("host")), t.get("gpu"), t.get("started_ms", 0), jid) for t in timeline
+        )
         outcomes = [t.get("outcome") for t in timeline]
         error = json.loads(job.get("error") or "null") or {}
         etype, ekind = error.get("type"), error.get("kind")
@@ -1418,6 +1457,25 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
                 f"port {port}: {len(missing)} prompt(s) in /history missing from the execution "
                 f"log: {sorted(missing)[:3]}"
             )
+
+    # 12: no claim on a GPU between its XID and its clear (after the gate's reaction time),
+    # unless its supervisor restarted (a fresh process forgets injected faults) or Redis was
+    # down (the fault reached the supervisor late).
+    for k, gpu, sent, cleared in run.xid_windows:
+        host = run.fleet.host(k)
+        if any(sent - 1 <= t <= cleared for t in run.fleet.started_at[k]) or any(
+            down <= cleared and up + 2 >= sent for down, up in run.redis_outages
+        ):
+            report.counts["xid_windows_skipped"] += 1
+            continue
+        begin, end = int(sent * 1000) + GATE_REACTION_MS, int(cleared * 1000)
+        for c_host, c_gpu, started, jid in claims_seen:
+            if c_host == host and c_gpu == gpu and begin < started < end:
+                bad(
+                    f"job {jid} claimed on {host}:{gpu} {started - begin + GATE_REACTION_MS} ms "
+                    "after an XID 79 there, before the GPU was cleared"
+                )
+        report.counts["xid_windows_checked"] += 1
 
     # No job that nobody submitted.
     known = {a.job_id for a in accepted}
@@ -1611,7 +1669,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not report.ok:
         print(f"logs kept in {report.workdir}")
     if json_path:
-        payload = {**asdict(report), "ok": report.ok, "machine": machine_facts()}
+        payload = {
+            "options": asdict(options),
+            "counts": dict(sorted(report.counts.items())),
+            "violations": report.violations,
+            "fsync_losses": report.fsync_losses,
+            "notes": report.notes,
+            "timings": report.timings,
+            "schedule_digest": report.schedule_digest,
+            "ok": report.ok,
+            "machine": machine_facts(),
+        }
         Path(json_path).write_text(json.dumps(payload, indent=2, default=str))
     return 0 if report.ok else 1
 

@@ -1,0 +1,53 @@
+"""A short chaos run: two supervisor processes, one SIGKILL of a supervisor, one SIGKILL of
+Redis (appendfsync always), one fake ComfyUI restart, one XID 79, cancels, bumps and a zombie
+worker, then every check of ``scripts/chaos.py`` with zero violations allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from fleetq.embedded import redis_server_binary
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(redis_server_binary() is None, reason="redis-server is not installed"),
+]
+
+
+@pytest.mark.timeout(180)
+def test_short_chaos_run_loses_nothing(chaos: ModuleType, tmp_path: Path) -> None:
+    options = chaos.ChaosOptions(
+        seed=7,
+        fsync="always",
+        jobs=300,
+        submit_s=24.0,
+        supervisors=2,
+        gpus=2,
+        supervisor_kills=1,
+        supervisor_terms=0,
+        redis_kills=1,
+        fake_restarts=1,
+        xids=1,
+        cancels=20,
+        bumps=20,
+        zombies=1,
+        drain_timeout_s=45.0,
+        workdir=str(tmp_path / "chaos"),
+        progress=False,
+    )
+    report = chaos.run_chaos(options)
+    summary = report.summary()
+    assert report.ok, summary
+    c = report.count
+    assert c("submitted") == 300 and c("missing") == 0 and c("not_terminal") == 0, summary
+    assert c("completed") + c("failed") + c("cancelled") == 300, summary
+    assert c("outputs_verified") == c("completed") > 200, summary
+    assert (c("supervisor_sigkill"), c("redis_sigkill"), c("fake_restarts"), c("xid_sent")) == (
+        1, 1, 1, 1,
+    ), summary  # fmt: skip
+    assert c("cancel_requests") == 20 and c("bump_requests") == 20, summary
+    assert c("zombie_claims") == 1 and c("zombie_refused") >= 5, summary
+    assert c("zombie_accepted") == 0 and not report.fsync_losses, summary
