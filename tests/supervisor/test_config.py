@@ -65,3 +65,26 @@ def test_sample_config_in_scripts_loads() -> None:
     sample = Path(__file__).resolve().parents[2] / "scripts" / "supervisor.example.toml"
     config = load_config(Settings(), config_file=str(sample), host_id="h")
     assert config.services == ("comfyui",) and config.grace_s == 120
+
+
+def test_supervisor_without_nvml_refuses_to_start_with_a_clear_message() -> None:
+    import subprocess
+    import sys
+
+    from supervisor.gpu.errors import NvmlUnavailableError
+    from supervisor.gpu.nvml import NvmlBackend
+
+    try:
+        NvmlBackend.open().close()
+    except NvmlUnavailableError:
+        pass
+    else:
+        pytest.skip("this machine has NVML; the supervisor would start")
+    done = subprocess.run(
+        [sys.executable, "-m", "fleetq.cli.main", "supervisor",
+         "--backend", "comfyui=http://127.0.0.1:{port:8188}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "refusing to start" in done.stderr and "--simulate-gpus N" in done.stderr
+    assert "Traceback" not in done.stderr
