@@ -180,11 +180,13 @@ class ChaosReport:
             f"lifecycle: claims {c('claims')}, requeues {c('requeues')} (lost leases "
             f"{c('lost_leases')}, infra requeues {c('infra_requeues')}), job-fault retries "
             f"{c('retries')}, stale writes refused to supervisors {c('supervisor_stale_refusals')}",
-            f"chaos: supervisor SIGKILL {c('supervisor_sigkill')}, SIGTERM "
-            f"{c('supervisor_sigterm')} (restarts {c('supervisor_restarts')}), redis SIGKILL "
-            f"{c('redis_sigkill')}, fake restarts {c('fake_restarts')} (+{c('orphan_restarts')} "
-            f"of instances stuck on an orphaned prompt), XID 79 {c('xid_sent')} (seen "
-            f"unhealthy {c('xid_observed')}, cleared {c('xid_clears')}, no claim in between: "
+            f"kills: supervisor SIGKILL {c('supervisor_sigkill')}, SIGTERM "
+            f"{c('supervisor_sigterm')}, restarts {c('supervisor_restarts')} (exits at start "
+            f"while Redis was down: {c('supervisor_start_refused')}); redis SIGKILL "
+            f"{c('redis_sigkill')}",
+            f"backend faults: fake restarts {c('fake_restarts')} (+{c('orphan_restarts')} of "
+            f"instances stuck on an orphaned prompt); XID 79 {c('xid_sent')} (seen unhealthy "
+            f"{c('xid_observed')}, cleared {c('xid_clears')}; no claim in between: "
             f"{c('xid_windows_checked')} checked, {c('xid_windows_skipped')} skipped)",
             f"operators: cancels {c('cancel_requests')} (cancelled {c('cancel_cancelled')}, "
             f"cancelling {c('cancel_cancelling')}, already ended {c('cancel_terminal')}, "
@@ -519,6 +521,9 @@ class Fleet:
         }
 
     def start_supervisor(self, k: int) -> subprocess.Popen[bytes]:
+        running = self.supervisors[k]
+        if running is not None and running.poll() is None:
+            raise RuntimeError(f"supervisor {self.host(k)} is already running")
         log = self._log(f"supervisor-{self.host(k)}.log", "ab")
         process = subprocess.Popen(
             [
@@ -561,7 +566,7 @@ class Fleet:
                 continue
             try:
                 code = process.wait(timeout=timeout_s)
-                if code != 0:
+                if code not in (0, -signal.SIGTERM):
                     problems.append(f"supervisor {self.host(k)} exited with {code} on SIGTERM")
             except subprocess.TimeoutExpired:
                 problems.append(
@@ -698,7 +703,7 @@ class ChaosRun:
             await self._run_schedule(started)
             await submitter
             self.timings["submit_s"] = loop.time() - started
-            await asyncio.gather(*self.tasks)
+            await self._settle()
             drain_started = loop.time()
             await self._drain()
             self.timings["drain_s"] = loop.time() - drain_started
@@ -711,6 +716,15 @@ class ChaosRun:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
         await self._collect_history()
+
+    async def _settle(self) -> None:
+        """Wait for every chaos action, restarts they scheduled included."""
+        while True:
+            pending = [task for task in self.tasks if not task.done()]
+            if not pending and not self.restarting and not self.redis_down:
+                return
+            await asyncio.gather(*pending)
+            await asyncio.sleep(0.1)  # the watcher may schedule a restart meanwhile
 
     # -- load and operators ------------------------------------------------------------------
 
@@ -837,7 +851,7 @@ class ChaosRun:
                     self.violation(f"supervisor {self.fleet.host(k)} hung 30 s after SIGTERM")
                     process.kill()
                     code = await asyncio.to_thread(process.wait)
-                if code != 0:
+                if code not in (0, -signal.SIGTERM):  # -SIGTERM: before its handlers were set
                     self.violation(f"supervisor {self.fleet.host(k)} exited {code} on SIGTERM")
             else:
                 self.counts["supervisor_sigkill"] += 1
@@ -993,16 +1007,43 @@ class ChaosRun:
     # -- watchers ----------------------------------------------------------------------------
 
     async def _watch_supervisors(self) -> None:
-        """A supervisor that exits without being told to is a violation; it is restarted."""
+        """A supervisor that exits without being told to is a violation; it is restarted.
+
+        One exit is known and counted apart (``supervisor_start_refused``): a supervisor
+        started while Redis is down exits with status 1 ("cannot reach Redis") instead of
+        waiting for it. It is restarted 5 s later, as the systemd unit (Restart=always,
+        RestartSec=5) would."""
         while True:
             await asyncio.sleep(0.5)  # checking child processes; there is no event to wait on
             for k, process in enumerate(self.fleet.supervisors):
                 if k in self.restarting or process is None or process.poll() is None:
                     continue
-                self.violation(
-                    f"supervisor {self.fleet.host(k)} exited by itself with {process.returncode}"
-                )
+                host = self.fleet.host(k)
+                if process.returncode == 1 and self._refused_start(k):
+                    self.counts["supervisor_start_refused"] += 1
+                    self.say(f"supervisor {host} exited at start: Redis was down")
+                    self.restarting.add(k)
+                    self.tasks.append(asyncio.create_task(self._restart_later(k, 5.0)))
+                    continue
+                self.violation(f"supervisor {host} exited by itself with {process.returncode}")
                 self.fleet.start_supervisor(k)
+
+    def _refused_start(self, k: int) -> bool:
+        """Did supervisor ``k`` just say it cannot reach Redis, at start, while Redis was down?"""
+        started = self.fleet.started_at[k][-1]
+        down = self.redis_down or any(a - 1 <= started <= b for a, b in self.redis_outages)
+        path = self.fleet.workdir / f"supervisor-{self.fleet.host(k)}.log"
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        said = bool(lines) and lines[-1].startswith("fleetq supervisor: error: cannot reach Redis")
+        return down and said and time.time() - started < 15
+
+    async def _restart_later(self, k: int, delay_s: float) -> None:
+        try:
+            await asyncio.sleep(delay_s)  # the service manager's restart delay
+            self.fleet.start_supervisor(k)
+            self.counts["supervisor_restarts"] += 1
+        finally:
+            self.restarting.discard(k)
 
     async def _janitor(self) -> None:
         """An operator restarts a ComfyUI instance that has been running a prompt nobody owns
