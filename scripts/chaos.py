@@ -125,6 +125,9 @@ class ChaosOptions:
     # -- the chaos (events over the submit period) -------------------------------------------
     supervisor_kills: int = 20
     supervisor_terms: int = 4
+    #: SIGSTOP a supervisor for longer than a lease, then SIGCONT: a live zombie whose jobs
+    #: were taken back and run elsewhere, and whose late writes must all be refused.
+    supervisor_pauses: int = 6
     redis_kills: int = 5
     fake_restarts: int = 30
     xids: int = 12
@@ -181,7 +184,8 @@ class ChaosReport:
             f"{c('lost_leases')}, infra requeues {c('infra_requeues')}), job-fault retries "
             f"{c('retries')}, stale writes refused to supervisors {c('supervisor_stale_refusals')}",
             f"kills: supervisor SIGKILL {c('supervisor_sigkill')}, SIGTERM "
-            f"{c('supervisor_sigterm')}, restarts {c('supervisor_restarts')} (exits at start "
+            f"{c('supervisor_sigterm')}, SIGSTOP/SIGCONT {c('supervisor_sigstop')}, restarts "
+            f"{c('supervisor_restarts')} (exits at start "
             f"while Redis was down: {c('supervisor_start_refused')}); redis SIGKILL "
             f"{c('redis_sigkill')}",
             f"backend faults: fake restarts {c('fake_restarts')} (+{c('orphan_restarts')} of "
@@ -321,6 +325,12 @@ def plan_schedule(options: ChaosOptions) -> list[ChaosEvent]:
     spread("cancel", options.cancels, lambda: {"u": rng.random()})
     spread("bump", options.bumps, lambda: {"u": rng.random(), "priority": rng.randint(-5, 9)})
     spread("zombie", options.zombies, lambda: {"gpu": rng.randrange(8)})
+    lease_s = options.lease_ms / 1000
+    spread(
+        "supervisor_pause",
+        options.supervisor_pauses,
+        lambda: {"target": rng.randrange(sups), "pause_s": rng.uniform(1.5, 3.0) * lease_s},
+    )
     events.sort(key=lambda e: (e.at_s, e.kind))
     return events
 
@@ -804,6 +814,7 @@ class ChaosRun:
         actions: dict[str, Callable[[ChaosEvent], Awaitable[None]]] = {
             "supervisor_kill": lambda e: self._kill_supervisor(e, term=False),
             "supervisor_term": lambda e: self._kill_supervisor(e, term=True),
+            "supervisor_pause": self._pause_supervisor,
             "redis_kill": self._kill_redis,
             "fake_restart": self._restart_fake,
             "xid": self._xid,
@@ -861,6 +872,22 @@ class ChaosRun:
             self.fleet.start_supervisor(k)
             self.counts["supervisor_restarts"] += 1
         finally:
+            self.restarting.discard(k)
+
+    async def _pause_supervisor(self, event: ChaosEvent) -> None:
+        k = self._pick_supervisor(int(event.get("target")))
+        if k is None:
+            self.counts["supervisor_pause_skipped"] += 1
+            return
+        process = self.fleet.supervisors[k]
+        assert process is not None
+        self.restarting.add(k)
+        try:
+            process.send_signal(signal.SIGSTOP)
+            self.counts["supervisor_sigstop"] += 1
+            await asyncio.sleep(event.get("pause_s"))  # frozen past its leases
+        finally:
+            process.send_signal(signal.SIGCONT)
             self.restarting.discard(k)
 
     async def _kill_redis(self, event: ChaosEvent) -> None:
