@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ SENTINEL_PARAMS = (
 #: Scripts after which ``Settings.wait_replicas`` waits for replicas: the writes a user is
 #: told about (a job was accepted, a job completed).
 WAITED_SCRIPTS = frozenset({"submit", "complete"})
+#: How often a Sentinel-backed client re-asks who the primary is (see :class:`_FollowingPool`).
+PRIMARY_RECHECK_S = 1.0
 
 _SECRET_PARAM = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
 _QUERY_SECRET = re.compile(r"([?&][^=&#]*(?:pass|secret|token|auth)[^=&#]*=)[^&#]*", re.I)
@@ -279,6 +282,45 @@ def _data_kwargs(target: SentinelURL, settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+class _FollowingPool(redis.sentinel.SentinelConnectionPool):
+    """Asks the Sentinels who the primary is at most every :data:`PRIMARY_RECHECK_S` when it
+    hands out a connection, and drops idle connections to a former primary.
+
+    redis-py alone asks only when it opens a connection, and an old primary demoted by
+    ``SENTINEL FAILOVER`` keeps answering (and acknowledging writes that are lost) for about
+    ten seconds, until the Sentinels turn it into a replica.
+    """
+
+    def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        self._next_check = 0.0
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + PRIMARY_RECHECK_S
+            # Closes the idle connections when the primary moved.
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                self.get_master_address()  # type: ignore[no-untyped-call]
+        return super().get_connection(*args, **kwargs)
+
+
+class _AsyncFollowingPool(aiosentinel.SentinelConnectionPool):
+    """The asyncio twin of :class:`_FollowingPool`."""
+
+    def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        self._next_check = 0.0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + PRIMARY_RECHECK_S
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self.get_master_address()  # type: ignore[no-untyped-call]
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
 class _SentinelRedis(redis.Redis):
     """A client of the current primary that also closes the Sentinel clients behind it."""
 
@@ -340,6 +382,7 @@ def connect(settings: Settings) -> redis.Redis:
             client: _SentinelRedis = sentinel.master_for(  # type: ignore[no-untyped-call]
                 target.service_name,
                 redis_class=_SentinelRedis,
+                connection_pool_class=_FollowingPool,
                 retry=retry,
                 **_data_kwargs(target, settings),
             )
@@ -366,6 +409,7 @@ def connect_async(settings: Settings) -> aioredis.Redis:
             client: _AsyncSentinelRedis = sentinel.master_for(
                 target.service_name,
                 redis_class=_AsyncSentinelRedis,
+                connection_pool_class=_AsyncFollowingPool,
                 retry=retry,
                 **_data_kwargs(target, settings),
             )
@@ -461,6 +505,22 @@ def translate_errors(settings: Settings, action: str = "run this command") -> It
 # -- replication acknowledgements (WAIT) -----------------------------------------------------
 
 
+def _waited_reply(reply: Any, acked: Any) -> tuple[Any, int]:
+    if isinstance(reply, Exception):
+        raise reply
+    if isinstance(acked, Exception):
+        raise acked
+    return reply, int(acked)
+
+
+def _demoted(acked: Any) -> bool:
+    """WAIT answered that this node is a replica: the primary was demoted under us."""
+    return isinstance(acked, redis.exceptions.ResponseError) and "replica" in str(acked)
+
+
+_DEMOTED = "the Redis primary was demoted to a replica (WAIT refused); reconnecting"
+
+
 def run_script_waited(
     client: redis.Redis,
     script: Script,
@@ -471,20 +531,22 @@ def run_script_waited(
     """Run ``script`` and ``WAIT wait_replicas wait_timeout_ms`` on one connection, in one
     round trip; returns the script's reply and how many replicas confirmed the write.
 
-    WAIT counts the writes of its own connection, so the two commands share a pipeline.
+    WAIT counts the writes of its own connection, so the two commands share a pipeline. A
+    script that wrote nothing on a demoted primary passes, but its WAIT is refused: the
+    pool's idle connections are then dropped, so the next call asks the Sentinels again.
     """
     for attempt in range(2):
         with client.pipeline(transaction=False) as pipe:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
             pipe.wait(settings.wait_replicas, settings.wait_timeout_ms)
-            try:
-                reply, acked = pipe.execute()
-            except redis.exceptions.NoScriptError:
-                if attempt:
-                    raise
-                client.script_load(script.script)  # a restarted or failed-over Redis
-                continue
-        return reply, int(acked)
+            reply, acked = pipe.execute(raise_on_error=False)
+        if isinstance(reply, redis.exceptions.NoScriptError) and not attempt:
+            client.script_load(script.script)  # a restarted or failed-over Redis
+            continue
+        if _demoted(acked):
+            client.connection_pool.disconnect(inuse_connections=False)
+            raise redis.exceptions.ConnectionError(_DEMOTED)
+        return _waited_reply(reply, acked)
     raise AssertionError("unreachable")
 
 
@@ -500,14 +562,14 @@ async def run_script_waited_async(
         async with client.pipeline(transaction=False) as pipe:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
             pipe.wait(settings.wait_replicas, settings.wait_timeout_ms)
-            try:
-                reply, acked = await pipe.execute()
-            except redis.exceptions.NoScriptError:
-                if attempt:
-                    raise
-                await client.script_load(script.script)
-                continue
-        return reply, int(acked)
+            reply, acked = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, redis.exceptions.NoScriptError) and not attempt:
+            await client.script_load(script.script)
+            continue
+        if _demoted(acked):
+            await client.connection_pool.disconnect(inuse_connections=False)
+            raise redis.exceptions.ConnectionError(_DEMOTED)
+        return _waited_reply(reply, acked)
     raise AssertionError("unreachable")
 
 

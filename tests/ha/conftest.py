@@ -1,0 +1,46 @@
+"""Fixtures for the high-availability tests: a primary, a replica and three Sentinels."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# --import-mode=importlib does not put test folders on sys.path; the helpers module next to
+# this file has a unique name ("ha_testkit").
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ha_testkit import HaCluster
+
+from fleetq.embedded import redis_server_binary
+
+
+def _require_redis_server() -> None:
+    if redis_server_binary() is None:
+        if os.environ.get("FLEETQ_REQUIRE_REDIS") == "1":
+            pytest.fail("FLEETQ_REQUIRE_REDIS=1 but redis-server is not installed")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+
+
+@pytest.fixture
+def ha() -> Iterator[HaCluster]:
+    """A fresh cluster per test: failovers change who is primary."""
+    _require_redis_server()
+    cluster = HaCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def ha_with_password() -> Iterator[HaCluster]:
+    _require_redis_server()
+    cluster = HaCluster(password="ha-s3cret/pw").start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
