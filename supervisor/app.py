@@ -18,6 +18,7 @@ from supervisor.backends.base import Backend
 from supervisor.config import SupervisorConfig
 from supervisor.gpu.backend import open_gpu_backend
 from supervisor.gpu.monitor import GpuMonitor
+from supervisor.persist import until_written
 from supervisor.publisher import Publisher
 from supervisor.puller import Puller
 from supervisor.upkeep import follow_control, reap_forever, reaper_owner, stream_id_now
@@ -104,7 +105,9 @@ class Supervisor:
                 backends.extend(bound.values())
                 self.pullers[gpu.index] = Puller(gpu.index, bound, queue, monitor, config,
                                                  self.stopping)  # fmt: skip
-            control_since = await stream_id_now(queue.store)
+            control_since = await self._wait_for_redis(queue)
+            if control_since is None:
+                return 0
             publisher = Publisher(config, queue.store, monitor, gpus, self.pullers, self.stopping)
             upkeep = [
                 asyncio.create_task(publisher.run(), name="publisher"),
@@ -146,6 +149,20 @@ class Supervisor:
             await queue.aclose()
             await monitor.close()
             log.info("supervisor %s stopped", config.host_id)
+
+    async def _wait_for_redis(self, queue: WorkerQueue) -> str | None:
+        """Redis may be down at start: wait for it (or a stop) rather than exit."""
+        reach = asyncio.ensure_future(
+            until_written(lambda: stream_id_now(queue.store), "supervisor start: Redis")
+        )
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({reach, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not reach.done():
+            reach.cancel()
+            await asyncio.gather(reach, return_exceptions=True)
+            return None
+        return reach.result()
 
     async def _drain(self, puller_tasks: list[asyncio.Task[None]]) -> None:
         if not puller_tasks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from supervisor.fakes.comfyui.workflows import fake_work_workflow
 from supervisor.fakes.group import FakeGroup
 
 from .conftest import (  # type: ignore[import-not-found]
+    LOG_DIR,
     eventually,
     make_config,
     running_supervisor,
@@ -125,3 +127,26 @@ async def test_redis_outage_mid_job_loses_nothing(comfy_factory: Start) -> None:
                 assert result.outputs
                 status = await job.status()
                 assert (status.claims, status.lost_leases, status.attempts) == (1, 0, 0)
+
+
+async def test_supervisor_started_while_redis_is_down_waits_for_it(comfy_factory: Start) -> None:
+    from fleetq.embedded import free_port
+
+    fakes = await comfy_factory(1)
+    port = free_port()
+    settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", namespace="late")
+    log = Path(LOG_DIR) / "supervisor-node-late.log"
+    log.unlink(missing_ok=True)
+    sup = supervisor_process(settings, "node-late", 1, f"comfyui=http://127.0.0.1:{fakes[0].port}")
+    try:
+        # Start Redis only once the supervisor has found it down and said so.
+        await eventually(lambda: log.exists() and "supervisor start: Redis" in log.read_text())
+        with RedisServer(port=port) as server:
+            async with AsyncClient(settings) as client:
+                job = await client.submit(fake_work_workflow(0.2, 0, seed=46))
+                await job.wait(timeout_s=60)
+            del server
+        assert sup.poll() is None  # it waited for Redis, then worked
+    finally:
+        sup.terminate()
+        assert await exited(sup) == 0
