@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,9 @@ SENTINEL_PARAMS = (
 #: Scripts after which ``Settings.wait_replicas`` waits for replicas: the writes a user is
 #: told about (a job was accepted, a job completed).
 WAITED_SCRIPTS = frozenset({"submit", "complete"})
+#: Scripts that only read: run by EVALSHA_RO, so an ACL role needs only read access to the
+#: keys they declare (EVALSHA asks for read and write access to every declared key).
+READ_ONLY_SCRIPTS = frozenset({"status", "stats", "list_jobs"})
 #: How often a Sentinel-backed client re-asks who the primary is (see :class:`_FollowingPool`).
 PRIMARY_RECHECK_S = 1.0
 
@@ -500,6 +504,53 @@ def translate_errors(settings: Settings, action: str = "run this command") -> It
     except redis.exceptions.ResponseError as e:
         raise_for_reply(settings, e, action)
         raise
+
+
+# -- read-only scripts (EVALSHA_RO) -----------------------------------------------------------
+
+#: Clients whose server lacks EVALSHA_RO (Redis < 7, fakeredis): they run read-only scripts
+#: by plain EVALSHA.
+_NO_EVALSHA_RO: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _unknown_command(error: redis.exceptions.ResponseError) -> bool:
+    return "unknown command" in str(error).lower()
+
+
+def run_script_ro(
+    client: redis.Redis, script: Script, keys: Sequence[Any], args: Sequence[Any]
+) -> Any:
+    """Run a read-only script by EVALSHA_RO (loading it after NOSCRIPT)."""
+    if client not in _NO_EVALSHA_RO:
+        try:
+            try:
+                return client.evalsha_ro(script.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                client.script_load(script.script)
+                return client.evalsha_ro(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.ResponseError as e:
+            if not _unknown_command(e):
+                raise
+            _NO_EVALSHA_RO.add(client)
+    return script(keys=list(keys), args=list(args))
+
+
+async def run_script_ro_async(
+    client: aioredis.Redis, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
+) -> Any:
+    """The asyncio twin of :func:`run_script_ro`."""
+    if client not in _NO_EVALSHA_RO:
+        try:
+            try:
+                return await client.evalsha_ro(script.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                await client.script_load(script.script)
+                return await client.evalsha_ro(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.ResponseError as e:
+            if not _unknown_command(e):
+                raise
+            _NO_EVALSHA_RO.add(client)
+    return await script(keys=list(keys), args=list(args))
 
 
 # -- replication acknowledgements (WAIT) -----------------------------------------------------

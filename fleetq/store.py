@@ -19,11 +19,14 @@ from redis.commands.core import AsyncScript, Script
 from fleetq.config import Settings
 from fleetq.connection import (
     CONNECTION_ERRORS,
+    READ_ONLY_SCRIPTS,
     WAITED_SCRIPTS,
     check_replicated,
     connect,
     connect_async,
     raise_for_reply,
+    run_script_ro,
+    run_script_ro_async,
     run_script_waited,
     run_script_waited_async,
     unavailable,
@@ -106,6 +109,8 @@ class SyncStore:
                 reply, acked = run_script_waited(
                     self.redis, script, call.keys, call.args, self.settings
                 )
+            elif call.script in READ_ONLY_SCRIPTS:
+                reply = run_script_ro(self.redis, script, call.keys, call.args)
             else:
                 reply = script(keys=list(call.keys), args=list(call.args))
         except CONNECTION_ERRORS as e:
@@ -191,6 +196,10 @@ class AsyncStore:
             if self.settings.wait_replicas and call.script in WAITED_SCRIPTS:
                 reply, acked = await cancel_safe(
                     run_script_waited_async(self.redis, script, call.keys, call.args, self.settings)
+                )
+            elif call.script in READ_ONLY_SCRIPTS:
+                reply = await cancel_safe(
+                    run_script_ro_async(self.redis, script, call.keys, call.args)
                 )
             else:
                 reply = await cancel_safe(script(keys=list(call.keys), args=list(call.args)))
