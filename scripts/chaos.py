@@ -185,8 +185,7 @@ class ChaosReport:
             f"{c('retries')}, stale writes refused to supervisors {c('supervisor_stale_refusals')}",
             f"kills: supervisor SIGKILL {c('supervisor_sigkill')}, SIGTERM "
             f"{c('supervisor_sigterm')}, SIGSTOP/SIGCONT {c('supervisor_sigstop')}, restarts "
-            f"{c('supervisor_restarts')} (exits at start "
-            f"while Redis was down: {c('supervisor_start_refused')}); redis SIGKILL "
+            f"{c('supervisor_restarts')}; redis SIGKILL "
             f"{c('redis_sigkill')}",
             f"backend faults: fake restarts {c('fake_restarts')} (+{c('orphan_restarts')} of "
             f"instances stuck on an orphaned prompt); XID 79 {c('xid_sent')} (seen unhealthy "
@@ -1035,42 +1034,16 @@ class ChaosRun:
 
     async def _watch_supervisors(self) -> None:
         """A supervisor that exits without being told to is a violation; it is restarted.
-
-        One exit is known and counted apart (``supervisor_start_refused``): a supervisor
-        started while Redis is down exits with status 1 ("cannot reach Redis") instead of
-        waiting for it. It is restarted 5 s later, as the systemd unit (Restart=always,
-        RestartSec=5) would."""
+        (Before commit 200272d one started while Redis was down exited with status 1.)"""
         while True:
             await asyncio.sleep(0.5)  # checking child processes; there is no event to wait on
             for k, process in enumerate(self.fleet.supervisors):
                 if k in self.restarting or process is None or process.poll() is None:
                     continue
-                host = self.fleet.host(k)
-                if process.returncode == 1 and self._refused_start(k):
-                    self.counts["supervisor_start_refused"] += 1
-                    self.say(f"supervisor {host} exited at start: Redis was down")
-                    self.restarting.add(k)
-                    self.tasks.append(asyncio.create_task(self._restart_later(k, 5.0)))
-                    continue
-                self.violation(f"supervisor {host} exited by itself with {process.returncode}")
+                self.violation(
+                    f"supervisor {self.fleet.host(k)} exited by itself with {process.returncode}"
+                )
                 self.fleet.start_supervisor(k)
-
-    def _refused_start(self, k: int) -> bool:
-        """Did supervisor ``k`` just say it cannot reach Redis, at start, while Redis was down?"""
-        started = self.fleet.started_at[k][-1]
-        down = self.redis_down or any(a - 1 <= started <= b for a, b in self.redis_outages)
-        path = self.fleet.workdir / f"supervisor-{self.fleet.host(k)}.log"
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        said = bool(lines) and lines[-1].startswith("fleetq supervisor: error: cannot reach Redis")
-        return down and said and time.time() - started < 15
-
-    async def _restart_later(self, k: int, delay_s: float) -> None:
-        try:
-            await asyncio.sleep(delay_s)  # the service manager's restart delay
-            self.fleet.start_supervisor(k)
-            self.counts["supervisor_restarts"] += 1
-        finally:
-            self.restarting.discard(k)
 
     async def _janitor(self) -> None:
         """An operator restarts a ComfyUI instance that has been running a prompt nobody owns
