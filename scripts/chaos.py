@@ -657,6 +657,8 @@ class ChaosRun:
         self.xid_windows: list[tuple[int, int, float, float]] = []
         self.redis_kills: list[float] = []
         self.redis_outages: list[tuple[float, float]] = []
+        #: (supervisor, SIGSTOP, SIGCONT)
+        self.pauses: list[tuple[int, float, float]] = []
         self.redis_down_s = 0.0
         self.redis_reload_max_s = 0.0
         self.redis_down = False
@@ -881,12 +883,14 @@ class ChaosRun:
         process = self.fleet.supervisors[k]
         assert process is not None
         self.restarting.add(k)
+        stopped = time.time()
         try:
             process.send_signal(signal.SIGSTOP)
             self.counts["supervisor_sigstop"] += 1
             await asyncio.sleep(event.get("pause_s"))  # frozen past its leases
         finally:
             process.send_signal(signal.SIGCONT)
+            self.pauses.append((k, stopped, time.time()))
             self.restarting.discard(k)
 
     async def _kill_redis(self, event: ChaosEvent) -> None:
@@ -1285,7 +1289,8 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
      10. every charged attempt of an ``error`` job matches an execution that failed;
      11. no ``ok`` prompt failed and no ``error`` or ``hang`` prompt succeeded on a fake.
      12. no claim started on a GPU between its XID 79 and its clear (allowing the puller
-         GATE_REACTION_MS to react; skipped when its supervisor restarted or Redis was down).
+         GATE_REACTION_MS to react; skipped when its supervisor restarted or was stopped, or
+         Redis was down, meanwhile: the fault then reached the supervisor late).
     And: no job exists in Redis that the submitter did not get an id for.
     """
     o, keys, now_ms = run.o, Keys(run.settings.namespace), int(time.time() * 1000)
@@ -1500,13 +1505,15 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
             )
 
     # 12: no claim on a GPU between its XID and its clear (after the gate's reaction time),
-    # unless its supervisor restarted (a fresh process forgets injected faults) or Redis was
-    # down (the fault reached the supervisor late).
+    # unless its supervisor restarted (a fresh process forgets injected faults), or was
+    # stopped or Redis was down (the fault reached the supervisor late: after a SIGCONT the
+    # pullers may claim before the control task reads the fault).
     for k, gpu, sent, cleared in run.xid_windows:
         host = run.fleet.host(k)
-        if any(sent - 1 <= t <= cleared for t in run.fleet.started_at[k]) or any(
-            down <= cleared and up + 2 >= sent for down, up in run.redis_outages
-        ):
+        restarted = any(sent - 1 <= t <= cleared for t in run.fleet.started_at[k])
+        outage = any(down <= cleared and up + 2 >= sent for down, up in run.redis_outages)
+        paused = any(p == k and a <= cleared and b + 2 >= sent for p, a, b in run.pauses)
+        if restarted or outage or paused:
             report.counts["xid_windows_skipped"] += 1
             continue
         begin, end = int(sent * 1000) + GATE_REACTION_MS, int(cleared * 1000)
