@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,19 @@ def ha() -> Iterator[HaCluster]:
 def ha_with_password() -> Iterator[HaCluster]:
     _require_redis_server()
     cluster = HaCluster(password="ha-s3cret/pw").start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def ha_tls() -> Iterator[HaCluster]:
+    """Every link over TLS (clients, replication, Sentinels), and a password on the nodes."""
+    _require_redis_server()
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cluster = HaCluster(password="tls-pw", tls=True).start()
     try:
         yield cluster
     finally:

@@ -25,6 +25,40 @@ SERVICE = "fleetq-ha"
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A throwaway CA and one certificate (SAN 127.0.0.1) that every node presents."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> Tls:
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+                "ca.pem", "-days", "1", "-subj", "/CN=fleetq HA test CA")  # fmt: skip
+        (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out",
+                "node.csr", "-subj", "/CN=fleetq HA node")  # fmt: skip
+        openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "node.pem", "-days", "1",
+                "-extfile", "san.cnf")  # fmt: skip
+        return cls(folder / "ca.pem", folder / "node.pem", folder / "node.key")
+
+    def args(self) -> tuple[str, ...]:
+        return ("--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key),
+                "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no",
+                "--tls-replication", "yes")  # fmt: skip
+
+    def conf(self) -> list[str]:
+        return [f"tls-cert-file {self.cert}", f"tls-key-file {self.key}",
+                f"tls-ca-cert-file {self.ca}", "tls-auth-clients no",
+                "tls-replication yes"]  # fmt: skip
+
+
 def until(check: Callable[[], T | None], timeout_s: float, what: str) -> T:
     """Poll ``check`` until it returns something truthy (cluster state has no event to wait
     on but the Sentinels' view, which changes on their own timers)."""
@@ -97,19 +131,31 @@ class HaCluster:
 
     down_after_ms: int = 1_000
     password: str | None = None
+    #: TLS between every process (nodes, replication, Sentinels) and for clients
+    #: (``rediss+sentinel://``). Plain ports stay open for the test's own checks.
+    tls: bool = False
     data_args: tuple[str, ...] = ()
     nodes: list[RedisServer] = field(default_factory=list)
     sentinels: list[Sentinel] = field(default_factory=list)
+    #: plain port -> TLS port of each node and Sentinel (with ``tls``).
+    tls_ports: dict[int, int] = field(default_factory=dict)
     _tmp: tempfile.TemporaryDirectory[str] | None = None
+    _tls: Tls | None = None
 
     @property
     def folder(self) -> Path:
         assert self._tmp is not None
         return Path(self._tmp.name)
 
+    @property
+    def ca(self) -> Path:
+        assert self._tls is not None
+        return self._tls.ca
+
     def url(self, scheme: str = "redis+sentinel", db: int = 0, **query: str) -> str:
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
-        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        ports = [self.tls_ports.get(s.port, s.port) for s in self.sentinels]
+        hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
         tail = "&".join(f"{k}={v}" for k, v in query.items())
         return f"{scheme}://{auth}{hosts}/{SERVICE}/{db}" + (f"?{tail}" if tail else "")
 
@@ -120,9 +166,12 @@ class HaCluster:
 
     def start(self) -> HaCluster:
         self._tmp = tempfile.TemporaryDirectory(prefix="fleetq-ha-")
+        if self.tls:
+            self._tls = Tls.make(self.folder)
         primary = self._node("primary", ())
         self.nodes.append(primary.start())
-        replica = self._node("replica", ("--replicaof", "127.0.0.1", str(primary.port)))
+        primary_port = self.tls_ports.get(primary.port, primary.port)
+        replica = self._node("replica", ("--replicaof", "127.0.0.1", str(primary_port)))
         self.nodes.append(replica.start())
         until(lambda: self._link_up(replica), 10, "the replica to sync")
         for n in range(3):
@@ -132,13 +181,17 @@ class HaCluster:
                 f"port {port}",
                 "bind 127.0.0.1",
                 f"dir {self.folder}",
-                f"sentinel monitor {SERVICE} 127.0.0.1 {primary.port} 2",
+                f"sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 2",
                 f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}",
                 f"sentinel failover-timeout {SERVICE} 10000",
                 f"sentinel parallel-syncs {SERVICE} 1",
             ]
             if self.password:
                 lines.append(f"sentinel auth-pass {SERVICE} {self.password}")
+            if self._tls is not None:
+                tls_port = self.tls_ports[port] = free_port()
+                lines += [f"tls-port {tls_port}", f"sentinel announce-port {tls_port}",
+                          *self._tls.conf()]  # fmt: skip
             conf.write_text("\n".join(lines) + "\n")
             sentinel = Sentinel(port, conf, self.folder / f"sentinel-{n}.log")
             sentinel.start()
@@ -150,11 +203,18 @@ class HaCluster:
     def _node(self, name: str, args: tuple[str, ...]) -> RedisServer:
         folder = self.folder / name
         folder.mkdir()
+        port = free_port()
+        tls: tuple[str, ...] = ()
+        if self._tls is not None:
+            tls_port = self.tls_ports[port] = free_port()
+            tls = ("--tls-port", str(tls_port), "--replica-announce-port", str(tls_port),
+                   *self._tls.args())  # fmt: skip
         return AuthRedisServer(
+            port=port,
             password=self.password,
             data_dir=folder,
             extra_args=(*self._auth_args(), "--repl-diskless-sync", "yes",
-                        "--repl-diskless-sync-delay", "0", *self.data_args, *args),
+                        "--repl-diskless-sync-delay", "0", *tls, *self.data_args, *args),
         )  # fmt: skip
 
     def _data_client(self, node: RedisServer) -> redis.Redis:
@@ -184,7 +244,8 @@ class HaCluster:
         raise AssertionError("no Sentinel answers")
 
     def node(self, port: int) -> RedisServer:
-        return next(n for n in self.nodes if n.port == port)
+        """The node listening on ``port`` (its plain or, with TLS, its TLS port)."""
+        return next(n for n in self.nodes if port in (n.port, self.tls_ports.get(n.port)))
 
     def primary(self) -> RedisServer:
         return self.node(self.primary_port())

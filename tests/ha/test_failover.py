@@ -58,7 +58,7 @@ async def test_sentinel_url_finds_the_primary_and_the_replica_gets_every_write(
     key = settings_key(settings, job.id)
     primary, replica = (
         ha.primary().port,
-        next(n.port for n in ha.nodes if n.port != ha.primary_port()),
+        next(n.port for n in ha.nodes if n is not ha.primary()),
     )
     for port in (primary, replica):
         with ha.client_of(port) as r:
@@ -155,7 +155,7 @@ async def test_wait_replicas_raises_not_replicated_when_no_replica_confirms(
     ha: HaCluster,
 ) -> None:
     settings = ha_settings(ha.url(), wait_replicas=1, wait_timeout_ms=200)
-    replica = next(n for n in ha.nodes if n.port != ha.primary_port())
+    replica = next(n for n in ha.nodes if n is not ha.primary())
     with Client(settings) as client:
         client.submit({"prompt": "a lighthouse"}, service="a1111")  # confirmed: the replica is up
         replica.kill()
