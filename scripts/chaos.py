@@ -128,7 +128,7 @@ class ChaosOptions:
     #: SIGSTOP a supervisor for longer than a lease, then SIGCONT: a live zombie whose jobs
     #: were taken back and run elsewhere, and whose late writes must all be refused.
     supervisor_pauses: int = 6
-    redis_kills: int = 5
+    redis_kills: int = 8
     fake_restarts: int = 30
     xids: int = 12
     cancels: int = 150
@@ -652,7 +652,8 @@ class ChaosRun:
         self.accepted: list[Accepted] = []
         self.cancels: dict[str, list[Request]] = collections.defaultdict(list)
         self.bumps: dict[str, list[Request]] = collections.defaultdict(list)
-        self.zombie_jobs: set[str] = set()
+        #: job id -> when a zombie claimed it
+        self.zombie_jobs: dict[str, float] = {}
         #: (supervisor, GPU, XID sent, cleared): no claim may start there in between.
         self.xid_windows: list[tuple[int, int, float, float]] = []
         self.redis_kills: list[float] = []
@@ -985,7 +986,7 @@ class ChaosRun:
                 self.counts["zombie_skipped"] += 1
                 return
             self.counts["zombie_claims"] += 1
-            self.zombie_jobs.add(job.id)
+            self.zombie_jobs[job.id] = time.time()
             phases = [
                 ("reaped", lambda s: s.state.value != "running" or s.claims != job.claims),
                 ("reclaimed", lambda s: s.state.value != "queued" and s.claims > job.claims),
@@ -1288,7 +1289,8 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
          made the very files of the manifest (so no completion came from anywhere else);
      10. every charged attempt of an ``error`` job matches an execution that failed;
      11. no ``ok`` prompt failed and no ``error`` or ``hang`` prompt succeeded on a fake.
-     12. no claim started on a GPU between its XID 79 and its clear (allowing the puller
+     12. a job a zombie claimed shows that one claim, ended ``lost`` (or ``cancelled``);
+     13. no claim started on a GPU between its XID 79 and its clear (allowing the puller
          GATE_REACTION_MS to react; skipped when its supervisor restarted or was stopped, or
          Redis was down, meanwhile: the fault then reached the supervisor late).
     And: no job exists in Redis that the submitter did not get an id for.
@@ -1471,6 +1473,14 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
                 )
             else:
                 bad(f"{where}: priority {priority}, expected one of {sorted(allowed)}")
+        if jid in run.zombie_jobs:
+            frozen = [t.get("outcome") for t in timeline if t.get("host") == ZOMBIE_HOST]
+            age = _within_window(run.zombie_jobs[jid], run.redis_kills)
+            if not frozen and o.fsync == "everysec" and age is not None:
+                report.fsync_losses.append(f"zombie claim of {jid} acknowledged {age:.2f} s "
+                                           "before a Redis crash")  # fmt: skip
+            elif len(frozen) != 1 or frozen[0] not in ("lost", "cancelled"):
+                bad(f"{where}: a zombie claimed it once, its attempts there ended {frozen}")
         if state == "completed":
             completed.append((a, job))
 
@@ -1504,7 +1514,7 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
                 f"log: {sorted(missing)[:3]}"
             )
 
-    # 12: no claim on a GPU between its XID and its clear (after the gate's reaction time),
+    # 13: no claim on a GPU between its XID and its clear (after the gate's reaction time),
     # unless its supervisor restarted (a fresh process forgets injected faults), or was
     # stopped or Redis was down (the fault reached the supervisor late: after a SIGCONT the
     # pullers may claim before the control task reads the fault).
