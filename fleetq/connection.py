@@ -72,7 +72,23 @@ READ_ONLY_SCRIPTS = frozenset({"status", "stats", "list_jobs"})
 PRIMARY_RECHECK_S = 1.0
 
 _SECRET_PARAM = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
-_QUERY_SECRET = re.compile(r"([?&][^=&#]*(?:pass|secret|token|auth)[^=&#]*=)[^&#]*", re.I)
+#: Query parameters whose values are shown in logs; any other value (``password``, a
+#: misspelt ``sentinel_pasword``...) is masked.
+SHOWN_PARAMS = frozenset({
+    "db", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
+    "ssl_check_hostname", "ssl_min_version", "socket_timeout", "socket_connect_timeout",
+    "socket_keepalive", "health_check_interval", "max_connections", "protocol", "timeout",
+    "client_name", "sentinel_username", "username",
+})  # fmt: skip
+_QUERY_VALUE = re.compile(r"([?&])([^=&#]*)=([^&#]*)")
+
+
+def _mask_query_value(match: re.Match[str]) -> str:
+    separator, name, value = match.groups()
+    shown = unquote(name).lower() in SHOWN_PARAMS
+    return f"{separator}{name}={value if shown else '***'}"
+
+
 _PLAIN_USER = re.compile(r"[A-Za-z0-9._~+-]*")
 # Redis 7.0 reports an ACL refusal inside a script as "ERR The user executing the script
 # can't ..."; 7.2+ as "NOPERM ..." or "ERR ACL failure in script ...".
@@ -105,7 +121,7 @@ def safe_url(url: str) -> str:
     if parts is None:
         return "<unparsable url>" if "@" in url or _SECRET_PARAM.search(url) else url
     scheme, userinfo, rest = parts
-    rest = _QUERY_SECRET.sub(r"\1***", rest)
+    rest = _QUERY_VALUE.sub(_mask_query_value, rest)
     if userinfo is None:
         return f"{scheme}://{rest}"
     user, colon, _ = userinfo.partition(":")
@@ -129,9 +145,10 @@ def _secrets(url: str) -> list[str]:
     query = rest.partition("?")[2].partition("#")[0]
     for raw in query.split("&"):
         name, _, value = raw.partition("=")
-        if _SECRET_PARAM.search(name):
-            found += [value, unquote(value)]
-    return sorted({s for s in found if s}, key=len, reverse=True)
+        if unquote(name).lower() not in SHOWN_PARAMS:
+            found += [value, unquote(value), unquote(value.replace("+", " "))]
+    # Shorter values would mask unrelated characters of the message; they are no secret.
+    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
 
 
 def scrub(text: str, url: str) -> str:
