@@ -97,7 +97,7 @@ FULL = Sizes(
     median_s=1.0,
     sigma=1.2,
     min_s=0.05,
-    cap_s=40.0,
+    cap_s=20.0,
     scenarios=("steady", "burst"),
     load=0.9,
     span_s=60.0,
@@ -551,7 +551,10 @@ async def run_push(
 
         followers = [asyncio.create_task(follow(ws)) for ws in sockets]
 
-        async def post(port: int, body: dict[str, Any]) -> None:
+        async def post(port: int, body: dict[str, Any], record: JobRecord) -> None:
+            # The arrival is when the request leaves, as for fleetq's submit (in a burst the
+            # posts queue in this client's loop for a moment first).
+            record.arrival = time.time()
             try:
                 async with session.post(f"http://127.0.0.1:{port}/prompt", json=body) as answer:
                     if answer.status != 200:
@@ -572,9 +575,9 @@ async def run_push(
                 port = ports[job.index % len(ports)]
                 prompt_id = str(uuid.uuid4())
                 pending.add(prompt_id)
-                records[job.index] = JobRecord(job.index, job.seconds, time.time())
+                record = records[job.index] = JobRecord(job.index, job.seconds, math.nan)
                 body = {"prompt": wf, "client_id": client_ids[port], "prompt_id": prompt_id}
-                posts.append(asyncio.create_task(post(port, body)))
+                posts.append(asyncio.create_task(post(port, body, record)))
             await asyncio.gather(*posts)
             submitted.set()
             if not pending:
@@ -859,7 +862,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--fake-processes", type=int, help="processes serving the fakes (default 4)")
     p.add_argument("--median", type=float, help="median job duration, s (default 1.0)")
     p.add_argument("--sigma", type=float, help="lognormal sigma of durations (default 1.2)")
-    p.add_argument("--cap", type=float, help="longest job, s (default 40)")
+    p.add_argument("--cap", type=float, help="longest job, s (default 20)")
     p.add_argument("--scenarios", help="comma-separated: steady, burst (default both)")
     p.add_argument("--load", type=float, help="steady: offered load (default 0.9)")
     p.add_argument("--span", type=float, help="steady: seconds of arrivals (default 60)")

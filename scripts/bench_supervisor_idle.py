@@ -337,6 +337,24 @@ class Result:
             return None
         return sum(n for (origin, _), n in self.monitor.items() if origin == "client") / total
 
+    def sent_breakdown(self) -> str:
+        """Which commands the supervisor sends per idle GPU and second, and how many commands
+        each script call runs inside (from MONITOR)."""
+        if not self.monitor_s:
+            return ""
+        g = self.sizes.gpus
+        sent = {name: n for (origin, name), n in self.monitor.items() if origin == "client"}
+        lua = sum(n for (origin, _), n in self.monitor.items() if origin == "lua")
+        parts = [
+            f"{n / self.monitor_s / g:.2f} `{name.upper()}`"
+            for name, n in sorted(sent.items(), key=lambda kv: -kv[1])
+        ]
+        scripts = sent.get("evalsha", 0) + sent.get("eval", 0)
+        inside = f" Each script call runs {lua / scripts:.1f} commands inside on average." if (
+            scripts
+        ) else ""  # fmt: skip
+        return "Sent per idle GPU and second: " + ", ".join(parts) + "." + inside
+
     def targets(self) -> list[tuple[str, str, str, bool]]:
         return [
             ("supervisor CPU, share of one core", f"<= {CPU_TARGET_PCT:g}%",
@@ -393,7 +411,8 @@ class Result:
         sent_line = (
             f"{self.commands_per_gpu * share:.1f} of them per idle GPU are sent by the "
             f"supervisor (round trips), {self.commands_per_gpu * (1 - share):.1f} run inside "
-            f"its Lua scripts (split measured with MONITOR over {self.monitor_s:.0f} s)."
+            f"its Lua scripts (split measured with MONITOR over {self.monitor_s:.0f} s). "
+            + self.sent_breakdown()
             if share is not None
             else ""
         )
