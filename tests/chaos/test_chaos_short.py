@@ -1,6 +1,7 @@
-"""A short chaos run: two supervisor processes, one SIGKILL of a supervisor, one SIGKILL of
-Redis (appendfsync always), one fake ComfyUI restart, one XID 79, cancels, bumps and a zombie
-worker, then every check of ``scripts/chaos.py`` with zero violations allowed."""
+"""A short chaos run: two supervisor processes, one SIGKILL and one SIGSTOP/SIGCONT of a
+supervisor, one SIGKILL of Redis (appendfsync always), one fake ComfyUI restart, one XID 79,
+cancels, bumps and a zombie worker, then every check of ``scripts/chaos.py`` with zero
+violations allowed."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def test_short_chaos_run_loses_nothing(chaos: ModuleType, tmp_path: Path) -> Non
         gpus=2,
         supervisor_kills=1,
         supervisor_terms=0,
+        supervisor_pauses=1,
         redis_kills=1,
         fake_restarts=1,
         xids=1,
@@ -45,9 +47,14 @@ def test_short_chaos_run_loses_nothing(chaos: ModuleType, tmp_path: Path) -> Non
     assert c("submitted") == 300 and c("missing") == 0 and c("not_terminal") == 0, summary
     assert c("completed") + c("failed") + c("cancelled") == 300, summary
     assert c("outputs_verified") == c("completed") > 200, summary
-    assert (c("supervisor_sigkill"), c("redis_sigkill"), c("fake_restarts"), c("xid_sent")) == (
-        1, 1, 1, 1,
-    ), summary  # fmt: skip
+    kills = (
+        "supervisor_sigkill",
+        "supervisor_sigstop",
+        "redis_sigkill",
+        "fake_restarts",
+        "xid_sent",
+    )
+    assert [c(name) for name in kills] == [1, 1, 1, 1, 1], summary
     assert c("cancel_requests") == 20 and c("bump_requests") == 20, summary
     assert c("zombie_claims") == 1 and c("zombie_refused") >= 5, summary
     assert c("zombie_accepted") == 0 and not report.fsync_losses, summary
