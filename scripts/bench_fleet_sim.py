@@ -291,6 +291,8 @@ class Fleet:
     children: common.Children
     base: int
     src: Path = ROOT
+    #: Each run gets its own namespace: the queue counters of earlier runs stay out of it.
+    namespace: str = NAMESPACE
     supervisors: list[Any] = field(default_factory=list)
 
     @property
@@ -341,7 +343,7 @@ class Fleet:
                         "--redis",
                         redis_url,
                         "--namespace",
-                        NAMESPACE,
+                        self.namespace,
                         "supervisor",
                         "--simulate-gpus",
                         str(s.gpus_per_host),
@@ -472,7 +474,7 @@ async def run_pull(
     say: Callable[[str], None], timeout_s: float, clock: RunClock,
 ) -> dict[int, JobRecord]:  # fmt: skip
     """Submit the trace to fleetq at its arrival times and wait until every job is finished."""
-    settings = Settings(redis_url=redis_url, namespace=NAMESPACE)
+    settings = Settings(redis_url=redis_url, namespace=fleet.namespace)
     client = AsyncClient(settings)
     records: dict[int, JobRecord] = {}
     ids: dict[int, str] = {}
@@ -609,7 +611,7 @@ def run_mode(
 ) -> ModeResult:  # fmt: skip
     """Start fresh fakes (and supervisors for pull), run the trace, stop them all."""
     base = common.consecutive_free_ports(sizes.gpus)
-    fleet = Fleet(sizes, children, base, src)
+    fleet = Fleet(sizes, children, base, src, f"{NAMESPACE}-{scenario}-{mode}")
     first_child = len(children.processes)
     timeout_s = 300 + 20 * sizes.cap_s + sizes.span_s
     try:
