@@ -93,7 +93,7 @@ _PLAIN_USER = re.compile(r"[A-Za-z0-9._~+-]*")
 # Redis 7.0 reports an ACL refusal inside a script as "ERR The user executing the script
 # can't ..."; 7.2+ as "NOPERM ..." or "ERR ACL failure in script ...".
 _ACL_REFUSAL = re.compile(r"NOPERM|user executing the script can't|ACL failure", re.IGNORECASE)
-_UNAVAILABLE_REPLIES = ("UNBLOCKED", "MASTERDOWN", "LOADING", "TRYAGAIN")
+_UNAVAILABLE_REPLIES = ("UNBLOCKED", "MASTERDOWN", "LOADING", "TRYAGAIN", "NOREPLICAS")
 
 
 # -- masking --------------------------------------------------------------------------------
@@ -471,7 +471,12 @@ def unavailable(settings: Settings, error: BaseException) -> RedisUnavailable:
             f"Redis at {where} is a read-only replica (use the primary, or a "
             f"redis+sentinel:// URL to follow failovers): {reason}"
         )
-    if str(error).startswith("OOM"):
+    if str(error).startswith("NOREPLICAS"):
+        return RedisUnavailable(
+            f"Redis at {where} refuses writes: fewer replicas than min-replicas-to-write "
+            f"are connected: {reason}"
+        )
+    if isinstance(error, redis.exceptions.OutOfMemoryError) or str(error).startswith("OOM"):
         return RedisUnavailable(
             f"Redis at {where} is out of memory and refuses writes "
             f"(maxmemory reached; fleetq needs maxmemory-policy noeviction): {reason}"
@@ -498,15 +503,15 @@ def permission_denied(
 def raise_for_reply(settings: Settings, error: redis.exceptions.ResponseError, action: str) -> None:
     """Raise the fleetq error for an error reply, if there is one: PermissionDenied for an
     ACL refusal; RedisUnavailable for replies of a node in transition (a demoted primary:
-    READONLY, UNBLOCKED; a replica without its primary: MASTERDOWN; LOADING) and for OOM.
+    READONLY, UNBLOCKED; a replica without its primary: MASTERDOWN; LOADING), for a primary
+    short of replicas (NOREPLICAS, min-replicas-to-write) and for OOM.
     Returns for any other reply, which the caller re-raises."""
     denied = permission_denied(settings, error, action)
     if denied is not None:
         raise denied from error
     text = str(error)
-    if isinstance(error, redis.exceptions.ReadOnlyError) or text.startswith(
-        (*_UNAVAILABLE_REPLIES, "OOM")
-    ):
+    in_transition = (redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError)
+    if isinstance(error, in_transition) or text.startswith((*_UNAVAILABLE_REPLIES, "OOM")):
         raise unavailable(settings, error) from error
 
 
