@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from security_testkit import Roles
+from security_testkit import ROOT, Roles, load_acl_rules
 
 from fleetq import Client
-from fleetq.errors import PermissionDenied
+from fleetq.embedded import RedisServer
+from fleetq.errors import FleetqError, PermissionDenied
 from fleetq.model import FaultKind, JobError, JobState, Output
 from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
@@ -269,3 +271,31 @@ async def test_a_real_supervisor_runs_under_its_role(
     assert task.result() == 0
     refused = [r.getMessage() for r in caplog.records if "not allowed" in r.getMessage()]
     assert refused == []
+
+
+def test_acl_example_is_what_the_generator_prints_and_redis_loads_it(tmp_path: Path) -> None:
+    acl_rules = load_acl_rules()
+    example = (ROOT / "docs" / "acl.example").read_text()
+    passwords = {role: f"{role}-password" for role in acl_rules.ROLE_NAMES}
+    users = {role: f"fleetq-{role}" for role in acl_rules.ROLE_NAMES}
+    printed = acl_rules.render("fleetq", users, passwords, "aclfile")
+    filled = example
+    for role, password in passwords.items():
+        filled = filled.replace(f"#<sha256 of the {role} password>",
+                                acl_rules.password_hash(password))  # fmt: skip
+    rules = [line for line in filled.splitlines() if line.startswith("user ")]
+    assert rules == [line for line in printed.splitlines() if line.startswith("user ")]
+    aclfile = tmp_path / "users.acl"
+    aclfile.write_text("\n".join([*rules, "user default on nopass ~* &* +@all"]) + "\n")
+    with RedisServer(extra_args=("--aclfile", str(aclfile))) as server:
+        r = redis.Redis(port=server.port, username="fleetq-client", password="client-password")
+        try:
+            assert r.ping()  # authenticated as fleetq-client
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                r.acl_whoami()
+        finally:
+            r.close()
+    unfilled = tmp_path / "unfilled.acl"
+    unfilled.write_text(example)
+    with pytest.raises(FleetqError, match="exited at start"):
+        RedisServer(extra_args=("--aclfile", str(unfilled))).start()
