@@ -27,6 +27,8 @@ pytestmark = pytest.mark.slow
 
 #: Jobs completed before the failover, and after it, before the load stops.
 BEFORE, AFTER = 150, 150
+#: The load goes on at least this long after the failover began.
+AFTER_S = 5.0
 
 
 def ha_settings(url: str, **overrides: object) -> Settings:
@@ -99,8 +101,15 @@ async def test_load_across_a_failover_counts_what_was_lost(
             await asyncio.to_thread(ha.failover)
             promoted_after_s = time.monotonic() - started
         done_before = len(ledger.completed)
+        # Long enough to see where the load goes: a client still on the old primary would go
+        # on writing into the void until the Sentinels demote it (about 10 s).
         await wait_for(
-            lambda: len(ledger.completed) >= done_before + AFTER, 60, "jobs after the failover"
+            lambda: (
+                len(ledger.completed) >= done_before + AFTER
+                and time.monotonic() - started >= AFTER_S
+            ),
+            60,
+            "jobs after the failover",
         )
         stop_submit.set()
         await asyncio.to_thread(submitter.join, 30)
