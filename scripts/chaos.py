@@ -669,7 +669,6 @@ class ChaosRun:
         self.tasks: list[asyncio.Task[None]] = []
         self.history: dict[int, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
-        self.rng = random.Random(f"{options.seed}:run")
 
     def violation(self, text: str) -> None:
         self.violations.append(text)
@@ -978,12 +977,14 @@ class ChaosRun:
         try:
             job: ClaimedJob | None = None
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
+            deadline = loop.time() + 30
             while job is None and loop.time() < deadline:
-                with contextlib.suppress(RedisUnavailable):
-                    job = (await queue.try_claim([SERVICE], ZOMBIE_HOST, gpu)).job
-                if job is None:
-                    await asyncio.sleep(0.2)  # an empty queue or Redis down: try again
+                # A blocking claim, woken by submits like any idle puller's.
+                wait_s = max(0.1, min(2.0, deadline - loop.time()))
+                try:
+                    job = (await queue.claim([SERVICE], ZOMBIE_HOST, gpu, wait_s)).job
+                except RedisUnavailable:
+                    await asyncio.sleep(0.2)  # Redis is down: a reconnect backoff
             if job is None:
                 self.counts["zombie_skipped"] += 1
                 return
