@@ -14,15 +14,15 @@ URLs (``Settings.redis_url``, ``FLEETQ_REDIS_URL``, ``--redis``)::
 A Sentinel URL lists the Sentinels (port 26379 when left out) and names the monitored service;
 the user and password are those of the Redis primary and replicas. Sentinels with their own
 password take ``?sentinel_password=...`` (and ``sentinel_username=...``); the TLS parameters
-above apply to the data nodes and to the Sentinels. Clients find the primary through the
-Sentinels at every (re)connect, so they follow a failover. Percent-encode ``@ : / ? #`` in a
-user or password.
+above apply to the data nodes and to the Sentinels. Clients ask the Sentinels for the primary
+at every (re)connect and at most once a second besides, so they follow a failover.
+Percent-encode ``@ : / ? #`` in a user or password. docs/OPERATIONS.md has the details.
 
 Blocking calls (BZPOPMIN, XREAD BLOCK) always use a block timeout shorter than the socket
 timeout, so a silently dead TCP connection surfaces as an error instead of a hang.
 
-Credentials never leave this module in a message: :func:`safe_url` masks them, and every error
-text built here goes through :func:`scrub`.
+Credentials never leave this module in a message: :func:`~fleetq.urls.safe_url` masks them,
+and every error text built here goes through :func:`~fleetq.urls.scrub`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ import contextlib
 import re
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import redis
 import redis.asyncio as aioredis
@@ -47,21 +46,43 @@ from redis.retry import Retry
 
 from fleetq.config import Settings
 from fleetq.errors import NotReplicated, PermissionDenied, RedisUnavailable
+from fleetq.urls import (
+    PLAIN_USER,
+    SENTINEL_SCHEMES,
+    SentinelURL,
+    is_sentinel_url,
+    parse_sentinel_url,
+    safe_url,
+    scrub,
+    split_authority,
+)
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "PRIMARY_RECHECK_S",
+    "READ_ONLY_SCRIPTS",
+    "SENTINEL_SCHEMES",
+    "WAITED_SCRIPTS",
+    "SentinelURL",
+    "check_replicated",
+    "connect",
+    "connect_async",
+    "is_sentinel_url",
+    "parse_sentinel_url",
+    "permission_denied",
+    "raise_for_reply",
+    "run_script_ro",
+    "run_script_ro_async",
+    "run_script_waited",
+    "run_script_waited_async",
+    "safe_url",
+    "scrub",
+    "translate_errors",
+    "unavailable",
+]
 
 CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
-SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
-DEFAULT_SENTINEL_PORT = 26379
-#: Query parameters a Sentinel URL takes; ``ssl_*`` apply to data nodes and Sentinels.
-SENTINEL_PARAMS = (
-    "sentinel_username",
-    "sentinel_password",
-    "ssl_ca_certs",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_cert_reqs",
-    "ssl_check_hostname",
-)
 #: Scripts after which ``Settings.wait_replicas`` waits for replicas: the writes a user is
 #: told about (a job was accepted, a job completed).
 WAITED_SCRIPTS = frozenset({"submit", "complete"})
@@ -71,194 +92,10 @@ READ_ONLY_SCRIPTS = frozenset({"status", "stats", "list_jobs"})
 #: How often a Sentinel-backed client re-asks who the primary is (see :class:`_FollowingPool`).
 PRIMARY_RECHECK_S = 1.0
 
-_SECRET_PARAM = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
-#: Query parameters whose values are shown in logs; any other value (``password``, a
-#: misspelt ``sentinel_pasword``...) is masked.
-SHOWN_PARAMS = frozenset({
-    "db", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
-    "ssl_check_hostname", "ssl_min_version", "socket_timeout", "socket_connect_timeout",
-    "socket_keepalive", "health_check_interval", "max_connections", "protocol", "timeout",
-    "client_name", "sentinel_username", "username",
-})  # fmt: skip
-_QUERY_VALUE = re.compile(r"([?&])([^=&#]*)=([^&#]*)")
-
-
-def _mask_query_value(match: re.Match[str]) -> str:
-    separator, name, value = match.groups()
-    shown = unquote(name).lower() in SHOWN_PARAMS
-    return f"{separator}{name}={value if shown else '***'}"
-
-
-_PLAIN_USER = re.compile(r"[A-Za-z0-9._~+-]*")
 # Redis 7.0 reports an ACL refusal inside a script as "ERR The user executing the script
 # can't ..."; 7.2+ as "NOPERM ..." or "ERR ACL failure in script ...".
 _ACL_REFUSAL = re.compile(r"NOPERM|user executing the script can't|ACL failure", re.IGNORECASE)
 _UNAVAILABLE_REPLIES = ("UNBLOCKED", "MASTERDOWN", "LOADING", "TRYAGAIN", "NOREPLICAS")
-
-
-# -- masking --------------------------------------------------------------------------------
-
-
-def _split_authority(url: str) -> tuple[str, str | None, str] | None:
-    """``(scheme, userinfo or None, rest)`` split at the last ``@`` (a password may hold an
-    unencoded ``@`` or ``/``), or None when the text has no ``scheme://``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return None
-    at = rest.rfind("@")
-    if at < 0:
-        return scheme, None, rest
-    return scheme, rest[:at], rest[at + 1 :]
-
-
-def safe_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, fit for logs and error messages.
-
-    Handles unencoded ``@``/``/`` in passwords, several Sentinel hosts, and secrets given as
-    query parameters (``?password=``, ``?sentinel_password=``).
-    """
-    parts = _split_authority(url)
-    if parts is None:
-        return "<unparsable url>" if "@" in url or _SECRET_PARAM.search(url) else url
-    scheme, userinfo, rest = parts
-    rest = _QUERY_VALUE.sub(_mask_query_value, rest)
-    if userinfo is None:
-        return f"{scheme}://{rest}"
-    user, colon, _ = userinfo.partition(":")
-    if not _PLAIN_USER.fullmatch(user):
-        user, colon = "", ":"
-    return f"{scheme}://{user}{':***' if colon else ''}@{rest}"
-
-
-def _secrets(url: str) -> list[str]:
-    """Every secret in ``url`` as written and decoded, longest first."""
-    found: list[str] = []
-    parts = _split_authority(url)
-    if parts is None:
-        return [url] if "@" in url else []
-    _, userinfo, rest = parts
-    if userinfo is not None:
-        user, colon, password = userinfo.partition(":")
-        found += [password, unquote(password)] if colon else []
-        if not _PLAIN_USER.fullmatch(user):
-            found += [userinfo, unquote(userinfo)]
-    query = rest.partition("?")[2].partition("#")[0]
-    for raw in query.split("&"):
-        name, _, value = raw.partition("=")
-        if unquote(name).lower() not in SHOWN_PARAMS:
-            found += [value, unquote(value), unquote(value.replace("+", " "))]
-    # Shorter values would mask unrelated characters of the message; they are no secret.
-    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` with every secret of ``url`` (and the URL itself) masked."""
-    text = text.replace(url, safe_url(url))
-    for secret in _secrets(url):
-        text = text.replace(secret, "***")
-    return text
-
-
-# -- Sentinel URLs --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SentinelURL:
-    """A parsed ``redis+sentinel://`` or ``rediss+sentinel://`` URL."""
-
-    sentinels: tuple[tuple[str, int], ...]
-    service_name: str
-    db: int = 0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ssl: bool = False
-    #: TLS options (``ssl_*``) for data nodes and Sentinels.
-    ssl_options: Mapping[str, Any] = field(default_factory=dict)
-    sentinel_username: str | None = None
-    sentinel_password: str | None = field(default=None, repr=False)
-
-
-def is_sentinel_url(url: str) -> bool:
-    return url.partition("://")[0].lower() in SENTINEL_SCHEMES
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    if text.startswith("["):  # [IPv6]:port
-        host, _, tail = text[1:].partition("]")
-        port_text = tail[1:] if tail.startswith(":") else ""
-    else:
-        host, _, port_text = text.partition(":")
-    if not host:
-        raise ValueError(f"empty Sentinel host in {text!r}")
-    if not port_text:
-        return host, DEFAULT_SENTINEL_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"Sentinel port of {host} is not a port number")
-    return host, int(port_text)
-
-
-def _flag(name: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} takes true or false")
-
-
-def parse_sentinel_url(url: str) -> SentinelURL:
-    """Parse ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``.
-
-    Raises ``ValueError`` (with a message free of secrets) when the URL is malformed.
-    """
-    parts = _split_authority(url)
-    if parts is None or parts[0].lower() not in SENTINEL_SCHEMES:
-        raise ValueError(f"a Sentinel URL starts with {' or '.join(SENTINEL_SCHEMES)}://")
-    scheme, userinfo, rest = parts
-    rest = rest.partition("#")[0]
-    location, _, query = rest.partition("?")
-    hosts, slash, path = location.partition("/")
-    if not hosts:
-        raise ValueError("a Sentinel URL needs at least one Sentinel host:port")
-    sentinels = tuple(_host_port(h.strip()) for h in hosts.split(","))
-    segments = [s for s in path.split("/") if s] if slash else []
-    if not segments or len(segments) > 2:
-        raise ValueError("a Sentinel URL ends with /service_name or /service_name/db")
-    service = unquote(segments[0])
-    db = 0
-    if len(segments) == 2:
-        if not segments[1].isdigit():
-            raise ValueError("the database after the service name must be a number")
-        db = int(segments[1])
-    username = password = None
-    if userinfo is not None:
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    options: dict[str, Any] = {}
-    sentinel_auth: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name not in SENTINEL_PARAMS:
-            raise ValueError(
-                f"unknown Sentinel URL parameter {name!r} (known: {', '.join(SENTINEL_PARAMS)})"
-            )
-        if name.startswith("sentinel_"):
-            sentinel_auth[name] = value
-        elif name == "ssl_check_hostname":
-            options[name] = _flag(name, value)
-        else:
-            options[name] = value
-    return SentinelURL(
-        sentinels=sentinels,
-        service_name=service,
-        db=db,
-        username=username,
-        password=password,
-        ssl=scheme.lower() == "rediss+sentinel",
-        ssl_options=options,
-        sentinel_username=sentinel_auth.get("sentinel_username") or None,
-        sentinel_password=sentinel_auth.get("sentinel_password") or None,
-    )
 
 
 # -- building clients -------------------------------------------------------------------------
@@ -452,9 +289,9 @@ def _user(settings: Settings) -> str:
         with contextlib.suppress(ValueError):
             return parse_sentinel_url(url).username or "default"
         return "default"
-    parts = _split_authority(url)
+    parts = split_authority(url)
     user = unquote(parts[1].partition(":")[0]) if parts and parts[1] else ""
-    return user if _PLAIN_USER.fullmatch(user) and user else "default"
+    return user if PLAIN_USER.fullmatch(user) and user else "default"
 
 
 def unavailable(settings: Settings, error: BaseException) -> RedisUnavailable:
