@@ -182,7 +182,9 @@ class ChaosReport:
             f"not terminal {c('not_terminal')}, missing {c('missing')}",
             f"lifecycle: claims {c('claims')}, requeues {c('requeues')} (lost leases "
             f"{c('lost_leases')}, infra requeues {c('infra_requeues')}), job-fault retries "
-            f"{c('retries')}, stale writes refused to supervisors {c('supervisor_stale_refusals')}",
+            f"{c('retries')}; puller runs ended by a refused stale write "
+            f"{c('supervisor_stale_refusals')}; completions logged by the supervisor of the "
+            f"completing attempt {c('completions_logged')} (unlogged {c('completions_unlogged')})",
             f"kills: supervisor SIGKILL {c('supervisor_sigkill')}, SIGTERM "
             f"{c('supervisor_sigterm')}, SIGSTOP/SIGCONT {c('supervisor_sigstop')}, restarts "
             f"{c('supervisor_restarts')}; redis SIGKILL "
@@ -1008,8 +1010,11 @@ class ChaosRun:
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
             try:
-                if reached(await self.client.status(job_id)):
+                status = await self.client.status(job_id)
+                if reached(status):
                     return True
+                if status.is_terminal:
+                    return False  # it ended without passing through this phase
             except RedisUnavailable:
                 pass
             except JobNotFound:
@@ -1292,15 +1297,22 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
          made the very files of the manifest (so no completion came from anywhere else);
      10. every charged attempt of an ``error`` job matches an execution that failed;
      11. no ``ok`` prompt failed and no ``error`` or ``hang`` prompt succeeded on a fake.
-     12. a job a zombie claimed shows that one claim, ended ``lost`` (or ``cancelled``);
-     13. no claim started on a GPU between its XID 79 and its clear (allowing the puller
+    From the supervisors' logs:
+     12. at most one supervisor was told its completion of a job was accepted (logged
+         ``completed``), and it is the host and GPU of the attempt Redis shows completed; none
+         for a job that did not complete.
+    And:
+     13. a job a zombie claimed shows that one claim, ended ``lost`` (or ``cancelled``);
+     14. no claim started on a GPU between its XID 79 and its clear (allowing the puller
          GATE_REACTION_MS to react; skipped when its supervisor restarted or was stopped, or
          Redis was down, meanwhile: the fault then reached the supervisor late).
-    And: no job exists in Redis that the submitter did not get an id for.
+     15. no job exists in Redis that the submitter did not get an id for.
     """
     o, keys, now_ms = run.o, Keys(run.settings.namespace), int(time.time() * 1000)
     by_tag, exec_counts, done_by_port = read_executions(run.fleet.workdir)
     report.counts.update(exec_counts)
+    supervisor_logs = read_supervisor_logs(run.fleet.workdir)
+    report.counts["supervisor_stale_refusals"] = supervisor_logs.refusals
     bad = report.violations.append
 
     def members(key: str) -> set[str]:
@@ -1414,6 +1426,23 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
             bad(f"{where}: {outcomes.count('completed')} completed attempts: {outcomes}")
         if (state == "completed") != (bool(outcomes) and outcomes[-1] == "completed"):
             bad(f"{where}: state {state} but attempts ended {outcomes}")
+        # 12: the supervisors that were told their completion was accepted: at most one, and
+        # the one whose attempt Redis shows completed.
+        last = timeline[-1] if timeline else {}
+        owner = f"{last.get('host')}:{last.get('gpu')}" if state == "completed" else None
+        logged = supervisor_logs.completions.get(jid, [])
+        if len(logged) > 1 or any(w != owner for w, _ in logged):
+            ages = [_within_window(t, run.redis_kills) for _, t in logged]
+            if o.fsync == "everysec" and any(age is not None for age in ages):
+                report.fsync_losses.append(f"completion of {jid} logged by a supervisor within "
+                                           "the window before a Redis crash")  # fmt: skip
+            else:
+                bad(f"{where}: supervisors were told they completed it on "
+                    f"{[w for w, _ in logged]}; Redis says {state}, by {owner}")  # fmt: skip
+        elif state == "completed" and not logged:
+            report.counts["completions_unlogged"] += 1
+        elif logged:
+            report.counts["completions_logged"] += 1
         lease_lost = state == "failed" and etype == "LeaseLost"
         if lost != outcomes.count("lost") + (1 if lease_lost else 0):
             bad(f"{where}: lost {lost} but attempts ended {outcomes}")
@@ -1529,7 +1558,7 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
                 f"log: {sorted(missing)[:3]}"
             )
 
-    # 13: no claim on a GPU between its XID and its clear (after the gate's reaction time),
+    # 14: no claim on a GPU between its XID and its clear (after the gate's reaction time),
     # unless its supervisor restarted (a fresh process forgets injected faults), or was
     # stopped or Redis was down (the fault reached the supervisor late: after a SIGCONT the
     # pullers may claim before the control task reads the fault).
@@ -1625,14 +1654,36 @@ def _check_outputs(
         )
 
 
-def count_supervisor_refusals(workdir: Path) -> int:
-    """Puller runs that ended ``lost``: a renew or a final write refused as stale."""
-    pattern = re.compile(r"job [0-9a-f]+ lost on ")
-    total = 0
-    for path in workdir.glob("supervisor-*.log"):
+@dataclass
+class SupervisorLogs:
+    #: Puller runs that ended ``lost``: a renew or a final write refused as stale.
+    refusals: int = 0
+    #: job id -> (host:gpu, time) of each "job ... completed on ..." line: a supervisor whose
+    #: completion Redis accepted.
+    completions: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+
+_LOG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO supervisor\.execution: "
+    r"job ([0-9a-f]+) (completed|lost) on (\S+) after "
+)
+
+
+def read_supervisor_logs(workdir: Path) -> SupervisorLogs:
+    logs = SupervisorLogs()
+    for path in sorted(workdir.glob("supervisor-*.log")):
         with open(path, encoding="utf-8", errors="replace") as f:
-            total += sum(1 for line in f if pattern.search(line))
-    return total
+            for line in f:
+                match = _LOG_LINE.match(line)
+                if match is None:
+                    continue
+                stamp, millis, job_id, outcome, where = match.groups()
+                if outcome == "lost":
+                    logs.refusals += 1
+                    continue
+                at = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+                logs.completions.setdefault(job_id, []).append((where, at))
+    return logs
 
 
 # -- entry points ----------------------------------------------------------------------------
@@ -1686,7 +1737,6 @@ def run_chaos(options: ChaosOptions) -> ChaosReport:
             r.close()
         report.timings["check_s"] = time.monotonic() - checking
         report.counts.update({k: v for k, v in run.counts.items() if k not in report.counts})
-        report.counts["supervisor_stale_refusals"] = count_supervisor_refusals(workdir)
         report.timings.update(run.timings)
         report.timings["redis_down_s"] = run.redis_down_s
         report.timings["redis_reload_max_s"] = run.redis_reload_max_s

@@ -1,6 +1,7 @@
 """The checks of ``scripts/chaos.py`` find what they promise to find: a run is planted with a
-lost job, a stuck one, a corrupt output, a completion no backend made, an ok job charged an
-attempt, a cancel nobody asked for and a job nobody submitted; a clean job passes."""
+lost job, a stuck one, a corrupt output, a completion no backend made, a completion a
+supervisor of another attempt was told it made, an ok job charged an attempt, a cancel nobody
+asked for and a job nobody submitted; a clean job passes."""
 
 from __future__ import annotations
 
@@ -86,6 +87,13 @@ async def test_checks_find_planted_faults(
     finally:
         await queue.aclose()
         log.close()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S,000")
+    (tmp_path / "supervisor-chaos-0.log").write_text(
+        f"{stamp} INFO supervisor.execution: job {run.accepted[0].job_id} completed on chaos-0:0 "
+        "after 0.1 s\n"  # the supervisor that held the lease: fine
+        f"{stamp} INFO supervisor.execution: job {run.accepted[1].job_id} completed on chaos-7:1 "
+        "after 0.1 s\n"  # a completion Redis attributes to another worker
+    )
     report = chaos.ChaosReport(options)
     r = redis.Redis.from_url(settings.redis_url)
     try:
@@ -97,6 +105,7 @@ async def test_checks_find_planted_faults(
     expected = [
         (ids[1], "is not intact: pixels are not the job's colour"),
         (ids[2], "no execution there made"),
+        (ids[1], "supervisors were told they completed it on ['chaos-7:1']"),
         (charged, "an ok job was charged 1 attempt(s)"),
         (charged, "an ok job failed: Oops"),
         (stuck, "stuck in state 'queued'"),
@@ -108,6 +117,7 @@ async def test_checks_find_planted_faults(
         assert any(job_id in v and text in v for v in report.violations), (text, found)
     assert ids[0] not in found, found
     assert report.count("outputs_verified") == 2  # jobs 0 and 2 (made elsewhere, yet intact)
+    assert report.count("completions_logged") == 1  # job 0
 
 
 @pytest.mark.parametrize("fsync", ["always", "everysec"])
