@@ -668,6 +668,9 @@ class Report:
     scenarios: dict[str, tuple[list[TraceJob], float]] = field(default_factory=dict)
     results: list[ModeResult] = field(default_factory=list)
 
+    def mean_seconds(self, scenario: str) -> float:
+        return statistics.fmean(j.seconds for j in self.scenarios[scenario][0])
+
     def trace_line(self, scenario: str) -> str:
         trace, rate = self.scenarios[scenario]
         d = [j.seconds for j in trace]
@@ -811,6 +814,27 @@ class Report:
                     )
                 else:
                     lines.append(f"| {r.scenario} | {label} | {where} | 0 | - | - | - |")
+        pulls = [r for r in self.results if r.mode == "pull" and r.gaps_backend]
+        if pulls:
+            lost = ", ".join(
+                f"{self.mean_seconds(r.scenario):.1f} s on average ({r.scenario}) lose "
+                f"{statistics.fmean(r.gaps_backend) / self.mean_seconds(r.scenario):.1%}"
+                for r in pulls
+            )
+            real = ", ".join(
+                f"{statistics.fmean(r.gaps_backend) / 20:.2%} ({r.scenario})" for r in pulls
+            )
+            lines += [
+                "",
+                "A hand-over is about 11 sequential round trips (3 HTTP calls to finish a job, "
+                "the GPU check on the NVML thread, the gate's Redis call, 2 parallel HTTP "
+                "probes, the claim, the renew, the POST) through event loops that serve "
+                f"{self.sizes.gpus_per_host} GPUs each, so it grows with CPU contention on this "
+                "shared 2-core machine and varies between runs. Its cost is relative to the job "
+                "length: at the mean gaps above, "
+                f"jobs of {lost} of a busy GPU's time to hand-overs; jobs of 20 s (a real "
+                f"ComfyUI scale) would lose {real}.",
+            ]
         lines += [
             "",
             "### Method",
