@@ -55,6 +55,9 @@ class Settings:
     backoff_max_ms: int = 300_000
     #: A job whose lease expired this many times (its worker vanished) is failed.
     max_lost_leases: int = 5
+    #: A job requeued this many times for faults of GPUs or backends (never charged as
+    #: attempts) is failed: a job that breaks every backend it touches cannot circle forever.
+    max_infra_faults: int = 20
     #: Socket timeout; blocking calls always use a shorter block timeout and re-arm.
     socket_timeout_s: float = 15.0
     block_timeout_s: float = 5.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -153,6 +154,8 @@ class JobStatus:
     metadata: Mapping[str, Any]
     outputs: tuple[OutputFile, ...]
     timeline: tuple[Attempt, ...]
+    #: Requeues for faults of GPUs or backends (not charged as attempts).
+    infra_faults: int = 0
 
     @property
     def is_terminal(self) -> bool:
@@ -184,24 +187,34 @@ class JobResult:
 
         File names come from the backend and are reduced to a safe base name, so a name such
         as ``../../etc/passwd`` is written as ``passwd`` inside ``folder``, never outside it.
-        Two outputs with the same name get a numeric suffix.
+        Existing files are never overwritten (a name taken gets a numeric suffix), and a link
+        planted in the folder is never followed.
         """
         target = Path(folder)
         target.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
-        used: set[str] = set()
         for index, output in enumerate(self.outputs):
             name = safe_filename(output.filename, fallback=f"{self.job_id}_{index}")
-            stem, dot, ext = name.rpartition(".")
-            candidate, n = name, 1
-            while candidate in used or (target / candidate).exists():
-                candidate = f"{stem}_{n}.{ext}" if dot else f"{name}_{n}"
-                n += 1
-            used.add(candidate)
-            path = target / candidate
-            path.write_bytes(output.data)
-            written.append(path)
+            written.append(_write_new_file(target, name, output.data))
         return written
+
+
+def _write_new_file(folder: Path, name: str, data: bytes) -> Path:
+    """Create ``name`` (or ``name_1``, ``name_2``...) in ``folder``: O_EXCL | O_NOFOLLOW, so
+    neither an existing file nor a symbolic link (even a dangling one) is ever written through."""
+    stem, dot, ext = name.rpartition(".")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for n in range(10_000):
+        candidate = name if n == 0 else (f"{stem}_{n}.{ext}" if dot else f"{name}_{n}")
+        path = folder / candidate
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return path
+    raise FileExistsError(f"no free file name for {name!r} in {folder}")
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,9 @@ Arg = str | bytes | int | float
 #: Job hash fields read for a status or a listing (never the workflow, which may be megabytes).
 STATUS_FIELDS = (
     "id", "service", "state", "priority", "progress", "progress_text", "attempts",
-    "max_attempts", "claims", "lost", "host", "gpu", "error", "submitted_ms", "enqueued_ms",
-    "started_ms", "finished_ms", "ready_ms", "timeout_ms", "cancel_requested", "metadata",
+    "max_attempts", "claims", "lost", "infra", "host", "gpu", "error", "submitted_ms",
+    "enqueued_ms", "started_ms", "finished_ms", "ready_ms", "timeout_ms", "cancel_requested",
+    "metadata",
     "outputs", "timeline",
 )  # fmt: skip
 LIST_STATES = ("queued", "running", *TERMINAL_STATES)
@@ -383,6 +384,7 @@ class Protocol:
                 error.to_json(),
                 self.backoff_ms(attempts_so_far),
                 self._retention_ms(),
+                self.settings.max_infra_faults,
             ),
             parse,
         )
@@ -489,6 +491,7 @@ def parse_status(values: dict[str, Any], position: Any) -> JobStatus:
         max_attempts=int(v["max_attempts"] or 0),
         claims=int(v["claims"] or 0),
         lost_leases=int(v["lost"] or 0),
+        infra_faults=int(v.get("infra") or 0),
         host=v["host"] or None,
         gpu=_opt_int(v["gpu"]),
         error=JobError.from_json(v["error"]),

@@ -92,6 +92,8 @@ def build_spec(
         workflow_json = json.dumps(graph, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise InvalidWorkflow(f"workflow is not plain JSON: {e}") from e
+    except RecursionError as e:
+        raise InvalidWorkflow("workflow is nested too deeply") from e
     size = len(workflow_json.encode()) + len(meta_json.encode())
     if size > settings.max_payload_bytes:
         raise PayloadTooLarge(
@@ -121,6 +123,8 @@ def normalize_workflow(workflow: object, service: str) -> dict[str, Any]:
             workflow = json.loads(workflow)
         except ValueError as e:
             raise InvalidWorkflow(f"workflow is not valid JSON: {e}") from e
+        except RecursionError as e:
+            raise InvalidWorkflow("workflow is nested too deeply") from e
     if not isinstance(workflow, Mapping):
         raise InvalidWorkflow(f"workflow must be a JSON object, not {type(workflow).__name__}")
     if service == "comfyui":
@@ -219,9 +223,12 @@ def _check_attempts(value: object) -> int:
 
 def _check_timeout(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgument(f"timeout_s must be a number of seconds, not {value!r}")
-    if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_S:
-        raise InvalidArgument(f"timeout_s must be > 0 and at most {MAX_TIMEOUT_S}, not {value!r}")
+        raise InvalidArgument(f"timeout_s must be a number of seconds, not {value!r:.40}")
+    # Compare before any float conversion: an int may be too large for a float.
+    if not 0 < value <= MAX_TIMEOUT_S or not math.isfinite(value):
+        raise InvalidArgument(
+            f"timeout_s must be > 0 and at most {MAX_TIMEOUT_S}, not {value!r:.40}"
+        )
     return float(value)
 
 
@@ -237,6 +244,8 @@ def _encode_metadata(metadata: object) -> str:
         encoded = json.dumps(dict(metadata), separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise InvalidArgument(f"metadata is not plain JSON: {e}") from e
+    except RecursionError as e:
+        raise InvalidArgument("metadata is nested too deeply") from e
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InvalidArgument(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
     return encoded

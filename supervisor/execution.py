@@ -53,7 +53,8 @@ class JobExecution:
         self.where = where
         self.interrupt_grace_s = interrupt_grace_s
         self.stop_reason: str | None = None
-        self.backend_failed = False
+        #: Why the backend failed this run (it was unreachable or answered nonsense), if it did.
+        self.backend_error: str | None = None
         self._stop = asyncio.Event()
         self._progress_changed = asyncio.Event()
         self._progress: tuple[float | None, str] = (None, "")
@@ -203,7 +204,7 @@ class JobExecution:
             message = f"the backend on {self.where} was interrupted by someone else"
             return FaultKind.INFRA, JobError("Interrupted", message, kind="infra")
         if isinstance(error, BackendUnavailable):
-            self.backend_failed = True
+            self.backend_error = str(error)
             return FaultKind.INFRA, JobError("BackendUnavailable", str(error), kind="infra")
         # An adapter bug triggered by this job: charge it, so it cannot loop forever.
         log.error("job %s: unexpected %s from the backend adapter", self.job.id,

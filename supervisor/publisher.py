@@ -16,6 +16,7 @@ from fleetq import __version__
 from fleetq.errors import RedisUnavailable
 from fleetq.fleet import FleetView, HostView
 from fleetq.store import AsyncStore
+from fleetq.urls import safe_url
 from supervisor.config import SupervisorConfig
 from supervisor.gpu.monitor import GpuMonitor, GpuStatus
 from supervisor.gpu.readings import GpuIdentity
@@ -39,7 +40,7 @@ def gpu_record(identity: GpuIdentity, status: GpuStatus, puller: Puller | None) 
         "blocked": state.blocked if state else "no puller for this GPU",
         "drained": bool(state and state.blocked == "drained by operator"),
         "services": sorted(puller.backends) if puller else [],
-        "backends": {s: b.url for s, b in puller.backends.items()} if puller else {},
+        "backends": {s: safe_url(b.url) for s, b in puller.backends.items()} if puller else {},
         "job": state.job_record() if state else None,
         "jobs_done": state.jobs_done if state else 0,
         "readings": readings,
@@ -59,7 +60,7 @@ def host_record(
         "gpus": len(gpus),
         "simulated": simulated,
         "state": "draining" if draining else "running",
-        "backends": {b.service: b.url_template for b in config.backends},
+        "backends": {b.service: safe_url(b.url_template) for b in config.backends},
     }
 
 

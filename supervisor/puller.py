@@ -20,6 +20,12 @@ from supervisor.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
+#: After a backend fails a run, its puller waits before claiming for it again: 1 s, doubling
+#: up to a minute, reset by the next success. A backend whose probe passes but whose answers are
+#: garbage would otherwise have the same job requeued and claimed again many times a second.
+BACKEND_COOLDOWN_MIN_S = 1.0
+BACKEND_COOLDOWN_MAX_S = 60.0
+
 
 class Puller:
     """Claims and runs jobs for one GPU until ``stopping`` is set."""
@@ -44,6 +50,8 @@ class Puller:
         # Blocking reads (claim wake-ups, cancel watch) get their own connection.
         self.blocking = AsyncStore(config.settings)
         self.where = f"{config.host_id}:{gpu}"
+        #: service -> (monotonic time until which it is not claimed for, current delay, why)
+        self._cooldown: dict[str, tuple[float, float, str]] = {}
 
     async def run(self) -> None:
         log.info("puller %s started for %s", self.where, ", ".join(self.backends))
@@ -95,6 +103,13 @@ class Puller:
         if not candidates:
             self.state.set_blocked("service paused: " + ", ".join(sorted(self.backends)))
             return []
+        now = asyncio.get_running_loop().time()
+        cooling = {s: c for s, c in self._cooldown.items() if s in candidates and c[0] > now}
+        candidates = [s for s in candidates if s not in cooling]
+        if not candidates:
+            until, _, why = min(cooling.values())
+            self.state.set_blocked(f"backend failing: {why} (retry in {until - now:.0f} s)")
+            return []
         probes = await asyncio.gather(*(self.backends[s].probe() for s in candidates))
         ready = [s for s, p in zip(candidates, probes, strict=True) if p.ready]
         if not ready:
@@ -117,3 +132,15 @@ class Puller:
             self.monitor.set_busy(self.gpu, False)
             self.current = None
             self.state.set_finished()
+        self._note_backend(job.service, execution.backend_error)
+
+    def _note_backend(self, service: str, error: str | None) -> None:
+        if error is None:
+            self._cooldown.pop(service, None)
+            return
+        previous = self._cooldown.get(service)
+        delay = BACKEND_COOLDOWN_MIN_S if previous is None else previous[1] * 2
+        delay = min(BACKEND_COOLDOWN_MAX_S, delay)
+        self._cooldown[service] = (asyncio.get_running_loop().time() + delay, delay, error[:120])
+        log.warning("puller %s: %s backend failed (%s); not claiming for it for %.0f s",
+                    self.where, service, error, delay)  # fmt: skip

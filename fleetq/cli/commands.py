@@ -31,6 +31,8 @@ def _read_workflow(path: str) -> Any:
         return json.loads(raw)
     except ValueError as e:
         raise InvalidWorkflow(f"{path} is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise InvalidWorkflow(f"{path} is nested too deeply") from e
 
 
 def _metadata(pairs: list[str] | None) -> dict[str, str]:

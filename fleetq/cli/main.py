@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"fleetq: error: {e}", file=sys.stderr)
         return 1
+    except TimeoutError as e:  # --wait-timeout passed; the job goes on
+        print(f"fleetq: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fleetq: interrupted", file=sys.stderr)
         return 130

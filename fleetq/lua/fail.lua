@@ -3,13 +3,16 @@ kind 'job'   : a fault of the job; charges an attempt, retries after backoff_ms 
                remain, otherwise fails.
 kind 'final' : a fault of the job that retrying cannot fix (validation error); charges and fails.
 kind 'infra' : a fault of the GPU, the backend or the supervisor (or a graceful drain); requeues
-               the job at its place without charging an attempt.
+               the job at its place without charging an attempt, but counts it in 'infra':
+               after max_infra such faults the job fails, so a job that breaks every backend
+               it touches cannot circle the fleet forever.
 A job whose cancel was requested ends cancelled whatever the kind.
 KEYS[1]  job:<id>    KEYS[2]  leases
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  lease token     ARGV[5]  kind
 ARGV[6]  error (JSON {type, message, node?, ...})
 ARGV[7]  backoff_ms before the retry          ARGV[8]  retention_ms (if it ends)
+ARGV[9]  max_infra (infrastructure faults before the job fails)
 Returns {'failed'} | {'retrying', ready_ms} | {'requeued'} | {'cancelled'}
       | {'stale', state or 'missing'}
 ]]
@@ -33,7 +36,7 @@ if f[4] == '1' then
   return {'cancelled'}
 end
 redis.call('HSET', jkey, 'error', err)
-if kind == 'infra' then
+if kind == 'infra' and redis.call('HINCRBY', jkey, 'infra', 1) < tonumber(ARGV[9]) then
   leave_running(id, svc)
   close_attempt(jkey, now, 'requeued', message)
   enqueue(id, jkey, svc, now)
@@ -41,7 +44,16 @@ if kind == 'infra' then
   job_emit(id, 'requeued', {'reason', message})
   return {'requeued'}
 end
-local attempts = redis.call('HINCRBY', jkey, 'attempts', 1)
+local attempts = tonumber(f[5])
+if kind == 'infra' then
+  message = message .. ' (gave up after ' .. ARGV[9] .. ' faults of GPUs or backends)'
+  if ok and type(decoded) == 'table' then
+    decoded['message'] = message
+    redis.call('HSET', jkey, 'error', cjson.encode(decoded))
+  end
+else
+  attempts = redis.call('HINCRBY', jkey, 'attempts', 1)
+end
 if kind == 'job' and attempts < tonumber(f[6]) then
   local ready = now + tonumber(ARGV[7])
   leave_running(id, svc)

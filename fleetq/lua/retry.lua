@@ -20,7 +20,7 @@ redis.call('ZREM', k_ended(svc, f[1]), id)
 redis.call('PERSIST', jkey)
 redis.call('PERSIST', k_jobev(id))
 if f[3] and f[3] ~= '' then redis.call('PERSIST', k_idem(f[3])) end
-redis.call('HSET', jkey, 'attempts', 0, 'lost', 0, 'enqueued_ms', now)
+redis.call('HSET', jkey, 'attempts', 0, 'lost', 0, 'infra', 0, 'enqueued_ms', now)
 redis.call('HDEL', jkey, 'finished_ms', 'outputs')
 enqueue(id, jkey, svc, now)
 emit('retried', id, svc, {'from', f[1]})

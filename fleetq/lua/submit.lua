@@ -11,6 +11,7 @@ ARGV[5]  workflow (JSON)      ARGV[6]  priority (-1000..1000)
 ARGV[7]  max_attempts         ARGV[8]  timeout_ms
 ARGV[9]  metadata (JSON)      ARGV[10] idempotency key, or ''
 Returns {'created', id, position} | {'existing', id, position or -1} | {'collision'}
+('existing' also answers a resend of the same submit whose first reply was lost.)
 ]]
 --@include common
 local id, svc, idem = ARGV[3], ARGV[4], ARGV[10]
@@ -23,7 +24,17 @@ if idem ~= '' then
     return {'existing', existing, pos}
   end
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {'collision'} end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  -- The same id with the same content is this very submit sent again (the client resent it
+  -- after its connection dropped before the reply): answer as the first time did.
+  local f = redis.call('HMGET', KEYS[3], 'service', 'workflow', 'metadata', 'state')
+  if f[1] == svc and f[2] == ARGV[5] and f[3] == ARGV[9] then
+    local pos = -1
+    if f[4] == 'queued' then pos = position_of(id, svc) end
+    return {'existing', id, pos}
+  end
+  return {'collision'}
+end
 local now = now_ms()
 local seq = redis.call('INCR', KEYS[4])
 local priority = tonumber(ARGV[6])

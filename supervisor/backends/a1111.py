@@ -47,6 +47,7 @@ from typing import Any
 import aiohttp
 
 from fleetq.model import JobError, Output
+from fleetq.urls import safe_url
 
 from .base import (
     BackendProbe,
@@ -192,6 +193,8 @@ class A1111Backend:
         interrupt_retry_s: float = 1.0,
     ) -> None:
         self.url = url.rstrip("/")
+        #: The URL without credentials, for logs and the dashboard.
+        self.display_url = safe_url(self.url)
         self._session = session
         self._owns_session = session is None
         self._auth_header: dict[str, str] = {}
@@ -223,7 +226,7 @@ class A1111Backend:
         except (_Unreachable, _Malformed) as e:
             return BackendProbe(alive=False, idle=False, detail=str(e))
         except Exception as e:  # never raise from a probe
-            log.exception("a1111 %s: probe failed", self.url)
+            log.exception("a1111 %s: probe failed", self.display_url)
             return BackendProbe(alive=False, idle=False, detail=f"probe failed: {e!r}")
         job_count = state.get("job_count")
         info = {"job": state.get("job"), "job_count": job_count}
@@ -241,7 +244,7 @@ class A1111Backend:
         Raises JobRejected, JobRuntimeError, JobInterrupted or BackendUnavailable; cancelling
         the calling task interrupts the generation (bounded) and propagates."""
         if self._job is not None:
-            raise RuntimeError(f"a1111 {self.url} already runs job {self._job.job_id}")
+            raise RuntimeError(f"a1111 {self.display_url} already runs job {self._job.job_id}")
         endpoint = "img2img" if "init_images" in workflow else "txt2img"
         try:
             data = json.dumps(dict(workflow), allow_nan=False)
@@ -251,7 +254,7 @@ class A1111Backend:
         job = _Job(job_id, endpoint, loop.time())
         self._job = job
         progress(0.0, "submitted")
-        log.info("job %s posted to %s/sdapi/v1/%s", job_id, self.url, endpoint)
+        log.info("job %s posted to %s/sdapi/v1/%s", job_id, self.display_url, endpoint)
         post = asyncio.create_task(
             self._call("POST", f"/sdapi/v1/{endpoint}", self.run_timeout_s, data=data),
             name=f"a1111-{endpoint}-{job_id}",
@@ -288,6 +291,11 @@ class A1111Backend:
         except BackendUnavailable as e:
             log.warning("job %s: backend unavailable: %s", job_id, e)
             raise
+        except (RecursionError, OverflowError) as e:  # absurd JSON: nested too deep, huge numbers
+            log.warning("job %s: malformed answer: %r", job_id, e)
+            # Charged to the job (bounded by its attempts): it may be what the job produced.
+            error = JobError("MalformedAnswer", f"absurd answer from A1111: {type(e).__name__}")
+            raise JobRuntimeError(error) from e
         finally:
             job.done = True
             for task in (post, watch):
@@ -305,7 +313,7 @@ class A1111Backend:
             log.info("job %s: interrupt requested", job.job_id)
             await self._send_interrupt(job)
         except Exception:
-            log.exception("a1111 %s: interrupt failed", self.url)
+            log.exception("a1111 %s: interrupt failed", self.display_url)
 
     async def aclose(self) -> None:
         if self._owns_session and self._session is not None:

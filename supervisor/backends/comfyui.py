@@ -50,6 +50,7 @@ from typing import Any
 import aiohttp
 
 from fleetq.model import JobError, Output
+from fleetq.urls import safe_url
 
 from .base import (
     BackendProbe,
@@ -139,6 +140,8 @@ class ComfyUIBackend:
         interrupt_retry_s: float = 1.0,
     ) -> None:
         self.url = url.rstrip("/")
+        #: The URL without credentials, for logs and the dashboard.
+        self.display_url = safe_url(self.url)
         self._http = ComfyHttp(self.url, session)
         self.request_timeout_s = request_timeout_s
         self.probe_timeout_s = probe_timeout_s
@@ -178,7 +181,7 @@ class ComfyUIBackend:
         except (Unreachable, Malformed) as e:
             return BackendProbe(alive=False, idle=False, detail=str(e))
         except Exception as e:  # never raise from a probe
-            log.exception("comfyui %s: probe failed", self.url)
+            log.exception("comfyui %s: probe failed", self.display_url)
             return BackendProbe(alive=False, idle=False, detail=f"probe failed: {e!r}")
         info["queue_remaining"] = remaining
         job = self._job
@@ -195,7 +198,7 @@ class ComfyUIBackend:
         its end. Raises JobRejected, JobRuntimeError, JobInterrupted or BackendUnavailable;
         cancelling the calling task interrupts the prompt (bounded) and propagates."""
         if self._job is not None:
-            raise RuntimeError(f"comfyui {self.url} already runs job {self._job.job_id}")
+            raise RuntimeError(f"comfyui {self.display_url} already runs job {self._job.job_id}")
         try:
             graph, extra = extract_prompt(workflow)
         except ValueError as e:
@@ -225,6 +228,11 @@ class ComfyUIBackend:
         except Malformed as e:  # e.g. a history entry of the wrong shape
             log.warning("job %s prompt %s: malformed answer: %s", job_id, job.prompt_id, e)
             raise BackendUnavailable(str(e)) from e
+        except (RecursionError, OverflowError) as e:  # absurd JSON: nested too deep, huge numbers
+            log.warning("job %s prompt %s: malformed answer: %r", job_id, job.prompt_id, e)
+            # Charged to the job (bounded by its attempts): it may be what the job produced.
+            error = JobError("MalformedAnswer", f"absurd answer from ComfyUI: {type(e).__name__}")
+            raise JobRuntimeError(error) from e
         finally:
             self._socket.unlisten(job.events)
             self._job = None
@@ -241,7 +249,7 @@ class ComfyUIBackend:
                 await self._stop_remote(job)
             job.events.put_nowait((_WAKE, {}))
         except Exception:
-            log.exception("comfyui %s: interrupt failed", self.url)
+            log.exception("comfyui %s: interrupt failed", self.display_url)
 
     async def aclose(self) -> None:
         await self._socket.close()
@@ -299,7 +307,7 @@ class ComfyUIBackend:
             "job %s submitted as prompt %s to %s (client %s)",
             job.job_id,
             job.prompt_id,
-            self.url,
+            self.display_url,
             client_id,
         )
         if ok.node_errors:

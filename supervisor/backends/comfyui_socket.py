@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from fleetq.urls import safe_url
+
 from .comfyui_protocol import parse_frame
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,7 @@ class EventSocket:
         self._ws = ws
         self.client_id = client_id
         self._reader = asyncio.create_task(self._read(ws), name=f"comfyui-ws-{client_id[:8]}")
-        log.debug("comfyui websocket %s connected to %s", client_id, self._ws_url)
+        log.debug("comfyui websocket %s connected to %s", client_id, safe_url(self._ws_url))
 
     def listen(self, queue: Inbox) -> None:
         """Send this socket's frames to ``queue`` (a ``CLOSED`` event at once if not open)."""
@@ -178,7 +180,7 @@ class EventSocket:
         log.info(
             "comfyui websocket %s to %s closed (code %s)",
             self.client_id,
-            self._ws_url,
+            safe_url(self._ws_url),
             ws.close_code,
         )
         with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):

@@ -145,3 +145,22 @@ def test_result_of_unfinished_job_is_refused(client: Client, graph: Any) -> None
     job = client.submit(graph)
     with pytest.raises(InvalidTransition):
         job.result()
+
+
+async def test_a_job_that_breaks_every_backend_fails_after_max_infra_faults(
+    client: Client, settings: Settings, graph: Any
+) -> None:
+    worker = WorkerQueue(settings.with_overrides(max_infra_faults=3))
+    job = client.submit(graph)
+    outcomes = []
+    for _ in range(3):
+        claimed = await claim(worker)
+        error = JobError("BackendUnavailable", "prompt vanished")
+        outcomes.append(await worker.fail(claimed, FaultKind.INFRA, error))
+    assert outcomes == ["requeued", "requeued", "failed"]
+    status = job.status()
+    assert (status.state.value, status.attempts, status.infra_faults) == ("failed", 0, 3)
+    assert status.error is not None and "gave up after 3 faults" in status.error.message
+    assert client.retry(job.id) == 0
+    assert job.status().infra_faults == 0
+    await worker.aclose()

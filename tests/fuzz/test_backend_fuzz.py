@@ -314,13 +314,8 @@ KNOWN = {
 }  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: the adapters let RecursionError (deeply nested JSON in an answer) and "
-    "OverflowError (an integer too large for a float in a progress frame or answer) escape "
-    "run() instead of a BackendError",
-)
 @pytest.mark.parametrize("case", list(KNOWN))
-async def test_known_adapter_failures(case: str) -> None:
+async def test_absurd_json_answers_are_backend_errors(case: str) -> None:
+    """Deeply nested JSON and integers too large for a float end as a BackendError."""
     result = await KNOWN[case]()
     assert isinstance(result, (BackendResult, BackendError))

@@ -282,12 +282,6 @@ KNOWN_FAILURES: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: fleetq/validation.py lets RecursionError (json.loads/json.dumps of "
-    "deeply nested input) and OverflowError (math.isfinite of an int too large for a float) "
-    "escape instead of raising InvalidWorkflow / InvalidArgument",
-)
 @pytest.mark.parametrize("case", list(KNOWN_FAILURES))
 def test_known_failures_are_validation_errors(
     redis_url: str, admin: redis.Redis, case: str

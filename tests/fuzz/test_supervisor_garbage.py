@@ -69,13 +69,6 @@ async def test_adapter_error_fails_the_job_with_a_reason_and_the_fleet_goes_on(
         assert (await settled(client, good)).state is JobState.COMPLETED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: a backend whose probe passes but whose POST /prompt answers garbage "
-    "(a proxy's 200 HTML page) makes BackendUnavailable requeue the job uncharged and the "
-    "puller claim it again at once: ~200 claims per second, forever, each growing the job's "
-    "timeline",
-)
 async def test_garbage_that_passes_the_probe_does_not_spin(redis_url: str) -> None:
     fake = FakeComfy(overrides={("POST", "/prompt"): raw(200, b"<html>bad gateway</html>")})
     async with fleet(redis_url, fake) as client:

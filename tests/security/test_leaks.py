@@ -218,11 +218,6 @@ def test_dashboard_header_masks_the_password() -> None:
     assert_clean(header)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: supervisor/publisher.py publishes backend URLs verbatim to the host "
-    "record in Redis (read by the dashboard and by every role), credentials included",
-)
 async def test_backend_credentials_stay_out_of_the_published_host_record(roles: Roles) -> None:
     from supervisor.app import Supervisor
     from supervisor.config import BackendSpec, SupervisorConfig

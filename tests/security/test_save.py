@@ -8,7 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,12 +77,6 @@ def test_safe_filename_is_a_plain_base_name(name: str) -> None:
     assert len(base.encode()) <= 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: JobResult.save checks Path.exists() (which follows links) and writes with "
-    "write_bytes(), so a dangling symlink already in the folder sends the bytes outside it; "
-    "os.path.lexists and os.open(O_CREAT | O_EXCL | O_NOFOLLOW) would not",
-)
 def test_save_does_not_follow_a_dangling_symlink_out_of_the_folder(tmp_path: Path) -> None:
     folder = tmp_path / "out"
     folder.mkdir()
