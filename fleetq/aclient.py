@@ -12,20 +12,23 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
 from fleetq.config import Settings
-from fleetq.errors import InvalidTransition, JobCancelled, JobFailed
+from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.store import AsyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
 AsyncProgressCallback = Callable[[JobStatus], Awaitable[None] | None]
+T = TypeVar("T")
 
 
 class AsyncJob:
@@ -56,10 +59,11 @@ class AsyncJob:
         """
         store = self.client.store
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        last_id = await store.last_job_event_id(self.id)
+        outage = _AsyncOutage()
+        last_id = await outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
         while True:
-            status = await self.status()
+            status = await outage.retry(self.status)
             if status.is_terminal:
                 return await self.client.result_of(status)
             marker = (status.state, status.progress, status.progress_text, status.claims)
@@ -74,11 +78,35 @@ class AsyncJob:
                 if remaining <= 0:
                     raise TimeoutError(f"job {self.id} still {status.state} after {timeout_s} s")
                 block_s = min(block_s, remaining)
-            entries = await store.read_job_events(
-                self.id, last_id, block_ms=max(1, int(block_s * 1000))
-            )
+            block_ms = max(1, int(block_s * 1000))
+            entries = await outage.retry(partial(store.read_job_events, self.id, last_id, block_ms))
             if entries:
                 last_id = entries[-1][0]
+
+
+class _AsyncOutage:
+    """Rides out a short Redis outage (a restart, a Sentinel failover) while waiting."""
+
+    TOLERANCE_S = 30.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    async def retry(self, read: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.1
+        while True:
+            try:
+                value = await read()
+            except RedisUnavailable:
+                now = time.monotonic()
+                self.since = self.since or now
+                if now - self.since > self.TOLERANCE_S:
+                    raise
+                await asyncio.sleep(delay)  # reconnect backoff
+                delay = min(2.0, delay * 2)
+                continue
+            self.since = None
+            return value
 
 
 class AsyncClient:

@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import redis
 
 from fleetq.config import Settings
-from fleetq.errors import InvalidTransition, JobCancelled, JobFailed
+from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.store import SyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
 ProgressCallback = Callable[[JobStatus], None]
+T = TypeVar("T")
 
 
 class Job:
@@ -66,10 +68,11 @@ class Job:
         """
         store = self.client.store
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        last_id = store.last_job_event_id(self.id)
+        outage = _Outage()
+        last_id = outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
         while True:
-            status = self.status()
+            status = outage.retry(self.status)
             if status.is_terminal:
                 return self.client.result_of(status)
             marker = (status.state, status.progress, status.progress_text, status.claims)
@@ -82,9 +85,35 @@ class Job:
                 if remaining <= 0:
                     raise TimeoutError(f"job {self.id} still {status.state} after {timeout_s} s")
                 block_s = min(block_s, remaining)
-            entries = store.read_job_events(self.id, last_id, block_ms=max(1, int(block_s * 1000)))
+            block_ms = max(1, int(block_s * 1000))
+            entries = outage.retry(partial(store.read_job_events, self.id, last_id, block_ms))
             if entries:
                 last_id = entries[-1][0]
+
+
+class _Outage:
+    """Rides out a short Redis outage (a restart, a Sentinel failover) while waiting."""
+
+    TOLERANCE_S = 30.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def retry(self, read: Callable[[], T]) -> T:
+        delay = 0.1
+        while True:
+            try:
+                value = read()
+            except RedisUnavailable:
+                now = time.monotonic()
+                self.since = self.since or now
+                if now - self.since > self.TOLERANCE_S:
+                    raise
+                time.sleep(delay)  # reconnect backoff
+                delay = min(2.0, delay * 2)
+                continue
+            self.since = None
+            return value
 
 
 class Client:

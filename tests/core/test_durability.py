@@ -56,3 +56,25 @@ def test_redis_down_is_one_clear_error(graph: dict[str, Any]) -> None:
     message = str(info.value)
     assert message.startswith("cannot reach Redis at redis://:***@127.0.0.1:")
     assert "secret" not in message
+
+
+async def test_wait_rides_out_a_redis_restart(
+    aof_server: RedisServer, graph: dict[str, Any]
+) -> None:
+    import asyncio
+
+    from fleetq import AsyncClient
+
+    settings = Settings(redis_url=aof_server.url, namespace="ride", block_timeout_s=1,
+                        socket_timeout_s=2)  # fmt: skip
+    async with AsyncClient(settings) as client:
+        job = await client.submit(graph)
+        waiting = asyncio.create_task(job.wait(timeout_s=60))
+        await asyncio.to_thread(aof_server.restart, True)  # the waiter meets Redis down
+        worker = WorkerQueue(settings)
+        claimed = (await worker.try_claim(["comfyui"], "h", 0)).job
+        assert claimed is not None
+        await worker.complete(claimed, [])
+        await worker.aclose()
+        result = await asyncio.wait_for(waiting, 30)
+        assert result.job_id == job.id
