@@ -11,7 +11,8 @@ What runs (all on this machine, every process real):
   prompt it executes to a JSON-lines log that survives its restarts (its ``/history`` does not);
   instances are restarted with ``POST /fake/restart`` at random;
 * ``fleetq supervisor --simulate-gpus N`` processes, SIGKILLed (and sometimes SIGTERMed) and
-  restarted at random, with a short lease (``FLEETQ_LEASE_MS``);
+  restarted at random, or frozen (SIGSTOP) past their leases and woken (SIGCONT), with a short
+  lease (``FLEETQ_LEASE_MS``);
 * a submitter (idempotent submits, retried while Redis is down), operators cancelling and
   bumping at random, simulated GPU faults (``xid=79`` then ``clear`` through the control
   channel), and "zombie" workers that claim a job, freeze until the reaper takes the lease
@@ -21,8 +22,9 @@ The workload and the chaos schedule are drawn from ``--seed`` before the run sta
 always asks for the same jobs and the same faults at the same offsets (what the fleet then does
 with them depends on timing). After the chaos the fleet drains: every process is up again and
 the run waits until nothing is queued or running. Then the checks read Redis (job hashes,
-indexes, leases, output blobs, the event stream) and the fakes' own execution logs; see
-``check_run`` for the exact list. Exit status 0 when every check passed, 1 on any violation.
+indexes, leases, output blobs, the event stream), the fakes' own execution logs and the
+supervisors' logs; see ``check_run`` for the exact list and docs/RELIABILITY.md for results.
+Exit status 0 when every check passed, 1 on any violation.
 
     .venv/bin/python scripts/chaos.py --fsync always --seed 1           # the long run
     .venv/bin/python scripts/chaos.py --fsync everysec --seed 1
@@ -456,7 +458,6 @@ class Fleet:
         self.fakes: list[subprocess.Popen[bytes]] = []
         self.supervisors: list[subprocess.Popen[bytes] | None] = [None] * options.supervisors
         self.started_at: list[list[float]] = [[] for _ in range(options.supervisors)]
-        self._logs: list[IO[bytes]] = []
 
     @staticmethod
     def host(k: int) -> str:
@@ -488,36 +489,31 @@ class Fleet:
         for k in range(o.supervisors):
             base = consecutive_free_ports(o.gpus)
             self.fake_bases.append(base)
-            log = self._log(f"fakes-{k}.log", "wb")
-            self.fakes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        str(Path(__file__).resolve()),
-                        "serve-fakes",
-                        "--port",
-                        str(base),
-                        "--count",
-                        str(o.gpus),
-                        "--log",
-                        str(self.workdir / f"executions-{k}.jsonl"),
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    cwd=ROOT,
+            with open(self.workdir / f"fakes-{k}.log", "wb") as log:  # the child keeps its copy
+                self.fakes.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            str(Path(__file__).resolve()),
+                            "serve-fakes",
+                            "--port",
+                            str(base),
+                            "--count",
+                            str(o.gpus),
+                            "--log",
+                            str(self.workdir / f"executions-{k}.jsonl"),
+                        ],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                        cwd=ROOT,
+                    )
                 )
-            )
             for gpu in range(o.gpus):
                 wait_for_port(base + gpu, 30, self.fakes[k])
         for k in range(o.supervisors):
             self.start_supervisor(k)
-
-    def _log(self, name: str, mode: str) -> IO[bytes]:
-        log = open(self.workdir / name, mode)  # noqa: SIM115 - closed in stop()
-        self._logs.append(log)
-        return log
 
     def supervisor_env(self) -> dict[str, str]:
         s = self.settings
@@ -537,8 +533,14 @@ class Fleet:
         running = self.supervisors[k]
         if running is not None and running.poll() is None:
             raise RuntimeError(f"supervisor {self.host(k)} is already running")
-        log = self._log(f"supervisor-{self.host(k)}.log", "ab")
-        process = subprocess.Popen(
+        with open(self.workdir / f"supervisor-{self.host(k)}.log", "ab") as log:
+            process = self._popen_supervisor(k, log)
+        self.supervisors[k] = process
+        self.started_at[k].append(time.time())
+        return process
+
+    def _popen_supervisor(self, k: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -564,9 +566,6 @@ class Fleet:
             start_new_session=True,
             cwd=ROOT,
         )
-        self.supervisors[k] = process
-        self.started_at[k].append(time.time())
-        return process
 
     def stop_supervisors(self, timeout_s: float = 30.0) -> list[str]:
         """SIGTERM every supervisor (they drain); returns complaints about unclean exits."""
@@ -604,9 +603,6 @@ class Fleet:
                 process.kill()
                 process.wait()
         self.redis.close()
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
 
 
 # -- the run ---------------------------------------------------------------------------------
