@@ -180,7 +180,9 @@ class ChaosReport:
             f"jobs: submitted {c('submitted')} (ok {c('kind_ok')}, error {c('kind_error')}, "
             f"hang {c('kind_hang')}); completed {c('completed')}, failed {c('failed')} "
             f"(RuntimeError {c('failed_RuntimeError')}, Timeout {c('failed_Timeout')}, "
-            f"LeaseLost {c('failed_LeaseLost')}), cancelled {c('cancelled')}; "
+            f"LeaseLost {c('failed_LeaseLost')}, infrastructure cap "
+            f"{sum(c(f'failed_infra_capped_{k}') for k in ('ok', 'error', 'hang'))}), cancelled "
+            f"{c('cancelled')}; "
             f"not terminal {c('not_terminal')}, missing {c('missing')}",
             f"lifecycle: claims {c('claims')}, requeues {c('requeues')} (lost leases "
             f"{c('lost_leases')}, infra requeues {c('infra_requeues')}), job-fault retries "
@@ -1276,10 +1278,13 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
       4. its timeline is consistent: every attempt closed, ``claims`` = attempts in the
          timeline, at most one attempt ``completed`` and, if so, it is the last one and the job
          is completed; ``lost`` = attempts that ended ``lost`` (+1 when it failed LeaseLost);
+         ``infra`` = attempts that ended ``requeued`` (+1 when it failed at the cap of
+         FLEETQ_MAX_INFRA_FAULTS);
       5. attempts were charged only for faults of the job: ``attempts`` = attempts that ended
          ``retrying`` + 1 if it failed for a job fault; an ``ok`` job has ``attempts`` 0 and
-         never fails but by LeaseLost; an ``error`` job fails RuntimeError and a ``hang`` job
-         Timeout, after exactly ``max_attempts``, unless cancelled or LeaseLost;
+         never fails but by LeaseLost or the infrastructure cap; an ``error`` job fails
+         RuntimeError and a ``hang`` job Timeout, after exactly ``max_attempts``, unless
+         cancelled, LeaseLost or capped;
       6. a cancelled job was asked to be cancelled; an acknowledged ``cancelled`` ends
          cancelled, an acknowledged ``cancelling`` ends cancelled or completed;
       7. its priority is that of the last acknowledged bump (or of a bump whose reply was lost);
@@ -1440,8 +1445,13 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
         elif logged:
             report.counts["completions_logged"] += 1
         lease_lost = state == "failed" and etype == "LeaseLost"
+        # Failed for faults of GPUs or backends, after FLEETQ_MAX_INFRA_FAULTS of them.
+        infra_capped = state == "failed" and ekind == "infra" and not lease_lost
+        gave_up = lease_lost or infra_capped  # by design, not the job's fault: never charged
         if lost != outcomes.count("lost") + (1 if lease_lost else 0):
             bad(f"{where}: lost {lost} but attempts ended {outcomes}")
+        if "infra" in job and int(job["infra"]) != outcomes.count("requeued") + infra_capped:
+            bad(f"{where}: infra {job['infra']} but attempts ended {outcomes}")
         charged = outcomes.count("retrying") + (
             1 if state == "failed" and ekind in ("job", "final") else 0
         )
@@ -1471,7 +1481,7 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
         if plan.kind == "ok":
             if attempts != 0:
                 bad(f"{where}: an ok job was charged {attempts} attempt(s): {outcomes} {etype}")
-            if state == "failed" and not lease_lost:
+            if state == "failed" and not gave_up:
                 bad(f"{where}: an ok job failed: {etype}: {error.get('message')}")
         else:
             if state == "completed":
@@ -1479,7 +1489,7 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
             expected = "RuntimeError" if plan.kind == "error" else "Timeout"
             if (
                 state == "failed"
-                and not lease_lost
+                and not gave_up
                 and (etype != expected or attempts != o.max_attempts)
             ):
                 bad(
@@ -1493,8 +1503,9 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
                         f"{where}: {attempts} attempt(s) charged but the fakes failed it "
                         f"{errors} time(s)"
                     )
-        if state == "failed" and lease_lost:
-            report.counts["failed_ok_lease_lost" if plan.kind == "ok" else "failed_lease_lost"] += 1
+        if state == "failed" and gave_up:
+            why = "lease_lost" if lease_lost else "infra_capped"
+            report.counts[f"failed_{why}_{plan.kind}"] += 1
 
         # 7: bumps.
         priority = int(job.get("priority", "0"))

@@ -1,8 +1,7 @@
-"""Reproductions of issues the chaos work found, as strict expected failures: each asserts the
-behaviour we want, fails today, and turns into an unexpected pass (an error, because strict)
-once the issue is fixed, so that its marker goes with the fix.
+"""Reproductions of issues the chaos work found, kept as regression tests once fixed.
 
-See docs/RELIABILITY.md, "Findings"."""
+A submit whose reply was lost used to create a second, orphaned job (fixed in 5165f2c: a resent
+submit is answered as the first). See docs/RELIABILITY.md, "Findings"."""
 
 from __future__ import annotations
 
