@@ -75,6 +75,8 @@ class ClaimOutcome:
     drained: bool = False
     #: When nothing was claimable but a retry becomes due: how long until then (ms).
     next_ready_in_ms: int | None = None
+    #: When nothing was claimable: the requested services that are paused.
+    paused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,8 @@ class Protocol:
             if kind == "empty":
                 ready = _opt_int(reply[1])
                 wait = None if ready is None else max(0, ready - int(reply[2]))
-                return ClaimOutcome(None, next_ready_in_ms=wait)
+                paused = tuple(text(name) for name in reply[3:])
+                return ClaimOutcome(None, next_ready_in_ms=wait, paused=paused)
             return ClaimOutcome(
                 ClaimedJob(
                     id=text(reply[1]),

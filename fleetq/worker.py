@@ -62,9 +62,12 @@ class WorkerQueue:
             if remaining <= 0:
                 return outcome
             wait_s = remaining
+            retry_due = outcome.next_ready_in_ms is not None
             if outcome.next_ready_in_ms is not None:
                 wait_s = min(wait_s, outcome.next_ready_in_ms / 1000 + 0.001)
-            await waiter.wait_for_work(services, wait_s)
+            woken = await waiter.wait_for_work(services, wait_s)
+            if not woken and not retry_due and time.monotonic() >= deadline:
+                return outcome  # nothing arrived: no point in another claim round trip
 
     async def renew(
         self, job: ClaimedJob, progress: float | None = None, progress_text: str = ""
@@ -89,6 +92,17 @@ class WorkerQueue:
     async def job_events(self, job_id: str, last_id: str, block_ms: int) -> list[StreamEntry]:
         """Block on a job's own stream (cancel requests arrive here within milliseconds)."""
         return await self.store.read_job_events(job_id, last_id, block_ms)
+
+    async def rewake(self, services: Sequence[str]) -> None:
+        """Put back the wake-up markers of ``services`` (a claimer that was woken but may not
+        claim after all passes the wake-up on to another one)."""
+        try:
+            async with self.store.redis.pipeline(transaction=False) as pipe:
+                for service in services:
+                    pipe.zadd(self.keys.marker(service), {"0": 0})
+                await cancel_safe(pipe.execute())
+        except CONNECTION_ERRORS as e:
+            raise unavailable(self.settings, e) from e
 
     async def gate(self, host: str, gpu: int) -> tuple[bool, set[str]]:
         """One round trip before a claim: is this GPU (or its host) drained, and which services

@@ -389,7 +389,7 @@ class Result:
             "```",
             "",
             f"One supervisor process (`fleetq supervisor --simulate-gpus {g} --backend "
-            "comfyui=http://127.0.0.1:{port:BASE}`, default settings: `claim_block_s` 1 s, "
+            "comfyui=http://127.0.0.1:{port:BASE}`, default settings: `claim_block_s` 5 s, "
             f"publisher and reaper every 1 s) against {g} fake ComfyUI instances served by one "
             "separate process, and a private redis-server that only this supervisor talks to, "
             "with an empty queue. After every GPU is published idle and a warm-up of "

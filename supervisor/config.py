@@ -81,8 +81,9 @@ class SupervisorConfig:
     grace_s: float = 60.0
     #: Free GPU memory a GPU needs to claim (MiB); None skips the rule.
     min_free_mb: int | None = None
-    #: How long one idle claim blocks on the wake-up marker before the gate is re-checked.
-    claim_block_s: float = 1.0
+    #: How long an idle puller blocks on the wake-up marker before it claims again (a submit
+    #: wakes it at once; the gate is re-checked after every wake-up).
+    claim_block_s: float = 5.0
     #: How long a blocked puller waits before checking its gate again.
     gate_retry_s: float = 1.0
     publish_interval_s: float = 1.0

@@ -76,13 +76,6 @@ class JobExecution:
         started = time.monotonic()
         log.info("job %s claimed on %s (service %s, claim %d)", job.id, self.where, job.service,
                  job.claims)  # fmt: skip
-        try:
-            if await self.queue.renew(job):  # confirms the lease, catches an early cancel
-                self.request_stop("cancel")
-        except StaleLease:
-            return "lost"
-        except RedisUnavailable:
-            pass
         loop = asyncio.get_running_loop()
         timer = loop.call_later(job.timeout_ms / 1000, self.request_stop, "timeout")
         run_task = asyncio.create_task(
@@ -123,12 +116,17 @@ class JobExecution:
             await asyncio.gather(run_task, return_exceptions=True)
 
     async def _heartbeat(self) -> None:
-        """Renew the lease every lease/3, and soon after progress changes."""
+        """Renew the lease at once (it confirms the lease and catches a cancel that came before
+        the watch started, while the backend already starts), then every lease/3 and soon
+        after progress changes."""
         loop = asyncio.get_running_loop()
         interval_s = self.queue.settings.lease_ms / 3000
         last_sent = 0.0
+        first = True
         while True:
-            await wait_event(self._progress_changed, interval_s)
+            if not first:
+                await wait_event(self._progress_changed, interval_s)
+            first = False
             since = loop.time() - last_sent
             if since < PROGRESS_RENEW_MIN_S:
                 await asyncio.sleep(PROGRESS_RENEW_MIN_S - since)  # throttle progress writes

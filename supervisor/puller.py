@@ -52,24 +52,37 @@ class Puller:
         self.where = f"{config.host_id}:{gpu}"
         #: service -> (monotonic time until which it is not claimed for, current delay, why)
         self._cooldown: dict[str, tuple[float, float, str]] = {}
+        #: service -> monotonic time its backend completed one of our jobs
+        self._just_finished: dict[str, float] = {}
 
     async def run(self) -> None:
         log.info("puller %s started for %s", self.where, ", ".join(self.backends))
         failures = 0
+        woken = False
         while not self.stopping.is_set():
             try:
                 services = await self._gate()
                 if not services:
+                    if woken:  # a submit woke us, but we may not claim: wake another puller
+                        await self.queue.rewake(list(self.backends))
+                    woken = False
                     await self._rest(self.config.gate_retry_s)
                     continue
-                self.state.set_idle()
-                outcome = await self.queue.claim(
-                    services, self.config.host_id, self.gpu, self.config.claim_block_s,
-                    blocking=self.blocking,
-                )  # fmt: skip
+                woken = False
+                outcome = await self.queue.try_claim(services, self.config.host_id, self.gpu)
                 failures = 0
                 if outcome.job is not None:
                     await self._execute(outcome.job)
+                    continue
+                if outcome.drained:
+                    self.state.set_blocked("drained by operator")
+                    await self._rest(self.config.gate_retry_s)
+                    continue
+                if set(services) <= set(outcome.paused):
+                    self.state.set_blocked("service paused: " + ", ".join(sorted(services)))
+                else:
+                    self.state.set_idle()
+                woken = await self._wait_for_work(services, outcome.next_ready_in_ms)
             except RedisUnavailable as e:
                 failures += 1
                 self.state.set_blocked("Redis unavailable")
@@ -81,6 +94,23 @@ class Puller:
                 await self._rest(min(10.0, 0.25 * 2**failures))
         self.state.status = "stopped"
         log.info("puller %s stopped after %d job(s)", self.where, self.state.jobs_done)
+
+    async def _wait_for_work(self, services: list[str], next_ready_in_ms: int | None) -> bool:
+        """Block on the services' wake-up markers (a submit wakes one idle puller within
+        milliseconds); True when woken by one. Ends early when the supervisor stops. The gate
+        is checked again after every wake-up, before the claim."""
+        block_s = self.config.claim_block_s
+        if next_ready_in_ms is not None:
+            block_s = min(block_s, next_ready_in_ms / 1000 + 0.001)
+        wait = asyncio.ensure_future(self.blocking.wait_for_work(services, block_s))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({wait, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not wait.done():
+            wait.cancel()
+            await asyncio.gather(wait, return_exceptions=True)
+            return False
+        return wait.result()
 
     async def aclose(self) -> None:
         await self.blocking.aclose()
@@ -95,14 +125,8 @@ class Puller:
         if not verdict.can_claim:
             self.state.set_blocked("GPU unhealthy: " + "; ".join(verdict.reasons))
             return []
-        drained, paused = await self.queue.gate(self.config.host_id, self.gpu)
-        if drained:
-            self.state.set_blocked("drained by operator")
-            return []
-        candidates = [s for s in self.backends if s not in paused]
-        if not candidates:
-            self.state.set_blocked("service paused: " + ", ".join(sorted(self.backends)))
-            return []
+        # Drains and pauses are checked by the claim itself, atomically.
+        candidates = list(self.backends)
         now = asyncio.get_running_loop().time()
         cooling = {s: c for s, c in self._cooldown.items() if s in candidates and c[0] > now}
         candidates = [s for s in candidates if s not in cooling]
@@ -110,9 +134,12 @@ class Puller:
             until, _, why = min(cooling.values())
             self.state.set_blocked(f"backend failing: {why} (retry in {until - now:.0f} s)")
             return []
-        probes = await asyncio.gather(*(self.backends[s].probe() for s in candidates))
-        ready = [s for s, p in zip(candidates, probes, strict=True) if p.ready]
-        if not ready:
+        # Right after our own job completed, the backend is known alive and idle: skip one probe.
+        fresh = [s for s in candidates if self._just_finished.pop(s, 0.0) > now - 2.0]
+        to_probe = [s for s in candidates if s not in fresh]
+        probes = await asyncio.gather(*(self.backends[s].probe() for s in to_probe))
+        ready = fresh + [s for s, p in zip(to_probe, probes, strict=True) if p.ready]
+        if not ready and probes:
             probe = probes[0]
             state = "backend down" if not probe.alive else "backend busy"
             self.state.set_blocked(f"{state}: {probe.detail}" if probe.detail else state)
@@ -127,12 +154,14 @@ class Puller:
         self.state.set_running(job)
         self.monitor.set_busy(self.gpu, True)
         try:
-            await execution.run()
+            outcome = await execution.run()
         finally:
             self.monitor.set_busy(self.gpu, False)
             self.current = None
             self.state.set_finished()
         self._note_backend(job.service, execution.backend_error)
+        if outcome == "completed":
+            self._just_finished[job.service] = asyncio.get_running_loop().time()
 
     def _note_backend(self, service: str, error: str | None) -> None:
         if error is None:

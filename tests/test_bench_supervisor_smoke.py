@@ -44,7 +44,7 @@ def run_script(script: Path, *args: str, timeout_s: float) -> str:
 @pytest.mark.timeout(60)
 def test_bench_supervisor_idle_quick() -> None:
     out = run_script(
-        IDLE, "--quick", "--gpus", "2", "--warmup", "1", "--window", "3", "--monitor", "1",
+        IDLE, "--quick", "--gpus", "2", "--warmup", "1", "--window", "7", "--monitor", "1",
         timeout_s=45,
     )  # fmt: skip
     assert out.startswith("## Supervisor idle overhead (scripts/bench_supervisor_idle.py)")

@@ -12,45 +12,54 @@ ARGV[7]  promote batch (max delayed jobs promoted per service per call)
 ARGV[8..] service names, in the order of the KEYS groups
 Returns {'claimed', id, service, token, workflow, priority, attempts, max_attempts, claims,
          timeout_ms, metadata, submitted_ms}
-      | {'empty', next_ready_ms or '', now_ms}   nothing claimable; a retry is due at next_ready_ms
+      | {'empty', next_ready_ms or '', now_ms, paused services...}
+              nothing claimable; a retry is due at next_ready_ms; the paused services skipped
       | {'drained'}
 ]]
 --@include common
 local token, lease_ms, host, gpu = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local batch = tonumber(ARGV[7])
-if redis.call('SISMEMBER', KEYS[3], host) == 1
-    or redis.call('SISMEMBER', KEYS[3], host .. ':' .. gpu) == 1 then
-  return {'drained'}
-end
+local drained = redis.call('SMISMEMBER', KEYS[3], host, host .. ':' .. gpu)
+if drained[1] == 1 or drained[2] == 1 then return {'drained'} end
 local now = now_ms()
 local best_score, best_id, best_i, next_ready = nil, nil, nil, nil
 local n = #ARGV - 7
+local names = {}
+for i = 0, n - 1 do names[i + 1] = ARGV[8 + i] end
+local paused = redis.call('SMISMEMBER', KEYS[2], unpack(names))
+local paused_names = {}
 for i = 0, n - 1 do
-  local svc = ARGV[8 + i]
   local q, delayed = KEYS[4 + 5 * i], KEYS[5 + 5 * i]
-  if redis.call('SISMEMBER', KEYS[2], svc) == 0 then
-    local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)
-    for _, id in ipairs(due) do
-      local f = redis.call('HMGET', k_job(id), 'priority', 'seq')
-      redis.call('ZREM', delayed, id)
-      if f[1] then
-        redis.call('ZADD', q, queue_score(f[1], f[2]), id)
-        redis.call('HDEL', k_job(id), 'ready_ms')
+  if paused[i + 1] == 1 then
+    paused_names[#paused_names + 1] = ARGV[8 + i]
+  else
+    -- Promote retries whose backoff is over (only look further when the first one is due).
+    local nxt = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+    if nxt[1] and tonumber(nxt[2]) <= now then
+      local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)
+      for _, id in ipairs(due) do
+        local f = redis.call('HMGET', k_job(id), 'priority', 'seq')
+        redis.call('ZREM', delayed, id)
+        if f[1] then
+          redis.call('ZADD', q, queue_score(f[1], f[2]), id)
+          redis.call('HDEL', k_job(id), 'ready_ms')
+        end
       end
+      nxt = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+    end
+    if nxt[1] and (next_ready == nil or tonumber(nxt[2]) < next_ready) then
+      next_ready = tonumber(nxt[2])
     end
     local head = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
     if head[1] and (best_score == nil or tonumber(head[2]) < best_score) then
       best_score, best_id, best_i = tonumber(head[2]), head[1], i
     end
-    local nxt = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
-    if nxt[1] and (next_ready == nil or tonumber(nxt[2]) < next_ready) then
-      next_ready = tonumber(nxt[2])
-    end
   end
 end
 if best_id == nil then
-  if next_ready then return {'empty', string.format('%.0f', next_ready), now} end
-  return {'empty', '', now}
+  local ready = ''
+  if next_ready then ready = string.format('%.0f', next_ready) end
+  return {'empty', ready, now, unpack(paused_names)}
 end
 local svc = ARGV[8 + best_i]
 local jkey = k_job(best_id)
