@@ -7,10 +7,14 @@ Returns {'cancelled'} | {'stale', state or 'missing'}
 --@include common
 local id = ARGV[3]
 local f = redis.call('HMGET', KEYS[1], 'state', 'token', 'service')
-if f[1] ~= 'running' or f[2] ~= ARGV[4] then return {'stale', f[1] or 'missing'} end
+if f[1] ~= 'running' or f[2] ~= ARGV[4] then
+  if replayed(KEYS[1], ARGV[4]) == 'cancelled' then return {'cancelled'} end
+  return {'stale', f[1] or 'missing'}
+end
 local now = now_ms()
 finish(id, KEYS[1], f[3], 'cancelled', now, tonumber(ARGV[5]))
 close_attempt(KEYS[1], now, 'cancelled', '')
+remember_finish(KEYS[1], ARGV[4], 'cancelled')
 emit('cancelled', id, f[3], {})
 job_emit(id, 'cancelled', {})
 return {'cancelled'}

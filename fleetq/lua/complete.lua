@@ -6,11 +6,15 @@ ARGV[5]  retention_ms (finished job)    ARGV[6]  output_ttl_ms    ARGV[7]  max_o
 ARGV[8]  output manifest (JSON list of {filename, content_type, size})
 ARGV[9..] output file bytes, in manifest order
 Returns {'ok'} | {'stale', state or 'missing'} | {'too_large', total_bytes}
+(A resend of a completion that succeeded answers {'ok'} again.)
 ]]
 --@include common
 local id = ARGV[3]
 local f = redis.call('HMGET', KEYS[1], 'state', 'token', 'service')
-if f[1] ~= 'running' or f[2] ~= ARGV[4] then return {'stale', f[1] or 'missing'} end
+if f[1] ~= 'running' or f[2] ~= ARGV[4] then
+  if replayed(KEYS[1], ARGV[4]) == 'completed' then return {'ok'} end
+  return {'stale', f[1] or 'missing'}
+end
 local total = 0
 for i = 9, #ARGV do total = total + string.len(ARGV[i]) end
 if total > tonumber(ARGV[7]) then return {'too_large', total} end
@@ -22,6 +26,7 @@ if #ARGV >= 9 then redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6])) end
 redis.call('HSET', KEYS[1], 'progress', '1', 'outputs', ARGV[8])
 redis.call('HDEL', KEYS[1], 'error')
 close_attempt(KEYS[1], now, 'completed', '')
+remember_finish(KEYS[1], ARGV[4], 'completed')
 emit('completed', id, f[3], {'outputs', tostring(#ARGV - 8)})
 job_emit(id, 'completed', {})
 return {'ok'}

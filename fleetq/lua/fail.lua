@@ -21,7 +21,11 @@ local id, kind, err = ARGV[3], ARGV[5], ARGV[6]
 local jkey = KEYS[1]
 local f = redis.call('HMGET', jkey, 'state', 'token', 'service', 'cancel_requested',
   'attempts', 'max_attempts')
-if f[1] ~= 'running' or f[2] ~= ARGV[4] then return {'stale', f[1] or 'missing'} end
+if f[1] ~= 'running' or f[2] ~= ARGV[4] then
+  local again = replayed(jkey, ARGV[4])
+  if again and again ~= 'completed' then return {again} end
+  return {'stale', f[1] or 'missing'}
+end
 local svc = f[3]
 local now = now_ms()
 local retention = tonumber(ARGV[8])
@@ -33,6 +37,7 @@ if f[4] == '1' then
   close_attempt(jkey, now, 'cancelled', message)
   emit('cancelled', id, svc, {})
   job_emit(id, 'cancelled', {})
+  remember_finish(jkey, ARGV[4], 'cancelled')
   return {'cancelled'}
 end
 redis.call('HSET', jkey, 'error', err)
@@ -42,6 +47,7 @@ if kind == 'infra' and redis.call('HINCRBY', jkey, 'infra', 1) < tonumber(ARGV[9
   enqueue(id, jkey, svc, now)
   emit('requeued', id, svc, {'reason', message})
   job_emit(id, 'requeued', {'reason', message})
+  remember_finish(jkey, ARGV[4], 'requeued')
   return {'requeued'}
 end
 local attempts = tonumber(f[5])
@@ -66,10 +72,12 @@ if kind == 'job' and attempts < tonumber(f[6]) then
   wake(svc)
   emit('retrying', id, svc, {'attempt', tostring(attempts), 'reason', message})
   job_emit(id, 'retrying', {'reason', message})
+  remember_finish(jkey, ARGV[4], 'retrying')
   return {'retrying', ready}
 end
 finish(id, jkey, svc, 'failed', now, retention)
 close_attempt(jkey, now, 'failed', message)
 emit('failed', id, svc, {'reason', message})
 job_emit(id, 'failed', {'reason', message})
+remember_finish(jkey, ARGV[4], 'failed')
 return {'failed'}

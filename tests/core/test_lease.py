@@ -113,3 +113,23 @@ async def test_reaper_waits_after_an_outage(
     await worker.store.command("delete", worker.keys.reaper_lock, worker.keys.reaper_grace)
     outcome = await worker.reap("a")
     assert outcome.ran and outcome.requeued == 0
+
+
+async def test_a_resent_finish_is_answered_like_the_first(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    """A finishing write whose reply was lost is sent again with the same token."""
+    done, failed = client.submit(graph), client.submit(graph, max_attempts=1)
+    first = (await worker.try_claim(["comfyui"], "h", 0)).job
+    second = (await worker.try_claim(["comfyui"], "h", 1)).job
+    assert first is not None and second is not None
+    await worker.complete(first, [])
+    await worker.complete(first, [])  # the resend: accepted, nothing changes
+    assert await worker.fail(second, FaultKind.JOB, JobError("E", "x")) == "failed"
+    assert await worker.fail(second, FaultKind.JOB, JobError("E", "x")) == "failed"
+    with pytest.raises(StaleLease):  # a different finish with the same token is still refused
+        await worker.fail(first, FaultKind.JOB, JobError("E", "late"))
+    with pytest.raises(StaleLease):
+        await worker.complete(second, [])
+    assert done.status().state.value == "completed" and failed.status().state.value == "failed"
+    assert len(done.status().timeline) == 1

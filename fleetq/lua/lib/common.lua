@@ -113,3 +113,16 @@ local function finish(id, jkey, svc, state, now, retention_ms)
   local idem = redis.call('HGET', jkey, 'idem')
   if idem and idem ~= '' then redis.call('PEXPIRE', k_idem(idem), retention_ms) end
 end
+
+-- A finishing write whose reply was lost (the connection dropped) is sent again with the same
+-- lease token. The first write recorded its token and outcome, so the resend is answered as the
+-- first one was, instead of as stale.
+local function remember_finish(jkey, token, outcome)
+  redis.call('HSET', jkey, 'last_token', token, 'last_outcome', outcome)
+end
+
+local function replayed(jkey, token)
+  local f = redis.call('HMGET', jkey, 'last_token', 'last_outcome')
+  if f[1] and f[1] == token then return f[2] end
+  return nil
+end
