@@ -108,6 +108,9 @@ class Supervisor:
             control_since = await self._wait_for_redis(queue)
             if control_since is None:
                 return 0
+            # Work a previous supervisor left on these backends (it died mid-job) would keep
+            # them busy; its jobs are recovered from their leases, so drop it.
+            await asyncio.gather(*(backend.clear() for backend in backends))
             publisher = Publisher(config, queue.store, monitor, gpus, self.pullers, self.stopping)
             upkeep = [
                 asyncio.create_task(publisher.run(), name="publisher"),

@@ -303,6 +303,16 @@ class A1111Backend:
             await asyncio.wait({post, watch})
             self._job = None
 
+    async def clear(self) -> None:
+        """``POST /sdapi/v1/interrupt`` (a generation left running by a dead supervisor); never
+        raises. A1111 has no queue of its own to clear."""
+        try:
+            await self._call("POST", "/sdapi/v1/interrupt", self.interrupt_timeout_s)
+        except _Unreachable as e:
+            log.info("a1111 %s: POST /sdapi/v1/interrupt at start: %s", self.display_url, e)
+        except Exception:
+            log.exception("a1111 %s: clearing left-over work failed", self.display_url)
+
     async def interrupt(self) -> None:
         """``POST /sdapi/v1/interrupt`` while a job runs; never raises."""
         job = self._job

@@ -98,6 +98,11 @@ class Backend(Protocol):
         """
         ...
 
+    async def clear(self) -> None:
+        """Drop work this adapter did not start (left by a supervisor that died): pending
+        prompts and the running one. Called once when the supervisor starts; never raises."""
+        ...
+
     async def interrupt(self) -> None:
         """Stop the job this adapter is running, if any; :meth:`run` then raises
         :class:`JobInterrupted`. Safe to call when idle. Never raises."""

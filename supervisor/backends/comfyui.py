@@ -237,6 +237,19 @@ class ComfyUIBackend:
             self._socket.unlisten(job.events)
             self._job = None
 
+    async def clear(self) -> None:
+        """``POST /queue {"clear": true}`` then a global ``POST /interrupt``; never raises."""
+        for path, payload in (("/queue", {"clear": True}), ("/interrupt", {})):
+            try:
+                await self._http.call(
+                    "POST", path, self.interrupt_timeout_s, data=json.dumps(payload)
+                )
+            except Unreachable as e:
+                log.info("comfyui %s: POST %s at start: %s", self.display_url, path, e)
+            except Exception:
+                log.exception("comfyui %s: clearing left-over work failed", self.display_url)
+                return
+
     async def interrupt(self) -> None:
         """Stop the running job: delete it if pending, interrupt it if running. Never raises."""
         job = self._job

@@ -226,3 +226,21 @@ async def test_supervisor_serves_prometheus_metrics(
         body = await eventually(scrape)
         assert 'fleetq_host_up{host="m1"} 1.0' in body
         assert 'fleetq_gpu_busy{gpu="0",host="m1"} 0.0' in body
+
+
+async def test_work_left_on_a_backend_by_a_dead_supervisor_is_cleared_at_start(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    import aiohttp
+
+    fakes = await comfy_factory(1)
+    orphan = {"prompt": fake_work_workflow(1.0, 0, "hang", seed=77), "client_id": "dead"}
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):  # one hangs forever, one waits behind it
+            async with http.post(f"{fakes[0].url}/prompt", json=orphan) as response:
+                assert response.status == 200
+            orphan["prompt"] = fake_work_workflow(1.0, 0, "hang", seed=78)
+    assert fakes[0].state()["pending"]
+    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
+        job = await aclient.submit(fake_work_workflow(0.1, 0, seed=79))
+        await job.wait(timeout_s=15)
