@@ -21,6 +21,8 @@ from supervisor.backends.base import (
     JobRejected,
     JobRuntimeError,
 )
+from supervisor.gpu.codes import CRITICAL_XIDS
+from supervisor.gpu.readings import XidEvent
 from supervisor.persist import until_written
 from supervisor.state import PullerState
 from supervisor.waiting import wait_event
@@ -44,6 +46,7 @@ class JobExecution:
         state: PullerState,
         where: str,
         interrupt_grace_s: float,
+        gpu_faults: asyncio.Queue[XidEvent] | None = None,
     ) -> None:
         self.job = job
         self.backend = backend
@@ -52,6 +55,8 @@ class JobExecution:
         self.state = state
         self.where = where
         self.interrupt_grace_s = interrupt_grace_s
+        self.gpu_faults = gpu_faults
+        self.gpu_fault: str | None = None
         self.stop_reason: str | None = None
         #: Why the backend failed this run (it was unreachable or answered nonsense), if it did.
         self.backend_error: str | None = None
@@ -60,7 +65,8 @@ class JobExecution:
         self._progress: tuple[float | None, str] = (None, "")
 
     def request_stop(self, reason: str) -> None:
-        """Interrupt the run: ``cancel``, ``timeout``, ``shutdown`` or ``lease_lost``."""
+        """Interrupt the run: ``cancel``, ``timeout``, ``shutdown``, ``gpu_fault`` or
+        ``lease_lost``."""
         if self.stop_reason is None:
             self.stop_reason = reason
             self._stop.set()
@@ -85,6 +91,8 @@ class JobExecution:
             asyncio.create_task(self._heartbeat(), name=f"heartbeat-{job.id}"),
             asyncio.create_task(self._watch_cancel(), name=f"cancel-watch-{job.id}"),
         ]
+        if self.gpu_faults is not None:
+            helpers.append(asyncio.create_task(self._watch_gpu(self.gpu_faults)))
         try:
             stop_wait = asyncio.create_task(self._stop.wait())
             await asyncio.wait({run_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -144,6 +152,16 @@ class JobExecution:
             if cancel:
                 self.request_stop("cancel")
 
+    async def _watch_gpu(self, faults: asyncio.Queue[XidEvent]) -> None:
+        """A critical XID while the job runs: its results cannot be trusted; stop it and give
+        it back to the queue (the GPU's fault, not the job's)."""
+        while True:
+            event = await faults.get()
+            if event.xid in CRITICAL_XIDS:
+                self.gpu_fault = event.description
+                self.request_stop("gpu_fault")
+                return
+
     async def _watch_cancel(self) -> None:
         """Block on the job's own stream; a cancel request arrives within milliseconds."""
         last_id: str | None = None
@@ -188,6 +206,9 @@ class JobExecution:
         if reason == "timeout":
             message = f"job exceeded its timeout of {job.timeout_ms / 1000:g} s"
             return await self._fail(FaultKind.JOB, JobError("Timeout", message, kind="job"))
+        if reason == "gpu_fault":
+            message = f"{self.gpu_fault} on {self.where} while the job ran"
+            return await self._fail(FaultKind.INFRA, JobError("GpuFault", message, kind="infra"))
         if reason == "shutdown":
             message = f"supervisor on {self.where} stopped before the job finished"
             return await self._fail(FaultKind.INFRA, JobError("Shutdown", message, kind="infra"))

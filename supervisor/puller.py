@@ -146,9 +146,12 @@ class Puller:
         return ready
 
     async def _execute(self, job: ClaimedJob) -> None:
+        faults = self.monitor.xid_queue(self.gpu)
+        while not faults.empty():  # XIDs from before this job were judged by the gate
+            faults.get_nowait()
         execution = JobExecution(
             job, self.backends[job.service], self.queue, self.blocking, self.state, self.where,
-            self.config.interrupt_grace_s,
+            self.config.interrupt_grace_s, faults,
         )  # fmt: skip
         self.current = execution
         self.state.set_running(job)

@@ -244,3 +244,25 @@ async def test_work_left_on_a_backend_by_a_dead_supervisor_is_cleared_at_start(
     async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
         job = await aclient.submit(fake_work_workflow(0.1, 0, seed=79))
         await job.wait(timeout_s=15)
+
+
+async def test_a_critical_xid_during_a_job_requeues_it_without_charge(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    fakes = await comfy_factory(2)
+    async with running_supervisor(make_config(settings, "m1", 2, {"comfyui": fakes[0].port})):
+        job = await aclient.submit(fake_work_workflow(30, 30, seed=80))
+        await eventually(lambda: _state_is(job, "running"))
+        gpu = (await job.status()).gpu
+        with Client(settings) as sync:
+            sync.send_control("m1", {"type": "fault", "gpu": gpu, "spec": "xid=79"})
+
+        async def moved() -> Any:
+            status = await job.status()
+            return status if status.claims == 2 and status.state.value == "running" else None
+
+        status = await eventually(moved)
+        assert status.gpu != gpu and status.attempts == 0  # the other GPU took it, uncharged
+        assert status.timeline[0].outcome == "requeued"
+        assert "XID 79" in (status.timeline[0].detail or "")
+        await aclient.cancel(job.id)
