@@ -24,6 +24,7 @@ from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
+from fleetq.outage import OutageTolerance
 from fleetq.store import AsyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -85,27 +86,19 @@ class AsyncJob:
 
 
 class _AsyncOutage:
-    """Rides out a short Redis outage (a restart, a Sentinel failover) while waiting."""
-
-    TOLERANCE_S = 30.0
+    """Rides out a short Redis outage while waiting (policy: :class:`OutageTolerance`)."""
 
     def __init__(self) -> None:
-        self.since: float | None = None
+        self.tolerance = OutageTolerance()
 
     async def retry(self, read: Callable[[], Awaitable[T]]) -> T:
-        delay = 0.1
         while True:
             try:
                 value = await read()
-            except RedisUnavailable:
-                now = time.monotonic()
-                self.since = self.since or now
-                if now - self.since > self.TOLERANCE_S:
-                    raise
-                await asyncio.sleep(delay)  # reconnect backoff
-                delay = min(2.0, delay * 2)
+            except RedisUnavailable as e:
+                await asyncio.sleep(self.tolerance.backoff(e))  # reconnect backoff
                 continue
-            self.since = None
+            self.tolerance.recovered()
             return value
 
 

@@ -1,0 +1,32 @@
+"""How long a waiting client rides out a Redis outage (a restart, a Sentinel failover), and how
+it backs off meanwhile. The sync and async clients share this policy; each only sleeps its way."""
+
+from __future__ import annotations
+
+import time
+
+from fleetq.errors import RedisUnavailable
+
+
+class OutageTolerance:
+    """Backoff 0.1 s doubling to 2 s; gives up after 30 s of unbroken unavailability."""
+
+    TOLERANCE_S = 30.0
+    FIRST_DELAY_S = 0.1
+    MAX_DELAY_S = 2.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.delay_s = self.FIRST_DELAY_S
+
+    def backoff(self, error: RedisUnavailable) -> float:
+        """Seconds to wait before trying again; re-raises ``error`` once the outage is too long."""
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since > self.TOLERANCE_S:
+            raise error
+        delay, self.delay_s = self.delay_s, min(self.MAX_DELAY_S, self.delay_s * 2)
+        return delay
+
+    def recovered(self) -> None:
+        self.since, self.delay_s = None, self.FIRST_DELAY_S
