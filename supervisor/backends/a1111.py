@@ -2,46 +2,66 @@
 
 Endpoint choice: the job's workflow is an A1111 request body. It goes to
 ``POST /sdapi/v1/img2img`` when it has an ``init_images`` key (whatever its value, so an empty
-list gets A1111's own "Init image not found" instead of silently becoming a txt2img), and to
-``POST /sdapi/v1/txt2img`` otherwise. The body is sent as given.
+list gets A1111's own error instead of silently becoming a txt2img), and to
+``POST /sdapi/v1/txt2img`` otherwise. The body is sent as given, plus a ``force_task_id``
+(``fleetq-<job_id>``, unless the body has one) so the job can be told from other clients'.
+A body with ``send_images: false`` is refused: A1111 would answer with no images at all.
 
 The request blocks until the images are made (queue wait plus generation), so it has no total
 timeout by default (``run_timeout_s``): the puller enforces the job's timeout by cancelling the
 run and calling :meth:`A1111Backend.interrupt`. Meanwhile ``GET /sdapi/v1/progress`` is polled
 every ``poll_interval_s``; progress is ``(job_no + sampling_step / sampling_steps) /
-job_count`` with the text ``"step 12/30"`` (plus ``" batch 2/4"`` for several batches),
-ignoring the idle shape (``job_count`` 0, also left behind after the job) and the
-``job_count`` -1 start. If the progress endpoint stays unreachable for ``restart_grace_s`` the
+job_count`` with the text ``"step 12/30"`` (plus ``" batch 2/4"`` for several batches and
+``" hires"`` for a hires-fix pass), ignoring the idle shape and the ``job_count`` -1 start (also
+a checkpoint switch). If the progress endpoint stays unreachable for ``restart_grace_s`` the
 run gives up with :class:`BackendUnavailable` rather than wait on a dead connection.
 
-``interrupt()`` is ``POST /sdapi/v1/interrupt``, which is global (fine: one process per GPU
-runs one job). A1111 drops an interrupt that arrives before the job took the lock, so it is
-repeated while progress shows the job running and not interrupted. An interrupted request
-still answers 200 with partial images: the run then raises :class:`JobInterrupted`.
+Shared instances: ``/sdapi/v1/progress`` describes whatever job holds A1111's lock, and
+``/sdapi/v1/interrupt`` stops it, whoever sent it. An instance should be dedicated to fleetq;
+when it is not, the adapter tells its own job from a foreign one, with ``POST
+/internal/progress`` for its task id where the server has it (UI mode), else by the job that
+was already running when it posted. While a foreign job runs it reports "waiting", logs it,
+and sends no interrupt (one is sent once its own job runs).
 
-Outputs: the base64 ``images`` decoded, named ``<job_id>_<n>.<ext>`` (n from 0, in response
-order; the extension and content type from the magic bytes, ``png`` by default settings).
-``BackendResult.details`` holds the endpoint and A1111's ``info`` (parsed from its JSON string).
+``interrupt()`` is ``POST /sdapi/v1/interrupt``. A1111 drops an interrupt that arrives before
+the job took the lock, so it is repeated while progress shows the job running and not
+interrupted. An interrupted request still answers 200 with partial images: the run then
+raises :class:`JobInterrupted`. After any other 200 the progress is read once more: A1111
+keeps ``state.interrupted`` / ``skipped`` set after the job, so an interrupt or skip sent by
+someone else (partly denoised images) is a :class:`JobRuntimeError` ``InterruptedElsewhere``,
+not a success.
+
+Outputs: only the generated images, told from a grid (first, with ``save_images``) and extras
+(masks, ControlNet detect maps, Forge's ``extra_images``, appended) by ``info``'s
+``index_of_first_image`` and ``all_seeds``; named ``<job_id>_<n>.<ext>`` (n from 0, in order;
+the extension and content type from the magic bytes). With ``keep_extras`` the others are
+kept too, as ``<job_id>_grid_<n>.<ext>`` and ``<job_id>_extra_<n>.<ext>``.
+``BackendResult.details`` holds the endpoint, A1111's ``info`` (parsed from its JSON string)
+and ``images``: ``[{filename, role, seed}]`` for every output. A job whose
+``override_settings.sd_model_checkpoint`` names a checkpoint the server does not have runs on
+the loaded model (A1111 and Forge drop it silently): ``info.sd_model_name`` /
+``sd_model_hash`` are checked and such a job fails as a final ``CheckpointNotFound``.
 
 Failures: 422 (the body does not fit the request model) and other 4xx with an error body
 (``{"error": "HTTPException", "detail": "Sampler not found", ...}`` of A1111 or Forge's
-``{"detail": ...}``) are :class:`JobRejected`; a 500 is :class:`JobRuntimeError`, typed from
-A1111's ``error`` (``RuntimeError``, ``OutOfMemoryError``) or, for Forge's plain-text 500
-(which hides the exception), ``InternalServerError``; connection errors, 502/503/504, 401/403
-(credentials), 404 ``Not Found`` (API not enabled) and malformed 200s are
-:class:`BackendUnavailable`.
+``{"detail": ...}``) are :class:`JobRejected`, and so are 500s that are errors of the request
+("Invalid encoded image", "Invalid image url", "Requests not allowed", an unknown upscaler,
+"bad number of images passed"); other 500s are :class:`JobRuntimeError`, typed from the body's
+``error`` (``RuntimeError``, ``OutOfMemoryError``; Forge's crash body ``{error, detail, body,
+message}`` too) or, for an older Forge's plain-text 500, ``InternalServerError``; connection
+errors, 502/503/504, 401/403 (credentials), 404 ``Not Found`` (API not enabled) and malformed
+200s are :class:`BackendUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import contextlib
 import json
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -49,6 +69,18 @@ import aiohttp
 from fleetq.model import JobError, Output
 from fleetq.urls import safe_url
 
+from .a1111_protocol import (
+    Malformed,
+    checkpoint_mismatch,
+    classify_images,
+    decode_image,
+    error_text,
+    is_request_error,
+    parse_info,
+    progress_point,
+    requested_checkpoint,
+    sniff,
+)
 from .base import (
     BackendProbe,
     BackendResult,
@@ -58,109 +90,86 @@ from .base import (
     JobRuntimeError,
     ProgressSink,
 )
+from .http import Answer, HttpClient, Unreachable
+
+__all__ = ["A1111Backend", "sniff"]
 
 log = logging.getLogger(__name__)
 
-_NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
-_PROGRESS_PATH = "/sdapi/v1/progress?skip_current_image=true"
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
-    (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-    (b"GIF8", "image/gif", "gif"),
-)
-
-
-class _Unreachable(Exception):
-    """No usable answer: refused, reset, timed out, or 502/503/504."""
-
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
-        super().__init__(message)
-        #: No answer in time: the request may still have reached the server.
-        self.timed_out = timed_out
-
-
-class _Malformed(Exception):
-    """An answer that does not have A1111's shape."""
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    content_type: str
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
+_PROGRESS_PATH = "/sdapi/v1/progress"
+_PROGRESS_PARAMS = {"skip_current_image": "true"}
+_TASK_PROGRESS_PATH = "/internal/progress"
+_WAITING_TEXT = "waiting: another client's job holds A1111"
 
 
 @dataclass
 class _Job:
     job_id: str
     endpoint: str
+    task_id: str | None
     started: float
+    hires: bool = False
     done: bool = False
     interrupt_requested: bool = False
     last_interrupt_at: float = float("-inf")
+    #: The last seen state of a job that already held the lock when this one was posted.
+    foreign_at_post: dict[str, Any] | None = None
+    #: The last poll saw another client's job running (so an interrupt would hit it).
+    foreign_running: bool = False
+    foreign_jobs: list[str] = field(default_factory=list)
 
 
-def sniff(data: bytes) -> tuple[str, str]:
-    """``(content_type, extension)`` of an image from its first bytes."""
-    for magic, content_type, extension in _MAGIC:
-        if data.startswith(magic):
-            return content_type, extension
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    return "application/octet-stream", "bin"
+_SAME_START_S = 0.5
 
 
-def _describe(e: BaseException, timeout_s: float | None) -> str:
-    if isinstance(e, asyncio.TimeoutError):
-        return f"no answer within {timeout_s:g} s" if timeout_s else "timed out"
-    if isinstance(e, aiohttp.ClientConnectorError):
-        return f"cannot connect: {e.os_error.strerror or e}"
-    return str(e) or type(e).__name__
+def _snapshot(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies the running job in a ``/sdapi/v1/progress`` answer, with its start
+    time worked back from ``eta_relative = elapsed / progress - elapsed`` (None if unknown)."""
+    state = data.get("state")
+    assert isinstance(state, Mapping)
+    keys = ("job_timestamp", "job", "job_count", "job_no", "sampling_step")
+    snapshot = {key: state.get(key) for key in keys}
+    fraction, eta = data.get("progress"), data.get("eta_relative")
+    started = None
+    if isinstance(fraction, (int, float)) and isinstance(eta, (int, float)) and 0 < fraction < 1:
+        started = time.time() - eta * fraction / (1 - fraction)
+    snapshot["started"] = started
+    return snapshot
 
 
-def _error_text(body: Any) -> tuple[str | None, str]:
-    """``(error type, message)`` of an A1111 ``{error, detail, body, errors}`` or Forge
-    ``{detail}`` body."""
-    if not isinstance(body, Mapping):
-        return None, ""
-    error = body.get("error")
-    detail = body.get("detail")
-    if isinstance(detail, list):  # FastAPI 422: [{"loc": [...], "msg": ..., "type": ...}]
-        parts = []
-        for item in detail:
-            if isinstance(item, Mapping):
-                loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
-                parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
-        detail = "; ".join(parts)
-    message = str(detail or body.get("errors") or "")
-    return (str(error) if error else None), message
+def _still_foreign(job: _Job, data: Mapping[str, Any]) -> bool:
+    """Without task ids: is the running job still the one that held the lock when ours was
+    posted? It is over once progress shows another job (its name, start or start second
+    changed, its counters went back, its batch count changed other than from the -1 start),
+    or idle."""
+    before = job.foreign_at_post
+    if before is None:
+        return False
+    now = _snapshot(data)
+    starts = (now["started"], before["started"])
+    if None not in starts and abs(starts[0] - starts[1]) > _SAME_START_S:
+        job.foreign_at_post = None
+        return False
+    counters = [now[key] for key in ("job_no", "sampling_step")]
+    counters_before = [before[key] for key in ("job_no", "sampling_step")]
+    numbers = all(isinstance(n, int) for n in counters + counters_before)
+    if now["started"] is None:
+        now["started"] = before["started"]
+    same = (
+        (now["job_timestamp"], now["job"]) == (before["job_timestamp"], before["job"])
+        and (now["job_count"] == before["job_count"] or before["job_count"] == -1)
+        and (not numbers or counters >= counters_before)
+    )
+    if same:
+        job.foreign_at_post = now
+    else:
+        job.foreign_at_post = None
+    return same
 
 
-def _progress_point(data: Any) -> tuple[float, str] | None:
-    """``(fraction, text)`` from a ``/sdapi/v1/progress`` answer; None while idle/starting."""
-    state = data.get("state") if isinstance(data, Mapping) else None
-    if not isinstance(state, Mapping):
-        return None
-    job_count, job_no = state.get("job_count"), state.get("job_no")
-    step, steps = state.get("sampling_step"), state.get("sampling_steps")
-    numbers = (job_count, job_no, step, steps)
-    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
-        return None
-    assert isinstance(job_count, int) and isinstance(job_no, int)
-    assert isinstance(step, int) and isinstance(steps, int)
-    if job_count <= 0 or steps <= 0:
-        return None
-    fraction = min(0.99, max(0.0, (job_no + min(step, steps) / steps) / job_count))
-    text = f"step {step}/{steps}"
-    if job_count > 1:
-        text += f" batch {min(job_no + 1, job_count)}/{job_count}"
-    return fraction, text
+def _running(state: Mapping[str, Any]) -> bool:
+    job_count = state.get("job_count")
+    return isinstance(job_count, int) and job_count != 0
 
 
 class A1111Backend:
@@ -173,7 +182,8 @@ class A1111Backend:
     ``request_timeout_s`` for other calls and for connecting, ``probe_timeout_s``,
     ``poll_interval_s`` between progress polls, ``restart_grace_s`` of failed progress polls
     before a run is abandoned, ``interrupt_timeout_s`` per interrupt call and
-    ``interrupt_retry_s`` between repeated interrupts.
+    ``interrupt_retry_s`` between repeated interrupts. ``keep_extras`` keeps grids, masks and
+    detect maps as outputs (labelled); by default only the generated images are outputs.
     """
 
     service = "a1111"
@@ -191,16 +201,18 @@ class A1111Backend:
         restart_grace_s: float = 15.0,
         interrupt_timeout_s: float = 3.0,
         interrupt_retry_s: float = 1.0,
+        keep_extras: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         #: The URL without credentials, for logs and the dashboard.
         self.display_url = safe_url(self.url)
-        self._session = session
-        self._owns_session = session is None
-        self._auth_header: dict[str, str] = {}
+        headers: dict[str, str] = {}
         if auth is not None:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
-            self._auth_header = {"Authorization": f"Basic {token}"}
+            headers = {"Authorization": f"Basic {token}"}
+        self._http = HttpClient(
+            self.url, session, Answer, headers=headers, connect_timeout_s=request_timeout_s
+        )
         self.run_timeout_s = run_timeout_s
         self.request_timeout_s = request_timeout_s
         self.probe_timeout_s = probe_timeout_s
@@ -208,6 +220,9 @@ class A1111Backend:
         self.restart_grace_s = restart_grace_s
         self.interrupt_timeout_s = interrupt_timeout_s
         self.interrupt_retry_s = interrupt_retry_s
+        self.keep_extras = keep_extras
+        #: Whether ``/internal/progress`` answers (UI mode); None until first asked.
+        self._task_progress: bool | None = None
         self._job: _Job | None = None
 
     # -- Backend protocol -----------------------------------------------------------------
@@ -216,14 +231,14 @@ class A1111Backend:
         """``GET /sdapi/v1/progress`` (both launch modes): alive when it answers, idle when
         ``state.job_count`` is 0 and this adapter runs nothing. Never raises."""
         try:
-            answer = await self._call("GET", _PROGRESS_PATH, self.probe_timeout_s)
-            data = answer.json()
+            answer = await self._get_progress(self.probe_timeout_s)
+            data = answer.parsed()
             if answer.status in (401, 403):
-                raise _Malformed(f"HTTP {answer.status}: check the adapter's auth")
+                raise Malformed(f"HTTP {answer.status}: check the adapter's auth")
             state = data.get("state") if isinstance(data, Mapping) else None
             if answer.status != 200 or not isinstance(state, Mapping):
-                raise _Malformed(f"GET /sdapi/v1/progress answered HTTP {answer.status}")
-        except (_Unreachable, _Malformed) as e:
+                raise Malformed(f"GET /sdapi/v1/progress answered HTTP {answer.status}")
+        except (Unreachable, Malformed) as e:
             return BackendProbe(alive=False, idle=False, detail=str(e))
         except Exception as e:  # never raise from a probe
             log.exception("a1111 %s: probe failed", self.display_url)
@@ -246,32 +261,45 @@ class A1111Backend:
         if self._job is not None:
             raise RuntimeError(f"a1111 {self.display_url} already runs job {self._job.job_id}")
         endpoint = "img2img" if "init_images" in workflow else "txt2img"
+        if workflow.get("send_images") is False:
+            message = "send_images is false: A1111 would return no images"
+            raise JobRejected(JobError("invalid_request", message, kind="final"))
+        body = dict(workflow)
+        if not body.get("force_task_id"):
+            body["force_task_id"] = f"fleetq-{job_id}"
+        task_id = body["force_task_id"] if isinstance(body["force_task_id"], str) else None
         try:
-            data = json.dumps(dict(workflow), allow_nan=False)
+            data = json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise JobRejected(JobError("invalid_request", f"not JSON: {e}", kind="final")) from e
         loop = asyncio.get_running_loop()
-        job = _Job(job_id, endpoint, loop.time())
+        job = _Job(job_id, endpoint, task_id, loop.time())
+        job.hires = endpoint == "txt2img" and bool(workflow.get("enable_hr"))
         self._job = job
-        progress(0.0, "submitted")
-        log.info("job %s posted to %s/sdapi/v1/%s", job_id, self.display_url, endpoint)
-        post = asyncio.create_task(
-            self._call("POST", f"/sdapi/v1/{endpoint}", self.run_timeout_s, data=data),
-            name=f"a1111-{endpoint}-{job_id}",
-        )
-        watch = asyncio.create_task(self._watch(job, progress), name=f"a1111-progress-{job_id}")
+        post: asyncio.Task[Answer] | None = None
+        watch: asyncio.Task[None] | None = None
         try:
+            await self._note_running_job(job)
+            progress(0.0, "submitted")
+            log.info("job %s posted to %s/sdapi/v1/%s", job_id, self.display_url, endpoint)
+            post = asyncio.create_task(
+                self._http.call("POST", f"/sdapi/v1/{endpoint}", self.run_timeout_s, data=data),
+                name=f"a1111-{endpoint}-{job_id}",
+            )
+            watch = asyncio.create_task(self._watch(job, progress), name=f"a1111-progress-{job_id}")
             await asyncio.wait({post, watch}, return_when=asyncio.FIRST_COMPLETED)
             if not post.done():
                 await watch  # the watcher only ends by raising BackendUnavailable
             try:
                 answer = post.result()
-            except _Unreachable as e:
+            except Unreachable as e:
                 if e.timed_out:  # it may still be generating
                     await self._send_interrupt(job)
                 raise BackendUnavailable(str(e)) from e
             job.done = True
-            result = self._result(job, answer)
+            result = self._result(job, workflow, answer)
+            if not job.interrupt_requested:
+                await self._check_not_interrupted_elsewhere(job)
             progress(1.0, "done")
             log.info(
                 "job %s completed: %d image(s) in %.2f s",
@@ -283,7 +311,15 @@ class A1111Backend:
         except asyncio.CancelledError:
             log.info("job %s: run cancelled", job_id)
             if not job.done:
-                await self._send_interrupt(job)
+                if job.foreign_running:
+                    log.warning(
+                        "job %s: not interrupting: another client's job holds %s; the "
+                        "cancelled request stays queued there",
+                        job_id,
+                        self.display_url,
+                    )
+                else:
+                    await self._send_interrupt(job)
             raise
         except (JobRejected, JobRuntimeError, JobInterrupted) as e:
             log.info("job %s failed: %s: %s", job_id, type(e).__name__, e)
@@ -298,110 +334,189 @@ class A1111Backend:
             raise JobRuntimeError(error) from e
         finally:
             job.done = True
-            for task in (post, watch):
+            tasks = {task for task in (post, watch) if task is not None}
+            for task in tasks:
                 task.cancel()
-            await asyncio.wait({post, watch})
+            if tasks:
+                await asyncio.wait(tasks)
             self._job = None
 
     async def clear(self) -> None:
         """``POST /sdapi/v1/interrupt`` (a generation left running by a dead supervisor); never
         raises. A1111 has no queue of its own to clear."""
         try:
-            await self._call("POST", "/sdapi/v1/interrupt", self.interrupt_timeout_s)
-        except _Unreachable as e:
+            await self._http.call("POST", "/sdapi/v1/interrupt", self.interrupt_timeout_s)
+        except Unreachable as e:
             log.info("a1111 %s: POST /sdapi/v1/interrupt at start: %s", self.display_url, e)
         except Exception:
             log.exception("a1111 %s: clearing left-over work failed", self.display_url)
 
     async def interrupt(self) -> None:
-        """``POST /sdapi/v1/interrupt`` while a job runs; never raises."""
+        """``POST /sdapi/v1/interrupt`` while a job runs; never raises. While another client's
+        job holds the server, nothing is sent: the watch loop sends it once ours runs."""
         job = self._job
         if job is None or job.done:
             return
         try:
             job.interrupt_requested = True
             log.info("job %s: interrupt requested", job.job_id)
+            if job.foreign_running:
+                log.info("job %s: another client's job runs: interrupt deferred", job.job_id)
+                return
             await self._send_interrupt(job)
         except Exception:
             log.exception("a1111 %s: interrupt failed", self.display_url)
 
     async def aclose(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.aclose()
 
     # -- steps of a run ---------------------------------------------------------------------
 
-    def _result(self, job: _Job, answer: _Answer) -> BackendResult:
-        body = answer.json()
+    async def _note_running_job(self, job: _Job) -> None:
+        """Remember a job that holds the lock before ours is posted: it is not ours."""
+        try:
+            answer = await self._get_progress(self.request_timeout_s)
+        except Unreachable as e:
+            raise BackendUnavailable(str(e)) from e
+        data = answer.parsed()
+        state = data.get("state") if isinstance(data, Mapping) else None
+        if answer.status == 200 and isinstance(state, Mapping) and _running(state):
+            job.foreign_at_post = _snapshot(data)
+            job.foreign_running = True
+            self._report_foreign(job, state)
+
+    def _result(self, job: _Job, workflow: Mapping[str, Any], answer: Answer) -> BackendResult:
+        body = answer.parsed()
         if answer.status == 200:
             if job.interrupt_requested:
                 log.info("job %s interrupted", job.job_id)
                 raise JobInterrupted(f"{job.endpoint} was interrupted")
             try:
-                return self._outputs(job, body)
-            except _Malformed as e:
+                return self._outputs(job, workflow, body)
+            except Malformed as e:
                 raise BackendUnavailable(f"/sdapi/v1/{job.endpoint}: {e}") from e
-        error_type, message = _error_text(body)
+        error_type, message = error_text(body)
         status = answer.status
         what = f"/sdapi/v1/{job.endpoint} answered HTTP {status}"
+        details = {"status": status}
         if status == 422:
-            error = JobError(
-                "validation_error", message or what, kind="final", details={"status": status}
+            raise JobRejected(
+                JobError("validation_error", message or what, kind="final", details=details)
             )
-            raise JobRejected(error)
         if status in (401, 403):
             raise BackendUnavailable(f"{what}: check the adapter's auth")
         if 400 <= status < 500:
             if body is None or (status == 404 and error_type is None and message == "Not Found"):
                 raise BackendUnavailable(f"{what} (is the API enabled?)")
             error = JobError(
-                error_type or "HTTPException",
-                message or what,
-                kind="final",
-                details={"status": status},
+                error_type or "HTTPException", message or what, kind="final", details=details
             )
             raise JobRejected(error)
         if status == 500:
-            if body is None:  # Forge: FastAPI's bare 500 hides the exception
+            if body is None:  # an older Forge: FastAPI's bare 500 hides the exception
+                text = answer.body[:200].decode(errors="replace")
+                message = f"{what} without details: {text}"
+            if is_request_error(message):  # the request is wrong: retrying cannot help
                 error = JobError(
-                    "InternalServerError",
-                    f"{what} without details: {answer.body[:200].decode(errors='replace')}",
-                    kind="job",
-                    details={"status": status},
+                    error_type or "HTTPException", message, kind="final", details=details
                 )
-            else:
-                error = JobError(
-                    error_type or "InternalServerError",
-                    message or what,
-                    kind="job",
-                    details={"status": status},
-                )
+                raise JobRejected(error)
+            error = JobError(
+                error_type or "InternalServerError", message or what, kind="job", details=details
+            )
             raise JobRuntimeError(error)
         raise BackendUnavailable(f"{what}: {answer.body[:200]!r}")
 
-    def _outputs(self, job: _Job, body: Any) -> BackendResult:
+    def _outputs(self, job: _Job, workflow: Mapping[str, Any], body: Any) -> BackendResult:
         if not isinstance(body, Mapping) or not isinstance(body.get("images"), list):
-            raise _Malformed("200 without an 'images' list")
-        outputs = []
-        for n, item in enumerate(body["images"]):
-            if not isinstance(item, str):
-                raise _Malformed(f"image {n} is not a base64 string")
-            encoded = item.split(",", 1)[1] if item.startswith("data:") else item
-            try:
-                data = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError) as e:
-                raise _Malformed(f"image {n} is not valid base64") from e
+            raise Malformed("200 without an 'images' list")
+        items = body["images"]
+        info = parse_info(body)
+        wanted = requested_checkpoint(workflow)
+        mismatch = checkpoint_mismatch(wanted, info) if wanted else None
+        if mismatch:
+            raise JobRejected(JobError("CheckpointNotFound", mismatch, kind="final"))
+        outputs: list[Output] = []
+        described: list[dict[str, Any]] = []
+        counters = {"image": 0, "grid": 0, "extra": 0}
+        for image in classify_images(len(items), info):
+            if image.role != "image" and not self.keep_extras:
+                continue
+            data = decode_image(image.position, items[image.position])
             content_type, extension = sniff(data)
-            outputs.append(Output(f"{job.job_id}_{n}.{extension}", content_type, data))
-        details: dict[str, Any] = {"endpoint": job.endpoint}
-        info = body.get("info")
-        if isinstance(info, str):
-            with contextlib.suppress(ValueError):
-                info = json.loads(info)
+            n = counters[image.role]
+            counters[image.role] += 1
+            prefix = job.job_id if image.role == "image" else f"{job.job_id}_{image.role}"
+            filename = f"{prefix}_{n}.{extension}"
+            outputs.append(Output(filename, content_type, data))
+            described.append({"filename": filename, "role": image.role, "seed": image.seed})
+        if not any(d["role"] == "image" for d in described):
+            log.warning("job %s: A1111 answered 200 without generated images", job.job_id)
+        details: dict[str, Any] = {"endpoint": job.endpoint, "images": described}
         if info is not None:
             details["info"] = info
+        if job.foreign_jobs:
+            details["foreign_jobs"] = list(job.foreign_jobs)
         return BackendResult(tuple(outputs), details)
+
+    async def _check_not_interrupted_elsewhere(self, job: _Job) -> None:
+        """One progress read after a 200 we did not interrupt: A1111 leaves
+        ``state.interrupted`` / ``skipped`` set after the job (until the next one begins)."""
+        try:
+            answer = await self._get_progress(self.request_timeout_s)
+        except Unreachable as e:
+            log.warning("job %s: cannot check for a foreign interrupt: %s", job.job_id, e)
+            return
+        data = answer.parsed()
+        state = data.get("state") if isinstance(data, Mapping) else None
+        if answer.status != 200 or not isinstance(state, Mapping) or _running(state):
+            return  # another job began since: its start cleared the flags
+        stopped = [flag for flag in ("interrupted", "skipped") if state.get(flag) is True]
+        if stopped:
+            message = (
+                f"{' and '.join(stopped)} by another client of A1111 (or its UI): the images "
+                "are only partly denoised"
+            )
+            raise JobRuntimeError(JobError("InterruptedElsewhere", message, kind="job"))
+
+    async def _is_ours(self, job: _Job, data: Mapping[str, Any]) -> bool:
+        """Is the job holding the lock ours? Asked only while one is running."""
+        if job.task_id is not None and self._task_progress is not False:
+            try:
+                answer = await self._http.call(
+                    "POST",
+                    _TASK_PROGRESS_PATH,
+                    self.request_timeout_s,
+                    data=json.dumps(
+                        {"id_task": job.task_id, "id_live_preview": -1, "live_preview": False}
+                    ),
+                )
+            except Unreachable:
+                answer = None
+            if answer is not None:
+                task = answer.parsed()
+                if answer.status == 200 and isinstance(task, Mapping) and "active" in task:
+                    self._task_progress = True
+                    if task.get("active") is True:
+                        return True
+                    if task.get("queued") is True:
+                        return False
+                    # Neither: a server that does not track API task ids (before 1.6).
+                if answer.status in (404, 405):
+                    self._task_progress = False  # API-only mode: no /internal routes
+        return not _still_foreign(job, data)
+
+    def _report_foreign(self, job: _Job, state: Mapping[str, Any]) -> None:
+        name = f"{state.get('job') or 'a job'} started {state.get('job_timestamp')}"
+        if name not in job.foreign_jobs:
+            job.foreign_jobs.append(name)
+            log.warning(
+                "job %s: %s runs another client's job (%s); an A1111 instance should be "
+                "dedicated to fleetq",
+                job.job_id,
+                self.display_url,
+                name,
+            )
 
     async def _watch(self, job: _Job, sink: ProgressSink) -> None:
         """Poll progress until cancelled; raise BackendUnavailable after ``restart_grace_s``
@@ -413,8 +528,8 @@ class A1111Backend:
         while True:
             await asyncio.sleep(self.poll_interval_s)
             try:
-                answer = await self._call("GET", _PROGRESS_PATH, self.request_timeout_s)
-            except _Unreachable as e:
+                answer = await self._get_progress(self.request_timeout_s)
+            except Unreachable as e:
                 now = loop.time()
                 unreachable_since = unreachable_since or now
                 if now - unreachable_since > self.restart_grace_s:
@@ -423,15 +538,28 @@ class A1111Backend:
                     ) from e
                 continue
             unreachable_since = None
-            data = answer.json()
-            point = _progress_point(data) if answer.status == 200 else None
-            if point is None:
+            data = answer.parsed()
+            state = data.get("state") if isinstance(data, Mapping) else None
+            if answer.status != 200 or not isinstance(state, Mapping):
                 continue
-            best = max(best, point[0])
-            if (best, point[1]) != last:
-                last = (best, point[1])
-                sink(*last)
-            state = data["state"]
+            if not _running(state):
+                job.foreign_at_post = None  # idle between jobs: whatever runs next is ours
+                job.foreign_running = False
+                continue
+            if not await self._is_ours(job, data):
+                job.foreign_running = True
+                self._report_foreign(job, state)
+                if last is None or last[1] != _WAITING_TEXT:
+                    last = (best, _WAITING_TEXT)
+                    sink(*last)
+                continue
+            job.foreign_running = False
+            point = progress_point(data, hires=job.hires)
+            if point is not None:
+                best = max(best, point[0])
+                if (best, point[1]) != last:
+                    last = (best, point[1])
+                    sink(*last)
             # An interrupt sent before the job took the lock is lost: send it again.
             if (
                 job.interrupt_requested
@@ -443,33 +571,9 @@ class A1111Backend:
     async def _send_interrupt(self, job: _Job) -> None:
         job.last_interrupt_at = asyncio.get_running_loop().time()
         try:
-            await self._call("POST", "/sdapi/v1/interrupt", self.interrupt_timeout_s)
-        except _Unreachable as e:
+            await self._http.call("POST", "/sdapi/v1/interrupt", self.interrupt_timeout_s)
+        except Unreachable as e:
             log.warning("job %s: POST /sdapi/v1/interrupt failed: %s", job.job_id, e)
 
-    # -- HTTP -----------------------------------------------------------------------------
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    async def _call(
-        self, method: str, path: str, timeout_s: float | None, *, data: str | None = None
-    ) -> _Answer:
-        headers = dict(self._auth_header)
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self.request_timeout_s)
-        try:
-            async with self._http().request(
-                method, self.url + path, data=data, headers=headers, timeout=timeout,
-            ) as response:  # fmt: skip
-                body = await response.read()
-        except _NETWORK_ERRORS as e:
-            timed_out = isinstance(e, asyncio.TimeoutError)
-            where = f"{method} {path.split('?')[0]}"
-            raise _Unreachable(f"{where}: {_describe(e, timeout_s)}", timed_out=timed_out) from e
-        if response.status in (502, 503, 504):
-            raise _Unreachable(f"{method} {path.split('?')[0]}: HTTP {response.status}")
-        return _Answer(response.status, response.content_type, body)
+    async def _get_progress(self, timeout_s: float) -> Answer:
+        return await self._http.call("GET", _PROGRESS_PATH, timeout_s, params=_PROGRESS_PARAMS)

@@ -57,7 +57,10 @@ async def test_txt2img_returns_png_outputs_and_increasing_progress(
                for o in result.outputs)  # fmt: skip
     assert result.details["endpoint"] == "txt2img"
     assert result.details["info"]["all_prompts"] == ["a cat", "a cat"]
-    assert [t.split("-")[0] for t in _tasks(a1111_server)] == ["task(txt2img"]
+    assert _tasks(a1111_server) == ["fleetq-job-7"]  # our force_task_id
+    assert [(d["role"], d["seed"]) for d in result.details["images"]] == [
+        ("image", seed) for seed in result.details["info"]["all_seeds"]
+    ]
     assert progress.calls[0] == (0.0, "submitted") and progress.calls[-1] == (1.0, "done")
     assert nondecreasing(progress.fractions)
     steps = [text for text in progress.texts if text.startswith("step ")]
@@ -80,14 +83,127 @@ async def test_init_images_route_to_img2img(a1111: A1111Backend, a1111_server: F
     body = {"prompt": "a dog", "steps": 4, "init_images": [init], "denoising_strength": 0.5}
     result = await a1111.run("i2i", body, ProgressLog())
     assert result.details["endpoint"] == "img2img"
-    assert [t.split("-")[0] for t in _tasks(a1111_server)] == ["task(img2img"]
+    assert _tasks(a1111_server) == ["fleetq-i2i"]
     assert result.outputs[0].filename == "i2i_0.png"
 
 
-async def test_empty_init_images_get_a1111s_own_error(a1111: A1111Backend) -> None:
+def _png_b64(rgb: tuple[int, int, int] = (1, 2, 3)) -> str:
+    return base64.b64encode(encode_solid_png(8, 8, rgb)).decode()
+
+
+@pytest.mark.parametrize("shape", ["a1111", "forge"])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"init_images": []}, "bad number of images passed"),
+        ({"init_images": ["bm90IGFuIGltYWdl"]}, "Invalid encoded image"),
+        ({"init_images": ["https://example.invalid/a.png"]}, "Invalid image url"),
+        ({"enable_hr": True, "hr_upscaler": "Nope"}, "could not find upscaler named Nope"),
+    ],
+)
+async def test_500s_that_are_request_errors_are_final(
+    a1111_server_factory: ServerFactory,
+    a1111_factory: AdapterFactory,
+    shape: str,
+    body: dict[str, Any],
+    message: str,
+) -> None:
+    server = await a1111_server_factory(error_shape=shape)
     with pytest.raises(JobRejected) as info:
-        await a1111.run("no-init", {"prompt": "x", "init_images": []}, ProgressLog())
-    assert info.value.error.message == "Init image not found"
+        await a1111_factory(server.url).run("bad", {"prompt": "x", **body}, ProgressLog())
+    error = info.value.error
+    assert (error.kind, error.details["status"]) == ("final", 500)
+    assert message in error.message
+
+
+async def test_only_generated_images_are_outputs_each_with_its_seed(
+    a1111: A1111Backend,
+) -> None:
+    # save_images with two images puts a grid first; a ControlNet unit appends a detect map.
+    unit = {"enabled": True, "module": "canny"}
+    body = {
+        "prompt": "x", "steps": 2, "batch_size": 2, "seed": 40, "save_images": True,
+        "alwayson_scripts": {"controlnet": {"args": [unit]}},
+    }  # fmt: skip
+    result = await a1111.run("grid", body, ProgressLog())
+    assert [o.filename for o in result.outputs] == ["grid_0.png", "grid_1.png"]
+    assert result.details["images"] == [
+        {"filename": "grid_0.png", "role": "image", "seed": 40},
+        {"filename": "grid_1.png", "role": "image", "seed": 41},
+    ]
+    generated = [o.data for o in result.outputs]
+    assert len(set(generated)) == 2
+
+
+async def test_extras_are_kept_and_labelled_when_asked(
+    a1111_server: FakeA1111, a1111_factory: AdapterFactory
+) -> None:
+    a1111 = a1111_factory(a1111_server.url, keep_extras=True)
+    body = {
+        "prompt": "x", "steps": 2, "batch_size": 2, "seed": 7, "save_images": True,
+        "init_images": [_png_b64()], "mask": _png_b64(), "denoising_strength": 1.0,
+        "override_settings": {"return_mask": True},
+    }  # fmt: skip
+    result = await a1111.run("all", body, ProgressLog())
+    assert [(d["filename"], d["role"], d["seed"]) for d in result.details["images"]] == [
+        ("all_grid_0.png", "grid", None),
+        ("all_0.png", "image", 7),
+        ("all_1.png", "image", 8),
+        ("all_extra_0.png", "extra", None),
+    ]
+    assert [o.filename for o in result.outputs] == [d["filename"] for d in result.details["images"]]
+
+
+async def test_a_missing_checkpoint_fails_instead_of_running_on_another(
+    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory
+) -> None:
+    server = await a1111_server_factory(
+        models=("v1-5-pruned-emaonly.safetensors [6ce0161689]", "sd/xl.safetensors [31e35c80fc]")
+    )
+    a1111 = a1111_factory(server.url)
+    for name in ("sd/xl.safetensors [31e35c80fc]", "sd/xl.safetensors", "sd_xl"):
+        body = {"prompt": "x", "steps": 1, "override_settings": {"sd_model_checkpoint": name}}
+        result = await a1111.run("xl", body, ProgressLog())
+        assert result.details["info"]["sd_model_hash"] == "31e35c80fc"
+    missing = {"sd_model_checkpoint": "sdxl-turbo.safetensors [aaaaaaaaaa]"}
+    with pytest.raises(JobRejected) as info:
+        await a1111.run("m", {"prompt": "x", "steps": 1, "override_settings": missing},
+                        ProgressLog())  # fmt: skip
+    error = info.value.error
+    assert (error.type, error.kind) == ("CheckpointNotFound", "final")
+    assert "sdxl-turbo" in error.message and "v1-5-pruned-emaonly" in error.message
+
+
+async def test_an_interrupt_from_someone_else_is_not_a_success(
+    a1111: A1111Backend, a1111_server: FakeA1111, http: aiohttp.ClientSession
+) -> None:
+    progress = ProgressLog()
+    run = asyncio.create_task(a1111.run("x", {"prompt": "fleetq:hang", "steps": 4}, progress))
+    await progress.wait_text("step 3/4")
+    async with http.post(f"{a1111_server.url}/sdapi/v1/interrupt") as response:
+        assert response.status == 200  # the UI's Interrupt button, or another client
+    with pytest.raises(JobRuntimeError) as info:
+        await run
+    assert (info.value.error.type, info.value.error.kind) == ("InterruptedElsewhere", "job")
+    assert "partly denoised" in info.value.error.message
+
+
+async def test_send_images_false_is_refused(a1111: A1111Backend, a1111_server: FakeA1111) -> None:
+    with pytest.raises(JobRejected, match="send_images"):
+        await a1111.run("n", {"prompt": "x", "send_images": False}, ProgressLog())
+    assert _tasks(a1111_server) == []
+
+
+async def test_hires_fix_progress_is_one_image_in_two_passes(
+    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory
+) -> None:
+    server = await a1111_server_factory(step_seconds=0.05)
+    progress = ProgressLog()
+    body = {"prompt": "x", "steps": 3, "enable_hr": True, "hr_second_pass_steps": 3}
+    await a1111_factory(server.url).run("hr", body, progress)
+    assert any(text.endswith("/3 hires") for text in progress.texts)
+    assert not any("batch" in text for text in progress.texts)
+    assert nondecreasing(progress.fractions)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +211,8 @@ async def test_empty_init_images_get_a1111s_own_error(a1111: A1111Backend) -> No
     [
         ("a1111", "fleetq:fail", "RuntimeError", "fleetq:fail requested by the prompt"),
         ("a1111", "fleetq:oom", "OutOfMemoryError", "CUDA out of memory"),
-        ("forge", "fleetq:fail", "InternalServerError", "without details"),
+        ("forge", "fleetq:oom", "OutOfMemoryError", "CUDA out of memory"),
+        ("forge-legacy", "fleetq:fail", "InternalServerError", "without details"),
     ],
 )
 async def test_failure_is_a_runtime_error_in_both_shapes(
@@ -145,21 +262,34 @@ async def test_interrupt_mid_run_is_job_interrupted(
                for r in caplog.records if r.name.startswith("supervisor.fakes"))  # fmt: skip
 
 
-async def test_interrupt_before_the_job_began_is_repeated(
-    a1111: A1111Backend, a1111_server: FakeA1111, http: aiohttp.ClientSession
+@pytest.mark.parametrize("webui", [False, True])
+async def test_interrupt_while_queued_spares_the_foreign_job_and_stops_ours(
+    a1111_server_factory: ServerFactory,
+    a1111_factory: AdapterFactory,
+    http: aiohttp.ClientSession,
+    webui: bool,
 ) -> None:
-    # Someone else holds the lock; our interrupt (sent while we wait) hits their job and is
-    # cleared when ours begins: the adapter must send it again once ours runs.
-    other = _post_txt2img(http, a1111_server, {"prompt": "fleetq:hang", "steps": 10})
-    await a1111_server.wait_until(lambda s: s.job_count > 0)
-    body = {"prompt": "fleetq:hang", "steps": 4}
-    run = asyncio.create_task(a1111.run("late", body, ProgressLog()))
-    await eventually(lambda: a1111_server.waiting == 1)
+    # Someone else holds the lock (UI mode: told by our task id; API-only: by the job that
+    # ran when ours was posted). Interrupting ours must not stop theirs; it reaches ours once
+    # ours runs (an interrupt sent before a job begins is lost, so it is sent then).
+    server = await a1111_server_factory(webui=webui)
+    a1111 = a1111_factory(server.url)
+    other = _post_txt2img(http, server, {"prompt": "fleetq:hang", "steps": 10})
+    await server.wait_until(lambda s: s.job_count > 0)
+    progress = ProgressLog()
+    run = asyncio.create_task(a1111.run("late", {"prompt": "fleetq:hang", "steps": 4}, progress))
+    await eventually(lambda: server.waiting == 1)
+    await progress.wait_text("another client")
     await a1111.interrupt()
-    assert await other == 200  # the global interrupt stopped the job holding the lock
+    await server.wait_until(lambda s: s.sampling_step == 9)  # theirs waits at its last step
+    assert not server.shared_state.interrupted
+    async with http.post(f"{server.url}/sdapi/v1/skip") as response:  # they finish
+        assert response.status == 200
+    assert await other == 200
     with pytest.raises(JobInterrupted):
         await asyncio.wait_for(run, 5)
-    assert a1111_server.shared_state.interrupted
+    assert server.shared_state.interrupted
+    assert server.state()["finished_tasks"][-1] == "fleetq-late"
 
 
 async def test_interrupt_when_idle_sends_nothing(
@@ -222,10 +352,11 @@ async def test_probe_idle_and_busy(
     assert (await a1111.probe()).ready
 
 
+@pytest.mark.parametrize(("webui", "shape"), [(True, "a1111"), (False, "forge")])
 async def test_probe_in_ui_mode_and_with_api_auth(
-    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory
+    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory, webui: bool, shape: str
 ) -> None:
-    server = await a1111_server_factory(webui=True, api_auth="fleet:secret")
+    server = await a1111_server_factory(webui=webui, api_auth="fleet:secret", error_shape=shape)
     probe = await a1111_factory(server.url).probe()
     assert not probe.alive and "auth" in probe.detail
     a1111 = a1111_factory(server.url, auth=("fleet", "secret"))

@@ -11,6 +11,8 @@ import aiohttp
 import pytest
 from fakes_testkit import png_chunks, png_pixels
 
+from supervisor.fakes.png import encode_solid_png
+
 INFO_KEYS = [
     "prompt", "all_prompts", "negative_prompt", "all_negative_prompts", "seed", "all_seeds",
     "subseed", "all_subseeds", "subseed_strength", "width", "height", "sampler_name",
@@ -206,12 +208,21 @@ async def test_failures_in_the_a1111_shape(http, a1111, marker, error, message):
 async def test_failures_in_the_forge_shape(http, a1111_factory):
     forge = await a1111_factory(error_shape="forge")
     async with http.post(
-        forge.url + "/sdapi/v1/txt2img", json={"prompt": "fleetq:fail", "steps": 2}
+        forge.url + "/sdapi/v1/txt2img", json={"prompt": "fleetq:oom", "steps": 2}
+    ) as response:
+        assert response.status == 500
+        body = await response.json()
+        assert "X-Process-Time" not in response.headers
+    assert list(body) == ["error", "detail", "body", "message"]  # webui.py _handle_exception
+    assert (body["error"], body["detail"], body["body"]) == ("OutOfMemoryError", "", "")
+    assert body["message"].startswith("CUDA out of memory")
+    legacy = await a1111_factory(error_shape="forge-legacy")
+    async with http.post(
+        legacy.url + "/sdapi/v1/txt2img", json={"prompt": "fleetq:fail", "steps": 2}
     ) as response:
         assert response.status == 500
         assert response.content_type == "text/plain"
         assert await response.text() == "Internal Server Error"
-        assert "X-Process-Time" not in response.headers
     async with http.post(
         forge.url + "/sdapi/v1/txt2img", json={"sampler_name": "nope"}
     ) as response:
@@ -260,15 +271,111 @@ async def test_legacy_sampler_names_and_aliases(http, a1111):
 
 
 async def test_img2img(http, a1111):
-    init = base64.b64encode(b"not really a png").decode()
-    body = {"prompt": "x", "steps": 2, "init_images": [init], **SMALL}
+    init = base64.b64encode(encode_solid_png(8, 8, (1, 2, 3))).decode()
+    body = {"prompt": "x", "steps": 20, "init_images": [init], **SMALL}
     async with http.post(a1111.url + "/sdapi/v1/img2img", json=body) as response:
         assert response.status == 200
         result = await response.json()
     assert result["parameters"]["init_images"] is None  # include_init_images is false
     info = json.loads(result["info"])
     assert info["denoising_strength"] == 0.75
-    assert a1111.state()["shared_state"]["job"] == ""
+    state = a1111.state()["shared_state"]
+    assert state["job"] == ""
+    # setup_img2img_steps: int(0.75 * 20) + 1 steps are sampled, not 20.
+    assert state["sampling_steps"] == 16
+
+
+@pytest.mark.parametrize(
+    ("init_images", "status", "message"),
+    [
+        (["bm90IGFuIGltYWdl"], 500, "Invalid encoded image"),
+        (["https://example.invalid/cat.png"], 500, "Invalid image url"),
+        ([], 500, "bad number of images passed: 0; expecting 1 or less"),
+        (None, 404, "Init image not found"),
+    ],
+)
+async def test_img2img_image_errors(http, a1111, init_images, status, message):
+    body = {"prompt": "x", "steps": 2, "init_images": init_images}
+    async with http.post(a1111.url + "/sdapi/v1/img2img", json=body) as response:
+        assert response.status == status
+        error = await response.json()
+    assert message in (error["detail"] or error["errors"])
+
+
+async def test_masks_and_controlnet_detect_maps_follow_the_images(http, a1111):
+    png = base64.b64encode(encode_solid_png(8, 8, (9, 9, 9))).decode()
+    unit = {"enabled": True, "module": "canny", "model": "control_canny"}
+    body = {
+        "prompt": "x", "steps": 1, "batch_size": 2, "init_images": [png], "mask": png,
+        "override_settings": {"return_mask": True},
+        "alwayson_scripts": {"ControlNet": {"args": [unit, {**unit, "enabled": False}]}},
+        **SMALL,
+    }  # fmt: skip
+    async with http.post(a1111.url + "/sdapi/v1/img2img", json=body) as response:
+        result = await response.json()
+    info = json.loads(result["info"])
+    # Two images, then the mask, then one detect map (the disabled unit has none).
+    assert len(result["images"]) == 4 and len(info["all_seeds"]) == 2
+    assert info["index_of_first_image"] == 0
+    rows = [png_pixels(base64.b64decode(image))[2] for image in result["images"][2:]]
+    assert [row[1:4] for row in rows] == [b"\xff\xff\xff", b"\x00\x00\x00"]
+
+
+async def test_hires_fix_doubles_the_job_count(http, a1111_factory):
+    server = await a1111_factory(step_seconds=0.1)
+    job = start(http, server, prompt="x", steps=2, enable_hr=True, hr_second_pass_steps=3)
+    await server.wait_until(lambda s: s.job_no == 1 and s.sampling_step == 1)
+    state = (await progress(http, server))["state"]
+    assert (state["job_count"], state["sampling_steps"]) == (2, 3)  # one image, two passes
+    status, body = await job
+    assert status == 200 and json.loads(body["info"])["width"] == 128
+    status, body = await txt2img(http, server, steps=1, enable_hr=True, hr_upscaler="Nope")
+    assert status == 500 and body["errors"] == "could not find upscaler named Nope"
+
+
+async def test_sampling_step_counts_finished_steps(http, a1111_factory):
+    server = await a1111_factory(step_seconds=0.2)
+    job = start(http, server, prompt="x", steps=3)
+    await server.wait_until(lambda s: s.job_count == 1)
+    assert (await progress(http, server))["state"]["sampling_step"] == 0  # step 1 running
+    await server.wait_until(lambda s: s.sampling_step == 1)
+    assert (await progress(http, server))["state"]["sampling_step"] == 1
+    status, _ = await job
+    assert status == 200
+
+
+async def test_override_checkpoint_switch_and_silent_fallback(http, a1111_factory):
+    server = await a1111_factory(
+        models=("v1-5-pruned-emaonly.safetensors [6ce0161689]", "sdxl.safetensors [31e35c80fc]"),
+        model_load_s=0.3,
+    )
+    first = start(http, server, prompt="x", steps=1)
+    # The first use of a checkpoint loads it: lock held, job_count -1, no steps.
+    await server.wait_until(lambda s: s.job_count == -1)
+    assert server.lock.locked() and server.state()["loaded_model"] is None
+    assert (await progress(http, server))["state"]["sampling_steps"] == 0
+    _, body = await first
+    assert json.loads(body["info"])["sd_model_name"] == "v1-5-pruned-emaonly"
+    assert server.state()["model_loads"] == 1
+    _, body = await txt2img(http, server, steps=1)  # same checkpoint: no load
+    assert server.state()["model_loads"] == 1
+    sdxl = {"sd_model_checkpoint": "sdxl.safetensors [31e35c80fc]"}
+    _, body = await txt2img(http, server, steps=1, override_settings=sdxl)
+    assert json.loads(body["info"])["sd_model_hash"] == "31e35c80fc"
+    assert server.state()["model_loads"] == 2
+    assert server.state()["loaded_model"] == "sdxl.safetensors [31e35c80fc]"
+    # An unknown checkpoint is dropped silently: the job runs on the selected one.
+    missing = {"sd_model_checkpoint": "missing.safetensors"}
+    status, body = await txt2img(http, server, steps=1, override_settings=missing)
+    assert status == 200 and json.loads(body["info"])["sd_model_name"] == "v1-5-pruned-emaonly"
+    assert server.state()["model_loads"] == 3
+
+
+def test_model_load_time_is_a_cli_flag():
+    from supervisor.fakes.a1111.cli import build_parser
+
+    args = build_parser().parse_args(["--model-load-seconds", "2.5"])
+    assert args.model_load_seconds == 2.5
 
 
 async def test_nowebui_mode_has_no_internal_routes(http, a1111):
@@ -365,7 +472,7 @@ async def test_basic_auth(http, a1111_factory):
         assert response.status == 401
     forge = await a1111_factory(api_auth="user:secret", error_shape="forge")
     async with http.get(forge.url + "/sdapi/v1/progress") as response:
-        assert response.status == 200  # Forge leaves progress open
+        assert response.status == 401  # Forge main authenticates progress too
 
 
 async def test_restart_cuts_off_open_requests(http, a1111):

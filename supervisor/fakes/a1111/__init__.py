@@ -5,8 +5,13 @@ Behaviour (``reference/backends.md`` section 2): one FIFO queue lock, so a reque
 queue wait plus ``n_iter * steps * step_seconds``; ``GET /sdapi/v1/progress`` with A1111's
 exact formula and idle shape; ``POST /sdapi/v1/interrupt`` makes the running request return
 early with 200 and partial images (and is lost when idle); ``/skip``; ``info`` as a JSON
-string; images as base64 PNG with the infotext in a ``parameters`` text chunk; errors in the
-A1111 or Forge shape; ``--nowebui`` mode (default) or UI mode with ``/internal/*``.
+string; images as base64 PNG with the infotext in a ``parameters`` text chunk, a grid first
+with ``save_images``, masks (``return_mask``) and ControlNet detect maps appended; errors in the
+A1111 or Forge shape, including the 500s of undecodable ``init_images``; ``--nowebui`` mode
+(default) or UI mode with ``/internal/*``. ``override_settings`` apply per request; a
+checkpoint switch (first use, or another than the loaded one) holds the lock for
+``model_load_s`` with ``job_count`` -1, and an unknown checkpoint is silently ignored, as in
+A1111. Hires fix runs a second pass per batch; img2img samples ``denoising_strength * steps``.
 
 Control through the prompt text:
 

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--errors",
         choices=ERROR_SHAPES,
         default="a1111",
-        help="error body shape: a1111 (default) or forge",
+        help="error body shape: a1111 (default), forge, or forge-legacy (plain-text 500s)",
     )
     parser.add_argument(
         "--webui",
@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="TITLE",
         help='checkpoint title like "name.safetensors [hash]" (repeatable)',
+    )
+    parser.add_argument(
+        "--model-load-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="time to load a checkpoint: at its first use and after another one (default 0)",
     )
     parser.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--startup-mode", choices=STARTUP_MODES, default="refuse")
@@ -92,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         error_shape=args.errors,
         webui=args.webui,
         api_auth=args.api_auth,
+        model_load_s=args.model_load_seconds,
         startup_delay_s=args.startup_delay,
         startup_mode=args.startup_mode,
         **extra,

@@ -5,8 +5,11 @@ failure                    A1111 (status, body)                          Forge
 =========================  ============================================  =====================
 HTTP error (bad sampler)   4xx ``{"error": "HTTPException", "detail",    4xx ``{"detail"}``
                            "body": "", "errors": "400: detail"}``
-crash (RuntimeError, OOM)  500 ``{"error": "RuntimeError", "detail": "",  500 text/plain
-                           "body": "", "errors": str(exception)}``       ``Internal Server Error``
+crash (RuntimeError, OOM)  500 ``{"error": "RuntimeError", "detail": "",  500 ``{"error", "detail",
+                           "body": "", "errors": str(exception)}``       "body", "message"}``
+                                                                         (``forge-legacy``, before
+                                                                         late 2024: text/plain
+                                                                         ``Internal Server Error``)
 bad request body           422 ``{"detail": [{"loc", "msg", "type"}]}``  same
 unknown path / method      404 / 405 ``{"detail": "Not Found"}``          same
 =========================  ============================================  =====================
@@ -58,10 +61,14 @@ def error_response(ex: Exception, shape: str) -> web.Response:
     """The response the real server gives for ``ex``."""
     if isinstance(ex, RequestValidationError):
         return web.json_response({"detail": ex.errors}, status=422)
-    if shape == "forge":
+    if shape in ("forge", "forge-legacy"):
         if isinstance(ex, ApiError):
             return web.json_response({"detail": ex.detail}, status=ex.status, headers=ex.headers)
-        return web.Response(status=500, text="Internal Server Error")
+        if shape == "forge-legacy":
+            return web.Response(status=500, text="Internal Server Error")
+        # webui.py _handle_exception: vars(e) has no detail/body for a plain exception.
+        body = {"error": type(ex).__name__, "detail": "", "body": "", "message": str(ex)}
+        return web.json_response(body, status=500)
     body = {
         "error": "HTTPException" if isinstance(ex, ApiError) else type(ex).__name__,
         "detail": ex.detail if isinstance(ex, ApiError) else "",

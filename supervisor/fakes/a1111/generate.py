@@ -20,6 +20,7 @@ import json
 import math
 import random
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,12 @@ CONTROL_FAIL = "fleetq:fail"
 CONTROL_OOM = "fleetq:oom"
 CONTROL_HANG = "fleetq:hang"
 MAX_PIXELS = 8192 * 8192
+#: ``hr_upscaler`` names the fake knows (A1111's latent modes and built-in upscalers).
+UPSCALERS = frozenset(
+    {"Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+     "Latent (nearest)", "Latent (nearest-exact)", "None", "Lanczos", "Nearest", "ESRGAN_4x",
+     "R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "SwinIR 4x", "LDSR", "ScuNET"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,9 @@ class Model:
 
     @property
     def name(self) -> str:
-        return self.title.split(" [")[0].rsplit(".", 1)[0]
+        """A1111's ``model_name``: the file name without extension, folders joined by ``_``."""
+        filename = self.title.split(" [")[0].replace("/", "_").replace("\\", "_")
+        return filename.rsplit(".", 1)[0]
 
     @property
     def hash(self) -> str:
@@ -91,28 +100,35 @@ def infotext(
 
 
 async def _sample(
-    request: GenerationRequest, state: SharedState, step_seconds: float, fail: str | None
+    steps: int, prompt: str, state: SharedState, step_seconds: float, fail: str | None
 ) -> float:
-    """One batch; returns how far it got (1.0 = all steps)."""
-    steps = int(request["steps"])
-    hang = CONTROL_HANG in request["prompt"]
+    """One sampling pass; returns how far it got (1.0 = all steps). ``sampling_step`` counts
+    the finished steps, set after each one (``sd_samplers_common``)."""
+    hang = CONTROL_HANG in prompt
     for step in range(steps):
         if state.interrupted or state.skipped:
             return step / steps
-        state.update(sampling_step=step)
         if fail is not None and step == steps // 2:
             raise _failure(fail)
         if hang and step == steps - 1:
-            break
+            await state.sleep_unless_stopped(None)
+            return step / steps
         if await state.sleep_unless_stopped(step_seconds):
             return step / steps
-    else:
-        if fail is not None:
-            raise _failure(fail)
-        if not hang:
-            return 1.0
-    await state.sleep_unless_stopped(None)
-    return max(steps - 1, 0) / steps if steps else 0.0
+        state.update(sampling_step=step + 1)
+    if fail is not None:
+        raise _failure(fail)
+    return 1.0
+
+
+def sampling_steps(request: GenerationRequest, settings: Mapping[str, Any]) -> int:
+    """Steps the sampler really runs: img2img runs ``int(denoising_strength * steps) + 1``
+    (``setup_img2img_steps``) unless ``img2img_fix_steps``."""
+    steps = int(request["steps"])
+    if request.kind != "img2img" or settings.get("img2img_fix_steps"):
+        return steps
+    strength = request["denoising_strength"] or 0.0
+    return int(min(strength, 0.999) * steps) + 1 if steps else 0
 
 
 def _failure(control: str) -> Exception:
@@ -135,20 +151,37 @@ async def generate(
     step_seconds: float,
     model: Model,
     version: str,
+    settings: Mapping[str, Any] | None = None,
 ) -> Generated:
-    """Run the batches under the lock already held; raises for ``fleetq:fail``/``oom``."""
+    """Run the batches under the lock already held; raises for ``fleetq:fail``/``oom``.
+
+    ``settings`` are the options in force (with the request's ``override_settings``). With
+    hires fix every batch has a second pass (``job_count`` doubled, ``hr_second_pass_steps``
+    or ``steps`` more steps, the image ``hr_scale`` times larger).
+    """
+    settings = settings or {}
     width, height = request["width"], request["height"]
     if width < 1 or height < 1:
         raise RuntimeError(f"invalid image size {width}x{height}")
     if width * height > MAX_PIXELS:
         raise OutOfMemoryError(f"CUDA out of memory: {width}x{height} is too large (fake)")
+    hires = request.kind == "txt2img" and bool(request["enable_hr"])
+    if hires:
+        upscaler = request["hr_upscaler"]
+        if upscaler is not None and upscaler not in UPSCALERS:
+            raise AssertionError(f"could not find upscaler named {upscaler}")
+        scale = request["hr_scale"] or 2.0
+        width, height = int(width * scale), int(height * scale)
     batch_size, n_iter = request["batch_size"], request["n_iter"]
     total = batch_size * n_iter
     seeds = _seeds(request["seed"], total)
     subseeds = _seeds(request["subseed"], total)
     prompt = request["prompt"]
     fail = next((c for c in (CONTROL_OOM, CONTROL_FAIL) if c in prompt), None)
-    state.update(job_count=n_iter)
+    passes = [sampling_steps(request, settings)]
+    if hires:
+        passes.append(request["hr_second_pass_steps"] or request["steps"])
+    state.update(job_count=n_iter * len(passes))
     made: list[tuple[int, float]] = []
     skipped = 0
     for batch in range(n_iter):
@@ -157,11 +190,17 @@ async def generate(
             break
         if n_iter > 1:
             state.update(job=f"Batch {batch + 1} out of {n_iter}")
-        state.update(sampling_steps=request["steps"], sampling_step=0)
-        done = await _sample(request, state, step_seconds, fail if batch == 0 else None)
+        done = 0.0
+        for number, steps in enumerate(passes):
+            if number and (state.interrupted or state.skipped):
+                state.nextjob()
+                continue
+            state.update(sampling_steps=steps, sampling_step=0)
+            failing = fail if batch == 0 and number == 0 else None
+            done = await _sample(steps, prompt, state, step_seconds, failing)
+            state.nextjob()
         skipped += int(state.skipped)
         made += [(batch * batch_size + index, done) for index in range(batch_size)]
-        state.nextjob()
     texts = [infotext(request, model, version, seeds[i], i % batch_size) for i, _ in made]
     pngs = [
         encode_solid_png(width, height, _color(prompt, seeds[i], done), {"parameters": text})
@@ -179,6 +218,7 @@ async def generate(
         pngs.insert(0, grid)
         texts.insert(0, grid_text)
         index_of_first_image = 1
+    pngs += _extra_images(request, settings, width, height)
     info = {
         "prompt": prompt,
         "all_prompts": [prompt] * total,
@@ -217,6 +257,29 @@ async def generate(
     if not request["send_images"]:
         images = []
     return Generated(images, info, state.interrupted, skipped)
+
+
+def _extra_images(
+    request: GenerationRequest, settings: Mapping[str, Any], width: int, height: int
+) -> list[bytes]:
+    """What A1111 and its extensions append after the generated images: the img2img mask
+    (``return_mask``, ``return_mask_composite``) and one ControlNet detect map per enabled
+    unit (unless ``control_net_no_detectmap``); Forge returns the same as ``extra_images``."""
+    extras: list[bytes] = []
+    if request.kind == "img2img" and request["mask"]:
+        for option in ("return_mask", "return_mask_composite"):
+            if settings.get(option):
+                extras.append(encode_solid_png(width, height, (255, 255, 255)))
+    scripts = request["alwayson_scripts"]
+    if isinstance(scripts, Mapping) and not settings.get("control_net_no_detectmap"):
+        for name, script in scripts.items():
+            if name.lower() != "controlnet" or not isinstance(script, Mapping):
+                continue
+            units = script.get("args")
+            for unit in units if isinstance(units, list) else []:
+                if isinstance(unit, Mapping) and unit.get("enabled", True) is not False:
+                    extras.append(encode_solid_png(width, height, (0, 0, 0)))
+    return extras
 
 
 def info_json(info: dict[str, Any]) -> str:

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from supervisor.fakes.listener import STARTUP_MODES, StartupMode
 
-ErrorShape = Literal["a1111", "forge"]
-ERROR_SHAPES: tuple[ErrorShape, ...] = ("a1111", "forge")
+ErrorShape = Literal["a1111", "forge", "forge-legacy"]
+ERROR_SHAPES: tuple[ErrorShape, ...] = ("a1111", "forge", "forge-legacy")
 DEFAULT_MODEL = "v1-5-pruned-emaonly.safetensors [6ce0161689]"
 
 
@@ -25,18 +25,22 @@ class A1111Options:
     """*runtime*: time per sampling step; a request runs ``n_iter * steps * step_seconds``."""
     error_shape: ErrorShape = "a1111"
     """*runtime*: ``"a1111"``: ``{"error", "detail", "body", "errors"}`` bodies and an
-    ``X-Process-Time`` header; ``"forge"``: FastAPI defaults (``{"detail"}`` for HTTP errors, a
-    plain-text 500 for crashes)."""
+    ``X-Process-Time`` header; ``"forge"`` (Forge main): ``{"detail"}`` for HTTP errors and
+    ``{"error", "detail", "body", "message"}`` for crashes; ``"forge-legacy"`` (Forge before
+    late 2024): a plain-text 500 for crashes."""
     webui: bool = False
     """False is ``--nowebui`` (API only, no ``/internal/*``); True is ``--api`` with the UI,
     which adds ``/internal/ping``, ``/internal/progress`` and ``/``."""
     api_auth: str | None = None
-    """``--api-auth "user:pass,user2:pass2"``: HTTP Basic on ``/sdapi/v1/*`` (Forge leaves
-    ``/sdapi/v1/progress`` open)."""
+    """``--api-auth "user:pass,user2:pass2"``: HTTP Basic on ``/sdapi/v1/*`` (Forge main
+    included: only an unmerged branch leaves ``/sdapi/v1/progress`` open)."""
     models: tuple[str, ...] = (DEFAULT_MODEL,)
     """*runtime*: checkpoint titles (``name.safetensors [hash]``); the first one is loaded."""
     model_load_s: float = 0.0
-    """*runtime*: time a checkpoint switch through ``POST /options`` holds the queue lock."""
+    """*runtime*: time loading a checkpoint takes, holding the queue lock: charged the first
+    time a checkpoint is used and whenever a job (``override_settings.sd_model_checkpoint``,
+    else the selected one) or ``POST /options`` needs another than the one loaded. During a
+    job's switch progress shows ``job_count`` -1 and no steps."""
     startup_delay_s: float = 0.0
     """*runtime*: unreachable for this long after start and after each ``restart``."""
     startup_mode: StartupMode = "refuse"

@@ -7,6 +7,7 @@ Unknown fields are ignored (pydantic v1 default). ``null`` for a field means its
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -230,6 +231,26 @@ def resolve_sampler(name: str | None, scheduler: str | None) -> tuple[str, str]:
     raise ApiError(400, "Sampler not found")
 
 
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"RIFF")
+
+
+def decode_image(encoding: Any) -> bytes:
+    """``api.decode_base64_to_image``: URLs are fetched (the fake cannot: "Invalid image url"),
+    ``data:`` URLs and plain base64 decoded; anything that is not an image is a 500
+    HTTPException "Invalid encoded image" (a request error, though a 500)."""
+    if isinstance(encoding, str) and encoding.startswith(("http://", "https://")):
+        raise ApiError(500, "Invalid image url")
+    try:
+        assert isinstance(encoding, str)
+        if encoding.startswith("data:image/"):
+            encoding = encoding.split(";")[1].split(",")[1]
+        data = base64.b64decode(encoding)
+        assert data.startswith(_IMAGE_MAGIC)
+    except Exception:
+        raise ApiError(500, "Invalid encoded image") from None
+    return data
+
+
 def parse_request(body: Any, kind: Kind) -> GenerationRequest:
     """Validate a request body as FastAPI would (422 on type errors, 400 on a bad sampler,
     404 when img2img has no ``init_images``)."""
@@ -257,8 +278,14 @@ def parse_request(body: Any, kind: Kind) -> GenerationRequest:
         values["sampler_name"] or values["sampler_index"], values["scheduler"]
     )
     if kind == "img2img":
-        if not values["init_images"]:
+        if values["init_images"] is None:
             raise ApiError(404, "Init image not found")
+        images = values["init_images"] if isinstance(values["init_images"], list) else []
+        for image in [*images, *([values["mask"]] if values["mask"] else [])]:
+            decode_image(image)
+        if not images:  # processing.py: only None is "not found"; [] fails in init()
+            raise RuntimeError(f"bad number of images passed: 0; expecting {values['batch_size']}"
+                               " or less")  # fmt: skip
         if not values["include_init_images"]:
             parameters["init_images"] = None
             parameters["mask"] = None

@@ -70,8 +70,6 @@ class A1111Routes:
         credentials = self.server.options.credentials()
         if not credentials:
             return
-        if self.server.options.error_shape == "forge" and request.path == "/sdapi/v1/progress":
-            return
         header = request.headers.get("Authorization", "")
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
@@ -119,12 +117,14 @@ class A1111Routes:
                     server.port, kind, task_id, started - queued_at,
                 )  # fmt: skip
                 try:
+                    title, settings = await server.prepare_job(parsed["override_settings"])
                     generated = await generate(
                         parsed,
                         state,
                         server.options.step_seconds,
-                        Model(server.model),
+                        Model(title),
                         server.options.version,
+                        settings,
                     )
                     server.tasks.finish(task_id)
                 except Exception as ex:

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from supervisor.fakes.a1111.errors import api_middleware
+from supervisor.fakes.a1111.generate import Model
 from supervisor.fakes.a1111.options import RUNTIME_FIELDS, A1111Options
 from supervisor.fakes.a1111.routes import add_api_routes
 from supervisor.fakes.a1111.state import SharedState, TaskRegistry
@@ -49,6 +50,10 @@ class FakeA1111(FakeServer):
         self.lock = asyncio.Lock()
         """The queue lock; ``asyncio.Lock`` serves waiters first come, first served."""
         self.model = self._options.models[0]
+        """The selected checkpoint (``opts.sd_model_checkpoint``)."""
+        self.loaded: str | None = None
+        """The checkpoint in memory: None until the first job or switch loads one."""
+        self.model_loads = 0
         self._settings: dict[str, Any] = {}
         self._inflight: dict[asyncio.Task[Any], web.Request] = {}
         self.restarts = 0
@@ -72,6 +77,8 @@ class FakeA1111(FakeServer):
         self._options = self._options.replace(**changes)
         if self.model not in self._options.models:
             self.model = self._options.models[0]
+        if self.loaded not in self._options.models:
+            self.loaded = None
         log.info("a1111:%d configured %s", self.port, changes)
         return self._options
 
@@ -93,6 +100,7 @@ class FakeA1111(FakeServer):
         self.tasks = TaskRegistry()
         self.lock = asyncio.Lock()
         self.model = self._options.models[0]
+        self.loaded = None
         self._settings = {}
         delay = self._options.startup_delay_s if delay_s is None else delay_s
         await self._bounce_listener(delay, self._options.startup_mode)
@@ -118,6 +126,8 @@ class FakeA1111(FakeServer):
             "pending_tasks": list(self.tasks.pending),
             "finished_tasks": list(self.tasks.finished),
             "model": self.model,
+            "loaded_model": self.loaded,
+            "model_loads": self.model_loads,
             "restarts": self.restarts,
             "options": dataclasses.asdict(self._options),
         }
@@ -172,14 +182,39 @@ class FakeA1111(FakeServer):
         )
         if title is not None and title != self.model:
             async with self.lock:
-                log.info("a1111:%d loading checkpoint %s", self.port, title)
-                await asyncio.sleep(self._options.model_load_s)
+                await self._load(title)
                 self.model = title
 
+    async def prepare_job(self, overrides: Any) -> tuple[str, dict[str, Any]]:
+        """The start of ``process_images`` (lock held, ``job_count`` -1): the checkpoint a job
+        runs on and the settings in force. An ``override_settings.sd_model_checkpoint`` that
+        names no checkpoint is dropped silently, as A1111 and Forge do; loading another
+        checkpoint takes ``model_load_s``. The checkpoint stays loaded after the job."""
+        overrides = dict(overrides) if isinstance(overrides, dict) else {}
+        wanted = overrides.pop("sd_model_checkpoint", None)
+        title = self._find_model(str(wanted)) if wanted is not None else None
+        if wanted is not None and title is None:
+            log.info("a1111:%d unknown checkpoint %r ignored", self.port, wanted)
+        title = title or self.model
+        await self._load(title)
+        return title, {**self.settings(), **overrides}
+
+    async def _load(self, title: str) -> None:
+        if title == self.loaded:
+            return
+        log.info("a1111:%d loading checkpoint %s", self.port, title)
+        self.loaded = None
+        await asyncio.sleep(self._options.model_load_s)
+        self.loaded = title
+        self.model_loads += 1
+        self.shared_state.touch()
+
     def _find_model(self, name: str) -> str | None:
+        """``sd_models.checkpoint_aliases``: title, file name, model name or hash."""
         for title in self._options.models:
             filename = title.split(" [")[0]
-            if name in (title, filename, filename.rsplit(".", 1)[0]):
+            model = Model(title)
+            if name in (title, filename, filename.rsplit(".", 1)[0], model.name, model.hash):
                 return title
         return None
 
