@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from fleetq.a1111_rules import check_a1111_rules
 from fleetq.config import Settings
 from fleetq.errors import (
     InvalidArgument,
@@ -206,6 +207,7 @@ def _check_a1111_body(body: Mapping[str, Any]) -> dict[str, Any]:
     init = body.get("init_images")
     if init is not None and not all(isinstance(i, str) for i in init):
         raise InvalidWorkflow("A1111 init_images must be a list of base64 strings")
+    check_a1111_rules(body)
     return dict(body)
 
 
