@@ -19,8 +19,13 @@ def check_a1111_rules(body: Mapping[str, Any]) -> None:
       files;
     - an empty ``init_images`` list: A1111 fails it with a 500 ("bad number of images");
     - an ``override_settings.sd_model_checkpoint`` that is not a non-empty string: A1111 would
-      run on whatever model is loaded.
+      run on whatever model is loaded;
+    - ``fleetq_keep_extras`` (fleetq's own key: keep grids, masks and detect maps as outputs;
+      removed before the body is sent) that is not a boolean.
     """
+    keep_extras = body.get("fleetq_keep_extras", False)
+    if not isinstance(keep_extras, bool):
+        raise InvalidWorkflow(f"fleetq_keep_extras must be true or false, not {keep_extras!r:.60}")
     send_images = body.get("send_images", True)
     if isinstance(send_images, str):
         send_images = send_images.strip().lower()

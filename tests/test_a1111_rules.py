@@ -21,6 +21,7 @@ SETTINGS = Settings()
         ({"prompt": "x", "init_images": []}, "init_images is empty"),
         ({"prompt": "x", "override_settings": {"sd_model_checkpoint": ""}}, "checkpoint"),
         ({"prompt": "x", "override_settings": {"sd_model_checkpoint": 3}}, "checkpoint"),
+        ({"prompt": "x", "fleetq_keep_extras": "yes"}, "fleetq_keep_extras"),
     ],
 )
 def test_bodies_that_cannot_succeed_are_refused(body: dict[str, Any], message: str) -> None:
@@ -31,7 +32,7 @@ def test_bodies_that_cannot_succeed_are_refused(body: dict[str, Any], message: s
 @pytest.mark.parametrize(
     "body",
     [
-        {"prompt": "x", "send_images": True},
+        {"prompt": "x", "send_images": True, "fleetq_keep_extras": True},
         {"prompt": "x", "override_settings": {"sd_model_checkpoint": "sdxl.safetensors"}},
         {"prompt": "x", "override_settings": {"CLIP_stop_at_last_layers": 2}},
     ],

@@ -34,8 +34,9 @@ not a success.
 Outputs: only the generated images, told from a grid (first, with ``save_images``) and extras
 (masks, ControlNet detect maps, Forge's ``extra_images``, appended) by ``info``'s
 ``index_of_first_image`` and ``all_seeds``; named ``<job_id>_<n>.<ext>`` (n from 0, in order;
-the extension and content type from the magic bytes). With ``keep_extras`` the others are
-kept too, as ``<job_id>_grid_<n>.<ext>`` and ``<job_id>_extra_<n>.<ext>``.
+the extension and content type from the magic bytes). With ``keep_extras`` (an adapter
+option, or ``"fleetq_keep_extras": true`` in a job's body, removed before posting) the others
+are kept too, as ``<job_id>_grid_<n>.<ext>`` and ``<job_id>_extra_<n>.<ext>``.
 ``BackendResult.details`` holds the endpoint, A1111's ``info`` (parsed from its JSON string)
 and ``images``: ``[{filename, role, seed}]`` for every output. A job whose
 ``override_settings.sd_model_checkpoint`` names a checkpoint the server does not have runs on
@@ -92,7 +93,10 @@ from .base import (
 )
 from .http import Answer, HttpClient, Unreachable
 
-__all__ = ["A1111Backend", "sniff"]
+__all__ = ["KEEP_EXTRAS_KEY", "A1111Backend", "sniff"]
+
+#: A job body key (not sent to A1111) asking to keep grids, masks and detect maps as outputs.
+KEEP_EXTRAS_KEY = "fleetq_keep_extras"
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,7 @@ class _Job:
     endpoint: str
     task_id: str | None
     started: float
+    keep_extras: bool = False
     hires: bool = False
     done: bool = False
     interrupt_requested: bool = False
@@ -265,6 +270,7 @@ class A1111Backend:
             message = "send_images is false: A1111 would return no images"
             raise JobRejected(JobError("invalid_request", message, kind="final"))
         body = dict(workflow)
+        keep_extras = body.pop(KEEP_EXTRAS_KEY, None) is True or self.keep_extras
         if not body.get("force_task_id"):
             body["force_task_id"] = f"fleetq-{job_id}"
         task_id = body["force_task_id"] if isinstance(body["force_task_id"], str) else None
@@ -273,7 +279,7 @@ class A1111Backend:
         except (TypeError, ValueError) as e:
             raise JobRejected(JobError("invalid_request", f"not JSON: {e}", kind="final")) from e
         loop = asyncio.get_running_loop()
-        job = _Job(job_id, endpoint, task_id, loop.time())
+        job = _Job(job_id, endpoint, task_id, loop.time(), keep_extras=keep_extras)
         job.hires = endpoint == "txt2img" and bool(workflow.get("enable_hr"))
         self._job = job
         post: asyncio.Task[Answer] | None = None
@@ -440,7 +446,7 @@ class A1111Backend:
         described: list[dict[str, Any]] = []
         counters = {"image": 0, "grid": 0, "extra": 0}
         for image in classify_images(len(items), info):
-            if image.role != "image" and not self.keep_extras:
+            if image.role != "image" and not job.keep_extras:
                 continue
             data = decode_image(image.position, items[image.position])
             content_type, extension = sniff(data)
@@ -499,8 +505,8 @@ class A1111Backend:
                     self._task_progress = True
                     if task.get("active") is True:
                         return True
-                    if task.get("queued") is True:
-                        return False
+                    if task.get("queued") is True or task.get("completed") is True:
+                        return False  # waiting behind it, or ours is over and it is next
                     # Neither: a server that does not track API task ids (before 1.6).
                 if answer.status in (404, 405):
                     self._task_progress = False  # API-only mode: no /internal routes
@@ -555,6 +561,8 @@ class A1111Backend:
                 continue
             job.foreign_running = False
             point = progress_point(data, hires=job.hires)
+            if point is None and state.get("job_count") == -1:
+                point = (best, "starting")  # also while A1111 loads another checkpoint
             if point is not None:
                 best = max(best, point[0])
                 if (best, point[1]) != last:

@@ -135,11 +135,14 @@ async def test_only_generated_images_are_outputs_each_with_its_seed(
     assert len(set(generated)) == 2
 
 
+@pytest.mark.parametrize("per_job", [False, True])
 async def test_extras_are_kept_and_labelled_when_asked(
-    a1111_server: FakeA1111, a1111_factory: AdapterFactory
+    a1111_server: FakeA1111, a1111_factory: AdapterFactory, per_job: bool
 ) -> None:
-    a1111 = a1111_factory(a1111_server.url, keep_extras=True)
+    a1111 = a1111_factory(a1111_server.url, keep_extras=not per_job)
+    asked = {"fleetq_keep_extras": True} if per_job else {}
     body = {
+        **asked,
         "prompt": "x", "steps": 2, "batch_size": 2, "seed": 7, "save_images": True,
         "init_images": [_png_b64()], "mask": _png_b64(), "denoising_strength": 1.0,
         "override_settings": {"return_mask": True},
@@ -385,3 +388,19 @@ async def test_body_with_non_json_values_is_rejected(
     with pytest.raises(JobRejected):
         await a1111.run("nan", {"prompt": "x", "cfg_scale": float("nan")}, ProgressLog())
     assert _tasks(a1111_server) == []
+
+
+async def test_a_checkpoint_load_shows_as_starting(
+    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory
+) -> None:
+    server = await a1111_server_factory(
+        models=("v1-5-pruned-emaonly.safetensors [6ce0161689]", "xl.safetensors [31e35c80fc]"),
+        model_load_s=0.3,
+    )
+    progress = ProgressLog()
+    body = {"prompt": "x", "steps": 2, "override_settings": {"sd_model_checkpoint": "xl"}}
+    result = await a1111_factory(server.url).run("load", body, progress)
+    assert result.details["info"]["sd_model_name"] == "xl"
+    assert "starting" in progress.texts
+    assert progress.texts.index("starting") < progress.texts.index("done")
+    assert server.state()["model_loads"] == 1
