@@ -60,7 +60,6 @@ import asyncio
 import base64
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +81,7 @@ from .a1111_protocol import (
     requested_checkpoint,
     sniff,
 )
+from .a1111_sharing import ForeignJobs, running
 from .base import (
     BackendProbe,
     BackendResult,
@@ -117,64 +117,8 @@ class _Job:
     done: bool = False
     interrupt_requested: bool = False
     last_interrupt_at: float = float("-inf")
-    #: The last seen state of a job that already held the lock when this one was posted.
-    foreign_at_post: dict[str, Any] | None = None
-    #: The last poll saw another client's job running (so an interrupt would hit it).
-    foreign_running: bool = False
-    foreign_jobs: list[str] = field(default_factory=list)
-
-
-_SAME_START_S = 0.5
-
-
-def _snapshot(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What identifies the running job in a ``/sdapi/v1/progress`` answer, with its start
-    time worked back from ``eta_relative = elapsed / progress - elapsed`` (None if unknown)."""
-    state = data.get("state")
-    assert isinstance(state, Mapping)
-    keys = ("job_timestamp", "job", "job_count", "job_no", "sampling_step")
-    snapshot = {key: state.get(key) for key in keys}
-    fraction, eta = data.get("progress"), data.get("eta_relative")
-    started = None
-    if isinstance(fraction, (int, float)) and isinstance(eta, (int, float)) and 0 < fraction < 1:
-        started = time.time() - eta * fraction / (1 - fraction)
-    snapshot["started"] = started
-    return snapshot
-
-
-def _still_foreign(job: _Job, data: Mapping[str, Any]) -> bool:
-    """Without task ids: is the running job still the one that held the lock when ours was
-    posted? It is over once progress shows another job (its name, start or start second
-    changed, its counters went back, its batch count changed other than from the -1 start),
-    or idle."""
-    before = job.foreign_at_post
-    if before is None:
-        return False
-    now = _snapshot(data)
-    starts = (now["started"], before["started"])
-    if None not in starts and abs(starts[0] - starts[1]) > _SAME_START_S:
-        job.foreign_at_post = None
-        return False
-    counters = [now[key] for key in ("job_no", "sampling_step")]
-    counters_before = [before[key] for key in ("job_no", "sampling_step")]
-    numbers = all(isinstance(n, int) for n in counters + counters_before)
-    if now["started"] is None:
-        now["started"] = before["started"]
-    same = (
-        (now["job_timestamp"], now["job"]) == (before["job_timestamp"], before["job"])
-        and (now["job_count"] == before["job_count"] or before["job_count"] == -1)
-        and (not numbers or counters >= counters_before)
-    )
-    if same:
-        job.foreign_at_post = now
-    else:
-        job.foreign_at_post = None
-    return same
-
-
-def _running(state: Mapping[str, Any]) -> bool:
-    job_count = state.get("job_count")
-    return isinstance(job_count, int) and job_count != 0
+    #: Other clients' jobs on the same instance.
+    foreign: ForeignJobs = field(default_factory=ForeignJobs)
 
 
 class A1111Backend:
@@ -317,7 +261,7 @@ class A1111Backend:
         except asyncio.CancelledError:
             log.info("job %s: run cancelled", job_id)
             if not job.done:
-                if job.foreign_running:
+                if job.foreign.running:
                     log.warning(
                         "job %s: not interrupting: another client's job holds %s; the "
                         "cancelled request stays queued there",
@@ -366,7 +310,7 @@ class A1111Backend:
         try:
             job.interrupt_requested = True
             log.info("job %s: interrupt requested", job.job_id)
-            if job.foreign_running:
+            if job.foreign.running:
                 log.info("job %s: another client's job runs: interrupt deferred", job.job_id)
                 return
             await self._send_interrupt(job)
@@ -386,9 +330,8 @@ class A1111Backend:
             raise BackendUnavailable(str(e)) from e
         data = answer.parsed()
         state = data.get("state") if isinstance(data, Mapping) else None
-        if answer.status == 200 and isinstance(state, Mapping) and _running(state):
-            job.foreign_at_post = _snapshot(data)
-            job.foreign_running = True
+        if answer.status == 200 and isinstance(state, Mapping) and running(state):
+            job.foreign.running_at_post(data)
             self._report_foreign(job, state)
 
     def _result(self, job: _Job, workflow: Mapping[str, Any], answer: Answer) -> BackendResult:
@@ -461,8 +404,8 @@ class A1111Backend:
         details: dict[str, Any] = {"endpoint": job.endpoint, "images": described}
         if info is not None:
             details["info"] = info
-        if job.foreign_jobs:
-            details["foreign_jobs"] = list(job.foreign_jobs)
+        if job.foreign.seen:
+            details["foreign_jobs"] = list(job.foreign.seen)
         return BackendResult(tuple(outputs), details)
 
     async def _check_not_interrupted_elsewhere(self, job: _Job) -> None:
@@ -475,7 +418,7 @@ class A1111Backend:
             return
         data = answer.parsed()
         state = data.get("state") if isinstance(data, Mapping) else None
-        if answer.status != 200 or not isinstance(state, Mapping) or _running(state):
+        if answer.status != 200 or not isinstance(state, Mapping) or running(state):
             return  # another job began since: its start cleared the flags
         stopped = [flag for flag in ("interrupted", "skipped") if state.get(flag) is True]
         if stopped:
@@ -510,12 +453,11 @@ class A1111Backend:
                     # Neither: a server that does not track API task ids (before 1.6).
                 if answer.status in (404, 405):
                     self._task_progress = False  # API-only mode: no /internal routes
-        return not _still_foreign(job, data)
+        return not job.foreign.still_running(data)
 
     def _report_foreign(self, job: _Job, state: Mapping[str, Any]) -> None:
         name = f"{state.get('job') or 'a job'} started {state.get('job_timestamp')}"
-        if name not in job.foreign_jobs:
-            job.foreign_jobs.append(name)
+        if job.foreign.add(name):
             log.warning(
                 "job %s: %s runs another client's job (%s); an A1111 instance should be "
                 "dedicated to fleetq",
@@ -548,18 +490,17 @@ class A1111Backend:
             state = data.get("state") if isinstance(data, Mapping) else None
             if answer.status != 200 or not isinstance(state, Mapping):
                 continue
-            if not _running(state):
-                job.foreign_at_post = None  # idle between jobs: whatever runs next is ours
-                job.foreign_running = False
+            if not running(state):
+                job.foreign.idle()  # between jobs: whatever runs next is ours
                 continue
             if not await self._is_ours(job, data):
-                job.foreign_running = True
+                job.foreign.running = True
                 self._report_foreign(job, state)
                 if last is None or last[1] != _WAITING_TEXT:
                     last = (best, _WAITING_TEXT)
                     sink(*last)
                 continue
-            job.foreign_running = False
+            job.foreign.running = False
             point = progress_point(data, hires=job.hires)
             if point is None and state.get("job_count") == -1:
                 point = (best, "starting")  # also while A1111 loads another checkpoint
