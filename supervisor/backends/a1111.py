@@ -260,7 +260,7 @@ class A1111Backend:
             return result
         except asyncio.CancelledError:
             log.info("job %s: run cancelled", job_id)
-            if not job.done:
+            if post is not None and not job.done:
                 if job.foreign.running:
                     log.warning(
                         "job %s: not interrupting: another client's job holds %s; the "
@@ -451,8 +451,8 @@ class A1111Backend:
                     if task.get("queued") is True or task.get("completed") is True:
                         return False  # waiting behind it, or ours is over and it is next
                     # Neither: a server that does not track API task ids (before 1.6).
-                if answer.status in (404, 405):
-                    self._task_progress = False  # API-only mode: no /internal routes
+                else:  # API-only mode has no /internal routes (404); stop asking
+                    self._task_progress = False
         return not job.foreign.still_running(data)
 
     def _report_foreign(self, job: _Job, state: Mapping[str, Any]) -> None:
