@@ -369,6 +369,12 @@ async def test_override_checkpoint_switch_and_silent_fallback(http, a1111_factor
     status, body = await txt2img(http, server, steps=1, override_settings=missing)
     assert status == 200 and json.loads(body["info"])["sd_model_name"] == "v1-5-pruned-emaonly"
     assert server.state()["model_loads"] == 3
+    # Without restoring afterwards the override stays selected for later jobs.
+    await txt2img(http, server, steps=1, override_settings=sdxl,
+                  override_settings_restore_afterwards=False)  # fmt: skip
+    _, body = await txt2img(http, server, steps=1)
+    assert json.loads(body["info"])["sd_model_name"] == "sdxl"
+    assert server.state()["model"] == "sdxl.safetensors [31e35c80fc]"
 
 
 def test_model_load_time_is_a_cli_flag():

@@ -117,7 +117,9 @@ class A1111Routes:
                     server.port, kind, task_id, started - queued_at,
                 )  # fmt: skip
                 try:
-                    title, settings = await server.prepare_job(parsed["override_settings"])
+                    title, settings = await server.prepare_job(
+                        parsed["override_settings"], parsed["override_settings_restore_afterwards"]
+                    )
                     generated = await generate(
                         parsed,
                         state,

@@ -185,16 +185,21 @@ class FakeA1111(FakeServer):
                 await self._load(title)
                 self.model = title
 
-    async def prepare_job(self, overrides: Any) -> tuple[str, dict[str, Any]]:
+    async def prepare_job(
+        self, overrides: Any, restore_afterwards: bool = True
+    ) -> tuple[str, dict[str, Any]]:
         """The start of ``process_images`` (lock held, ``job_count`` -1): the checkpoint a job
         runs on and the settings in force. An ``override_settings.sd_model_checkpoint`` that
         names no checkpoint is dropped silently, as A1111 and Forge do; loading another
-        checkpoint takes ``model_load_s``. The checkpoint stays loaded after the job."""
+        checkpoint takes ``model_load_s``. The checkpoint stays loaded after the job; without
+        ``override_settings_restore_afterwards`` it also stays selected."""
         overrides = dict(overrides) if isinstance(overrides, dict) else {}
         wanted = overrides.pop("sd_model_checkpoint", None)
         title = self._find_model(str(wanted)) if wanted is not None else None
         if wanted is not None and title is None:
             log.info("a1111:%d unknown checkpoint %r ignored", self.port, wanted)
+        if title is not None and not restore_afterwards:
+            self.model = title
         title = title or self.model
         await self._load(title)
         return title, {**self.settings(), **overrides}
