@@ -141,10 +141,9 @@ class WorkerQueue:
                 if outcome.next_ready_in_ms is not None:
                     wait_s = min(wait_s, outcome.next_ready_in_ms / 1000 + 0.001)
                 wakeup = await self._waiter.wait(allowed, wait_s, stop)
-                if wakeup is None and (
-                    (stop is not None and stop.is_set())
-                    or (not retry_due and time.monotonic() >= deadline)
-                ):
+                if stop is not None and stop.is_set():
+                    return outcome  # no claim once stopping (a wake-up is passed on below)
+                if wakeup is None and not retry_due and time.monotonic() >= deadline:
                     return outcome  # nothing arrived: no point in another claim round trip
         finally:
             if wakeup is not None:  # not used: drained, gate closed, stopping, or an error

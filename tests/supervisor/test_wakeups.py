@@ -186,3 +186,20 @@ async def test_the_shared_waiter_reconnects_after_a_redis_restart() -> None:
             stop.set()
             await raw.aclose()
             await queue.aclose()
+
+
+async def test_a_claimer_that_stops_as_it_is_woken_claims_nothing_and_passes_it_on(
+    settings: Settings, raw: aioredis.Redis, queues: list[WorkerQueue]
+) -> None:
+    queue = WorkerQueue(settings)
+    queues.append(queue)
+    stop = asyncio.Event()
+    claiming = asyncio.create_task(queue.claim([SERVICE], "h", 0, LONG_S, stop=stop))
+    await eventually(lambda: queue.wakeups.idle_claimers == 1)
+    # The supervisor drains at the moment a wake-up is handed to this claimer.
+    assert queue.wakeups._hand_out(SERVICE)
+    stop.set()
+    outcome = await asyncio.wait_for(claiming, DEADLINE_S)
+    assert outcome.job is None
+    await eventually(lambda: queue.wakeups.returned == 1)
+    assert await raw.zcard(queue.keys.marker(SERVICE)) == 1  # back in Redis for the fleet
