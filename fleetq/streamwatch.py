@@ -75,6 +75,11 @@ class StreamWatcher:
         self._read: asyncio.Future[Any] | None = None
         self._reading: frozenset[str] = frozenset()
 
+    @property
+    def reading(self) -> frozenset[str]:
+        """The streams of the XREAD in flight (empty between reads)."""
+        return self._reading
+
     def subscribe(self, key: str, last_id: str) -> Subscription:
         """Follow stream ``key`` from after ``last_id`` (a concrete id, not ``$``)."""
         sub = Subscription(self, key, last_id)

@@ -70,6 +70,11 @@ class WorkerQueue:
         """The shared waiter of this queue's claimers (idle count, wake-ups handed out)."""
         return self._waiter
 
+    @property
+    def watcher(self) -> StreamWatcher:
+        """The shared stream watcher (operator commands, running jobs' streams)."""
+        return self._watcher
+
     async def aclose(self) -> None:
         await self._waiter.aclose()
         await self._watcher.aclose()
