@@ -110,6 +110,27 @@ async def test_a_claimer_whose_gate_closed_hands_the_wakeup_to_the_next_idle_one
     assert queue.wakeups.popped == 1 and queue.wakeups.returned == 0  # handed over locally
 
 
+async def test_a_claimer_whose_gate_dropped_the_woken_service_passes_that_wakeup_on(
+    settings: Settings, aclient: AsyncClient, queues: list[WorkerQueue]
+) -> None:
+    queue = WorkerQueue(settings)
+    queues.append(queue)
+    services = [SERVICE, "a1111"]
+
+    async def gate() -> list[str]:
+        return services
+
+    first = asyncio.create_task(queue.claim(services, "h", 0, LONG_S, may_claim=gate))
+    await eventually(lambda: queue.wakeups.idle_claimers == 1)
+    second = asyncio.create_task(queue.claim([SERVICE], "h", 1, LONG_S))
+    await eventually(lambda: queue.wakeups.idle_claimers == 2)
+    services = ["a1111"]  # GPU 0's ComfyUI turns busy while it waits; its A1111 is free
+    job = await aclient.submit(WORKFLOW, service=SERVICE)
+    outcome = await asyncio.wait_for(second, DEADLINE_S)
+    assert outcome.job is not None and outcome.job.id == job.id
+    first.cancel()
+
+
 async def test_a_wakeup_for_a_machine_whose_claimers_went_busy_goes_back_to_the_fleet(
     settings: Settings, aclient: AsyncClient, raw: aioredis.Redis, queues: list[WorkerQueue]
 ) -> None:
