@@ -24,12 +24,12 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 
 from fleetq.config import Settings
-from fleetq.connection import CONNECTION_ERRORS, connect_async, unavailable
+from fleetq.connection import connect_async
 from fleetq.errors import RedisUnavailable
 from fleetq.fleet import HOST_TTL_MS
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.protocol import ClaimOutcome, ReapOutcome
-from fleetq.store import AsyncStore, StreamEntry, cancel_safe
+from fleetq.store import AsyncStore, StreamEntry
 from fleetq.streamwatch import StreamWatcher
 from fleetq.wakeups import WakeupWaiter
 
@@ -56,8 +56,10 @@ class WorkerQueue:
         # share it, as there is no server to open more connections to.
         self._blocking: list[aioredis.Redis] = []
         if redis is None:
-            self._blocking = [connect_async(settings), connect_async(settings)]
-        waiter_client, watcher_client = self._blocking or [self.store.redis, self.store.redis]
+            waiter_client, watcher_client = connect_async(settings), connect_async(settings)
+            self._blocking = [waiter_client, watcher_client]
+        else:
+            waiter_client = watcher_client = redis
         self._waiter = WakeupWaiter(settings, self.keys, waiter_client, self._rewake_one)
         self._watcher = StreamWatcher(settings, watcher_client)
         # Commands share one connection: claims, renews and finishes are short, and a machine
@@ -85,6 +87,10 @@ class WorkerQueue:
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         async with self._slots:
             return await call()
+
+    async def _command(self, name: str, *args: Any) -> Any:
+        async with self._slots:
+            return await self.store.command(name, *args)
 
     # -- claiming -------------------------------------------------------------------------
 
@@ -160,17 +166,8 @@ class WorkerQueue:
     async def rewake(self, services: Sequence[str]) -> None:
         """Put back the wake-up markers of ``services`` (a wake-up nobody here may use goes
         back to the fleet)."""
-
-        async def send() -> None:
-            try:
-                async with self.store.redis.pipeline(transaction=False) as pipe:
-                    for service in services:
-                        pipe.zadd(self.keys.marker(service), {"0": 0})
-                    await cancel_safe(pipe.execute())
-            except CONNECTION_ERRORS as e:
-                raise unavailable(self.settings, e) from e
-
-        await self._run(send)
+        for service in services:
+            await self._command("zadd", self.keys.marker(service), {"0": 0})
 
     # -- running a job --------------------------------------------------------------------
 
@@ -221,7 +218,7 @@ class WorkerQueue:
 
     async def stream_id_now(self) -> str:
         """A stream id for "now" on the Redis clock (also proves Redis is reachable)."""
-        seconds, micros = await self._run(lambda: self.store.command("time"))
+        seconds, micros = await self._command("time")
         return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
 
     async def control_commands(self, host: str, since_id: str) -> AsyncIterator[StreamEntry]:
@@ -244,29 +241,16 @@ class WorkerQueue:
     async def withdraw_host(self, host: str) -> None:
         """Remove a supervisor's records (at a clean exit, so it shows offline at once)."""
         keys = self.keys
-        await self._run(lambda: self.store.command("delete", keys.host(host), keys.gpus(host)))
+        await self._command("delete", keys.host(host), keys.gpus(host))
 
     async def gate(self, host: str, gpu: int) -> tuple[bool, set[str]]:
-        """One round trip: is this GPU (or its host) drained, and which services are paused?"""
-
-        async def read() -> tuple[bool, set[str]]:
-            try:
-                async with self.store.redis.pipeline(transaction=False) as pipe:
-                    pipe.smismember(self.keys.drained, [host, f"{host}:{gpu}"])
-                    pipe.smembers(self.keys.paused)
-                    drained, paused = await cancel_safe(pipe.execute())
-            except CONNECTION_ERRORS as e:
-                raise unavailable(self.settings, e) from e
-            return any(bool(m) for m in drained), {m.decode() for m in paused}
-
-        return await self._run(read)
+        """Is this GPU (or its host) drained, and which services are paused?"""
+        return await self.is_drained(host, gpu), await self.paused_services()
 
     async def is_drained(self, host: str, gpu: int) -> bool:
-        members = await self._run(
-            lambda: self.store.command("smismember", self.keys.drained, [host, f"{host}:{gpu}"])
-        )
+        members = await self._command("smismember", self.keys.drained, [host, f"{host}:{gpu}"])
         return any(bool(m) for m in members)
 
     async def paused_services(self) -> set[str]:
-        members = await self._run(lambda: self.store.command("smembers", self.keys.paused))
+        members = await self._command("smembers", self.keys.paused)
         return {m.decode() for m in members}
