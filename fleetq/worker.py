@@ -1,4 +1,13 @@
-"""The worker side of the protocol, for supervisors (asyncio): claim, renew, finish, reap.
+"""The worker API: everything a supervisor (asyncio) asks of the hub, over a bounded number of
+Redis connections.
+
+A supervisor holds one :class:`WorkerQueue` for all its GPUs. It claims (and waits for work),
+renews, finishes, watches its running jobs for cancels, publishes its fleet records and reads its
+operator command stream through it, and never reaches Redis another way. Whatever the number
+of GPUs, the queue holds three connections: one blocked on the services' wake-up markers (a
+:class:`~fleetq.wakeups.WakeupWaiter`), one blocked on streams (a
+:class:`~fleetq.streamwatch.StreamWatcher`: operator commands and the streams of running jobs),
+and one for every other command (two when ``wait_replicas`` makes writes wait for replicas).
 
 Every write about a claimed job carries its lease token; a write with a stale token raises
 :class:`~fleetq.errors.StaleLease` and changes nothing.
@@ -6,35 +15,90 @@ Every write about a claimed job carries its lease token; a write with a stale to
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
 from fleetq.config import Settings
-from fleetq.connection import CONNECTION_ERRORS, unavailable
+from fleetq.connection import connect_async
+from fleetq.errors import RedisUnavailable
+from fleetq.fleet import HOST_TTL_MS
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.protocol import ClaimOutcome, ReapOutcome
-from fleetq.store import AsyncStore, StreamEntry, cancel_safe
+from fleetq.store import AsyncStore, StreamEntry
+from fleetq.streamwatch import StreamWatcher
+from fleetq.wakeups import WakeupWaiter
+
+__all__ = ["ClaimOutcome", "MayClaim", "ReapOutcome", "StreamEntry", "WorkerQueue"]
+
+T = TypeVar("T")
+
+#: The gate a claimer passes before each claim: the services it may claim for right now
+#: (empty: none; the claim loop then returns without claiming).
+MayClaim = Callable[[], Awaitable[Sequence[str]]]
 
 
 class WorkerQueue:
-    """What one supervisor needs from the queue; one instance may serve every puller."""
+    """What one supervisor needs from the queue; one instance serves every puller."""
 
     def __init__(self, settings: Settings, redis: aioredis.Redis | None = None) -> None:
         self.settings = settings
+        #: The command connection's store. Supervisors use the methods below; tests and tools
+        #: may use it for plain commands.
         self.store = AsyncStore(settings, redis)
         self.protocol = self.store.protocol
         self.keys = self.store.keys
+        # Blocking reads get their own connections; with a given client (fakeredis) they
+        # share it, as there is no server to open more connections to.
+        self._blocking: list[aioredis.Redis] = []
+        if redis is None:
+            waiter_client, watcher_client = connect_async(settings), connect_async(settings)
+            self._blocking = [waiter_client, watcher_client]
+        else:
+            waiter_client = watcher_client = redis
+        self._waiter = WakeupWaiter(settings, self.keys, waiter_client, self._rewake_one)
+        self._watcher = StreamWatcher(settings, watcher_client)
+        # Commands share one connection: claims, renews and finishes are short, and a machine
+        # never sends many at once. WAIT (wait_replicas) holds a connection until replicas
+        # confirm, so then a second one keeps renewals flowing.
+        self._slots = asyncio.Semaphore(2 if settings.wait_replicas else 1)
+
+    @property
+    def wakeups(self) -> WakeupWaiter:
+        """The shared waiter of this queue's claimers (idle count, wake-ups handed out)."""
+        return self._waiter
+
+    @property
+    def watcher(self) -> StreamWatcher:
+        """The shared stream watcher (operator commands, running jobs' streams)."""
+        return self._watcher
 
     async def aclose(self) -> None:
+        await self._waiter.aclose()
+        await self._watcher.aclose()
+        for client in self._blocking:
+            await client.aclose()
         await self.store.aclose()
+
+    async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
+        async with self._slots:
+            return await call()
+
+    async def _command(self, name: str, *args: Any) -> Any:
+        async with self._slots:
+            return await self.store.command(name, *args)
+
+    # -- claiming -------------------------------------------------------------------------
 
     async def try_claim(self, services: Sequence[str], host: str, gpu: int) -> ClaimOutcome:
         """One claim attempt, without blocking."""
         token = secrets.token_hex(16)
-        return await self.store.run(self.protocol.claim(services, host, gpu, token))
+        call = self.protocol.claim(services, host, gpu, token)
+        return await self._run(lambda: self.store.run(call))
 
     async def claim(
         self,
@@ -42,83 +106,151 @@ class WorkerQueue:
         host: str,
         gpu: int,
         timeout_s: float,
-        blocking: AsyncStore | None = None,
+        blocking: object = None,
+        *,
+        may_claim: MayClaim | None = None,
+        on_empty: Callable[[ClaimOutcome], None] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> ClaimOutcome:
-        """Claim the best job, blocking up to ``timeout_s`` for one to arrive.
+        """Claim the best job, waiting up to ``timeout_s`` for one to arrive.
 
-        Idle claimers block on the services' wake-up markers (BZPOPMIN), so a submit wakes
-        exactly one of them within milliseconds; nothing polls. Pass a ``blocking`` store with
-        its own connection pool when many claimers share this queue, so a blocked call never
-        holds a connection another coroutine needs. Returns an outcome without a job when the
-        time runs out or when the host or GPU is drained.
+        This is the claim loop of every puller. Each round passes the gate (``may_claim``:
+        the services this GPU may claim for now; all of ``services`` without one), claims once,
+        and when nothing was claimable waits for a wake-up from the queue's shared waiter (a
+        submit wakes one idle claimer of its service within milliseconds; nothing polls).
+        ``on_empty`` sees each empty outcome before the wait; ``stop`` ends the wait early.
+
+        Returns the outcome with the job; or without one when the time runs out, when the host
+        or GPU is drained (``drained``), when the gate closed, or when ``stop`` is set. A
+        wake-up this claimer may not use (gate closed, drained, stopping, or for a service the
+        gate left out) is passed on to another claimer, never dropped. ``blocking`` is
+        accepted for older callers and ignored: the shared waiter has its own connection.
         """
         deadline = time.monotonic() + timeout_s
-        waiter = blocking or self.store
-        while True:
-            outcome = await self.try_claim(services, host, gpu)
-            if outcome.job is not None or outcome.drained:
-                return outcome
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return outcome
-            wait_s = remaining
-            retry_due = outcome.next_ready_in_ms is not None
-            if outcome.next_ready_in_ms is not None:
-                wait_s = min(wait_s, outcome.next_ready_in_ms / 1000 + 0.001)
-            woken = await waiter.wait_for_work(services, wait_s)
-            if not woken and not retry_due and time.monotonic() >= deadline:
-                return outcome  # nothing arrived: no point in another claim round trip
+        wakeup = None
+        try:
+            while True:
+                allowed = list(services) if may_claim is None else list(await may_claim())
+                if wakeup is not None and wakeup.service not in allowed:
+                    await self._waiter.pass_on(wakeup)
+                    wakeup = None
+                if not allowed:
+                    return ClaimOutcome(None)
+                outcome = await self.try_claim(allowed, host, gpu)
+                if outcome.drained:
+                    return outcome
+                wakeup = None  # the claim looked at the woken service: the wake-up is used
+                if outcome.job is not None:
+                    return outcome
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (stop is not None and stop.is_set()):
+                    return outcome
+                if on_empty is not None:
+                    on_empty(outcome)
+                wait_s = remaining
+                retry_due = outcome.next_ready_in_ms is not None
+                if outcome.next_ready_in_ms is not None:
+                    wait_s = min(wait_s, outcome.next_ready_in_ms / 1000 + 0.001)
+                wakeup = await self._waiter.wait(allowed, wait_s, stop)
+                if stop is not None and stop.is_set():
+                    return outcome  # no claim once stopping (a wake-up is passed on below)
+                if wakeup is None and not retry_due and time.monotonic() >= deadline:
+                    return outcome  # nothing arrived: no point in another claim round trip
+        finally:
+            if wakeup is not None:  # not used: drained, gate closed, stopping, or an error
+                self._waiter.pass_on_soon(wakeup)
+
+    async def _rewake_one(self, service: str) -> None:
+        await self.rewake([service])
+
+    async def rewake(self, services: Sequence[str]) -> None:
+        """Put back the wake-up markers of ``services`` (a wake-up nobody here may use goes
+        back to the fleet)."""
+        for service in services:
+            await self._command("zadd", self.keys.marker(service), {"0": 0})
+
+    # -- running a job --------------------------------------------------------------------
 
     async def renew(
         self, job: ClaimedJob, progress: float | None = None, progress_text: str = ""
     ) -> bool:
         """Extend the lease (and record progress); True when a cancel was requested."""
-        return await self.store.run(self.protocol.renew(job.id, job.token, progress, progress_text))
+        call = self.protocol.renew(job.id, job.token, progress, progress_text)
+        return await self._run(lambda: self.store.run(call))
 
     async def complete(self, job: ClaimedJob, outputs: Sequence[Output]) -> None:
-        await self.store.run(self.protocol.complete(job.id, job.token, outputs))
+        call = self.protocol.complete(job.id, job.token, outputs)
+        await self._run(lambda: self.store.run(call))
 
     async def fail(self, job: ClaimedJob, kind: FaultKind, error: JobError) -> str:
         """Record a failed attempt; returns failed, retrying, requeued or cancelled."""
         call = self.protocol.fail(job.id, job.token, kind, error, job.attempts)
-        return await self.store.run(call)
+        return await self._run(lambda: self.store.run(call))
 
     async def ack_cancel(self, job: ClaimedJob) -> None:
-        await self.store.run(self.protocol.ack_cancel(job.id, job.token))
+        call = self.protocol.ack_cancel(job.id, job.token)
+        await self._run(lambda: self.store.run(call))
 
-    async def reap(self, owner: str) -> ReapOutcome:
-        return await self.store.run(self.protocol.reap(owner))
+    async def wait_for_cancel(self, job: ClaimedJob) -> None:
+        """Return once a cancel of ``job`` is requested (it arrives on the job's own stream,
+        read by the shared stream watcher, within milliseconds). Rides out Redis outages."""
+        while True:
+            try:
+                last_id = await self._run(lambda: self.store.last_job_event_id(job.id))
+                break
+            except RedisUnavailable:
+                await asyncio.sleep(1.0)  # reconnect backoff
+        with self._watcher.subscribe(self.keys.job_events(job.id), last_id) as events:
+            while True:
+                _, fields = await events.get()
+                if fields.get("type") == "cancel_requested":
+                    return
 
     async def job_events(self, job_id: str, last_id: str, block_ms: int) -> list[StreamEntry]:
-        """Block on a job's own stream (cancel requests arrive here within milliseconds)."""
+        """Block on a job's own stream (one read, for tests and tools)."""
         return await self.store.read_job_events(job_id, last_id, block_ms)
 
-    async def rewake(self, services: Sequence[str]) -> None:
-        """Put back the wake-up markers of ``services`` (a claimer that was woken but may not
-        claim after all passes the wake-up on to another one)."""
-        try:
-            async with self.store.redis.pipeline(transaction=False) as pipe:
-                for service in services:
-                    pipe.zadd(self.keys.marker(service), {"0": 0})
-                await cancel_safe(pipe.execute())
-        except CONNECTION_ERRORS as e:
-            raise unavailable(self.settings, e) from e
+    # -- upkeep ---------------------------------------------------------------------------
+
+    async def reap(self, owner: str) -> ReapOutcome:
+        call = self.protocol.reap(owner)
+        return await self._run(lambda: self.store.run(call))
+
+    async def stream_id_now(self) -> str:
+        """A stream id for "now" on the Redis clock (also proves Redis is reachable)."""
+        seconds, micros = await self._command("time")
+        return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+
+    async def control_commands(self, host: str, since_id: str) -> AsyncIterator[StreamEntry]:
+        """The operator commands sent to ``host`` after ``since_id``, as they arrive (read by
+        the shared stream watcher; rides out Redis outages)."""
+        with self._watcher.subscribe(self.keys.control(host), since_id) as commands:
+            while True:
+                yield await commands.get()
+
+    async def publish_host(
+        self,
+        host: str,
+        record: dict[str, Any],
+        gpus: Sequence[dict[str, Any]],
+        ttl_ms: int = HOST_TTL_MS,
+    ) -> None:
+        """Publish one supervisor's host record and GPU readings, both expiring after ttl_ms."""
+        await self._run(lambda: self.store.publish_host(host, record, gpus, ttl_ms))
+
+    async def withdraw_host(self, host: str) -> None:
+        """Remove a supervisor's records (at a clean exit, so it shows offline at once)."""
+        keys = self.keys
+        await self._command("delete", keys.host(host), keys.gpus(host))
 
     async def gate(self, host: str, gpu: int) -> tuple[bool, set[str]]:
-        """One round trip before a claim: is this GPU (or its host) drained, and which services
-        are paused?"""
-        try:
-            async with self.store.redis.pipeline(transaction=False) as pipe:
-                pipe.smismember(self.keys.drained, [host, f"{host}:{gpu}"])
-                pipe.smembers(self.keys.paused)
-                drained, paused = await cancel_safe(pipe.execute())
-        except CONNECTION_ERRORS as e:
-            raise unavailable(self.settings, e) from e
-        return any(bool(m) for m in drained), {m.decode() for m in paused}
+        """Is this GPU (or its host) drained, and which services are paused?"""
+        return await self.is_drained(host, gpu), await self.paused_services()
 
     async def is_drained(self, host: str, gpu: int) -> bool:
-        members = await self.store.command("smismember", self.keys.drained, [host, f"{host}:{gpu}"])
+        members = await self._command("smismember", self.keys.drained, [host, f"{host}:{gpu}"])
         return any(bool(m) for m in members)
 
     async def paused_services(self) -> set[str]:
-        return {m.decode() for m in await self.store.command("smembers", self.keys.paused)}
+        members = await self._command("smembers", self.keys.paused)
+        return {m.decode() for m in members}

@@ -21,7 +21,7 @@ from supervisor.gpu.monitor import GpuMonitor
 from supervisor.persist import until_written
 from supervisor.publisher import Publisher
 from supervisor.puller import Puller
-from supervisor.upkeep import follow_control, reap_forever, reaper_owner, stream_id_now
+from supervisor.upkeep import follow_control, reap_forever, reaper_owner
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Supervisor:
             # Work a previous supervisor left on these backends (it died mid-job) would keep
             # them busy; its jobs are recovered from their leases, so drop it.
             await asyncio.gather(*(backend.clear() for backend in backends))
-            publisher = Publisher(config, queue.store, monitor, gpus, self.pullers, self.stopping)
+            publisher = Publisher(config, queue, monitor, gpus, self.pullers, self.stopping)
             upkeep = [
                 asyncio.create_task(publisher.run(), name="publisher"),
                 asyncio.create_task(
@@ -119,7 +119,7 @@ class Supervisor:
                     name="reaper",
                 ),
                 asyncio.create_task(
-                    follow_control(queue.store, config.host_id, monitor, control_since),
+                    follow_control(queue, config.host_id, monitor, control_since),
                     name="control",
                 ),
             ]
@@ -145,8 +145,6 @@ class Supervisor:
                 await metrics.cleanup()
             if publisher is not None:
                 await publisher.withdraw()
-            for puller in self.pullers.values():
-                await puller.aclose()
             for backend in backends:
                 await backend.aclose()
             await queue.aclose()
@@ -155,9 +153,7 @@ class Supervisor:
 
     async def _wait_for_redis(self, queue: WorkerQueue) -> str | None:
         """Redis may be down at start: wait for it (or a stop) rather than exit."""
-        reach = asyncio.ensure_future(
-            until_written(lambda: stream_id_now(queue.store), "supervisor start: Redis")
-        )
+        reach = asyncio.ensure_future(until_written(queue.stream_id_now, "supervisor start: Redis"))
         stop = asyncio.ensure_future(self.stopping.wait())
         await asyncio.wait({reach, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()

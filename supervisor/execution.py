@@ -11,7 +11,6 @@ from typing import TypeVar
 
 from fleetq.errors import OutputTooLarge, RedisUnavailable, StaleLease
 from fleetq.model import ClaimedJob, FaultKind, JobError
-from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
 from supervisor.backends.base import (
     Backend,
@@ -42,7 +41,6 @@ class JobExecution:
         job: ClaimedJob,
         backend: Backend,
         queue: WorkerQueue,
-        blocking: AsyncStore,
         state: PullerState,
         where: str,
         interrupt_grace_s: float,
@@ -51,7 +49,6 @@ class JobExecution:
         self.job = job
         self.backend = backend
         self.queue = queue
-        self.blocking = blocking
         self.state = state
         self.where = where
         self.interrupt_grace_s = interrupt_grace_s
@@ -163,22 +160,9 @@ class JobExecution:
                 return
 
     async def _watch_cancel(self) -> None:
-        """Block on the job's own stream; a cancel request arrives within milliseconds."""
-        last_id: str | None = None
-        block_ms = int(self.queue.settings.block_timeout_s * 1000)
-        while True:
-            try:
-                if last_id is None:
-                    last_id = await self.blocking.last_job_event_id(self.job.id)
-                entries = await self.blocking.read_job_events(self.job.id, last_id, block_ms)
-            except RedisUnavailable:
-                await asyncio.sleep(1.0)  # reconnect backoff
-                continue
-            for entry_id, fields in entries:
-                last_id = entry_id
-                if fields.get("type") == "cancel_requested":
-                    self.request_stop("cancel")
-                    return
+        """A cancel request arrives on the job's own stream within milliseconds."""
+        await self.queue.wait_for_cancel(self.job)
+        self.request_stop("cancel")
 
     async def _finish(self, run_task: asyncio.Task[BackendResult]) -> str:
         job, reason = self.job, self.stop_reason

@@ -15,8 +15,8 @@ from typing import Any
 from fleetq import __version__
 from fleetq.errors import RedisUnavailable
 from fleetq.fleet import FleetView, HostView
-from fleetq.store import AsyncStore
 from fleetq.urls import safe_url
+from fleetq.worker import WorkerQueue
 from supervisor.config import SupervisorConfig
 from supervisor.gpu.monitor import GpuMonitor, GpuStatus
 from supervisor.gpu.readings import GpuIdentity
@@ -70,14 +70,14 @@ class Publisher:
     def __init__(
         self,
         config: SupervisorConfig,
-        store: AsyncStore,
+        queue: WorkerQueue,
         monitor: GpuMonitor,
         gpus: Sequence[GpuIdentity],
         pullers: Mapping[int, Puller],
         draining: asyncio.Event,
     ) -> None:
         self.config = config
-        self.store = store
+        self.queue = queue
         self.monitor = monitor
         self.gpus = list(gpus)
         self.pullers = pullers
@@ -99,7 +99,7 @@ class Publisher:
         host = host_record(self.config, self.started_ms, self.gpus, self.draining.is_set(),
                            self.monitor.simulated)  # fmt: skip
         self.last_host, self.last_gpus = host, records
-        await self.store.publish_host(self.config.host_id, host, records, ttl_ms=self.ttl_ms)
+        await self.queue.publish_host(self.config.host_id, host, records, ttl_ms=self.ttl_ms)
 
     async def run(self) -> None:
         down = False
@@ -125,7 +125,5 @@ class Publisher:
 
     async def withdraw(self) -> None:
         """Remove this host's records at a clean exit, so it shows offline at once."""
-        keys = self.store.keys
         with contextlib.suppress(RedisUnavailable):
-            await self.store.command("delete", keys.host(self.config.host_id),
-                                     keys.gpus(self.config.host_id))  # fmt: skip
+            await self.queue.withdraw_host(self.config.host_id)

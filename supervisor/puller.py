@@ -9,8 +9,7 @@ from collections.abc import Mapping
 
 from fleetq.errors import RedisUnavailable
 from fleetq.model import ClaimedJob
-from fleetq.store import AsyncStore
-from fleetq.worker import WorkerQueue
+from fleetq.worker import ClaimOutcome, WorkerQueue
 from supervisor.backends.base import Backend
 from supervisor.config import SupervisorConfig
 from supervisor.execution import JobExecution
@@ -47,8 +46,9 @@ class Puller:
         self.stopping = stopping
         self.state = PullerState(gpu)
         self.current: JobExecution | None = None
-        # Blocking reads (claim wake-ups, cancel watch) get their own connection.
-        self.blocking = AsyncStore(config.settings)
+        #: What the last gate check found: the services open to claims, and whether none was.
+        self._open: list[str] = []
+        self._gate_closed = False
         self.where = f"{config.host_id}:{gpu}"
         #: service -> (monotonic time until which it is not claimed for, current delay, why)
         self._cooldown: dict[str, tuple[float, float, str]] = {}
@@ -58,31 +58,21 @@ class Puller:
     async def run(self) -> None:
         log.info("puller %s started for %s", self.where, ", ".join(self.backends))
         failures = 0
-        woken = False
         while not self.stopping.is_set():
             try:
-                services = await self._gate()
-                if not services:
-                    if woken:  # a submit woke us, but we may not claim: wake another puller
-                        await self.queue.rewake(list(self.backends))
-                    woken = False
-                    await self._rest(self.config.gate_retry_s)
-                    continue
-                woken = False
-                outcome = await self.queue.try_claim(services, self.config.host_id, self.gpu)
+                self._gate_closed = False
+                outcome = await self.queue.claim(
+                    list(self.backends), self.config.host_id, self.gpu, self.config.claim_block_s,
+                    may_claim=self._gate, on_empty=self._note_empty, stop=self.stopping,
+                )  # fmt: skip
                 failures = 0
                 if outcome.job is not None:
                     await self._execute(outcome.job)
-                    continue
-                if outcome.drained:
+                elif outcome.drained:
                     self.state.set_blocked("drained by operator")
                     await self._rest(self.config.gate_retry_s)
-                    continue
-                if set(services) <= set(outcome.paused):
-                    self.state.set_blocked("service paused: " + ", ".join(sorted(services)))
-                else:
-                    self.state.set_idle()
-                woken = await self._wait_for_work(services, outcome.next_ready_in_ms)
+                elif self._gate_closed:
+                    await self._rest(self.config.gate_retry_s)
             except RedisUnavailable as e:
                 failures += 1
                 self.state.set_blocked("Redis unavailable")
@@ -95,32 +85,26 @@ class Puller:
         self.state.status = "stopped"
         log.info("puller %s stopped after %d job(s)", self.where, self.state.jobs_done)
 
-    async def _wait_for_work(self, services: list[str], next_ready_in_ms: int | None) -> bool:
-        """Block on the services' wake-up markers (a submit wakes one idle puller within
-        milliseconds); True when woken by one. Ends early when the supervisor stops. The gate
-        is checked again after every wake-up, before the claim."""
-        block_s = self.config.claim_block_s
-        if next_ready_in_ms is not None:
-            block_s = min(block_s, next_ready_in_ms / 1000 + 0.001)
-        wait = asyncio.ensure_future(self.blocking.wait_for_work(services, block_s))
-        stop = asyncio.ensure_future(self.stopping.wait())
-        await asyncio.wait({wait, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not wait.done():
-            wait.cancel()
-            await asyncio.gather(wait, return_exceptions=True)
-            return False
-        return wait.result()
-
-    async def aclose(self) -> None:
-        await self.blocking.aclose()
+    def _note_empty(self, outcome: ClaimOutcome) -> None:
+        """Nothing to claim: say whether this GPU waits for work or for a paused service."""
+        services = set(self._open)
+        if services and services <= set(outcome.paused):
+            self.state.set_blocked("service paused: " + ", ".join(sorted(services)))
+        else:
+            self.state.set_idle()
 
     async def _rest(self, seconds: float) -> None:
         """Wait before the next gate check, waking at once if the supervisor stops."""
         await wait_event(self.stopping, seconds)
 
     async def _gate(self) -> list[str]:
-        """The services this GPU may claim for now; empty (with a reason published) if none."""
+        """The services this GPU may claim for now; empty (with a reason published) if none.
+        Runs before every claim, including after each wake-up."""
+        self._open = await self._open_services()
+        self._gate_closed = not self._open
+        return self._open
+
+    async def _open_services(self) -> list[str]:
         verdict = await self.monitor.check(self.gpu, self.config.min_free_mb)
         if not verdict.can_claim:
             self.state.set_blocked("GPU unhealthy: " + "; ".join(verdict.reasons))
@@ -150,7 +134,7 @@ class Puller:
         while not faults.empty():  # XIDs from before this job were judged by the gate
             faults.get_nowait()
         execution = JobExecution(
-            job, self.backends[job.service], self.queue, self.blocking, self.state, self.where,
+            job, self.backends[job.service], self.queue, self.state, self.where,
             self.config.interrupt_grace_s, faults,
         )  # fmt: skip
         self.current = execution

@@ -9,7 +9,6 @@ import logging
 import os
 
 from fleetq.errors import RedisUnavailable
-from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
 from supervisor.gpu.errors import GpuError
 from supervisor.gpu.faults import parse_fault
@@ -37,17 +36,11 @@ async def reap_forever(queue: WorkerQueue, owner: str, interval_s: float) -> Non
         await asyncio.sleep(interval_s)  # the reaping period
 
 
-async def stream_id_now(store: AsyncStore) -> str:
-    """A stream id for "now" on the Redis clock."""
-    seconds, micros = await store.command("time")
-    return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
-
-
 def reaper_owner(host: str) -> str:
     return f"{host}:{os.getpid()}"
 
 
-async def follow_control(store: AsyncStore, host: str, monitor: GpuMonitor, since_id: str) -> None:
+async def follow_control(queue: WorkerQueue, host: str, monitor: GpuMonitor, since_id: str) -> None:
     """Apply operator commands sent with ``fleetq fault HOST GPU SPEC``.
 
     ``{"type": "fault", "gpu": N, "spec": "xid=79"}`` injects a fault into a simulated GPU;
@@ -55,17 +48,8 @@ async def follow_control(store: AsyncStore, host: str, monitor: GpuMonitor, sinc
     Commands older than ``since_id`` (a stream id: sent before this supervisor started) are
     skipped.
     """
-    last_id = since_id
-    block_ms = int(store.settings.block_timeout_s * 1000)
-    while True:
-        try:
-            entries = await store.read_control(host, last_id, block_ms)
-        except RedisUnavailable:
-            await asyncio.sleep(1.0)  # reconnect backoff
-            continue
-        for entry_id, fields in entries:
-            last_id = entry_id
-            await apply_control(fields.get("command", ""), monitor)
+    async for _entry_id, fields in queue.control_commands(host, since_id):
+        await apply_control(fields.get("command", ""), monitor)
 
 
 async def apply_control(raw: str, monitor: GpuMonitor) -> None:

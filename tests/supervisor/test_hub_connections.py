@@ -1,0 +1,98 @@
+"""A supervisor end to end against a real Redis, from the hub's side: a drained machine passes
+every wake-up on, and a machine holds a fixed number of Redis connections whatever its GPU
+count."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from fleetq import AsyncClient, Settings
+from fleetq.embedded import RedisServer, redis_server_binary
+from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.fakes.group import FakeGroup
+
+from .conftest import eventually, make_config, running_supervisor  # type: ignore[import-not-found]
+
+pytestmark = pytest.mark.slow
+Start = Callable[[int], Awaitable[FakeGroup[Any]]]
+#: Blocking reads and idle pullers wait this long: a wake-up left for a timeout to find shows
+#: as a job that does not start before the test's deadline.
+LONG_S = 30.0
+DEADLINE_S = 10.0
+
+
+async def _blocked(raw: aioredis.Redis, at_least: int) -> bool:
+    try:
+        return int((await raw.info("clients"))["blocked_clients"]) >= at_least
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+async def test_a_drained_machine_does_not_swallow_the_next_submits_wakeup(
+    settings: Settings, aclient: AsyncClient, comfy_factory: Start
+) -> None:
+    slow = settings.with_overrides(block_timeout_s=LONG_S, socket_timeout_s=LONG_S + 10)
+    fakes = await comfy_factory(2)
+    drained = make_config(slow, "m-drained", 1, {"comfyui": fakes[0].port},
+                          claim_block_s=LONG_S)  # fmt: skip
+    healthy = make_config(slow, "m-healthy", 1, {"comfyui": fakes[1].port},
+                          claim_block_s=LONG_S)  # fmt: skip
+    raw = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        base = int((await raw.info("clients"))["blocked_clients"])
+        # Each machine blocks on its work markers and on its operator stream; the drained
+        # one gets in line first, so Redis hands it the next wake-up.
+        async with running_supervisor(drained):
+            await eventually(lambda: _blocked(raw, base + 2))
+            async with running_supervisor(healthy):
+                await eventually(lambda: _blocked(raw, base + 4))
+                await aclient.drain("m-drained")
+                for seed in range(3):
+                    job = await aclient.submit(fake_work_workflow(0.05, 0, seed=seed))
+                    await job.wait(timeout_s=DEADLINE_S)
+                    assert (await job.status()).host == "m-healthy"
+    finally:
+        await raw.aclose()
+
+
+async def _supervisor_connections(raw: aioredis.Redis) -> int:
+    """Connections without a name: the supervisor's (the test names its own)."""
+    return sum(1 for c in await raw.client_list() if not c.get("name"))
+
+
+@pytest.mark.skipif(redis_server_binary() is None, reason="needs redis-server")
+async def test_a_machine_holds_three_connections_whatever_its_gpu_count(
+    comfy_factory: Start,
+) -> None:
+    gpus = 8
+    with RedisServer() as server:
+        settings = Settings(redis_url=server.url, socket_timeout_s=5.0, block_timeout_s=1.0)
+        named = settings.with_overrides(redis_url=server.url + "?client_name=test")
+        fakes = await comfy_factory(gpus)
+        config = make_config(settings, "m8", gpus, {"comfyui": fakes[0].port})
+        raw = aioredis.Redis.from_url(named.redis_url)
+        try:
+            async with AsyncClient(named) as client, running_supervisor(config):
+                jobs = [
+                    await client.submit(fake_work_workflow(1.0, 4, seed=s)) for s in range(gpus)
+                ]
+
+                async def all_running() -> bool:
+                    states = [(await j.status()).state.value for j in jobs]
+                    return states.count("running") == gpus
+
+                # Every GPU runs a job (each job's stream watched for cancels) ...
+                await eventually(all_running)
+                assert await _supervisor_connections(raw) <= 3
+                await client.cancel(jobs[0].id)
+                await asyncio.gather(*(j.wait(timeout_s=DEADLINE_S) for j in jobs[1:]))
+                # ... and every GPU is idle again, waiting for work.
+                assert await _supervisor_connections(raw) <= 3
+        finally:
+            await raw.aclose()
