@@ -44,9 +44,15 @@ local function emit(kind, id, service, extra)
 end
 
 -- Append to one job's own stream, which waiters and the owning puller block on.
+-- XADD may create the stream after finish() set the retention of the job (PEXPIRE on a key
+-- that does not exist yet is a no-op), so the stream takes the job's remaining time to live:
+-- a stream never outlives its job.
 local function job_emit(id, kind, extra)
   local args = {k_jobev(id), 'MAXLEN', '~', '200', '*', 'type', kind}
-  return redis.call('XADD', unpack(append(args, extra)))
+  local entry = redis.call('XADD', unpack(append(args, extra)))
+  local ttl = redis.call('PTTL', k_job(id))
+  if ttl > 0 then redis.call('PEXPIRE', k_jobev(id), ttl) end
+  return entry
 end
 
 -- Wake one blocked claimer of a service, unless the service is paused.
