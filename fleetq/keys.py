@@ -25,6 +25,8 @@ P services                 set     every service name ever submitted to
 P paused                   set     paused services
 P drained                  set     drained ``host`` and ``host:gpu`` targets
 P idem:<key>               string  idempotency key -> job id
+P claim:<token>            string  lease token -> job id while it runs (a resent claim
+                                   is answered with the job the first one leased)
 P reaper:lock              string  single-flight lock of the reaper
 P reaper:last              string  time of the last reaper pass (detects outages)
 P reaper:grace             string  no reaping before this time (after an outage)
@@ -81,6 +83,9 @@ class Keys:
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}idem:{key}"
+
+    def claim(self, token: str) -> str:
+        return f"{self.prefix}claim:{token}"
 
     def host(self, host: str) -> str:
         return f"{self.prefix}host:{host}"
