@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -231,7 +232,10 @@ class Protocol:
 
         return Call("bump", (self.keys.job(job_id),), (*self._base(), job_id, priority), parse)
 
-    def retry(self, job_id: str) -> Call[int | None]:
+    def retry(self, job_id: str, request_id: str | None = None) -> Call[int | None]:
+        """Returns the queue position. ``request_id`` (random when left out) lets the script
+        answer a resend whose first reply was lost like the first."""
+
         def parse(reply: Any) -> int | None:
             kind = text(reply[0])
             if kind == "missing":
@@ -240,22 +244,25 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "retry")
             return _position(reply[1])
 
-        return Call("retry", (self.keys.job(job_id),), (*self._base(), job_id), parse)
+        args = (*self._base(), job_id, request_id or _request_id())
+        return Call("retry", (self.keys.job(job_id),), args, parse)
 
-    def set_paused(self, service: str, paused: bool) -> Call[bool]:
+    def set_paused(self, service: str, paused: bool, request_id: str | None = None) -> Call[bool]:
+        """True when the state changed (a resend of an applied change answers True again)."""
         k = self.keys
         return Call(
             "set_paused",
-            (k.paused, k.marker(service), k.queue(service), k.services),
-            (*self._base(), service, "1" if paused else "0"),
+            (k.paused, k.marker(service), k.queue(service), k.services, k.last_request),
+            (*self._base(), service, "1" if paused else "0", request_id or _request_id()),
             lambda reply: bool(int(reply)),
         )
 
-    def set_drained(self, target: str, drained: bool) -> Call[bool]:
+    def set_drained(self, target: str, drained: bool, request_id: str | None = None) -> Call[bool]:
+        """True when the state changed (a resend of an applied change answers True again)."""
         return Call(
             "set_drained",
-            (self.keys.drained,),
-            (*self._base(), target, "1" if drained else "0"),
+            (self.keys.drained, self.keys.last_request),
+            (*self._base(), target, "1" if drained else "0", request_id or _request_id()),
             lambda reply: bool(int(reply)),
         )
 
@@ -453,6 +460,11 @@ class Protocol:
 
     def _retention_ms(self) -> int:
         return self.settings.retention_s * 1000
+
+
+def _request_id() -> str:
+    """A random id for one request, so that its resend (same arguments) is recognised."""
+    return secrets.token_hex(8)
 
 
 class _IdCollision(FleetqError):

@@ -17,8 +17,9 @@ import pytest
 import redis
 from fault_proxy import FaultProxy
 
-from fleetq import Client, Settings
+from fleetq import Client, InvalidTransition, Settings
 from fleetq.embedded import RedisServer
+from fleetq.model import FaultKind, JobError
 from fleetq.scripts import script_source
 from fleetq.worker import WorkerQueue
 
@@ -106,3 +107,32 @@ async def test_a_stall_longer_than_the_socket_timeout_orphans_no_claim(
     finally:
         client.close()
         await asyncio.gather(*(w.aclose() for w in workers))
+
+
+async def test_a_resent_retry_pause_or_drain_is_answered_like_the_first(
+    client: Client, worker: WorkerQueue, lossy: Settings, proxy: FaultProxy, graph: dict[str, Any]
+) -> None:
+    job = client.submit(graph, max_attempts=1)
+    claimed = (await worker.try_claim(["comfyui"], "h", 0)).job
+    assert claimed is not None
+    assert await worker.fail(claimed, FaultKind.JOB, JobError("E", "x")) == "failed"
+    with Client(lossy) as operator:
+        # Load each script first: a first EVALSHA answered NOSCRIPT would not run at all.
+        assert operator.resume("comfyui") is False and operator.undrain("h") is False
+        with pytest.raises(InvalidTransition):
+            operator.retry(client.submit(graph).id)
+
+        proxy.drop_next(sha_of("retry"))
+        assert operator.retry(job.id) == 0  # its old place; not "cannot retry: it is queued"
+        proxy.drop_next(sha_of("set_paused"))
+        assert operator.pause("comfyui") is True
+        proxy.drop_next(sha_of("set_paused"))
+        assert operator.resume("comfyui") is True
+        proxy.drop_next(sha_of("set_drained"))
+        assert operator.drain("h:0") is True
+        assert proxy.dropped == 4
+        # A second, distinct request still says that nothing changed.
+        assert operator.drain("h:0") is False and operator.resume("comfyui") is False
+        with pytest.raises(InvalidTransition):
+            operator.retry(job.id)
+    assert job.status().state.value == "queued"
