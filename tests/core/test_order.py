@@ -97,3 +97,14 @@ def test_an_idempotent_resubmit_to_another_service_gets_the_jobs_position(
         build_spec({"prompt": "x"}, client.settings, service="a1111", idempotency_key="k-5")
     )
     assert (again.job_id, again.created, again.position) == (first.job_id, False, 3)
+
+
+async def test_running_page_is_by_priority_when_more_run_than_the_limit(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    priorities = [0, 1, 2, 3, 4, 900]
+    for gpu, priority in enumerate(priorities):  # claimed one by one: 900 is claimed last
+        job = client.submit(graph, priority=priority)
+        assert (await worker.try_claim(["comfyui"], "h", gpu)).job.id == job.id  # type: ignore[union-attr]
+    page = client.jobs("running", limit=3)
+    assert [j.priority for j in page] == [900, 4, 3]
