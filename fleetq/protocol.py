@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from fleetq.config import Settings
+from fleetq.config import NAME_PATTERN, Settings
 from fleetq.errors import (
     FleetqError,
     InvalidArgument,
@@ -22,6 +22,7 @@ from fleetq.errors import (
     JobNotFound,
     OutputTooLarge,
     StaleLease,
+    UnknownService,
 )
 from fleetq.keys import TERMINAL_STATES, Keys
 from fleetq.model import (
@@ -248,13 +249,37 @@ class Protocol:
         return Call("retry", (self.keys.job(job_id),), args, parse)
 
     def set_paused(self, service: str, paused: bool, request_id: str | None = None) -> Call[bool]:
-        """True when the state changed (a resend of an applied change answers True again)."""
+        """True when the state changed (a resend of an applied change answers True again).
+
+        ``service`` must be registered in the settings or already known to the fleet (jobs
+        were submitted to it); anything else raises :class:`UnknownService`, writing nothing.
+        """
+        if not isinstance(service, str) or not NAME_PATTERN.fullmatch(service):
+            raise InvalidArgument(
+                f"service name {service!r:.80} must be lowercase letters, digits or _.- "
+                "(at most 63 characters)"
+            )
+        registered = service in self.settings.services
+
+        def parse(reply: Any) -> bool:
+            if int(reply) < 0:
+                known = ", ".join(self.settings.services)
+                raise UnknownService(
+                    f"unknown service {service!r}: neither registered ({known}) "
+                    "nor known to the fleet"
+                )
+            return bool(int(reply))
+
         k = self.keys
+        args = (
+            *self._base(), service, "1" if paused else "0", request_id or _request_id(),
+            "1" if registered else "0",
+        )  # fmt: skip
         return Call(
             "set_paused",
             (k.paused, k.marker(service), k.queue(service), k.services, k.last_request),
-            (*self._base(), service, "1" if paused else "0", request_id or _request_id()),
-            lambda reply: bool(int(reply)),
+            args,
+            parse,
         )
 
     def set_drained(self, target: str, drained: bool, request_id: str | None = None) -> Call[bool]:
