@@ -31,8 +31,9 @@ class Settings:
         settings = Settings(namespace="studio-b", lease_ms=60_000)
     """
 
-    #: ``redis://``, ``rediss://`` (TLS), ``unix://`` or ``redis+sentinel://`` (see
-    #: :mod:`fleetq.connection`). Left out of ``repr()``: it may carry a password.
+    #: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+sentinel://`` or
+    #: ``redis+cluster://`` (see :mod:`fleetq.connection`). Left out of ``repr()``: it may
+    #: carry a password.
     redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     #: Several fleets can share one Redis; every key of a fleet lives under ``{namespace}``.
     namespace: str = "fleetq"
