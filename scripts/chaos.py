@@ -488,14 +488,19 @@ class Fleet:
             extra_args=("--enable-debug-command", "local"),  # DEBUG SLEEP: the stalls
         )
         self.settings = Settings(redis_url="redis://127.0.0.1:0/0", namespace=NAMESPACE)
-        #: What supervisors, the submitter, operators and zombies use: through the proxy that
-        #: loses replies (the checks read Redis directly, through ``settings``).
-        self.lossy_settings = self.settings
         self.proxy: FaultProxy | None = None
         self.fake_bases: list[int] = []
         self.fakes: list[subprocess.Popen[bytes]] = []
         self.supervisors: list[subprocess.Popen[bytes] | None] = [None] * options.supervisors
         self.started_at: list[list[float]] = [[] for _ in range(options.supervisors)]
+
+    @property
+    def lossy_settings(self) -> Settings:
+        """What supervisors, the submitter, operators and zombies use: through the proxy that
+        loses replies (the checks read Redis directly, through ``settings``)."""
+        if self.proxy is None:
+            return self.settings
+        return self.settings.with_overrides(redis_url=self.proxy.url)
 
     @staticmethod
     def host(k: int) -> str:
@@ -524,10 +529,8 @@ class Fleet:
             backoff_base_ms=100,
             backoff_max_ms=1000,
         )
-        self.lossy_settings = self.settings
         if o.drop_rate > 0:
             self.proxy = FaultProxy(self.redis.port, o.drop_rate, seed=o.seed)
-            self.lossy_settings = self.settings.with_overrides(redis_url=self.proxy.url)
         for k in range(o.supervisors):
             base = consecutive_free_ports(o.gpus)
             self.fake_bases.append(base)
@@ -1678,6 +1681,19 @@ def check_keys_after_retention(settings: Settings, report: ChaosReport, r: redis
     for key in list(r.scan_iter(match=keys.prefix + "*", count=1000)):
         if cast(int, r.pttl(key)) > 0:
             expired += r.delete(key)
+    # The reaper prunes what finished more than the retention (1 s here) ago, by Redis's clock.
+    newest = max(
+        (
+            float(score)
+            for key in r.scan_iter(match=keys.ended("*", "*"), count=1000)
+            for _, score in cast("list[tuple[bytes, float]]", r.zrevrange(key, 0, 0, True))
+        ),
+        default=0.0,
+    )
+    seconds, micros = cast("tuple[int, int]", r.time())
+    wait_s = (newest + 1_100 - (seconds * 1000 + micros // 1000)) / 1000
+    if wait_s > 0:
+        time.sleep(wait_s)  # the last job's one-second retention runs out
     store = SyncStore(settings.with_overrides(retention_s=1))
     try:
         outcome = store.run(store.protocol.reap("chaos-audit", lock_ms=10, gap_ms=10**9))
