@@ -220,8 +220,10 @@ class Protocol:
             parse,
         )
 
-    def bump(self, job_id: str, priority: int) -> Call[int | None]:
-        """Returns the new queue position (None while it waits out a retry backoff)."""
+    def bump(self, job_id: str, priority: int, request_id: str | None = None) -> Call[int | None]:
+        """Returns the new queue position (None while it waits out a retry backoff, or when a
+        resend finds the job claimed since). ``request_id`` (random when left out) lets the
+        script answer a resend whose first reply was lost like the first."""
 
         def parse(reply: Any) -> int | None:
             kind = text(reply[0])
@@ -231,7 +233,8 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "bump")
             return _position(reply[2])
 
-        return Call("bump", (self.keys.job(job_id),), (*self._base(), job_id, priority), parse)
+        args = (*self._base(), job_id, priority, request_id or _request_id())
+        return Call("bump", (self.keys.job(job_id),), args, parse)
 
     def retry(self, job_id: str, request_id: str | None = None) -> Call[int | None]:
         """Returns the queue position. ``request_id`` (random when left out) lets the script

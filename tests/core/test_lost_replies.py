@@ -136,3 +136,18 @@ async def test_a_resent_retry_pause_or_drain_is_answered_like_the_first(
         with pytest.raises(InvalidTransition):
             operator.retry(job.id)
     assert job.status().state.value == "queued"
+
+
+async def test_a_resent_bump_is_answered_like_the_first_after_a_claim(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    """The bump runs, its reply is lost, a GPU claims the job, then the resend arrives (seen in
+    a chaos run: the operator was told "cannot bump: it is running" for an applied bump)."""
+    job = client.submit(graph)
+    call = client.store.protocol.bump(job.id, 7)  # one request: its resend has the same args
+    assert client.store.run(call) == 0
+    assert (await worker.try_claim(["comfyui"], "h", 0)).job is not None
+    assert client.store.run(call) is None  # applied: no position, since it runs now
+    with pytest.raises(InvalidTransition):  # a new bump of a running job is still refused
+        client.bump(job.id, 3)
+    assert job.status().priority == 7
