@@ -60,7 +60,7 @@ class AsyncJob:
         """
         store = self.client.store
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        outage = _AsyncOutage()
+        outage = _AsyncOutage(deadline, f"waiting for job {self.id} ({timeout_s} s)")
         last_id = await outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
         while True:
@@ -88,15 +88,17 @@ class AsyncJob:
 class _AsyncOutage:
     """Rides out a short Redis outage while waiting (policy: :class:`OutageTolerance`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None = None, what: str = "the wait") -> None:
         self.tolerance = OutageTolerance()
+        self.deadline = deadline
+        self.what = what
 
     async def retry(self, read: Callable[[], Awaitable[T]]) -> T:
         while True:
             try:
                 value = await read()
             except RedisUnavailable as e:
-                await asyncio.sleep(self.tolerance.backoff(e))  # reconnect backoff
+                await asyncio.sleep(self.tolerance.backoff(e, self.deadline, self.what))
                 continue
             self.tolerance.recovered()
             return value

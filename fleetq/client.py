@@ -69,7 +69,7 @@ class Job:
         """
         store = self.client.store
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        outage = _Outage()
+        outage = _Outage(deadline, f"waiting for job {self.id} ({timeout_s} s)")
         last_id = outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
         while True:
@@ -95,15 +95,17 @@ class Job:
 class _Outage:
     """Rides out a short Redis outage while waiting (policy: :class:`OutageTolerance`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None = None, what: str = "the wait") -> None:
         self.tolerance = OutageTolerance()
+        self.deadline = deadline
+        self.what = what
 
     def retry(self, read: Callable[[], T]) -> T:
         while True:
             try:
                 value = read()
             except RedisUnavailable as e:
-                time.sleep(self.tolerance.backoff(e))  # reconnect backoff
+                time.sleep(self.tolerance.backoff(e, self.deadline, self.what))
                 continue
             self.tolerance.recovered()
             return value

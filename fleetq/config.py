@@ -6,6 +6,7 @@ Settings come from keyword arguments, from a Redis URL, or from the environment
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -30,8 +31,9 @@ class Settings:
         settings = Settings(namespace="studio-b", lease_ms=60_000)
     """
 
-    #: ``redis://``, ``rediss://`` (TLS), ``unix://`` or ``redis+sentinel://`` (see
-    #: :mod:`fleetq.connection`). Left out of ``repr()``: it may carry a password.
+    #: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+sentinel://`` or
+    #: ``redis+cluster://`` (see :mod:`fleetq.connection`). Left out of ``repr()``: it may
+    #: carry a password.
     redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
     #: Several fleets can share one Redis; every key of a fleet lives under ``{namespace}``.
     namespace: str = "fleetq"
@@ -69,26 +71,52 @@ class Settings:
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.namespace):
+        """Refuse any value the scripts could not use, with the variable to fix: a script that
+        fails after its first write is not rolled back (Redis does not undo a script)."""
+        if not isinstance(self.redis_url, str) or not self.redis_url.strip():
+            raise _invalid("redis_url", self.redis_url, "a redis://, rediss://, unix:// URL")
+        if not isinstance(self.namespace, str) or not re.fullmatch(
+            r"[A-Za-z0-9_.:-]{1,64}", self.namespace
+        ):
             raise InvalidArgument(
-                f"namespace {self.namespace!r} must be 1-64 letters, digits or _.:-"
+                f"namespace {self.namespace!r} must be 1-64 letters, digits or _.:- "
+                "(FLEETQ_NAMESPACE)"
             )
+        if isinstance(self.services, str) or not self.services:
+            raise _invalid("services", self.services, "one or more service names")
         for name in self.services:
-            if not NAME_PATTERN.fullmatch(name):
+            if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
                 raise InvalidArgument(
                     f"service name {name!r} must be lowercase letters, digits or _.- "
-                    "(at most 63 characters)"
+                    "(at most 63 characters) (FLEETQ_SERVICES)"
                 )
+        for name, (low, high) in _INT_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise _invalid(name, value, f"an integer {low}..{high}")
+        for name, (lowest, highest) in _SECONDS_RANGES.items():
+            seconds = getattr(self, name)
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not math.isfinite(seconds)
+                or not lowest < seconds <= highest
+            ):
+                raise _invalid(name, seconds, f"a number of seconds > {lowest} and <= {highest}")
         if self.block_timeout_s >= self.socket_timeout_s:
-            raise InvalidArgument("block_timeout_s must be shorter than socket_timeout_s")
-        if self.wait_replicas < 0:
-            raise InvalidArgument("wait_replicas must be 0 (off) or a number of replicas")
+            raise InvalidArgument(
+                "block_timeout_s (FLEETQ_BLOCK_TIMEOUT_S) must be shorter than socket_timeout_s "
+                "(FLEETQ_SOCKET_TIMEOUT_S)"
+            )
+        if self.backoff_max_ms < self.backoff_base_ms:
+            raise InvalidArgument(
+                "backoff_max_ms (FLEETQ_BACKOFF_MAX_MS) must be at least backoff_base_ms "
+                "(FLEETQ_BACKOFF_BASE_MS)"
+            )
         if self.wait_replicas and self.wait_timeout_ms >= self.socket_timeout_s * 1000:
-            raise InvalidArgument("wait_timeout_ms must be shorter than socket_timeout_s")
-        for name in ("max_payload_bytes", "lease_ms", "retention_s", "output_ttl_s",
-                     "wait_timeout_ms"):  # fmt: skip
-            if getattr(self, name) <= 0:
-                raise InvalidArgument(f"{name} must be positive")
+            raise InvalidArgument(
+                "wait_timeout_ms (FLEETQ_WAIT_TIMEOUT_MS) must be shorter than socket_timeout_s"
+            )
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> Settings:
@@ -118,6 +146,37 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None values replaced."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+DAY_S = 24 * 3600
+#: Allowed range of every integer setting (inclusive).
+_INT_RANGES: Mapping[str, tuple[int, int]] = {
+    "max_payload_bytes": (1, 512 * MIB),
+    "default_max_attempts": (1, 100),
+    "lease_ms": (1, DAY_S * 1000),
+    "retention_s": (1, 10 * 365 * DAY_S),
+    "output_ttl_s": (1, 10 * 365 * DAY_S),
+    "max_output_bytes": (1, 512 * MIB),
+    "events_maxlen": (1, 100_000_000),
+    "backoff_base_ms": (0, DAY_S * 1000),
+    "backoff_max_ms": (0, DAY_S * 1000),
+    "max_lost_leases": (1, 1_000),
+    "max_infra_faults": (1, 1_000),
+    "wait_replicas": (0, 100),
+    "wait_timeout_ms": (1, 3_600_000),
+}
+#: Allowed range of every duration in seconds (exclusive, inclusive).
+_SECONDS_RANGES: Mapping[str, tuple[float, float]] = {
+    "default_timeout_s": (0.0, 7 * DAY_S),
+    "socket_timeout_s": (0.0, 3600.0),
+    "block_timeout_s": (0.0, 3600.0),
+}
+
+
+def _invalid(name: str, value: Any, expected: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"setting {name} (FLEETQ_{name.upper()}) must be {expected}, not {value!r:.80}"
+    )
 
 
 def _parse_env_value(name: str, raw: str, default: Any) -> Any:

@@ -10,6 +10,8 @@ URLs (``Settings.redis_url``, ``FLEETQ_REDIS_URL``, ``--redis``)::
     unix://[[user]:password@]/run/redis.sock[?db=0]      Unix socket
     redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service_name[/db]
     rediss+sentinel://...                                the same over TLS (sentinels too)
+    redis+cluster://[[user]:password@]host[:port][,host[:port]...]
+    rediss+cluster://...?ssl_ca_certs=...                Redis Cluster (startup nodes)
 
 A Sentinel URL lists the Sentinels (port 26379 when left out) and names the monitored service;
 the user and password are those of the Redis primary and replicas. Sentinels with their own
@@ -17,6 +19,12 @@ password take ``?sentinel_password=...`` (and ``sentinel_username=...``); the TL
 above apply to the data nodes and to the Sentinels. Clients ask the Sentinels for the primary
 at every (re)connect and at most once a second besides, so they follow a failover.
 Percent-encode ``@ : / ? #`` in a user or password. docs/OPERATIONS.md has the details.
+
+A Cluster URL names one or more of the cluster's nodes; the client learns the slot map from
+them and follows MOVED/ASK redirections and failovers. Every key of a namespace shares one hash
+tag, so each script runs on the one shard that owns the namespace's slot. redis-py routes a
+read-only script (EVALSHA_RO) after asking a node for its keys (COMMAND GETKEYS, one more round
+trip), and ``wait_replicas`` is not available on a cluster.
 
 Blocking calls (BZPOPMIN, XREAD BLOCK) always use a block timeout shorter than the socket
 timeout, so a silently dead TCP connection surfaces as an error instead of a hang.
@@ -32,12 +40,14 @@ import re
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
 import redis.asyncio.sentinel as aiosentinel
+import redis.cluster
 import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -45,12 +55,15 @@ from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry
 
 from fleetq.config import Settings
-from fleetq.errors import NotReplicated, PermissionDenied, RedisUnavailable
+from fleetq.errors import InvalidArgument, NotReplicated, PermissionDenied, RedisUnavailable
 from fleetq.urls import (
     PLAIN_USER,
     SENTINEL_SCHEMES,
+    ClusterURL,
     SentinelURL,
+    is_cluster_url,
     is_sentinel_url,
+    parse_cluster_url,
     parse_sentinel_url,
     safe_url,
     scrub,
@@ -81,7 +94,14 @@ __all__ = [
     "unavailable",
 ]
 
-CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+#: Errors that mean "Redis is not reachable right now" (a cluster counts the shard that owns
+#: the namespace being down, or a slot not covered during a failover).
+CONNECTION_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
+)
 
 #: Scripts after which ``Settings.wait_replicas`` waits for replicas: the writes a user is
 #: told about (a job was accepted, a job completed).
@@ -95,7 +115,9 @@ PRIMARY_RECHECK_S = 1.0
 # Redis 7.0 reports an ACL refusal inside a script as "ERR The user executing the script
 # can't ..."; 7.2+ as "NOPERM ..." or "ERR ACL failure in script ...".
 _ACL_REFUSAL = re.compile(r"NOPERM|user executing the script can't|ACL failure", re.IGNORECASE)
-_UNAVAILABLE_REPLIES = ("UNBLOCKED", "MASTERDOWN", "LOADING", "TRYAGAIN", "NOREPLICAS")
+_UNAVAILABLE_REPLIES = (
+    "UNBLOCKED", "MASTERDOWN", "LOADING", "TRYAGAIN", "NOREPLICAS", "CLUSTERDOWN",
+)  # fmt: skip
 
 
 # -- building clients -------------------------------------------------------------------------
@@ -224,10 +246,52 @@ def _check_url_options(pool: Any) -> None:
     pool.connection_class(**pool.connection_kwargs)
 
 
+def _cluster_kwargs(target: ClusterURL, settings: Settings) -> dict[str, Any]:
+    if settings.wait_replicas:
+        raise InvalidArgument(
+            "FLEETQ_WAIT_REPLICAS is not available with a redis+cluster:// URL (WAIT has no "
+            "key to route it by); use 0"
+        )
+    kwargs: dict[str, Any] = {
+        "username": target.username,
+        "password": target.password,
+        **_options(settings),
+    }
+    if target.ssl:
+        kwargs.update(ssl=True, **target.ssl_options)
+    return kwargs
+
+
+def _connect_cluster(settings: Settings, retry: Retry) -> redis.Redis:
+    target = parse_cluster_url(settings.redis_url)
+    node = redis.cluster.ClusterNode
+    nodes = [node(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
+    try:
+        client = redis.cluster.RedisCluster(
+            startup_nodes=nodes, retry=retry, **_cluster_kwargs(target, settings)
+        )
+    except redis.exceptions.RedisClusterException as e:  # it reads the slot map at once
+        raise unavailable(settings, e) from e
+    # Duck-typed: the cluster client answers every command fleetq sends (one slot each).
+    return cast(redis.Redis, client)
+
+
+def _connect_cluster_async(settings: Settings, retry: AsyncRetry) -> aioredis.Redis:
+    target = parse_cluster_url(settings.redis_url)
+    nodes = [aiocluster.ClusterNode(host, port) for host, port in target.nodes]
+    client = aiocluster.RedisCluster(
+        startup_nodes=nodes, retry=retry, **_cluster_kwargs(target, settings)
+    )
+    return cast(aioredis.Redis, client)
+
+
 def connect(settings: Settings) -> redis.Redis:
-    """A synchronous client for the settings' Redis URL (no I/O until first use)."""
+    """A synchronous client for the settings' Redis URL (no I/O until first use, except for
+    a cluster, whose client reads the slot map at once)."""
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 2)
     try:
+        if is_cluster_url(settings.redis_url):
+            return _connect_cluster(settings, retry)
         if is_sentinel_url(settings.redis_url):
             target = parse_sentinel_url(settings.redis_url)
             sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
@@ -257,6 +321,8 @@ def connect_async(settings: Settings) -> aioredis.Redis:
     """An asyncio client for the settings' Redis URL (no I/O until first use)."""
     retry = AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), 2)
     try:
+        if is_cluster_url(settings.redis_url):
+            return _connect_cluster_async(settings, retry)
         if is_sentinel_url(settings.redis_url):
             target = parse_sentinel_url(settings.redis_url)
             sentinel_kwargs = _sentinel_kwargs(target, settings)
@@ -347,6 +413,13 @@ def raise_for_reply(settings: Settings, error: redis.exceptions.ResponseError, a
     if denied is not None:
         raise denied from error
     text = str(error)
+    if isinstance(error, redis.exceptions.AskError) or text.startswith(("MOVED", "ASK ")):
+        where = safe_url(settings.redis_url)
+        raise RedisUnavailable(
+            f"Redis at {where} is a Redis Cluster node that does not serve namespace "
+            f"{settings.namespace!r} (its hash slot lives on another node): use a "
+            "redis+cluster:// URL (docs/OPERATIONS.md section 8)"
+        ) from error
     in_transition = (redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError)
     if isinstance(error, in_transition) or text.startswith((*_UNAVAILABLE_REPLIES, "OOM")):
         raise unavailable(settings, error) from error

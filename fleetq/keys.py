@@ -24,7 +24,12 @@ P seq                      string  submit counter (FIFO tie-break)
 P services                 set     every service name ever submitted to
 P paused                   set     paused services
 P drained                  set     drained ``host`` and ``host:gpu`` targets
+P lastreq                  hash    ``paused:<svc>`` / ``drained:<target>`` -> request id of the
+                                   last change (a resent pause or drain is answered as the
+                                   first)
 P idem:<key>               string  idempotency key -> job id
+P claim:<token>            string  lease token -> job id while it runs (a resent claim
+                                   is answered with the job the first one leased)
 P reaper:lock              string  single-flight lock of the reaper
 P reaper:last              string  time of the last reaper pass (detects outages)
 P reaper:grace             string  no reaping before this time (after an outage)
@@ -82,6 +87,9 @@ class Keys:
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}idem:{key}"
 
+    def claim(self, token: str) -> str:
+        return f"{self.prefix}claim:{token}"
+
     def host(self, host: str) -> str:
         return f"{self.prefix}host:{host}"
 
@@ -114,6 +122,10 @@ class Keys:
     @property
     def drained(self) -> str:
         return self.prefix + "drained"
+
+    @property
+    def last_request(self) -> str:
+        return self.prefix + "lastreq"
 
     @property
     def reaper_lock(self) -> str:

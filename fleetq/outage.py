@@ -19,13 +19,23 @@ class OutageTolerance:
         self.since: float | None = None
         self.delay_s = self.FIRST_DELAY_S
 
-    def backoff(self, error: RedisUnavailable) -> float:
-        """Seconds to wait before trying again; re-raises ``error`` once the outage is too long."""
+    def backoff(
+        self, error: RedisUnavailable, deadline: float | None = None, what: str = "the wait"
+    ) -> float:
+        """Seconds to wait before trying again; re-raises ``error`` once the outage is too long.
+
+        ``deadline`` (a ``time.monotonic()`` value) is the caller's own limit: past it, the
+        caller's ``TimeoutError`` comes first, and no backoff sleeps beyond it.
+        """
         now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise TimeoutError(f"{what} timed out while Redis was unavailable: {error}") from error
         self.since = self.since or now
         if now - self.since > self.TOLERANCE_S:
             raise error
         delay, self.delay_s = self.delay_s, min(self.MAX_DELAY_S, self.delay_s * 2)
+        if deadline is not None:
+            delay = min(delay, deadline - now)
         return delay
 
     def recovered(self) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from fleetq.config import Settings
+from fleetq.config import NAME_PATTERN, Settings
 from fleetq.errors import (
     FleetqError,
     InvalidArgument,
@@ -21,6 +22,7 @@ from fleetq.errors import (
     JobNotFound,
     OutputTooLarge,
     StaleLease,
+    UnknownService,
 )
 from fleetq.keys import TERMINAL_STATES, Keys
 from fleetq.model import (
@@ -218,8 +220,10 @@ class Protocol:
             parse,
         )
 
-    def bump(self, job_id: str, priority: int) -> Call[int | None]:
-        """Returns the new queue position (None while it waits out a retry backoff)."""
+    def bump(self, job_id: str, priority: int, request_id: str | None = None) -> Call[int | None]:
+        """Returns the new queue position (None while it waits out a retry backoff, or when a
+        resend finds the job claimed since). ``request_id`` (random when left out) lets the
+        script answer a resend whose first reply was lost like the first."""
 
         def parse(reply: Any) -> int | None:
             kind = text(reply[0])
@@ -229,9 +233,13 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "bump")
             return _position(reply[2])
 
-        return Call("bump", (self.keys.job(job_id),), (*self._base(), job_id, priority), parse)
+        args = (*self._base(), job_id, priority, request_id or _request_id())
+        return Call("bump", (self.keys.job(job_id),), args, parse)
 
-    def retry(self, job_id: str) -> Call[int | None]:
+    def retry(self, job_id: str, request_id: str | None = None) -> Call[int | None]:
+        """Returns the queue position. ``request_id`` (random when left out) lets the script
+        answer a resend whose first reply was lost like the first."""
+
         def parse(reply: Any) -> int | None:
             kind = text(reply[0])
             if kind == "missing":
@@ -240,22 +248,49 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "retry")
             return _position(reply[1])
 
-        return Call("retry", (self.keys.job(job_id),), (*self._base(), job_id), parse)
+        args = (*self._base(), job_id, request_id or _request_id())
+        return Call("retry", (self.keys.job(job_id),), args, parse)
 
-    def set_paused(self, service: str, paused: bool) -> Call[bool]:
+    def set_paused(self, service: str, paused: bool, request_id: str | None = None) -> Call[bool]:
+        """True when the state changed (a resend of an applied change answers True again).
+
+        ``service`` must be registered in the settings or already known to the fleet (jobs
+        were submitted to it); anything else raises :class:`UnknownService`, writing nothing.
+        """
+        if not isinstance(service, str) or not NAME_PATTERN.fullmatch(service):
+            raise InvalidArgument(
+                f"service name {service!r:.80} must be lowercase letters, digits or _.- "
+                "(at most 63 characters)"
+            )
+        registered = service in self.settings.services
+
+        def parse(reply: Any) -> bool:
+            if int(reply) < 0:
+                known = ", ".join(self.settings.services)
+                raise UnknownService(
+                    f"unknown service {service!r}: neither registered ({known}) "
+                    "nor known to the fleet"
+                )
+            return bool(int(reply))
+
         k = self.keys
+        args = (
+            *self._base(), service, "1" if paused else "0", request_id or _request_id(),
+            "1" if registered else "0",
+        )  # fmt: skip
         return Call(
             "set_paused",
-            (k.paused, k.marker(service), k.queue(service), k.services),
-            (*self._base(), service, "1" if paused else "0"),
-            lambda reply: bool(int(reply)),
+            (k.paused, k.marker(service), k.queue(service), k.services, k.last_request),
+            args,
+            parse,
         )
 
-    def set_drained(self, target: str, drained: bool) -> Call[bool]:
+    def set_drained(self, target: str, drained: bool, request_id: str | None = None) -> Call[bool]:
+        """True when the state changed (a resend of an applied change answers True again)."""
         return Call(
             "set_drained",
-            (self.keys.drained,),
-            (*self._base(), target, "1" if drained else "0"),
+            (self.keys.drained, self.keys.last_request),
+            (*self._base(), target, "1" if drained else "0", request_id or _request_id()),
             lambda reply: bool(int(reply)),
         )
 
@@ -453,6 +488,11 @@ class Protocol:
 
     def _retention_ms(self) -> int:
         return self.settings.retention_s * 1000
+
+
+def _request_id() -> str:
+    """A random id for one request, so that its resend (same arguments) is recognised."""
+    return secrets.token_hex(8)
 
 
 class _IdCollision(FleetqError):

@@ -1,5 +1,5 @@
-"""Redis URLs: the ``redis+sentinel://`` form fleetq adds to redis-py's, and masking of the
-secrets any URL may carry, for logs and error messages.
+"""Redis URLs: the ``redis+sentinel://`` and ``redis+cluster://`` forms fleetq adds to
+redis-py's, and masking of the secrets any URL may carry, for logs and error messages.
 
 See :mod:`fleetq.connection` for the forms a URL may take.
 """
@@ -13,7 +13,12 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 DEFAULT_SENTINEL_PORT = 26379
+DEFAULT_REDIS_PORT = 6379
+#: Query parameters a Cluster URL takes (TLS of every node).
+CLUSTER_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
+                  "ssl_check_hostname")  # fmt: skip
 #: Query parameters a Sentinel URL takes; ``ssl_*`` apply to data nodes and Sentinels.
 SENTINEL_PARAMS = (
     "sentinel_username",
@@ -131,18 +136,20 @@ def is_sentinel_url(url: str) -> bool:
     return url.partition("://")[0].lower() in SENTINEL_SCHEMES
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def _host_port(
+    text: str, default_port: int = DEFAULT_SENTINEL_PORT, what: str = "Sentinel"
+) -> tuple[str, int]:
     if text.startswith("["):  # [IPv6]:port
         host, _, tail = text[1:].partition("]")
         port_text = tail[1:] if tail.startswith(":") else ""
     else:
         host, _, port_text = text.partition(":")
     if not host:
-        raise ValueError(f"empty Sentinel host in {text!r}")
+        raise ValueError(f"empty {what} host in {text!r}")
     if not port_text:
-        return host, DEFAULT_SENTINEL_PORT
+        return host, default_port
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"Sentinel port of {host} is not a port number")
+        raise ValueError(f"{what} port of {host} is not a port number")
     return host, int(port_text)
 
 
@@ -208,3 +215,60 @@ def parse_sentinel_url(url: str) -> SentinelURL:
         sentinel_username=sentinel_auth.get("sentinel_username") or None,
         sentinel_password=sentinel_auth.get("sentinel_password") or None,
     )
+
+
+# -- Cluster URLs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterURL:
+    """A parsed ``redis+cluster://`` or ``rediss+cluster://`` URL."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    ssl_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+def parse_cluster_url(url: str) -> ClusterURL:
+    """Parse ``redis+cluster://[[user]:password@]host[:port][,host[:port]...][?ssl_...]``.
+
+    The hosts are startup nodes (any of the cluster's nodes; port 6379 when left out): the
+    client asks them for the slot map and then talks to every shard. A cluster has only
+    database 0, so the URL takes no database. Raises ``ValueError`` (free of secrets).
+    """
+    parts = split_authority(url)
+    if parts is None or parts[0].lower() not in CLUSTER_SCHEMES:
+        raise ValueError(f"a Cluster URL starts with {' or '.join(CLUSTER_SCHEMES)}://")
+    scheme, userinfo, rest = parts
+    rest = rest.partition("#")[0]
+    location, _, query = rest.partition("?")
+    hosts, _, path = location.partition("/")
+    if not hosts:
+        raise ValueError("a Cluster URL needs at least one node host:port")
+    if path.strip("/") not in ("", "0"):
+        raise ValueError("Redis Cluster has only database 0; leave the database out")
+    nodes = tuple(
+        _host_port(h.strip(), DEFAULT_REDIS_PORT, "Cluster node") for h in hosts.split(",")
+    )
+    username = password = None
+    if userinfo is not None:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    options: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in CLUSTER_PARAMS:
+            raise ValueError(
+                f"unknown Cluster URL parameter {name!r} (known: {', '.join(CLUSTER_PARAMS)})"
+            )
+        options[name] = _flag(name, value) if name == "ssl_check_hostname" else value
+    ssl = scheme.lower() == "rediss+cluster"
+    if options and not ssl:
+        raise ValueError("TLS parameters need a rediss+cluster:// URL")
+    return ClusterURL(nodes, username, password, ssl, options)

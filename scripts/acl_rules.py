@@ -35,10 +35,10 @@ ROLE_NAMES = ("client", "supervisor", "operator")
 
 #: Commands of every role: reads, writes and scripts, without the server-wide, key-less and
 #: dangerous ones. ``-@keyspace`` drops SCAN, RANDOMKEY and DBSIZE (they reveal other
-#: namespaces' keys); the four key commands fleetq's scripts use are added back.
+#: namespaces' keys); the five key commands fleetq's scripts use are added back.
 COMMANDS = (
     "-@all +@connection +@read +@write +@scripting +time +wait "
-    "-@dangerous -@admin -@keyspace +exists +del +pexpire +persist "
+    "-@dangerous -@admin -@keyspace +exists +del +pexpire +pttl +persist "
     "-script|flush -script|kill -script|debug -function -fcall -fcall_ro"
 )
 
@@ -69,7 +69,7 @@ ROLES: Mapping[str, Role] = {
     "supervisor": Role(
         read_write=_keys(
             "job:* jobev:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
-            "events idem:* reaper:* hosts host:* gpus:* paused drained services"
+            "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services"
         ),
         read_only=_keys("ctl:*"),
     ),

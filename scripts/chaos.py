@@ -16,7 +16,12 @@ What runs (all on this machine, every process real):
 * a submitter (idempotent submits, retried while Redis is down), operators cancelling and
   bumping at random, simulated GPU faults (``xid=79`` then ``clear`` through the control
   channel), and "zombie" workers that claim a job, freeze until the reaper takes the lease
-  back, then try to renew, complete, fail and ack-cancel with their stale token.
+  back, then try to renew, complete, fail and ack-cancel with their stale token;
+* lost replies: supervisors, the submitter, operators and zombies reach Redis through a proxy
+  (``tests/chaos/fault_proxy.py``) that loses the reply of a random ``--drop-rate`` of the
+  commands after Redis ran them, so redis-py resends them; and Redis stalls (``DEBUG SLEEP``)
+  longer than every client's socket timeout, whose commands time out, are resent, and run
+  twice once Redis wakes up.
 
 The workload and the chaos schedule are drawn from ``--seed`` before the run starts, so a seed
 always asks for the same jobs and the same faults at the same offsets (what the fleet then does
@@ -24,11 +29,16 @@ with them depends on timing). After the chaos the fleet drains: every process is
 the run waits until nothing is queued or running. Then the checks read Redis (job hashes,
 indexes, leases, output blobs, the event stream), the fakes' own execution logs and the
 supervisors' logs; see ``check_run`` for the exact list and docs/RELIABILITY.md for results.
+Last, a key audit (``check_keys_after_retention``): every key with a time to live is taken
+as expired (retention, output TTL and leases run out), one reaper pass prunes the indexes, and
+the namespace must then hold nothing but live jobs and fixed keys.
 Exit status 0 when every check passed, 1 on any violation.
 
     .venv/bin/python scripts/chaos.py --fsync always --seed 1           # the long run
     .venv/bin/python scripts/chaos.py --fsync everysec --seed 1
     .venv/bin/python scripts/chaos.py --jobs 300 --submit-s 25 --supervisors 2   # a short one
+    .venv/bin/python scripts/chaos.py --fsync always --seed 1 --jobs 10000 --submit-s 500 \
+        --supervisor-kills 50 --redis-kills 4 --stalls 4 --drop-rate 0.005   # the 10,000-job run
 
 ``tests/chaos/test_chaos_short.py`` imports this file and calls :func:`run_chaos`.
 """
@@ -75,12 +85,18 @@ from fleetq.errors import (  # noqa: E402
 )
 from fleetq.keys import Keys  # noqa: E402
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output  # noqa: E402
+from fleetq.store import SyncStore  # noqa: E402
 from fleetq.worker import WorkerQueue  # noqa: E402
 from supervisor.fakes.comfyui.options import ComfyUIOptions  # noqa: E402
 from supervisor.fakes.comfyui.prompt_queue import PromptQueue, QueueItem  # noqa: E402
 from supervisor.fakes.comfyui.server import FakeComfyUI  # noqa: E402
 from supervisor.fakes.comfyui.workflows import fake_work_workflow  # noqa: E402
 from supervisor.fakes.group import start_group  # noqa: E402
+
+# The reply-dropping proxy and the key audit are shared with the tests.
+sys.path.insert(0, str(ROOT / "tests" / "chaos"))
+from fault_proxy import FaultProxy  # noqa: E402
+from key_audit import audit_keys, live_jobs  # noqa: E402
 
 T = TypeVar("T")
 SERVICE = "comfyui"
@@ -136,6 +152,12 @@ class ChaosOptions:
     cancels: int = 150
     bumps: int = 150
     zombies: int = 5
+    #: Redis stalls (``DEBUG SLEEP``) of ``stall_s``, longer than every socket timeout (3 s).
+    stalls: int = 4
+    stall_s: float = 4.0
+    #: Share of the commands of supervisors, submitter, operators and zombies whose reply is
+    #: lost after Redis ran them (0: no proxy in between).
+    drop_rate: float = 0.005
     #: Chaos starts this long after the first submit.
     warmup_s: float = 2.0
     drain_timeout_s: float = 180.0
@@ -150,6 +172,8 @@ class ChaosOptions:
             raise ValueError("jobs, supervisors and gpus must be positive")
         if self.error_fraction + self.hang_fraction > 1:
             raise ValueError("error_fraction + hang_fraction must be at most 1")
+        if not 0 <= self.drop_rate < 0.5:
+            raise ValueError("drop_rate must be 0 or more and below 0.5")
 
 
 @dataclass
@@ -192,7 +216,8 @@ class ChaosReport:
             f"kills: supervisor SIGKILL {c('supervisor_sigkill')}, SIGTERM "
             f"{c('supervisor_sigterm')}, SIGSTOP/SIGCONT {c('supervisor_sigstop')}, restarts "
             f"{c('supervisor_restarts')}; redis SIGKILL "
-            f"{c('redis_sigkill')}",
+            f"{c('redis_sigkill')}, stalls {c('redis_stalls')} x {o.stall_s:g} s; replies lost "
+            f"{c('replies_dropped')} (drop rate {o.drop_rate:g})",
             f"backend faults: fake restarts {c('fake_restarts')} (+{c('orphan_restarts')} of "
             f"instances stuck on an orphaned prompt); XID 79 {c('xid_sent')} (seen unhealthy "
             f"{c('xid_observed')}, cleared {c('xid_clears')}; no claim in between: "
@@ -206,6 +231,9 @@ class ChaosReport:
             f"backends: executions {c('exec_total')} (success {c('exec_success')}, error "
             f"{c('exec_error')}, interrupted {c('exec_interrupted')}), prompts dropped by "
             f"restarts {c('exec_dropped')}",
+            f"key audit after retention: {c('audit_expired_keys')} keys with a TTL taken as "
+            f"expired, {c('audit_pruned')} index entries pruned, {c('audit_live_jobs')} live "
+            f"jobs, {c('audit_leftovers')} leftovers",
             f"durability: acknowledged writes lost {len(self.fsync_losses)} (of "
             f"{c('window_submits')} submits and {c('window_operator_writes')} cancels/bumps "
             f"acknowledged <= {EVERYSEC_WINDOW_S:g} s before a Redis crash); redis down "
@@ -332,6 +360,7 @@ def plan_schedule(options: ChaosOptions) -> list[ChaosEvent]:
     spread("cancel", options.cancels, lambda: {"u": rng.random()})
     spread("bump", options.bumps, lambda: {"u": rng.random(), "priority": rng.randint(-5, 9)})
     spread("zombie", options.zombies, lambda: {"gpu": rng.randrange(8)})
+    spread("redis_stall", options.stalls, lambda: {})
     lease_s = options.lease_ms / 1000
     spread(
         "supervisor_pause",
@@ -453,13 +482,25 @@ class Fleet:
         self.workdir = workdir
         (workdir / "redis").mkdir(parents=True, exist_ok=True)
         self.redis = RedisServer(
-            appendonly=True, appendfsync=options.fsync, data_dir=workdir / "redis"
+            appendonly=True,
+            appendfsync=options.fsync,
+            data_dir=workdir / "redis",
+            extra_args=("--enable-debug-command", "local"),  # DEBUG SLEEP: the stalls
         )
         self.settings = Settings(redis_url="redis://127.0.0.1:0/0", namespace=NAMESPACE)
+        self.proxy: FaultProxy | None = None
         self.fake_bases: list[int] = []
         self.fakes: list[subprocess.Popen[bytes]] = []
         self.supervisors: list[subprocess.Popen[bytes] | None] = [None] * options.supervisors
         self.started_at: list[list[float]] = [[] for _ in range(options.supervisors)]
+
+    @property
+    def lossy_settings(self) -> Settings:
+        """What supervisors, the submitter, operators and zombies use: through the proxy that
+        loses replies (the checks read Redis directly, through ``settings``)."""
+        if self.proxy is None:
+            return self.settings
+        return self.settings.with_overrides(redis_url=self.proxy.url)
 
     @staticmethod
     def host(k: int) -> str:
@@ -488,6 +529,8 @@ class Fleet:
             backoff_base_ms=100,
             backoff_max_ms=1000,
         )
+        if o.drop_rate > 0:
+            self.proxy = FaultProxy(self.redis.port, o.drop_rate, seed=o.seed)
         for k in range(o.supervisors):
             base = consecutive_free_ports(o.gpus)
             self.fake_bases.append(base)
@@ -548,7 +591,7 @@ class Fleet:
                 "-m",
                 "fleetq.cli.main",
                 "--redis",
-                self.settings.redis_url,
+                self.lossy_settings.redis_url,
                 "--namespace",
                 NAMESPACE,
                 "supervisor",
@@ -604,6 +647,8 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if self.proxy is not None:
+            self.proxy.close()
         self.redis.close()
 
 
@@ -648,7 +693,7 @@ class ChaosRun:
         self.fleet = fleet
         self.plans = plans
         self.schedule = schedule
-        self.settings = fleet.settings
+        self.settings = fleet.lossy_settings
         self.counts: collections.Counter[str] = collections.Counter()
         self.violations: list[str] = []
         self.accepted: list[Accepted] = []
@@ -665,6 +710,9 @@ class ChaosRun:
         self.redis_down_s = 0.0
         self.redis_reload_max_s = 0.0
         self.redis_down = False
+        self.stalling = False
+        #: (DEBUG SLEEP sent, answered)
+        self.stalls: list[tuple[float, float]] = []
         self.restarting: set[int] = set()
         self.tasks: list[asyncio.Task[None]] = []
         self.history: dict[int, dict[str, Any]] = {}
@@ -824,6 +872,7 @@ class ChaosRun:
             "cancel": self._cancel,
             "bump": self._bump,
             "zombie": self._zombie,
+            "redis_stall": self._stall_redis,
         }
         for event in self.schedule:
             delay = started + event.at_s - loop.time()
@@ -917,6 +966,26 @@ class ChaosRun:
             self.redis_reload_max_s = max(self.redis_reload_max_s, now - starting)
         finally:
             self.redis_down = False
+
+    async def _stall_redis(self, event: ChaosEvent) -> None:
+        """Freeze Redis (DEBUG SLEEP) longer than every client's socket timeout: commands in
+        flight time out and are resent, and both copies run once Redis wakes up."""
+        if self.redis_down or self.stalling:
+            self.counts["redis_stall_skipped"] += 1
+            return
+        self.stalling = True
+        r = redis.Redis(port=self.fleet.redis.port, socket_timeout=self.o.stall_s + 30)
+        started = time.time()
+        try:
+            await asyncio.to_thread(r.execute_command, "DEBUG", "SLEEP", f"{self.o.stall_s:g}")
+            self.counts["redis_stalls"] += 1
+        except redis.exceptions.RedisError:  # a Redis kill cut it short
+            self.counts["redis_stall_cut"] += 1
+        finally:
+            r.close()
+            self.stalls.append((started, time.time()))
+            self.redis_outages.append((started, time.time()))
+            self.stalling = False
 
     async def _restart_fake(self, event: ChaosEvent, reason: str = "fake_restarts") -> None:
         port = self.fleet.port(int(event.get("target")), int(event.get("gpu")))
@@ -1597,6 +1666,50 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
         )
 
 
+def check_keys_after_retention(settings: Settings, report: ChaosReport, r: redis.Redis) -> None:
+    """The last check (it deletes data): once retention passed, nothing is left but live jobs
+    and fixed keys.
+
+    Every key with a time to live is taken as expired (the job retention, the output TTL, the
+    leases, the host records: all run out in time), one reaper pass with a retention of one
+    second prunes the ``ended`` indexes, then :func:`key_audit.audit_keys` lists anything else
+    (a key without a TTL that belongs to no live job, an index entry of a job that is gone).
+    """
+    keys = Keys(settings.namespace)
+    live = live_jobs(r, keys)
+    expired = 0
+    for key in list(r.scan_iter(match=keys.prefix + "*", count=1000)):
+        if cast(int, r.pttl(key)) > 0:
+            expired += r.delete(key)
+    # The reaper prunes what finished more than the retention (1 s here) ago, by Redis's clock.
+    newest = max(
+        (
+            float(score)
+            for key in r.scan_iter(match=keys.ended("*", "*"), count=1000)
+            for _, score in cast("list[tuple[bytes, float]]", r.zrevrange(key, 0, 0, True))
+        ),
+        default=0.0,
+    )
+    seconds, micros = cast("tuple[int, int]", r.time())
+    wait_s = (newest + 1_100 - (seconds * 1000 + micros // 1000)) / 1000
+    if wait_s > 0:
+        time.sleep(wait_s)  # the last job's one-second retention runs out
+    store = SyncStore(settings.with_overrides(retention_s=1))
+    try:
+        outcome = store.run(store.protocol.reap("chaos-audit", lock_ms=10, gap_ms=10**9))
+    finally:
+        store.close()
+    leftovers = audit_keys(r, keys, live)
+    report.counts.update(
+        audit_expired_keys=expired,
+        audit_pruned=outcome.pruned,
+        audit_live_jobs=len(live),
+        audit_leftovers=len(leftovers),
+    )
+    for problem in leftovers:
+        report.violations.append(f"key audit: {problem}")
+
+
 def _check_outputs(
     run: ChaosRun,
     report: ChaosReport,
@@ -1740,8 +1853,11 @@ def run_chaos(options: ChaosOptions) -> ChaosReport:
         r = redis.Redis.from_url(fleet.settings.redis_url)
         try:
             check_run(run, report, r)
+            check_keys_after_retention(fleet.settings, report, r)
         finally:
             r.close()
+        if fleet.proxy is not None:
+            report.counts["replies_dropped"] = fleet.proxy.dropped
         report.timings["check_s"] = time.monotonic() - checking
         report.counts.update({k: v for k, v in run.counts.items() if k not in report.counts})
         report.timings.update(run.timings)

@@ -12,12 +12,26 @@ ARGV[7]  promote batch (max delayed jobs promoted per service per call)
 ARGV[8..] service names, in the order of the KEYS groups
 Returns {'claimed', id, service, token, workflow, priority, attempts, max_attempts, claims,
          timeout_ms, metadata, submitted_ms}
+         (a claim resent with the same token, its first reply lost, gets the job the first
+         one leased: claim:<token> records it while the job runs)
       | {'empty', next_ready_ms or '', now_ms, paused services...}
               nothing claimable; a retry is due at next_ready_ms; the paused services skipped
       | {'drained'}
 ]]
 --@include common
 local token, lease_ms, host, gpu = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+
+local function claimed(id, svc, claims)
+  local f = redis.call('HMGET', k_job(id), 'workflow', 'priority', 'attempts', 'max_attempts',
+    'timeout_ms', 'metadata', 'submitted_ms')
+  return {'claimed', id, svc, token, f[1], f[2], f[3], f[4], tostring(claims), f[5], f[6], f[7]}
+end
+
+local held = redis.call('GET', k_claim(token))
+if held then
+  local f = redis.call('HMGET', k_job(held), 'state', 'token', 'service', 'claims')
+  if f[1] == 'running' and f[2] == token then return claimed(held, f[3], f[4]) end
+end
 local batch = tonumber(ARGV[7])
 local drained = redis.call('SMISMEMBER', KEYS[3], host, host .. ':' .. gpu)
 if drained[1] == 1 or drained[2] == 1 then return {'drained'} end
@@ -71,6 +85,7 @@ local claims = redis.call('HINCRBY', jkey, 'claims', 1)
 redis.call('HSET', jkey, 'state', 'running', 'token', token, 'host', host, 'gpu', gpu,
   'started_ms', now, 'lease_until_ms', now + lease_ms, 'progress', '0', 'progress_text', '')
 redis.call('HDEL', jkey, 'cancel_requested')
+redis.call('SET', k_claim(token), best_id, 'PX', lease_ms)
 local raw = redis.call('HGET', jkey, 'timeline')
 local timeline = {}
 if raw and raw ~= '[]' then timeline = cjson.decode(raw) end
@@ -82,6 +97,4 @@ for i = 0, n - 1 do
 end
 emit('claimed', best_id, svc, {'host', host, 'gpu', gpu, 'claim', tostring(claims)})
 job_emit(best_id, 'claimed', {'host', host, 'gpu', gpu})
-local f = redis.call('HMGET', jkey, 'workflow', 'priority', 'attempts', 'max_attempts',
-  'timeout_ms', 'metadata', 'submitted_ms')
-return {'claimed', best_id, svc, token, f[1], f[2], f[3], f[4], tostring(claims), f[5], f[6], f[7]}
+return claimed(best_id, svc, claims)

@@ -2,7 +2,9 @@
 queued   : by priority, then submit order (delayed retries after the queue, by ready time)
 running  : by priority, then claim time
 completed, failed, cancelled : newest first
-Cost is O(services * limit * log n): it never scans a whole queue.
+Cost is O(services * limit * log n): it never scans a whole queue. Running jobs are read
+whole (at most one per GPU), since a page of them by priority needs them all: the earliest
+claimed are not the most urgent.
 KEYS[1]  services
 ARGV[1]  key prefix  ARGV[2]  event stream cap (unused)
 ARGV[3]  state       ARGV[4]  limit     ARGV[5]  number of field names F
@@ -17,12 +19,12 @@ local services = {}
 for i = 6 + nf, #ARGV do services[#services + 1] = ARGV[i] end
 if #services == 0 then services = redis.call('SMEMBERS', KEYS[1]) end
 local rows = {}
-local function collect(key, svc, sort_key_fn, reverse)
+local function collect(key, svc, sort_key_fn, reverse, last)
   local items
   if reverse then
     items = redis.call('ZREVRANGE', key, 0, limit - 1, 'WITHSCORES')
   else
-    items = redis.call('ZRANGE', key, 0, limit - 1, 'WITHSCORES')
+    items = redis.call('ZRANGE', key, 0, last or limit - 1, 'WITHSCORES')
   end
   for i = 1, #items, 2 do
     rows[#rows + 1] = {id = items[i], svc = svc, sort = sort_key_fn(items[i], tonumber(items[i + 1]))}
@@ -40,7 +42,7 @@ elseif state == 'running' then
     collect(k_running(svc), svc, function(id, score)
       local prio = tonumber(redis.call('HGET', k_job(id), 'priority') or '0')
       return (1000 - prio) * BAND + score
-    end, false)
+    end, false, -1)
   end
   table.sort(rows, function(a, b) return a.sort < b.sort end)
 else

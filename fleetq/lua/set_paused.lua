@@ -1,20 +1,34 @@
 --[[ set_paused: pause or resume a service queue. A paused service keeps its jobs queued and
 claimers skip it; resuming wakes a claimer if work waits.
 KEYS[1]  paused      KEYS[2]  marker:<svc>    KEYS[3]  q:<svc>    KEYS[4]  services
+KEYS[5]  lastreq     (request id of the last change of each target)
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  service     ARGV[4]  '1' to pause, '0' to resume
-Returns 1 if the state changed, 0 if it already was so.
+ARGV[5]  request id (random per call; the same in a resend)
+ARGV[6]  '1' if the caller's settings register the service, else '0'
+Returns 1 if the state changed, 0 if it already was so, -1 (nothing written) for a service
+neither registered by the caller nor ever submitted to: the services set is permanent and the
+reaper visits each member every pass, so it takes no arbitrary names.
+(A resend of a change that was applied, its reply lost, answers 1 again.)
 ]]
 --@include common
 local svc = ARGV[3]
+if ARGV[6] ~= '1' and redis.call('SISMEMBER', KEYS[4], svc) == 0 then return -1 end
+local field = 'paused:' .. svc
+local function unchanged()
+  if redis.call('HGET', KEYS[5], field) == ARGV[5] then return 1 end
+  return 0
+end
 redis.call('SADD', KEYS[4], svc)
 if ARGV[4] == '1' then
-  if redis.call('SADD', KEYS[1], svc) == 0 then return 0 end
+  if redis.call('SADD', KEYS[1], svc) == 0 then return unchanged() end
+  redis.call('HSET', KEYS[5], field, ARGV[5])
   redis.call('DEL', KEYS[2])
   emit('paused', '', svc, {})
   return 1
 end
-if redis.call('SREM', KEYS[1], svc) == 0 then return 0 end
+if redis.call('SREM', KEYS[1], svc) == 0 then return unchanged() end
+redis.call('HSET', KEYS[5], field, ARGV[5])
 if redis.call('ZCARD', KEYS[3]) > 0 or redis.call('ZCARD', k_delayed(svc)) > 0 then
   redis.call('ZADD', KEYS[2], 0, '0')
 end

@@ -18,9 +18,10 @@ local id, svc, idem = ARGV[3], ARGV[4], ARGV[10]
 if idem ~= '' then
   local existing = redis.call('GET', KEYS[6])
   if existing and redis.call('EXISTS', k_job(existing)) == 1 then
-    local state = redis.call('HGET', k_job(existing), 'state')
+    -- The position in the existing job's own queue (the resubmit may name another service).
+    local f = redis.call('HMGET', k_job(existing), 'state', 'service')
     local pos = -1
-    if state == 'queued' then pos = position_of(existing, svc) end
+    if f[1] == 'queued' then pos = position_of(existing, f[2]) end
     return {'existing', existing, pos}
   end
 end

@@ -11,6 +11,9 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
 MODULE = "fleetq_chaos_script"
+# The chaos helpers (fault_proxy, key_audit) sit next to this file; --import-mode=importlib
+# does not put test folders on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def load_chaos() -> ModuleType:

@@ -147,3 +147,32 @@ def test_a_submit_lost_to_a_crash_is_tolerated_only_in_the_everysec_window(
     else:
         assert len(lost) == 1 and "00000000000000a2" in lost[0]
         assert len(report.fsync_losses) == 1 and "00000000000000a1" in report.fsync_losses[0]
+
+
+async def test_key_audit_after_retention_finds_leftovers_and_passes_the_rest(
+    chaos: ModuleType, settings: Settings, aclient: AsyncClient
+) -> None:
+    queue = WorkerQueue(settings)
+    try:
+        done = await aclient.submit({"1": {"class_type": "EmptyImage", "inputs": {}}})
+        claimed = (await queue.try_claim(["comfyui"], "h", 0)).job
+        assert claimed is not None and claimed.id == done.id
+        await queue.complete(claimed, [Output("a.png", "image/png", b"x")])
+        live = await aclient.submit({"1": {"class_type": "EmptyImage", "inputs": {}}})
+    finally:
+        await queue.aclose()
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = queue.keys
+        r.xadd(keys.job_events("00000000deadbeef"), {"type": "cancelled"})  # no TTL, no job
+        r.set(keys.prefix + "stray", "1")
+        report = chaos.ChaosReport(chaos.ChaosOptions())
+        chaos.check_keys_after_retention(settings, report, r)
+        assert sorted(report.violations) == [
+            f"key audit: {keys.job_events('00000000deadbeef')} belongs to no live job (ttl -1 ms)",
+            f"key audit: {keys.prefix}stray is no key of the schema (ttl -1 ms)",
+        ]
+        assert report.count("audit_live_jobs") == 1 and r.exists(keys.job(live.id))
+        assert not r.exists(keys.job(done.id)) and report.count("audit_pruned") == 1
+    finally:
+        r.close()

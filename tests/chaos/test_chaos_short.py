@@ -1,7 +1,8 @@
 """A short chaos run: two supervisor processes, one SIGKILL and one SIGSTOP/SIGCONT of a
-supervisor, one SIGKILL of Redis (appendfsync always), one fake ComfyUI restart, one XID 79,
-cancels, bumps and a zombie worker, then every check of ``scripts/chaos.py`` with zero
-violations allowed."""
+supervisor, one SIGKILL of Redis (appendfsync always), one Redis stall longer than the socket
+timeout, replies lost at random on every client and supervisor connection, one fake ComfyUI
+restart, one XID 79, cancels, bumps and a zombie worker, then every check of
+``scripts/chaos.py`` and the key audit after retention, with zero violations allowed."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def test_short_chaos_run_loses_nothing(chaos: ModuleType, tmp_path: Path) -> Non
         cancels=20,
         bumps=20,
         zombies=1,
+        stalls=1,
+        drop_rate=0.01,
         drain_timeout_s=45.0,
         workdir=str(tmp_path / "chaos"),
         progress=False,
@@ -58,3 +61,5 @@ def test_short_chaos_run_loses_nothing(chaos: ModuleType, tmp_path: Path) -> Non
     assert c("cancel_requests") == 20 and c("bump_requests") == 20, summary
     assert c("zombie_claims") == 1 and c("zombie_refused") >= 5, summary
     assert c("zombie_accepted") == 0 and not report.fsync_losses, summary
+    assert c("redis_stalls") + c("redis_stall_cut") == 1 and c("replies_dropped") > 0, summary
+    assert c("audit_leftovers") == 0 and c("audit_expired_keys") > 0, summary

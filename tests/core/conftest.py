@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fleetq import Settings
 from fleetq.worker import WorkerQueue
+
+# The key audit and the reply-dropping proxy live with the chaos run, which uses them too
+# (--import-mode=importlib does not put test folders on sys.path; the module names are unique).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chaos"))
 
 
 def comfy_graph(seed: int = 0) -> dict[str, Any]:

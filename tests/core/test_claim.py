@@ -6,7 +6,10 @@ import asyncio
 import time
 from typing import Any
 
-from fleetq import Client, Settings
+import pytest
+
+from fleetq import Client, Settings, UnknownService
+from fleetq.errors import InvalidArgument
 from fleetq.worker import WorkerQueue
 
 
@@ -95,3 +98,31 @@ async def test_paused_service_is_skipped_until_resumed(
     assert client.resume("comfyui")
     outcome = await asyncio.wait_for(waiting, 10)
     assert outcome.job is not None and outcome.job.id == job.id
+
+
+@pytest.mark.parametrize("name", ["../x", "comfyui\n", "x" * 10_000, "", "Comfy UI"])
+def test_pause_refuses_a_malformed_service_name_and_writes_nothing(
+    client: Client, name: str
+) -> None:
+    with pytest.raises(InvalidArgument):
+        client.pause(name)
+    with pytest.raises(InvalidArgument):
+        client.resume(name)
+    assert client.store.command("smembers", client.store.keys.services) == set()
+    assert client.store.command("smembers", client.store.keys.paused) == set()
+
+
+def test_pause_takes_registered_or_known_services_only(
+    client: Client, settings: Settings, graph: dict[str, Any]
+) -> None:
+    with pytest.raises(UnknownService):
+        client.pause("never-used")
+    assert client.store.command("smembers", client.store.keys.services) == set()
+    assert client.pause("a1111") is True  # registered in the settings
+    # Known to the fleet (another client submitted to it), though not in these settings.
+    other = Client(settings.with_overrides(services=("flux",)))
+    try:
+        other.submit({"prompt": "x"}, service="flux")
+    finally:
+        other.close()
+    assert client.pause("flux") is True and client.resume("flux") is True

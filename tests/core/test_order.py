@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetq import Client
+from fleetq.validation import build_spec
 from fleetq.worker import WorkerQueue
 
 
@@ -82,3 +83,28 @@ def test_jobs_lists_queued_by_priority_then_age(client: Client, graph: dict[str,
     assert [j.position for j in listed] == [0, 0, 1]
     assert [j.id for j in client.jobs("queued", service="a1111")] == [c.id]
     assert len(client.jobs("queued", limit=2)) == 2
+
+
+def test_an_idempotent_resubmit_to_another_service_gets_the_jobs_position(
+    client: Client, graph: dict[str, Any]
+) -> None:
+    for _ in range(3):
+        client.submit(graph)
+    first = client.store.submit(
+        build_spec(graph, client.settings, service="comfyui", idempotency_key="k-5")
+    )
+    again = client.store.submit(
+        build_spec({"prompt": "x"}, client.settings, service="a1111", idempotency_key="k-5")
+    )
+    assert (again.job_id, again.created, again.position) == (first.job_id, False, 3)
+
+
+async def test_running_page_is_by_priority_when_more_run_than_the_limit(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    priorities = [0, 1, 2, 3, 4, 900]
+    for gpu, priority in enumerate(priorities):  # claimed one by one: 900 is claimed last
+        job = client.submit(graph, priority=priority)
+        assert (await worker.try_claim(["comfyui"], "h", gpu)).job.id == job.id  # type: ignore[union-attr]
+    page = client.jobs("running", limit=3)
+    assert [j.priority for j in page] == [900, 4, 3]

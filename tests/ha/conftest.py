@@ -14,6 +14,7 @@ import pytest
 # this file has a unique name ("ha_testkit").
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cluster_testkit import LocalCluster
 from ha_testkit import HaCluster
 
 from fleetq.embedded import redis_server_binary
@@ -54,6 +55,19 @@ def ha_tls() -> Iterator[HaCluster]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     cluster = HaCluster(password="tls-pw", tls=True).start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A fresh local Redis Cluster per test (3 primaries, 3 replicas): failovers change it."""
+    _require_redis_server()
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not installed (it creates the cluster)")
+    cluster = LocalCluster().start()
     try:
         yield cluster
     finally:

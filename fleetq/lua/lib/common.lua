@@ -14,6 +14,7 @@ local function k_running(svc) return P .. 'running:' .. svc end
 local function k_ended(svc, state) return P .. 'ended:' .. svc .. ':' .. state end
 local function k_marker(svc) return P .. 'marker:' .. svc end
 local function k_idem(key) return P .. 'idem:' .. key end
+local function k_claim(token) return P .. 'claim:' .. token end
 local K_LEASES = P .. 'leases'
 local K_EVENTS = P .. 'events'
 local K_PAUSED = P .. 'paused'
@@ -44,9 +45,15 @@ local function emit(kind, id, service, extra)
 end
 
 -- Append to one job's own stream, which waiters and the owning puller block on.
+-- XADD may create the stream after finish() set the retention of the job (PEXPIRE on a key
+-- that does not exist yet is a no-op), so the stream takes the job's remaining time to live:
+-- a stream never outlives its job.
 local function job_emit(id, kind, extra)
   local args = {k_jobev(id), 'MAXLEN', '~', '200', '*', 'type', kind}
-  return redis.call('XADD', unpack(append(args, extra)))
+  local entry = redis.call('XADD', unpack(append(args, extra)))
+  local ttl = redis.call('PTTL', k_job(id))
+  if ttl > 0 then redis.call('PEXPIRE', k_jobev(id), ttl) end
+  return entry
 end
 
 -- Wake one blocked claimer of a service, unless the service is paused.
@@ -77,10 +84,12 @@ local function close_attempt(jkey, now, outcome, detail)
   end
 end
 
--- Leave the running state: drop the lease and the running index entry.
+-- Leave the running state: drop the lease, the running index entry and the claim record.
 local function leave_running(id, svc)
   redis.call('ZREM', K_LEASES, id)
   redis.call('ZREM', k_running(svc), id)
+  local token = redis.call('HGET', k_job(id), 'token')
+  if token then redis.call('DEL', k_claim(token)) end
 end
 
 -- Put a job back at its place in its service queue (priority band, original submit order).
