@@ -9,8 +9,10 @@ from aiohttp import web
 
 from fleetq.aclient import AsyncClient
 from fleetq.config import Settings
+from fleetq.gateway.fanout import StreamFanout
 from fleetq.gateway.follower import EventFollower
 from fleetq.gateway.metrics import GatewayMetrics
+from fleetq.gateway.options import GatewayOptions
 
 
 @dataclass
@@ -21,8 +23,17 @@ class Gateway:
     client: AsyncClient
     metrics: GatewayMetrics
     follower: EventFollower
-    #: Set when the server shuts down, so open event streams end within a block timeout.
+    #: The one reader of Redis streams that every open event stream subscribes to.
+    fanout: StreamFanout
+    #: Where output URLs point: the configured public URL, else the address a client reached.
+    public_url: str | None = None
+    #: Set when the server shuts down.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close_streams(self) -> None:
+        """End every open event stream now (the server is shutting down)."""
+        self.closing.set()
+        self.fanout.stop()
 
     @property
     def stream_block_ms(self) -> int:
@@ -38,6 +49,8 @@ def stream_block_ms(settings: Settings) -> int:
 
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("fleetq_gateway")
+#: The options of an application (set by ``create_app``).
+OPTIONS: web.AppKey[GatewayOptions] = web.AppKey("fleetq_gateway_options")
 
 
 def gateway(request: web.Request) -> Gateway:
@@ -45,5 +58,16 @@ def gateway(request: web.Request) -> Gateway:
 
 
 def base_url(request: web.Request) -> str:
-    """Scheme and host the client used to reach us, for the URLs of output files."""
-    return str(request.url.origin())
+    """Scheme, host and port for the URLs of output files: the configured public URL, else the
+    address and port the client connected to. Never the ``Host`` header, which a client (or a
+    DNS-rebinding page) chooses freely."""
+    configured = request.app[GATEWAY].public_url
+    if configured:
+        return configured
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        return ""
+    host, port = str(sockname[0]), int(sockname[1])
+    if ":" in host:
+        host = f"[{host.partition('%')[0]}]"
+    return f"{request.scheme}://{host}:{port}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -24,11 +23,11 @@ from aiohttp import web
 from fleetq.errors import InvalidArgument, RedisUnavailable
 from fleetq.gateway import shapes
 from fleetq.gateway.errors import error_body
+from fleetq.gateway.fanout import StreamClosed, StreamLagged, Subscription
 from fleetq.gateway.follower import entry_ms, last_event_id
 from fleetq.gateway.jsonio import dumps
 from fleetq.gateway.state import Gateway, base_url, gateway
 from fleetq.model import JobStatus
-from fleetq.store import StreamEntry
 from fleetq.validation import check_job_id, check_service
 
 log = logging.getLogger(__name__)
@@ -36,6 +35,7 @@ routes = web.RouteTableDef()
 
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
 KEEPALIVE_S = 15.0
+KEEPALIVE = b": keepalive\n\n"
 _STREAM_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
 
 
@@ -78,16 +78,6 @@ def _event_data(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
-class _Keepalive:
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    async def tick(self, response: web.StreamResponse) -> None:
-        if time.monotonic() - self.last >= KEEPALIVE_S:
-            await response.write(b": keepalive\n\n")
-            self.last = time.monotonic()
-
-
 async def _run_stream(
     request: web.Request, response: web.StreamResponse, body: Awaitable[None]
 ) -> web.StreamResponse:
@@ -95,10 +85,10 @@ async def _run_stream(
     JSON answer: it ends the stream with an ``error`` event instead (the client may resume)."""
     try:
         await body
-    except ConnectionResetError:
-        pass  # the client left
+    except (ConnectionResetError, StreamClosed):
+        pass  # the client left, or the server is shutting down
     except Exception as e:
-        if isinstance(e, RedisUnavailable):
+        if isinstance(e, (RedisUnavailable, StreamLagged)):
             error = error_body(type(e).__name__, str(e))
         else:
             log.exception("event stream %s failed", request.path)
@@ -112,38 +102,42 @@ async def _run_stream(
 async def job_events(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     job_id = check_job_id(request.match_info["job_id"])
+    resume = _resume_id(request)
     store = gw.client.store
     # Take the stream position before the snapshot, so nothing between the two is missed.
-    last_id = _resume_id(request) or await store.last_job_event_id(job_id)
+    last_id = resume or await store.last_job_event_id(job_id)
     status = await gw.client.status(job_id)  # 404 before the stream opens
     url = base_url(request)
-    response = await _open(request)
-    return await _run_stream(request, response, _follow_job(gw, response, status, last_id, url))
+    if status.is_terminal:
+        response = await _open(request)
+        return await _run_stream(request, response, _finished_job(response, status, url))
+    # Subscribing before the stream opens: a 503 for the stream over the cap is still JSON.
+    with gw.fanout.subscribe(store.keys.job_events(job_id), last_id) as sub:
+        response = await _open(request)
+        return await _run_stream(request, response, _follow_job(gw, response, sub, status, url))
+
+
+async def _finished_job(response: web.StreamResponse, status: JobStatus, url: str) -> None:
+    await response.write(sse("status", {"job": shapes.job(status, url)}))
+    await response.write(sse(status.state.value, {"job": shapes.job(status, url)}))
 
 
 async def _follow_job(
-    gw: Gateway, response: web.StreamResponse, status: JobStatus, last_id: str, url: str
+    gw: Gateway, response: web.StreamResponse, sub: Subscription, status: JobStatus, url: str
 ) -> None:
     await response.write(sse("status", {"job": shapes.job(status, url)}))
-    if status.is_terminal:
-        await response.write(sse(status.state.value, {"job": shapes.job(status, url)}))
-        return
     job_id = status.id
-    store = gw.client.store
-    keepalive = _Keepalive()
     while not gw.closing.is_set():
-        entries = await store.read_job_events(job_id, last_id, gw.stream_block_ms)
+        entries = await sub.next_batch(KEEPALIVE_S)
         if not entries:
-            await keepalive.tick(response)
+            await response.write(KEEPALIVE)
             continue
         for entry_id, fields in entries:
-            last_id = entry_id
             kind = fields.get("type", "event")
             data = _event_data(entry_id, fields)
             if kind in TERMINAL_EVENTS:
                 data["job"] = shapes.job(await gw.client.status(job_id), url)
             await response.write(sse(kind, data, entry_id))
-            keepalive.last = time.monotonic()
             if kind in TERMINAL_EVENTS:
                 return
 
@@ -158,26 +152,23 @@ async def fleet_events(request: web.Request) -> web.StreamResponse:
     if service is not None:
         check_service(service, gw.settings)
     last_id = _resume_id(request) or await last_event_id(gw.client.store)
-    response = await _open(request)
-    return await _run_stream(request, response, _follow_fleet(gw, response, last_id, service))
+    with gw.fanout.subscribe(gw.client.store.keys.events, last_id) as sub:
+        response = await _open(request)
+        return await _run_stream(request, response, _follow_fleet(gw, response, sub, service))
 
 
 async def _follow_fleet(
-    gw: Gateway, response: web.StreamResponse, last_id: str, service: str | None
+    gw: Gateway, response: web.StreamResponse, sub: Subscription, service: str | None
 ) -> None:
-    keepalive = _Keepalive()
     while not gw.closing.is_set():
-        entries: list[StreamEntry] = await gw.client.store.read_events(
-            last_id, block_ms=gw.stream_block_ms, count=200
+        entries = await sub.next_batch(KEEPALIVE_S)
+        if not entries:
+            await response.write(KEEPALIVE)
+            continue
+        chunk = b"".join(
+            sse(fields.get("type", "event"), _event_data(entry_id, fields), entry_id)
+            for entry_id, fields in entries
+            if service is None or fields.get("service") == service
         )
-        for entry_id, fields in entries:
-            last_id = entry_id
-            if service is not None and fields.get("service") != service:
-                continue
-            await response.write(
-                sse(fields.get("type", "event"), _event_data(entry_id, fields), entry_id)
-            )
-            keepalive.last = time.monotonic()
-        # Also after a batch that was all filtered out: a busy stream must still notice a
-        # client that left.
-        await keepalive.tick(response)
+        if chunk:
+            await response.write(chunk)
