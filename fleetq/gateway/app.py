@@ -67,18 +67,16 @@ def create_app(
     client = AsyncClient(settings)
     metrics = GatewayMetrics()
     block_ms = stream_block_ms(settings)
+    # The reader gets a Redis client of its own: streams never take request connections.
+    fanout = StreamFanout(
+        AsyncStore(settings), client.store, block_ms=block_ms, max_subscribers=opts.max_streams
+    )
     state = Gateway(
         settings=settings,
         client=client,
         metrics=metrics,
-        follower=EventFollower(client.store, metrics.timings, block_ms),
-        # The reader gets a Redis client of its own: streams never take request connections.
-        fanout=StreamFanout(
-            AsyncStore(settings),
-            client.store,
-            block_ms=block_ms,
-            max_subscribers=opts.max_streams,
-        ),
+        follower=EventFollower(client.store, fanout, metrics.timings, block_ms),
+        fanout=fanout,
         public_url=opts.public_url,
     )
     app[GATEWAY] = state

@@ -81,10 +81,18 @@ class Subscription:
     """
 
     def __init__(
-        self, fanout: StreamFanout, key: str, after: str, gap_to: str | None, limit: int
+        self,
+        fanout: StreamFanout,
+        key: str,
+        after: str,
+        gap_to: str | None,
+        limit: int,
+        counted: bool = True,
     ) -> None:
         self.fanout = fanout
         self.key = key
+        #: Whether it takes one of the fanout's ``max_subscribers`` slots.
+        self.counted = counted
         #: The id of the last entry handed out (or the starting point).
         self.last_id = after
         self._last = id_key(after)
@@ -206,16 +214,17 @@ class StreamFanout:
 
     @property
     def subscribers(self) -> int:
-        """Open subscriptions now."""
+        """Open subscriptions that take a slot, now."""
         return self._count
 
-    def subscribe(self, key: str, after: str) -> Subscription:
+    def subscribe(self, key: str, after: str, *, counted: bool = True) -> Subscription:
         """Follow ``key`` from the entry after ``after``; raises :class:`TooManyStreams` when
         every slot is taken. Registration does no I/O: the first read happens in
-        :meth:`Subscription.next_batch`."""
+        :meth:`Subscription.next_batch`. ``counted=False`` is for the process's own readers
+        (metrics), which take no client's slot."""
         if self._stopping:
             raise StreamClosed("the server is shutting down")
-        if self._count >= self.max_subscribers:
+        if counted and self._count >= self.max_subscribers:
             raise TooManyStreams(
                 f"this gateway already serves {self.max_subscribers} event streams "
                 "(its --max-streams); retry later"
@@ -231,9 +240,9 @@ class StreamFanout:
             # everything after the position comes from the reader.
             behind = id_key(after) < id_key(followed.position)
             gap_to = followed.position if behind else None
-        sub = Subscription(self, key, after, gap_to, self.queue_limit)
+        sub = Subscription(self, key, after, gap_to, self.queue_limit, counted)
         followed.subscribers.add(sub)
-        self._count += 1
+        self._count += counted
         return sub
 
     def _remove(self, sub: Subscription) -> None:
@@ -241,7 +250,7 @@ class StreamFanout:
         if followed is None or sub not in followed.subscribers:
             return
         followed.subscribers.discard(sub)
-        self._count -= 1
+        self._count -= sub.counted
         if not followed.subscribers:
             del self._followed[sub.key]
 

@@ -36,6 +36,8 @@ routes = web.RouteTableDef()
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
 KEEPALIVE_S = 15.0
 KEEPALIVE = b": keepalive\n\n"
+#: Redis stream ids are two unsigned 64-bit numbers; a larger one would fail mid-stream.
+_ID_PART_MAX = 2**64 - 1
 _STREAM_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
 
 
@@ -49,8 +51,11 @@ def _resume_id(request: web.Request) -> str | None:
     raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     if raw is None or raw == "":
         return None
-    if not _STREAM_ID.fullmatch(raw):
-        raise InvalidArgument(f"Last-Event-ID must be a stream id such as 1700000000000-0: {raw!r}")
+    ms, _, seq = raw.partition("-")
+    if not _STREAM_ID.fullmatch(raw) or int(ms) > _ID_PART_MAX or int(seq or 0) > _ID_PART_MAX:
+        raise InvalidArgument(
+            f"Last-Event-ID must be a stream id such as 1700000000000-0: {raw[:60]!r}"
+        )
     return raw
 
 
