@@ -152,6 +152,6 @@ def test_gateway_sub_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     options = seen["options"]
     assert {"gw.internal", "fleet.example.com", "localhost"} <= options.host_names
     assert options.origins == {"https://tools.example.com", "https://fleet.example.com"}
-    for bad in (["--port", "70000"], ["--port", "٨٠"], ["--max-streams", "²"]):
+    for bad in (["--port", "70000"], ["--port", "\u0668\u0660"], ["--max-streams", "\u00b2"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["gateway", *bad])
