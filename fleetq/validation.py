@@ -31,6 +31,7 @@ HOST_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # Not ``str.isdigit`` nor ``\d``: both accept Unicode digits (superscript two, Arabic-Indic
 # zero...), which ``int`` then refuses or reads as a different digit.
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def is_ascii_int(raw: object, max_digits: int = 20) -> bool:
@@ -186,6 +187,13 @@ def _check_comfyui_graph(workflow: Mapping[str, Any]) -> dict[str, Any]:
         inputs = node.get("inputs", {})
         if not isinstance(inputs, Mapping):
             raise InvalidWorkflow(f"ComfyUI node {node_id!r}: inputs must be an object")
+        prefix = inputs.get("filename_prefix")
+        if isinstance(prefix, str) and _CONTROL.search(prefix):
+            # The saved file could not be served back (its name goes into an HTTP header).
+            raise InvalidWorkflow(
+                f"ComfyUI node {node_id!r}: filename_prefix {prefix[:80]!r} contains a control "
+                "character (such as a line break)"
+            )
     return dict(workflow)
 
 

@@ -43,6 +43,16 @@ BAD_SUBMITS = {
     "UI-format workflow": (json.dumps({"workflow": UI_FORMAT}).encode(), "InvalidWorkflow"),
     "node without class_type": (b'{"workflow": {"1": {"inputs": {}}}}', "InvalidWorkflow"),
     "graph sent to a1111": (graph_body(service="a1111"), "InvalidWorkflow"),
+    "line break in filename_prefix": (
+        json.dumps(
+            {
+                "workflow": {
+                    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "a\r\nb"}}
+                }
+            }
+        ).encode(),
+        "InvalidWorkflow",
+    ),
 }
 
 
