@@ -8,11 +8,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from fleetq.config import Settings
 from fleetq.connection import safe_url
-from fleetq.gateway.app import create_app
+from fleetq.gateway.app import SERVER_NAME, create_app
 from fleetq.gateway.options import GatewayOptions
 from fleetq.gateway.site import CappedTCPSite
 
@@ -71,6 +71,10 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Handlers only set the event; the shutdown itself runs below, in order.
         loop.add_signal_handler(sig, stop.set)
+    # Answers aiohttp writes itself (to a request it cannot parse) never reach the application's
+    # hooks; they take their Server header from this module constant, which names aiohttp's
+    # and Python's versions.
+    setattr(web_response, "SERVER_SOFTWARE", SERVER_NAME)  # noqa: B010 (not exported)
     opts = (options or GatewayOptions()).bound_to(host)
     app = create_app(settings, tokens, max_body_bytes, opts)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)

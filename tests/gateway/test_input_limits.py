@@ -3,6 +3,7 @@ range, a /readyz and a Server header that tell nothing about the installation.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -100,3 +101,10 @@ async def test_answers_do_not_announce_the_server_software(spawn_gateway: SpawnG
                 assert r.headers["Server"] == "fleetq", path
         async with session.get("/readyz") as r:
             assert await r.json() == {"status": "ready"}
+    host, port = base.removeprefix("http://").split(":")
+    for garbage in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n"):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(garbage)  # answered by aiohttp itself, before the application
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.0 400") and b"\r\nServer: fleetq\r\n" in answer
