@@ -6,8 +6,11 @@ after the terminal one (``completed``, ``failed`` or ``cancelled``), whose data 
 job. ``GET /v1/events`` follows the fleet event stream until the client leaves; both resume
 after ``Last-Event-ID`` (header, or ``?last_event_id=`` for clients that cannot set headers).
 
-Reads block on XREAD for at most a second and re-arm, so a shutdown ends open streams quickly;
-a comment line every 15 s keeps proxies from closing an idle stream and detects gone clients.
+Streams never read Redis themselves: each subscribes to the process's
+:class:`~fleetq.gateway.fanout.StreamFanout` (one reader, one Redis connection, for every
+stream), which takes a slot (``--max-streams``; 503 beyond it, before the stream opens). A
+client that leaves cancels its handler, which frees the slot at once; a shutdown ends every
+subscription. A comment line every 15 s keeps proxies from closing an idle stream.
 """
 
 from __future__ import annotations
