@@ -8,8 +8,8 @@ DNS-rebinding page can even read the answers under its own host name. So:
   403 unless the origin is the gateway's public URL or one allowed by configuration; browsers
   always send ``Origin`` on cross-origin writes, other clients usually send none;
 - on a gateway without tokens, the ``Host`` header must name the gateway (its loopback names,
-  its bind address, the public URL's host, or a configured name), else 421: a rebinding page's
-  requests carry the attacker's host name;
+  its bind address, the address the client connected to, the public URL's host, or a
+  configured name), else 421: a rebinding page's requests carry the attacker's host name;
 - JSON bodies must be sent as ``application/json`` (415 otherwise, see ``jsonio.read_object``),
   which a simple request cannot do without a CORS preflight, and the gateway answers no
   preflight.
@@ -45,7 +45,8 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     if not request.app[TOKENS] and request.path not in OPEN_PATHS:
         raw = request.headers.get("Host")
-        if raw is not None and host_of(raw) not in options.host_names:
+        host = None if raw is None else host_of(raw)
+        if raw is not None and host not in options.host_names and host != _local_address(request):
             return error_response(
                 421,
                 "MisdirectedRequest",
@@ -53,3 +54,10 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
                 "add it with --allow-host or --public-url",
             )
     return await handler(request)
+
+
+def _local_address(request: web.Request) -> str | None:
+    """The address the client connected to. A ``Host`` naming it is no rebinding: such a page's
+    requests carry the attacker's host name, never the gateway's IP address."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return str(sockname[0]).partition("%")[0].lower() if sockname else None

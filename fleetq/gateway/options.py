@@ -72,13 +72,13 @@ class GatewayOptions:
 
 
 def normalize_host(name: str) -> str:
-    """A host name as compared: lower case, no brackets, no trailing dot."""
-    name = name.strip().lower().rstrip(".")
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if not name:
-        raise InvalidArgument("an allowed host name must not be empty")
-    return name
+    """A host name as compared: lower case, no brackets, no port, no trailing dot."""
+    name = name.strip()
+    bare_ipv6 = name.count(":") > 1 and not name.startswith("[")
+    host = name.lower() if bare_ipv6 else host_of(name)
+    if not host:
+        raise InvalidArgument(f"not a host name: {name!r}")
+    return host
 
 
 def normalize_origin(origin: str) -> str:

@@ -8,7 +8,12 @@ import json
 from typing import Any
 
 import pytest
+from aiohttp import test_utils
 
+from fleetq import Settings
+from fleetq.errors import InvalidArgument
+from fleetq.gateway.app import create_app
+from fleetq.gateway.options import GatewayOptions
 from fleetq.model import Output
 from fleetq.worker import WorkerQueue
 
@@ -118,6 +123,18 @@ async def test_a_tokenless_gateway_answers_only_to_its_own_host_names(
         assert r.status == 200
 
 
+async def test_the_address_a_client_connected_to_is_an_accepted_host(
+    settings: Settings, expect_error: Any
+) -> None:
+    # As for a gateway bound to 0.0.0.0 and reached by IP: that IP is no rebinding page's name.
+    server = test_utils.TestServer(create_app(settings), host="127.0.0.2")
+    async with test_utils.TestClient(server) as gw:
+        async with gw.get("/v1/stats", headers={"Host": f"127.0.0.2:{gw.port}"}) as r:
+            assert r.status == 200
+        async with gw.get("/v1/stats", headers={"Host": f"127.0.0.3:{gw.port}"}) as r:
+            await expect_error(r, 421)
+
+
 async def test_output_urls_come_from_configuration_never_from_host(
     make_gateway: Any, worker: WorkerQueue, graph: dict[str, Any]
 ) -> None:
@@ -140,3 +157,24 @@ async def test_output_urls_come_from_configuration_never_from_host(
         assert url == f"{base}/v1/jobs/{job_id}/outputs/0"
         async with gw.get(f"/status/{job_id}", headers=forged) as r:
             assert (await r.json())["result"][0]["url"] == url
+
+
+def test_configured_names_and_origins_are_normalized_and_checked() -> None:
+    options = GatewayOptions(
+        allowed_hosts=("GW.Internal:8000", "[fd00::1]:80", "fd00::2", "box."),
+        allowed_origins=("https://Tools.example.com:443/",),
+        public_url="http://fleet.example.com:8080/q/",
+    ).checked()
+    assert {"gw.internal", "fd00::1", "fd00::2", "box", "fleet.example.com"} <= options.host_names
+    assert options.origins == {"https://tools.example.com", "http://fleet.example.com:8080"}
+    assert options.public_url == "http://fleet.example.com:8080/q"
+    for bad in (
+        {"allowed_origins": ("https://x.example/path",)},
+        {"allowed_origins": ("ftp://x.example",)},
+        {"public_url": "fleet.example.com"},
+        {"public_url": "https://user:pw@fleet.example.com"},
+        {"allowed_hosts": ("",)},
+        {"max_streams": 0},
+    ):
+        with pytest.raises(InvalidArgument):
+            GatewayOptions(**bad).checked()
