@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
+from fleetq import Settings
+from fleetq.embedded import RedisServer
 from fleetq.gateway.state import GATEWAY
 from fleetq.worker import WorkerQueue
 from tests.gateway.gateway_testkit import SpawnGateway, eventually
@@ -142,3 +144,24 @@ async def test_subscribers_of_one_job_at_different_points_each_get_their_events(
 async def events_until_end(response: Any) -> Any:
     while (event := await next_event(response)) is not None:
         yield event
+
+
+async def test_streams_end_with_an_error_event_when_redis_goes_away(
+    make_gateway: Any, graph: dict[str, Any]
+) -> None:
+    with RedisServer() as server:
+        settings = Settings(
+            redis_url=server.url, namespace="outage", socket_timeout_s=2.0, block_timeout_s=0.5
+        )
+        gw = await make_gateway(settings_=settings)
+        job_id = await submit(gw, graph)
+        async with gw.get("/v1/events") as fleet, gw.get(f"/v1/jobs/{job_id}/events") as job:
+            assert (await next_event(job))["event"] == "status"  # type: ignore[index]
+            await submit(gw, graph)
+            assert (await next_event(fleet))["event"] == "submitted"  # type: ignore[index]
+            server.stop()
+            for stream in (fleet, job):
+                event = await next_event(stream, timeout_s=15)
+                assert event is not None and event["event"] == "error"
+                assert event["data"]["error"]["type"] == "RedisUnavailable"
+                assert await next_event(stream, timeout_s=5) is None
