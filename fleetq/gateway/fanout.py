@@ -75,9 +75,9 @@ def decode_entries(items: Iterable[Any]) -> list[StreamEntry]:
 class Subscription:
     """One subscriber's view of one stream; use it as a context manager so its slot is freed.
 
-    :meth:`next_batch` gives the next entries in order; it raises the error that ended the
-    subscription (:class:`StreamLagged`, :class:`~fleetq.errors.RedisUnavailable`), or
-    :class:`asyncio.CancelledError` never (it is only ever the caller's).
+    :meth:`next_batch` gives the next entries in order, each once; it raises the error that
+    ended the subscription (:class:`StreamLagged`, :class:`~fleetq.errors.RedisUnavailable`,
+    :class:`StreamClosed`) once the entries before it are handed out.
     """
 
     def __init__(
@@ -121,17 +121,21 @@ class Subscription:
             batch = await self._read_gap()
             if batch:
                 return batch
-        while not self._queue:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            if self._queue:
+                batch = self._accept(list(self._queue))
+                self._queue.clear()
+                if batch:  # else all were seen already (the gap overlapped the reader)
+                    return batch
             if self._error is not None:
                 raise self._error
             self._ready.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout_s)
+                await asyncio.wait_for(self._ready.wait(), max(0.0, remaining))
             except asyncio.TimeoutError:
                 return []
-        batch = list(self._queue)
-        self._queue.clear()
-        return self._accept(batch)
 
     async def _read_gap(self) -> list[StreamEntry]:
         assert self._gap_to is not None
