@@ -35,7 +35,7 @@ from typing import Any
 
 import redis
 
-from fleetq.errors import FleetqError, RedisUnavailable
+from fleetq.errors import FleetqError, PermissionDenied, RedisUnavailable
 from fleetq.protocol import text
 from fleetq.store import AsyncStore, StreamEntry
 
@@ -319,7 +319,7 @@ class StreamFanout:
     async def _learn_client_id(self) -> None:
         try:
             self._reader_client_id = int(await self.reader.command("client_id"))
-        except redis.exceptions.ResponseError:
+        except (PermissionDenied, redis.exceptions.ResponseError):
             self._unblock_allowed = False  # ACL: new keys wait for the block to time out
 
     def _wake_reader(self) -> None:
@@ -337,7 +337,9 @@ class StreamFanout:
                 # The XREAD may not have reached Redis yet: try again in a moment.
                 await asyncio.sleep(0.01)
             self._reader_client_id = None  # a stale id after a reconnect: learn it again
-        except redis.exceptions.ResponseError:
+        except (PermissionDenied, redis.exceptions.ResponseError):
+            # An ACL without CLIENT UNBLOCK (fleetq's roles drop @admin): new keys wait for
+            # the current block to time out instead.
             self._unblock_allowed = False
         except RedisUnavailable:
             pass  # the reader will see the outage itself

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from fleetq.gateway.state import GATEWAY
 from fleetq.worker import WorkerQueue
 from tests.gateway.gateway_testkit import SpawnGateway, eventually
 from tests.gateway.test_streams import next_event, submit
+from tests.security.security_testkit import load_acl_rules
 
 STREAMS = 500
 
@@ -165,3 +167,29 @@ async def test_streams_end_with_an_error_event_when_redis_goes_away(
                 assert event is not None and event["event"] == "error"
                 assert event["data"]["error"]["type"] == "RedisUnavailable"
                 assert await next_event(stream, timeout_s=5) is None
+
+
+async def test_streams_work_for_an_acl_user_without_client_unblock(
+    make_gateway: Any,
+    settings: Settings,
+    raw_redis: aioredis.Redis,
+    worker: WorkerQueue,
+    graph: dict[str, Any],
+) -> None:
+    # fleetq's operator role drops @admin, so CLIENT UNBLOCK is refused: a new job stream
+    # then waits for the reader's current block to end instead of cutting it short.
+    rules = load_acl_rules().user_rules(settings.namespace, "operator", "gw-acl-0123456789")
+    await raw_redis.execute_command("ACL", "SETUSER", "fleetq-gw-test", *rules.split())
+    try:
+        url = settings.redis_url.replace("redis://", "redis://fleetq-gw-test:gw-acl-0123456789@")
+        gw = await make_gateway(settings_=replace(settings, redis_url=url))
+        job_id = await submit(gw, graph)
+        async with gw.get(f"/v1/jobs/{job_id}/events") as stream:
+            assert (await next_event(stream))["event"] == "status"  # type: ignore[index]
+            claimed = (await worker.try_claim(["comfyui"], "box", 0)).job
+            assert claimed is not None
+            event = await next_event(stream)
+            assert event is not None and event["event"] == "claimed"
+        assert not gw.app[GATEWAY].fanout._unblock_allowed
+    finally:
+        await raw_redis.execute_command("ACL", "DELUSER", "fleetq-gw-test")
