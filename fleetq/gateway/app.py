@@ -71,6 +71,7 @@ def create_app(
     fanout = StreamFanout(
         AsyncStore(settings), client.store, block_ms=block_ms, max_subscribers=opts.max_streams
     )
+    metrics.watch_streams(fanout)
     state = Gateway(
         settings=settings,
         client=client,
