@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -102,6 +102,9 @@ class Subscription:
         self._ready = asyncio.Event()
         self._error: FleetqError | None = None
         self.closed = False
+        #: Called once when the subscriber is cut off for lagging: its owner may be stuck
+        #: writing to a client that stopped reading, and never call :meth:`next_batch` again.
+        self.on_lagged: Callable[[], None] | None = None
 
     def __enter__(self) -> Subscription:
         return self
@@ -167,6 +170,8 @@ class Subscription:
                     "reconnect with Last-Event-ID to resume"
                 )
             )
+            if self.on_lagged is not None:
+                self.on_lagged()
         self._ready.set()
 
     def end(self, error: FleetqError) -> None:
@@ -329,13 +334,13 @@ class StreamFanout:
 
     async def _unblock(self, client_id: int, read_no: int) -> None:
         try:
-            for _attempt in range(3):
+            for _attempt in range(5):
                 if not self._reading or self._read_no != read_no:
                     return  # that read is over; the next one includes the new key
                 if await self.gap_store.command("client_unblock", client_id):
                     return
                 # The XREAD may not have reached Redis yet: try again in a moment.
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.02)
             self._reader_client_id = None  # a stale id after a reconnect: learn it again
         except (PermissionDenied, redis.exceptions.ResponseError):
             # An ACL without CLIENT UNBLOCK (fleetq's roles drop @admin): new keys wait for

@@ -15,6 +15,7 @@ subscription. A comment line every 15 s keeps proxies from closing an idle strea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -39,6 +40,8 @@ routes = web.RouteTableDef()
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
 KEEPALIVE_S = 15.0
 KEEPALIVE = b": keepalive\n\n"
+#: How long a stream cut off for lagging may take to send its error event and end.
+LAG_GRACE_S = 5.0
 #: Redis stream ids are two unsigned 64-bit numbers; a larger one would fail mid-stream.
 _ID_PART_MAX = 2**64 - 1
 _STREAM_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
@@ -86,6 +89,24 @@ def _event_data(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
+def _drop_when_lagging(request: web.Request, sub: Subscription) -> None:
+    """A client that stopped reading leaves its handler stuck in a write, where the lag error
+    never reaches it: if the stream is still open :data:`LAG_GRACE_S` after the cut-off, the
+    connection is closed, which ends the handler (the client may resume)."""
+    transport = request.transport
+    if transport is None:
+        return
+
+    def close_if_stuck() -> None:
+        if not sub.closed:
+            transport.close()
+
+    def lagged() -> None:
+        asyncio.get_running_loop().call_later(LAG_GRACE_S, close_if_stuck)
+
+    sub.on_lagged = lagged
+
+
 async def _run_stream(
     request: web.Request, response: web.StreamResponse, body: Awaitable[None]
 ) -> web.StreamResponse:
@@ -121,6 +142,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         return await _run_stream(request, response, _finished_job(response, status, url))
     # Subscribing before the stream opens: a 503 for the stream over the cap is still JSON.
     with gw.fanout.subscribe(store.keys.job_events(job_id), last_id) as sub:
+        _drop_when_lagging(request, sub)
         response = await _open(request)
         return await _run_stream(request, response, _follow_job(gw, response, sub, status, url))
 
@@ -161,6 +183,7 @@ async def fleet_events(request: web.Request) -> web.StreamResponse:
         check_service(service, gw.settings)
     last_id = _resume_id(request) or await last_event_id(gw.client.store)
     with gw.fanout.subscribe(gw.client.store.keys.events, last_id) as sub:
+        _drop_when_lagging(request, sub)
         response = await _open(request)
         return await _run_stream(request, response, _follow_fleet(gw, response, sub, service))
 

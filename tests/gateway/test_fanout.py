@@ -12,7 +12,6 @@ import redis.asyncio as aioredis
 from fleetq import Settings
 from fleetq.gateway.fanout import StreamClosed, StreamFanout, StreamLagged, TooManyStreams
 from fleetq.store import AsyncStore
-from tests.gateway.gateway_testkit import eventually
 
 
 @pytest.fixture
@@ -77,7 +76,9 @@ async def test_a_new_key_is_followed_at_once_while_the_reader_blocks(
     fanout = StreamFanout(reader, requests, block_ms=4000, max_subscribers=10)
     task = await started(fanout)
     with fanout.subscribe(f"{namespace}:idle", "0-0"):
-        await eventually(lambda: fanout._reading)  # the reader blocks on the first key
+        # The reader blocks on the first key: Redis counts it as a blocked client.
+        while int((await raw_redis.info("clients"))["blocked_clients"]) < 1:
+            await asyncio.sleep(0.01)
         with fanout.subscribe(f"{namespace}:new", "0-0") as sub:
             ids = await add(raw_redis, f"{namespace}:new", 1)
             batch = await sub.next_batch(2.0)
@@ -93,9 +94,12 @@ async def test_a_slow_subscriber_is_cut_off_and_others_go_on(
     task = await started(fanout)
     key = f"{namespace}:busy"
     with fanout.subscribe(key, "0-0") as slow, fanout.subscribe(key, "0-0") as fast:
+        cut_off: list[bool] = []
+        slow.on_lagged = lambda: cut_off.append(True)  # its owner may be stuck writing
         for _ in range(3):  # the fast one keeps up; the slow one never reads
             ids = await add(raw_redis, key, 8)
             assert await take(fast, 8) == ids
+        assert cut_off == [True]
         with pytest.raises(StreamLagged, match="Last-Event-ID"):
             await take(slow, 24)
     await stopped(fanout, task)

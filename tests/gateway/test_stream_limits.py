@@ -70,7 +70,8 @@ async def test_500_open_streams_leave_the_other_routes_fast(
             streams += await asyncio.gather(*(RawStream.open(base) for _ in range(50)))
         # However many streams are open, one Redis connection blocks for all of them (before,
         # each held one of the request pool's 100 connections and every other route got 503).
-        assert await blocked_clients(raw_redis) == 1
+        # (The reader re-arms its read every second: the most of a few samples.)
+        assert max([await blocked_clients(raw_redis) for _ in range(10)]) == 1
 
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(base, timeout=timeout) as session:
@@ -183,13 +184,16 @@ async def test_streams_work_for_an_acl_user_without_client_unblock(
     try:
         url = settings.redis_url.replace("redis://", "redis://fleetq-gw-test:gw-acl-0123456789@")
         gw = await make_gateway(settings_=replace(settings, redis_url=url))
+        fanout = gw.app[GATEWAY].fanout
         job_id = await submit(gw, graph)
+        # The reader blocks (on the fleet stream, for the metrics) when the job stream comes.
+        await eventually(lambda: fanout._reading and fanout._reader_client_id is not None)
         async with gw.get(f"/v1/jobs/{job_id}/events") as stream:
             assert (await next_event(stream))["event"] == "status"  # type: ignore[index]
             claimed = (await worker.try_claim(["comfyui"], "box", 0)).job
             assert claimed is not None
             event = await next_event(stream)
             assert event is not None and event["event"] == "claimed"
-        assert not gw.app[GATEWAY].fanout._unblock_allowed
+        await eventually(lambda: not fanout._unblock_allowed)  # refused once, then not tried
     finally:
         await raw_redis.execute_command("ACL", "DELUSER", "fleetq-gw-test")
