@@ -17,7 +17,7 @@ from fleetq.gateway.options import GatewayOptions
 
 @dataclass
 class Gateway:
-    """The client, the metrics and the event follower of one application."""
+    """The client, the metrics, the event follower and the stream reader of one application."""
 
     settings: Settings
     client: AsyncClient
@@ -35,15 +35,12 @@ class Gateway:
         self.closing.set()
         self.fanout.stop()
 
-    @property
-    def stream_block_ms(self) -> int:
-        return stream_block_ms(self.settings)
-
 
 def stream_block_ms(settings: Settings) -> int:
-    """How long one blocking read of an event stream waits before it re-arms.
+    """How long one blocking read of the stream reader waits before it re-arms.
 
-    Short, so an open stream notices a shutdown quickly; always below the socket timeout.
+    Short, so the reader notices a shutdown (and, where CLIENT UNBLOCK is refused, a newly
+    followed stream) quickly; always below the socket timeout.
     """
     return max(10, int(min(1.0, settings.block_timeout_s) * 1000))
 
