@@ -29,6 +29,37 @@ MAX_METADATA_KEYS = 64
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 IDEMPOTENCY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Not ``str.isdigit`` nor ``\d``: both accept Unicode digits (superscript two, Arabic-Indic
+# zero...), which ``int`` then refuses or reads as a different digit.
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def is_ascii_int(raw: object, max_digits: int = 20) -> bool:
+    """True when ``raw`` is a string of 1..``max_digits`` ASCII digits (no sign, no space)."""
+    return (
+        isinstance(raw, str)
+        and 0 < len(raw) <= max_digits
+        and _ASCII_DIGITS.fullmatch(raw) is not None
+    )
+
+
+def parse_ascii_int(raw: object, what: str, minimum: int = 0, maximum: int | None = None) -> int:
+    """``raw`` as a non-negative integer written in ASCII digits, within ``minimum..maximum``.
+
+    Every id and number that arrives as text (query strings, path segments, headers, command
+    lines) goes through here, so a Unicode digit is a clear :class:`InvalidArgument` and never a
+    different number or a crash.
+    """
+    bound = "" if maximum is None else f"..{maximum}"
+    if not is_ascii_int(raw, 20 if maximum is None else max(1, len(str(maximum)))):
+        raise InvalidArgument(
+            f"{what} must be an integer {minimum}{bound} in ASCII digits: {raw!r}"
+        )
+    value = int(str(raw))
+    if value < minimum or (maximum is not None and value > maximum):
+        raise InvalidArgument(f"{what} must be an integer {minimum}{bound}, not {value}")
+    return value
 
 
 def check_job_id(job_id: object) -> str:
@@ -61,7 +92,7 @@ def check_host_target(target: object) -> str:
     if not isinstance(target, str):
         raise InvalidArgument(f"drain target must be HOST or HOST:GPU, not {target!r}")
     host, sep, gpu = target.partition(":")
-    if not HOST_PATTERN.fullmatch(host) or (sep and not gpu.isdigit()):
+    if not HOST_PATTERN.fullmatch(host) or (sep and not is_ascii_int(gpu, 6)):
         raise InvalidArgument(
             f"drain target must be HOST or HOST:GPU (GPU an index), not {target!r}"
         )
@@ -157,6 +188,13 @@ def _check_comfyui_graph(workflow: Mapping[str, Any]) -> dict[str, Any]:
         inputs = node.get("inputs", {})
         if not isinstance(inputs, Mapping):
             raise InvalidWorkflow(f"ComfyUI node {node_id!r}: inputs must be an object")
+        prefix = inputs.get("filename_prefix")
+        if isinstance(prefix, str) and _CONTROL.search(prefix):
+            # The saved file could not be served back (its name goes into an HTTP header).
+            raise InvalidWorkflow(
+                f"ComfyUI node {node_id!r}: filename_prefix {prefix[:80]!r} contains a control "
+                "character (such as a line break)"
+            )
     return dict(workflow)
 
 

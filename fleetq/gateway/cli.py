@@ -9,28 +9,36 @@ import argparse
 from typing import Any
 
 from fleetq.config import Settings
+from fleetq.errors import InvalidArgument
+from fleetq.gateway.options import GatewayOptions
+from fleetq.validation import parse_ascii_int
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULTS = GatewayOptions()
 
 
 def _positive_int(raw: str) -> int:
     try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {raw!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {value}")
-    return value
+        return parse_ascii_int(raw, "the value", 1)
+    except InvalidArgument as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _port(raw: str) -> int:
     try:
-        value = int(raw)
+        return parse_ascii_int(raw, "port", 0, 65535)
+    except InvalidArgument as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, not {value}")
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {raw!r}") from None
+    if not (raw.isascii() and 0 < value < 86400):
+        raise argparse.ArgumentTypeError(f"seconds must be an ASCII number 0..86400: {raw!r}")
     return value
 
 
@@ -40,7 +48,23 @@ def gateway_command(args: argparse.Namespace, settings: Settings) -> int:
     from fleetq.gateway.main import run_gateway
 
     tokens = load_tokens(args.token or (), args.tokens_file)
-    return run_gateway(settings, args.host, args.port, tokens, max_body_bytes=args.max_body_bytes)
+    options = GatewayOptions(
+        public_url=args.public_url,
+        allowed_hosts=tuple(args.allow_host or ()),
+        allowed_origins=tuple(args.allow_origin or ()),
+        max_streams=args.max_streams,
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+    ).checked()
+    return run_gateway(
+        settings,
+        args.host,
+        args.port,
+        tokens,
+        max_body_bytes=args.max_body_bytes,
+        options=options,
+    )
 
 
 def add_gateway_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -78,6 +102,54 @@ def add_gateway_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Ar
         default=None,
         metavar="N",
         help="request body cap (default: FLEETQ_MAX_PAYLOAD_BYTES plus 1 MiB or a quarter)",
+    )
+    p.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="where clients reach the gateway (https://fleet.example.com): the base of output "
+        "file URLs, an accepted host name and origin (default: the address a client connected to)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="accept this Host name when no token is configured (repeatable; loopback names, "
+        "the bind address and the public URL's host are always accepted)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="let web pages of this origin (https://tools.example.com) send writes (repeatable)",
+    )
+    p.add_argument(
+        "--max-streams",
+        type=_positive_int,
+        default=DEFAULTS.max_streams,
+        metavar="N",
+        help=f"open event streams at most (default {DEFAULTS.max_streams})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=DEFAULTS.max_connections,
+        metavar="N",
+        help=f"open client connections at most (default {DEFAULTS.max_connections})",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=_positive_seconds,
+        default=DEFAULTS.header_timeout_s,
+        metavar="S",
+        help="seconds to send request headers, and the longest idle time of a connection "
+        f"(default {DEFAULTS.header_timeout_s:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_positive_seconds,
+        default=DEFAULTS.body_timeout_s,
+        metavar="S",
+        help=f"seconds to send a request body (default {DEFAULTS.body_timeout_s:g})",
     )
     p.set_defaults(delegate=gateway_command)
     return p

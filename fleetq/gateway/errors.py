@@ -19,7 +19,8 @@ from fleetq.errors import (
     StaleLease,
     ValidationError,
 )
-from fleetq.gateway.jsonio import BODY_CAP, json_response
+from fleetq.gateway.fanout import TooManyStreams
+from fleetq.gateway.jsonio import BODY_CAP, BodyTimeout, UnsupportedMediaType, json_response
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class NotCompleted(InvalidTransition):
 # Most specific first: PayloadTooLarge is a ValidationError, NotCompleted an InvalidTransition.
 _STATUS: tuple[tuple[type[FleetqError], int], ...] = (
     (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (BodyTimeout, 408),
     (ValidationError, 400),
     (JobNotFound, 404),
     (OutputNotFound, 404),
@@ -45,6 +48,7 @@ _STATUS: tuple[tuple[type[FleetqError], int], ...] = (
     (StaleLease, 409),
     (OutputsExpired, 410),
     (RedisUnavailable, 503),
+    (TooManyStreams, 503),
 )
 
 _HTTP_TYPES = {
@@ -53,8 +57,10 @@ _HTTP_TYPES = {
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
+    408: "RequestTimeout",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
+    421: "MisdirectedRequest",
 }
 
 

@@ -1,7 +1,10 @@
 """A background task that follows the fleet event stream and feeds the time histograms.
 
 It starts at the end of the stream (history before the gateway started is not replayed, so a
-restart never counts a job twice) and blocks on XREAD, re-arming after each block timeout.
+restart never counts a job twice) and takes its entries from the process's
+:class:`~fleetq.gateway.fanout.StreamFanout`, like the event streams: no Redis connection of
+its own. After a Redis outage it resumes where it stopped, so no event is counted twice or lost
+while the stream still holds it.
 For each ``claimed`` event it observes the wait (claim time minus the job's enqueue time); for
 each ``completed`` or ``failed`` event the run time (finish minus the last claim). Both times
 come from one pipelined HMGET per batch of events, so the cost follows the event rate, never
@@ -16,6 +19,7 @@ import time
 
 from fleetq.connection import CONNECTION_ERRORS, unavailable
 from fleetq.errors import RedisUnavailable
+from fleetq.gateway.fanout import StreamClosed, StreamFanout, StreamLagged, Subscription
 from fleetq.metrics import JobTimings
 from fleetq.protocol import text
 from fleetq.store import AsyncStore, StreamEntry
@@ -46,10 +50,14 @@ async def last_event_id(store: AsyncStore) -> str:
 class EventFollower:
     """Follows ``{ns}:events`` for the lifetime of a gateway."""
 
-    def __init__(self, store: AsyncStore, timings: JobTimings, block_ms: int) -> None:
+    def __init__(
+        self, store: AsyncStore, fanout: StreamFanout, timings: JobTimings, block_ms: int
+    ) -> None:
         self.store = store
+        self.fanout = fanout
         self.timings = timings
         self.block_ms = block_ms
+        self._sub: Subscription | None = None
         #: The last entry processed; None until the first successful read of the stream's end.
         self.last_id: str | None = None
         self._advanced = asyncio.Event()
@@ -62,6 +70,8 @@ class EventFollower:
         lands while a connection is being set up (redis/redis-py#2028), and the loop would run on.
         """
         self._stopping = True
+        if self._sub is not None:
+            self._sub.close()
 
     async def run(self) -> None:
         """Follow until stopped; a Redis outage is logged and retried with backoff."""
@@ -70,6 +80,10 @@ class EventFollower:
             try:
                 await self.step()
                 retry_s = RETRY_MIN_S
+            except StreamClosed:
+                return
+            except StreamLagged:
+                log.warning("event follower fell behind; catching up from %s", self.last_id)
             except RedisUnavailable as e:
                 log.warning("event follower: %s; retrying in %.1f s", e, retry_s)
                 await asyncio.sleep(retry_s)
@@ -81,10 +95,17 @@ class EventFollower:
                 retry_s = min(retry_s * 2, RETRY_MAX_S)
 
     async def step(self) -> None:
-        """One blocking read of the stream and the observations of what it returned."""
+        """One wait for entries (at most a block timeout) and the observations of them."""
         if self.last_id is None:
             self.last_id = await last_event_id(self.store)
-        entries = await self.store.read_events(self.last_id, block_ms=self.block_ms, count=500)
+        if self._sub is None or self._sub.closed:
+            self._sub = self.fanout.subscribe(self.store.keys.events, self.last_id, counted=False)
+        try:
+            entries = await self._sub.next_batch(self.block_ms / 1000)
+        except Exception:
+            # Ended by an outage or by lagging: the next step subscribes again from last_id.
+            self._sub.close()
+            raise
         if entries:
             await self.observe(entries)
             self.last_id = entries[-1][0]

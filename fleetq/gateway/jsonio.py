@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from fleetq.errors import InvalidArgument, ValidationError
+from fleetq.gateway.state import OPTIONS
 
 #: The request body cap of an application, in bytes (set by ``create_app``).
 BODY_CAP: web.AppKey[int] = web.AppKey("fleetq_body_cap")
@@ -17,6 +19,14 @@ BODY_CAP: web.AppKey[int] = web.AppKey("fleetq_body_cap")
 
 class MalformedJSON(ValidationError):
     """The request body is not valid JSON."""
+
+
+class UnsupportedMediaType(ValidationError):
+    """A JSON body sent with another content type than ``application/json``."""
+
+
+class BodyTimeout(ValidationError):
+    """The client did not send the request body in time."""
 
 
 def dumps(data: Any) -> str:
@@ -51,8 +61,22 @@ def _no_constants(name: str) -> Any:
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; raises a ``ValidationError`` otherwise."""
-    raw = await request.read()
+    """The request body as a JSON object; raises a ``ValidationError`` otherwise.
+
+    The body must be declared ``application/json``: browsers send other types (``text/plain``,
+    forms) from any web site without asking, never this one. It must arrive within the
+    options' ``body_timeout_s``.
+    """
+    if request.content_type != "application/json":
+        declared = request.headers.get("Content-Type", "")[:100]
+        raise UnsupportedMediaType(
+            f"send the body as Content-Type: application/json, not {declared or 'none'!r}"
+        )
+    timeout_s = request.app[OPTIONS].body_timeout_s
+    try:
+        raw = await asyncio.wait_for(request.read(), timeout_s)
+    except asyncio.TimeoutError as e:
+        raise BodyTimeout(f"the request body did not arrive within {timeout_s:g} s") from e
     if not raw.strip():
         raise MalformedJSON("the request body is empty; send a JSON object")
     try:
@@ -66,13 +90,25 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def reject_unknown(body: dict[str, Any], allowed: Collection[str]) -> None:
-    """Refuse fields the endpoint does not know, so a typo is an error and not ignored."""
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise InvalidArgument(
-            f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
-        )
+#: How many unknown field names an error quotes, and how much of each: a body with a million
+#: keys must not turn into a megabyte-sized error built with seconds of CPU.
+UNKNOWN_SHOWN = 5
+UNKNOWN_NAME_CHARS = 40
+
+
+def reject_unknown(body: Mapping[str, Any], allowed: Collection[str]) -> None:
+    """Refuse fields the endpoint does not know, so a typo is an error and not ignored.
+
+    The message names at most :data:`UNKNOWN_SHOWN` of them, each cut to
+    :data:`UNKNOWN_NAME_CHARS` characters, and says how many there are.
+    """
+    unknown = [key for key in body if key not in allowed]
+    if not unknown:
+        return
+    shown = ", ".join(repr(key[:UNKNOWN_NAME_CHARS]) for key in unknown[:UNKNOWN_SHOWN])
+    more = len(unknown) - UNKNOWN_SHOWN
+    tail = f" and {more} more" if more > 0 else ""
+    raise InvalidArgument(f"unknown field(s) {shown}{tail}; allowed: {', '.join(allowed)}")
 
 
 def _kind(value: Any) -> str:

@@ -8,11 +8,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from fleetq.config import Settings
 from fleetq.connection import safe_url
-from fleetq.gateway.app import create_app
+from fleetq.gateway.app import SERVER_NAME, create_app
+from fleetq.gateway.options import GatewayOptions
+from fleetq.gateway.site import CappedTCPSite
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ def run_gateway(
     tokens: Sequence[str],
     *,
     max_body_bytes: int | None = None,
+    options: GatewayOptions | None = None,
 ) -> int:
     """Serve the gateway on ``host:port``; blocks until SIGINT or SIGTERM. Returns 0.
 
@@ -35,7 +38,15 @@ def run_gateway(
     finish (up to :data:`SHUTDOWN_GRACE_S`), stops the event follower and closes Redis.
     """
     return asyncio.run(
-        serve(settings, host, port, tokens, max_body_bytes=max_body_bytes, announce=True)
+        serve(
+            settings,
+            host,
+            port,
+            tokens,
+            max_body_bytes=max_body_bytes,
+            options=options,
+            announce=True,
+        )
     )
 
 
@@ -46,6 +57,7 @@ async def serve(
     tokens: Sequence[str],
     *,
     max_body_bytes: int | None = None,
+    options: GatewayOptions | None = None,
     started: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
     announce: bool = False,
@@ -59,11 +71,16 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Handlers only set the event; the shutdown itself runs below, in order.
         loop.add_signal_handler(sig, stop.set)
-    app = create_app(settings, tokens, max_body_bytes)
+    # Answers aiohttp writes itself (to a request it cannot parse) never reach the application's
+    # hooks; they take their Server header from this module constant, which names aiohttp's
+    # and Python's versions.
+    setattr(web_response, "SERVER_SOFTWARE", SERVER_NAME)  # noqa: B010 (not exported)
+    opts = (options or GatewayOptions()).bound_to(host)
+    app = create_app(settings, tokens, max_body_bytes, opts)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = CappedTCPSite(runner, host, port, max_connections=opts.max_connections)
         await site.start()
         auth = f"{len(tokens)} token(s)" if tokens else "no authentication"
         for address in runner.addresses:

@@ -8,8 +8,9 @@ application has its own registry, so nothing leaks between gateways or tests in 
 from __future__ import annotations
 
 from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
+from fleetq.gateway.fanout import StreamFanout
 from fleetq.metrics import (
     JobTimings,
     SnapshotCollector,
@@ -35,6 +36,21 @@ class GatewayMetrics:
         snapshot = await read_queue_snapshot(store)
         view = await store.fleet()
         self.gauges.set([*queue_families(snapshot), *gpu_families(view)])
+
+    def watch_streams(self, fanout: StreamFanout) -> None:
+        """Gauges of the open event streams and their cap, read at scrape time."""
+        open_streams = Gauge(
+            "fleetq_gateway_event_streams",
+            "Event streams this gateway serves now",
+            registry=self.registry,
+        )
+        open_streams.set_function(lambda: fanout.subscribers)
+        cap = Gauge(
+            "fleetq_gateway_event_streams_max",
+            "The most event streams this gateway serves (--max-streams)",
+            registry=self.registry,
+        )
+        cap.set(fanout.max_subscribers)
 
     def handler(self, store: AsyncStore) -> Handler:
         """The ``/metrics`` handler; each scrape refreshes the gauges first."""

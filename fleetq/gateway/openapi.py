@@ -12,6 +12,8 @@ from aiohttp import web
 
 from fleetq import __version__
 from fleetq.config import Settings
+from fleetq.gateway.auth import OPEN_PATHS
+from fleetq.gateway.guard import SAFE_METHODS
 from fleetq.gateway.jsonio import json_response
 from fleetq.gateway.openapi_schemas import (
     ERRORS,
@@ -318,8 +320,25 @@ def build_openapi(settings: Settings) -> Schema:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
-        "paths": _paths(settings),
+        "paths": _with_guard_errors(_paths(settings)),
     }
+
+
+def _with_guard_errors(paths: Schema) -> Schema:
+    """Add the answers of the cross-site guard and the body reader (see ``guard.py``) to every
+    operation they apply to: 421 (unknown ``Host``, without tokens) to all but the open paths,
+    403 (foreign ``Origin``) to every write, 408 and 415 to every operation with a body."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            if path not in OPEN_PATHS:
+                answers.setdefault("421", ERRORS["421"])
+            if method.upper() not in SAFE_METHODS:
+                answers.setdefault("403", ERRORS["403"])
+            if "requestBody" in operation:
+                answers.setdefault("408", ERRORS["408"])
+                answers.setdefault("415", ERRORS["415"])
+    return paths
 
 
 OPENAPI: web.AppKey[Schema] = web.AppKey("fleetq_openapi")

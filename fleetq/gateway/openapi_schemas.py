@@ -47,11 +47,15 @@ def error_content(description: str) -> Schema:
 ERRORS = {
     "400": error_content("Invalid input (malformed JSON, wrong type, out of range, bad id)"),
     "401": error_content("Missing or wrong bearer token (when tokens are configured)"),
+    "403": error_content("A write from a web page of an origin that is not allowed"),
     "404": error_content("No such job, or no such output file"),
+    "408": error_content("The request body did not arrive in time"),
     "409": error_content("The job is not in a state that allows this"),
     "410": error_content("Gone: the outputs expired, or the endpoint was retired"),
     "413": error_content("The request body or the job payload is too large"),
-    "503": error_content("Redis is unavailable; retry later"),
+    "415": error_content("A JSON body sent with another Content-Type than application/json"),
+    "421": error_content("The Host header does not name this gateway (when it has no token)"),
+    "503": error_content("Redis is unavailable, or too many event streams; retry later"),
 }
 
 

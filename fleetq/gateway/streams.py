@@ -6,16 +6,19 @@ after the terminal one (``completed``, ``failed`` or ``cancelled``), whose data 
 job. ``GET /v1/events`` follows the fleet event stream until the client leaves; both resume
 after ``Last-Event-ID`` (header, or ``?last_event_id=`` for clients that cannot set headers).
 
-Reads block on XREAD for at most a second and re-arm, so a shutdown ends open streams quickly;
-a comment line every 15 s keeps proxies from closing an idle stream and detects gone clients.
+Streams never read Redis themselves: each subscribes to the process's
+:class:`~fleetq.gateway.fanout.StreamFanout` (one reader, one Redis connection, for every
+stream), which takes a slot (``--max-streams``; 503 beyond it, before the stream opens). A
+client that leaves cancels its handler, which frees the slot at once; a shutdown ends every
+subscription. A comment line every 15 s keeps proxies from closing an idle stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -24,11 +27,11 @@ from aiohttp import web
 from fleetq.errors import InvalidArgument, RedisUnavailable
 from fleetq.gateway import shapes
 from fleetq.gateway.errors import error_body
+from fleetq.gateway.fanout import StreamClosed, StreamLagged, Subscription
 from fleetq.gateway.follower import entry_ms, last_event_id
 from fleetq.gateway.jsonio import dumps
 from fleetq.gateway.state import Gateway, base_url, gateway
 from fleetq.model import JobStatus
-from fleetq.store import StreamEntry
 from fleetq.validation import check_job_id, check_service
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,11 @@ routes = web.RouteTableDef()
 
 TERMINAL_EVENTS = ("completed", "failed", "cancelled")
 KEEPALIVE_S = 15.0
+KEEPALIVE = b": keepalive\n\n"
+#: How long a stream cut off for lagging may take to send its error event and end.
+LAG_GRACE_S = 5.0
+#: Redis stream ids are two unsigned 64-bit numbers; a larger one would fail mid-stream.
+_ID_PART_MAX = 2**64 - 1
 _STREAM_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
 
 
@@ -49,8 +57,11 @@ def _resume_id(request: web.Request) -> str | None:
     raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     if raw is None or raw == "":
         return None
-    if not _STREAM_ID.fullmatch(raw):
-        raise InvalidArgument(f"Last-Event-ID must be a stream id such as 1700000000000-0: {raw!r}")
+    ms, _, seq = raw.partition("-")
+    if not _STREAM_ID.fullmatch(raw) or int(ms) > _ID_PART_MAX or int(seq or 0) > _ID_PART_MAX:
+        raise InvalidArgument(
+            f"Last-Event-ID must be a stream id such as 1700000000000-0: {raw[:60]!r}"
+        )
     return raw
 
 
@@ -78,14 +89,22 @@ def _event_data(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
-class _Keepalive:
-    def __init__(self) -> None:
-        self.last = time.monotonic()
+def _drop_when_lagging(request: web.Request, sub: Subscription) -> None:
+    """A client that stopped reading leaves its handler stuck in a write, where the lag error
+    never reaches it: if the stream is still open :data:`LAG_GRACE_S` after the cut-off, the
+    connection is closed, which ends the handler (the client may resume)."""
+    transport = request.transport
+    if transport is None:
+        return
 
-    async def tick(self, response: web.StreamResponse) -> None:
-        if time.monotonic() - self.last >= KEEPALIVE_S:
-            await response.write(b": keepalive\n\n")
-            self.last = time.monotonic()
+    def close_if_stuck() -> None:
+        if not sub.closed:
+            transport.close()
+
+    def lagged() -> None:
+        asyncio.get_running_loop().call_later(LAG_GRACE_S, close_if_stuck)
+
+    sub.on_lagged = lagged
 
 
 async def _run_stream(
@@ -95,10 +114,10 @@ async def _run_stream(
     JSON answer: it ends the stream with an ``error`` event instead (the client may resume)."""
     try:
         await body
-    except ConnectionResetError:
-        pass  # the client left
+    except (ConnectionResetError, StreamClosed):
+        pass  # the client left, or the server is shutting down
     except Exception as e:
-        if isinstance(e, RedisUnavailable):
+        if isinstance(e, (RedisUnavailable, StreamLagged)):
             error = error_body(type(e).__name__, str(e))
         else:
             log.exception("event stream %s failed", request.path)
@@ -112,38 +131,43 @@ async def _run_stream(
 async def job_events(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     job_id = check_job_id(request.match_info["job_id"])
+    resume = _resume_id(request)
     store = gw.client.store
     # Take the stream position before the snapshot, so nothing between the two is missed.
-    last_id = _resume_id(request) or await store.last_job_event_id(job_id)
+    last_id = resume or await store.last_job_event_id(job_id)
     status = await gw.client.status(job_id)  # 404 before the stream opens
     url = base_url(request)
-    response = await _open(request)
-    return await _run_stream(request, response, _follow_job(gw, response, status, last_id, url))
+    if status.is_terminal:
+        response = await _open(request)
+        return await _run_stream(request, response, _finished_job(response, status, url))
+    # Subscribing before the stream opens: a 503 for the stream over the cap is still JSON.
+    with gw.fanout.subscribe(store.keys.job_events(job_id), last_id) as sub:
+        _drop_when_lagging(request, sub)
+        response = await _open(request)
+        return await _run_stream(request, response, _follow_job(gw, response, sub, status, url))
+
+
+async def _finished_job(response: web.StreamResponse, status: JobStatus, url: str) -> None:
+    await response.write(sse("status", {"job": shapes.job(status, url)}))
+    await response.write(sse(status.state.value, {"job": shapes.job(status, url)}))
 
 
 async def _follow_job(
-    gw: Gateway, response: web.StreamResponse, status: JobStatus, last_id: str, url: str
+    gw: Gateway, response: web.StreamResponse, sub: Subscription, status: JobStatus, url: str
 ) -> None:
     await response.write(sse("status", {"job": shapes.job(status, url)}))
-    if status.is_terminal:
-        await response.write(sse(status.state.value, {"job": shapes.job(status, url)}))
-        return
     job_id = status.id
-    store = gw.client.store
-    keepalive = _Keepalive()
     while not gw.closing.is_set():
-        entries = await store.read_job_events(job_id, last_id, gw.stream_block_ms)
+        entries = await sub.next_batch(KEEPALIVE_S)
         if not entries:
-            await keepalive.tick(response)
+            await response.write(KEEPALIVE)
             continue
         for entry_id, fields in entries:
-            last_id = entry_id
             kind = fields.get("type", "event")
             data = _event_data(entry_id, fields)
             if kind in TERMINAL_EVENTS:
                 data["job"] = shapes.job(await gw.client.status(job_id), url)
             await response.write(sse(kind, data, entry_id))
-            keepalive.last = time.monotonic()
             if kind in TERMINAL_EVENTS:
                 return
 
@@ -158,26 +182,24 @@ async def fleet_events(request: web.Request) -> web.StreamResponse:
     if service is not None:
         check_service(service, gw.settings)
     last_id = _resume_id(request) or await last_event_id(gw.client.store)
-    response = await _open(request)
-    return await _run_stream(request, response, _follow_fleet(gw, response, last_id, service))
+    with gw.fanout.subscribe(gw.client.store.keys.events, last_id) as sub:
+        _drop_when_lagging(request, sub)
+        response = await _open(request)
+        return await _run_stream(request, response, _follow_fleet(gw, response, sub, service))
 
 
 async def _follow_fleet(
-    gw: Gateway, response: web.StreamResponse, last_id: str, service: str | None
+    gw: Gateway, response: web.StreamResponse, sub: Subscription, service: str | None
 ) -> None:
-    keepalive = _Keepalive()
     while not gw.closing.is_set():
-        entries: list[StreamEntry] = await gw.client.store.read_events(
-            last_id, block_ms=gw.stream_block_ms, count=200
+        entries = await sub.next_batch(KEEPALIVE_S)
+        if not entries:
+            await response.write(KEEPALIVE)
+            continue
+        chunk = b"".join(
+            sse(fields.get("type", "event"), _event_data(entry_id, fields), entry_id)
+            for entry_id, fields in entries
+            if service is None or fields.get("service") == service
         )
-        for entry_id, fields in entries:
-            last_id = entry_id
-            if service is not None and fields.get("service") != service:
-                continue
-            await response.write(
-                sse(fields.get("type", "event"), _event_data(entry_id, fields), entry_id)
-            )
-            keepalive.last = time.monotonic()
-        # Also after a batch that was all filtered out: a busy stream must still notice a
-        # client that left.
-        await keepalive.tick(response)
+        if chunk:
+            await response.write(chunk)

@@ -20,11 +20,18 @@ from fleetq.gateway.state import base_url, gateway
 from fleetq.metrics import read_queue_snapshot
 from fleetq.model import JobState, safe_filename
 from fleetq.protocol import LIST_STATES
-from fleetq.validation import build_spec, check_host_target, check_job_id, check_service
+from fleetq.validation import (
+    build_spec,
+    check_host_target,
+    check_job_id,
+    check_service,
+    parse_ascii_int,
+)
 
 routes = web.RouteTableDef()
 
 LIST_LIMIT_MAX = 1000
+OUTPUT_INDEX_MAX = 999_999
 SUBMIT_FIELDS = (
     "workflow", "service", "priority", "max_attempts", "timeout_s", "metadata", "idempotency_key",
 )  # fmt: skip
@@ -75,10 +82,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     service = query.get("service")
     if service is not None:
         check_service(service, gw.settings)
-    raw_limit = query.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_LIMIT_MAX:
-        raise InvalidArgument(f"limit must be an integer 1..{LIST_LIMIT_MAX}, not {raw_limit!r}")
-    jobs = await gw.client.jobs(state, service, int(raw_limit))
+    limit = parse_ascii_int(query.get("limit", "50"), "limit", 1, LIST_LIMIT_MAX)
+    jobs = await gw.client.jobs(state, service, limit)
     url = base_url(request)
     return json_response({"jobs": [shapes.job(j, url) for j in jobs]})
 
@@ -122,10 +127,7 @@ async def output(request: web.Request) -> web.Response:
     """One output file, with its stored content type and a download file name."""
     gw = gateway(request)
     job_id = _job_id(request)
-    raw_index = request.match_info["index"]
-    if not raw_index.isdigit() or len(raw_index) > 6:
-        raise InvalidArgument(f"output index must be a small non-negative integer: {raw_index!r}")
-    index = int(raw_index)
+    index = parse_ascii_int(request.match_info["index"], "output index", 0, OUTPUT_INDEX_MAX)
     status = await gw.client.status(job_id)
     if status.state is not JobState.COMPLETED:
         raise NotCompleted(job_id, status.state.value, "read the outputs of")

@@ -75,6 +75,8 @@ from .comfyui_protocol import (
     queue_remaining,
     rejection,
     system_info,
+    unfetchable,
+    view_query,
 )
 from .comfyui_socket import CLOSED, EventSocket, Inbox
 
@@ -514,9 +516,14 @@ class ComfyUIBackend:
         return BackendResult(outputs, details)
 
     async def _fetch(self, ref: FileRef) -> Output:
-        params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
+        unsafe = unfetchable(ref)
+        if unsafe is not None:
+            # The job named the file; asking ComfyUI for it would look like a backend outage.
+            raise JobRejected(unsafe)
         try:
-            answer = await self._http.call("GET", "/view", self.view_timeout_s, params=params)
+            answer = await self._http.call(
+                "GET", "/view", self.view_timeout_s, params=view_query(ref)
+            )
         except Unreachable as e:
             raise BackendUnavailable(f"GET /view {ref.filename}: {e}") from e
         if answer.status == 404:

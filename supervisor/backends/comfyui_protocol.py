@@ -208,6 +208,34 @@ class FileRef:
     node: str
 
 
+def view_query(ref: FileRef) -> dict[str, str]:
+    """The query of ``GET /view`` for one file. The values come from the job (a workflow's
+    ``filename_prefix``): pass them as ``params`` so the HTTP client percent-encodes them,
+    never paste them into a URL."""
+    return {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
+
+
+def unfetchable(ref: FileRef) -> JobError | None:
+    """Why ComfyUI cannot serve this file, if a control character in its name means it cannot.
+
+    ComfyUI answers ``/view`` with ``Content-Disposition: filename="<name>"``; its HTTP server
+    refuses a header with CR or LF and drops the connection, which would look like a backend
+    outage. The name comes from the job (``filename_prefix``), so the job is at fault and
+    retrying cannot help. (The subfolder is only part of the query, which is encoded.)
+    """
+    bad = next((c for c in ref.filename if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0), None)
+    if bad is None:
+        return None
+    return JobError(
+        "UnsafeOutputName",
+        f"node {ref.node} saved a file named {ref.filename[:120]!r}, with the control "
+        f"character {bad!r}, which ComfyUI cannot serve; remove it from the node's "
+        "filename_prefix",
+        node=ref.node,
+        kind="final",
+    )
+
+
 @dataclass(frozen=True)
 class Finished:
     """How a prompt ended according to its history entry."""

@@ -15,6 +15,7 @@ from fleetq.cli.main import common_options
 from fleetq.errors import InvalidArgument
 from fleetq.gateway import auth
 from fleetq.gateway.cli import add_gateway_parser, gateway_command
+from fleetq.gateway.options import GatewayOptions
 
 TOKENS = ("first-token-0123456789", "second-token-0123456789")
 
@@ -116,7 +117,10 @@ def test_gateway_sub_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     path.write_text("file-token-0123456789\n")
     args = parser.parse_args(
         ["gateway", "--redis", "redis://127.0.0.1:1/0", "--port", "9001",
-         "--token", "flag-token-0123456789", "--tokens-file", str(path), "--max-body-bytes", "1000"]
+         "--token", "flag-token-0123456789", "--tokens-file", str(path), "--max-body-bytes", "1000",
+         "--public-url", "https://fleet.example.com/", "--allow-host", "gw.internal",
+         "--allow-origin", "https://tools.example.com", "--max-streams", "50",
+         "--max-connections", "60", "--header-timeout", "5", "--body-timeout", "7.5"]
     )  # fmt: skip
     assert args.delegate is gateway_command
     assert (args.host, args.port, args.redis) == ("127.0.0.1", 9001, "redis://127.0.0.1:1/0")
@@ -135,6 +139,19 @@ def test_gateway_sub_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         "port": 9001,
         "tokens": ("flag-token-0123456789", "file-token-0123456789"),
         "max_body_bytes": 1000,
+        "options": GatewayOptions(
+            public_url="https://fleet.example.com",
+            allowed_hosts=("gw.internal",),
+            allowed_origins=("https://tools.example.com",),
+            max_streams=50,
+            max_connections=60,
+            header_timeout_s=5.0,
+            body_timeout_s=7.5,
+        ),
     }
-    with pytest.raises(SystemExit):
-        parser.parse_args(["gateway", "--port", "70000"])
+    options = seen["options"]
+    assert {"gw.internal", "fleet.example.com", "localhost"} <= options.host_names
+    assert options.origins == {"https://tools.example.com", "https://fleet.example.com"}
+    for bad in (["--port", "70000"], ["--port", "\u0668\u0660"], ["--max-streams", "\u00b2"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["gateway", *bad])

@@ -43,6 +43,16 @@ BAD_SUBMITS = {
     "UI-format workflow": (json.dumps({"workflow": UI_FORMAT}).encode(), "InvalidWorkflow"),
     "node without class_type": (b'{"workflow": {"1": {"inputs": {}}}}', "InvalidWorkflow"),
     "graph sent to a1111": (graph_body(service="a1111"), "InvalidWorkflow"),
+    "line break in filename_prefix": (
+        json.dumps(
+            {
+                "workflow": {
+                    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "a\r\nb"}}
+                }
+            }
+        ).encode(),
+        "InvalidWorkflow",
+    ),
 }
 
 
@@ -79,7 +89,8 @@ async def test_body_over_the_cap_is_413_and_writes_nothing(
         for _ in range(10):
             yield b" " * 1000
 
-    async with gw.post("/v1/jobs", data=chunks()) as r:
+    chunked = gw.post("/v1/jobs", data=chunks(), headers={"Content-Type": "application/json"})
+    async with chunked as r:
         await expect_error(r, 413)
     await footprint.assert_unchanged(before)
 
@@ -165,12 +176,15 @@ async def test_redis_down_is_503(make_gateway: Any, expect_error: Any, graph: An
         ("GET", "/v1/fleet", None),
         ("GET", "/v1/events", None),
         ("GET", "/metrics", None),
-        ("GET", "/readyz", None),
     ):
         async with gw.request(method, path, json=body) as r:
             error = await expect_error(r, 503)
             assert r.headers["Retry-After"]
         assert error["type"] == "RedisUnavailable"
         assert "cannot reach Redis" in error["message"]
+    async with gw.get("/readyz") as r:  # open to anyone: says only that it is not ready
+        error = await expect_error(r, 503)
+        assert r.headers["Retry-After"]
+    assert error == {"type": "NotReady", "message": "not ready"}
     async with gw.get("/healthz") as r:
         assert r.status == 200

@@ -177,3 +177,12 @@ async def test_start_metrics_server_for_a_supervisor() -> None:
         await runner.cleanup()
     assert refreshed == 1
     assert value(samples, "fleetq_gpu_temperature_celsius", host="box-9", gpu="0") == 71
+
+
+async def test_open_event_streams_are_a_gauge(make_gateway: Any) -> None:
+    gw = await make_gateway(max_streams=7)
+    async with gw.get("/v1/events") as one, gw.get("/v1/events") as two:
+        assert (one.status, two.status) == (200, 200)
+        samples = await scrape(gw)
+        assert value(samples, "fleetq_gateway_event_streams") == 2
+        assert value(samples, "fleetq_gateway_event_streams_max") == 7

@@ -123,7 +123,7 @@ async def test_shutdown_ends_open_streams(gw: Any, graph: dict[str, Any]) -> Non
     job_id = await submit(gw, graph)
     async with gw.get("/v1/events") as fleet, gw.get(f"/v1/jobs/{job_id}/events") as job:
         assert (await next_event(job))["event"] == "status"  # type: ignore[index]
-        gw.app[GATEWAY].closing.set()  # what the server's on_shutdown does
+        gw.app[GATEWAY].close_streams()  # what the server's on_shutdown does
         assert await next_event(fleet, timeout_s=3) is None
         assert await next_event(job, timeout_s=3) is None
 
