@@ -104,6 +104,7 @@ KIND_NAMES: Mapping[str, str] = {
     "photomaker": "PhotoMaker model",
     "model_patches": "model patch",
     "scripts": "script",
+    "samplers": "sampler",
 }
 
 
