@@ -375,6 +375,18 @@ def derive_a1111(body: Mapping[str, Any]) -> Requirements:
     return Requirements.make(models=models)
 
 
+#: Kinds whose file is "the model" a backend keeps loaded between jobs (a checkpoint load
+#: costs seconds; a LoRA or VAE is cheap): what warm-model affinity matches on.
+AFFINITY_KINDS = ("checkpoints", "diffusion_models")
+
+
+def affinity_models(requirements: Requirements) -> frozenset[str]:
+    """The checkpoints (and diffusion models) a job loads: a GPU whose backend has one of
+    these loaded runs the job without a model load."""
+    files = requirements.model_files
+    return frozenset(name for kind in AFFINITY_KINDS for name in files.get(kind, ()))
+
+
 def requirements_for(
     service: str, workflow: Mapping[str, Any], requires: object = None
 ) -> Requirements:

@@ -16,6 +16,7 @@ from fleetq.requirements import (
     COMFYUI_MODEL_INPUTS,
     Capabilities,
     Requirements,
+    affinity_models,
     derive,
     meets,
     parse_explicit,
@@ -273,3 +274,13 @@ def test_capabilities_survive_publishing() -> None:
     back = Capabilities.from_dict(json.loads(json.dumps(caps.to_dict())))
     assert back == caps
     assert back.labels == {"gpu": "a10", "region": "eu"}
+
+
+def test_affinity_models_are_the_expensive_loads() -> None:
+    graph = _load(ROOT / "examples" / "comfyui_sdxl_txt2img.json")
+    assert affinity_models(derive("comfyui", graph)) == {"sd_xl_base_1.0.safetensors"}
+    flux = Requirements.make(
+        models={"diffusion_models": ["flux1-dev.safetensors"], "loras": ["x"], "vae": ["ae"]}
+    )
+    assert affinity_models(flux) == {"flux1-dev.safetensors"}
+    assert affinity_models(Requirements()) == frozenset()
