@@ -156,6 +156,15 @@ async def read_a1111_capabilities(
     )
 
 
+async def read_capabilities(kind: str, http: HttpClient[Any]) -> Capabilities:
+    """Read the capabilities of a backend of ``kind`` (``comfyui`` or ``a1111``)."""
+    if kind == "comfyui":
+        return await read_comfyui_capabilities(http)
+    if kind == "a1111":
+        return await read_a1111_capabilities(http)
+    raise ValueError(f"no capability reader for backend kind {kind!r}")
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from supervisor.capabilities import (
     comfyui_capabilities_from_object_info,
     parse_label,
     read_a1111_capabilities,
+    read_capabilities,
     read_comfyui_capabilities,
 )
 from supervisor.fakes.a1111 import FakeA1111
@@ -87,6 +88,7 @@ async def test_fake_comfyui_capabilities_follow_its_checkpoints(
     http = _http(comfy.url)
     try:
         caps = await read_comfyui_capabilities(http)
+        assert await read_capabilities("comfyui", http) == caps
         assert caps.nodes == set(comfy.classes())
         assert caps.models["checkpoints"] == {"sd15.safetensors"}
         needs = derive("comfyui", _example("comfyui_sdxl_txt2img.json"))
@@ -124,6 +126,9 @@ async def test_fake_a1111_capabilities(a1111_factory: A1111Factory) -> None:
     http = _http(a1111.url)
     try:
         caps = await read_a1111_capabilities(http)
+        assert await read_capabilities("a1111", http) == caps
+        with pytest.raises(ValueError, match="no capability reader"):
+            await read_capabilities("swarmui", http)
     finally:
         await http.aclose()
     # Each checkpoint under every alias A1111 accepts in override_settings.

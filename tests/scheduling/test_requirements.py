@@ -4,6 +4,8 @@ class id, and ``meets`` in words."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +286,16 @@ def test_affinity_models_are_the_expensive_loads() -> None:
     )
     assert affinity_models(flux) == {"flux1-dev.safetensors"}
     assert affinity_models(Requirements()) == frozenset()
+
+
+def test_the_module_needs_no_supervisor_or_http_library() -> None:
+    """The client imports it at submit with only redis installed."""
+    code = (
+        "import sys, fleetq.requirements; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'aiohttp', 'supervisor', 'textual', 'pynvml', 'psutil'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
