@@ -11,6 +11,17 @@ from supervisor.fakes.listener import STARTUP_MODES, StartupMode
 ErrorShape = Literal["a1111", "forge", "forge-legacy"]
 ERROR_SHAPES: tuple[ErrorShape, ...] = ("a1111", "forge", "forge-legacy")
 DEFAULT_MODEL = "v1-5-pruned-emaonly.safetensors [6ce0161689]"
+#: ``/sdapi/v1/scripts`` of a stock 1.10 install (lower-cased titles, as A1111 lists them):
+#: the selectable scripts first, then the built-in always-on ones.
+TXT2IMG_SCRIPTS = (
+    "prompt matrix", "prompts from file or textbox", "x/y/z plot",
+    "extra options", "hypertile", "refiner", "sampler", "seed",
+)  # fmt: skip
+IMG2IMG_SCRIPTS = (
+    "img2img alternative test", "loopback", "outpainting mk2", "poor man's outpainting",
+    "prompt matrix", "prompts from file or textbox", "sd upscale", "x/y/z plot",
+    "extra options", "hypertile", "refiner", "sampler", "seed", "soft inpainting",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,12 @@ class A1111Options:
     included: only an unmerged branch leaves ``/sdapi/v1/progress`` open)."""
     models: tuple[str, ...] = (DEFAULT_MODEL,)
     """*runtime*: checkpoint titles (``name.safetensors [hash]``); the first one is loaded."""
+    loras: tuple[str, ...] = ()
+    """*runtime*: files in ``models/Lora`` (``name.safetensors``), served by
+    ``/sdapi/v1/loras`` (the built-in Lora extension's route)."""
+    scripts: tuple[str, ...] = ()
+    """*runtime*: extension scripts (``controlnet``, ``adetailer``, ...) listed by
+    ``/sdapi/v1/scripts`` for both txt2img and img2img, after the stock ones."""
     model_load_s: float = 0.0
     """*runtime*: time loading a checkpoint takes, holding the queue lock: charged the first
     time a checkpoint is used and whenever a job (``override_settings.sd_model_checkpoint``,
@@ -48,8 +65,13 @@ class A1111Options:
     version: str = "v1.10.1"
 
     def __post_init__(self) -> None:
-        if isinstance(self.models, list):
-            object.__setattr__(self, "models", tuple(self.models))
+        for name in ("models", "loras", "scripts"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("loras", "scripts"):
+            names = getattr(self, name)
+            if not isinstance(names, tuple) or not all(isinstance(n, str) and n for n in names):
+                raise ValueError(f"{name} must be a list of names")
         for name in ("step_seconds", "model_load_s", "startup_delay_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -85,6 +107,15 @@ class A1111Options:
 
 
 RUNTIME_FIELDS = frozenset(
-    {"step_seconds", "error_shape", "models", "model_load_s", "startup_delay_s", "startup_mode"}
+    {
+        "step_seconds",
+        "error_shape",
+        "models",
+        "loras",
+        "scripts",
+        "model_load_s",
+        "startup_delay_s",
+        "startup_mode",
+    }
 )
 """Options ``/fake/config`` may change on a running server."""

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from supervisor.fakes.a1111.errors import ApiError, RequestValidationError
 from supervisor.fakes.a1111.generate import Model, generate, info_json
+from supervisor.fakes.a1111.options import IMG2IMG_SCRIPTS, TXT2IMG_SCRIPTS
 from supervisor.fakes.a1111.params import SAMPLERS, SCHEDULERS, Kind, parse_request
 
 if TYPE_CHECKING:
@@ -181,6 +182,27 @@ class A1111Routes:
             )
         return web.json_response(models)
 
+    async def loras(self, request: web.Request) -> web.Response:
+        """The Lora extension's list: ``name`` is the file name without extension; ``alias``
+        comes from the file's metadata (``ss_output_name``), the name when there is none."""
+        return web.json_response(
+            [
+                {
+                    "name": file.rsplit(".", 1)[0],
+                    "alias": file.rsplit(".", 1)[0],
+                    "path": f"/models/Lora/{file}",
+                    "metadata": {},
+                }
+                for file in self.server.options.loras
+            ]
+        )
+
+    async def scripts(self, request: web.Request) -> web.Response:
+        extra = [name.lower() for name in self.server.options.scripts]
+        return web.json_response(
+            {"txt2img": [*TXT2IMG_SCRIPTS, *extra], "img2img": [*IMG2IMG_SCRIPTS, *extra]}
+        )
+
     async def get_options(self, request: web.Request) -> web.Response:
         return web.json_response(self.server.settings())
 
@@ -265,6 +287,8 @@ def add_api_routes(app: web.Application, server: FakeA1111) -> None:
     app.router.add_get("/sdapi/v1/options", api(routes.get_options))
     app.router.add_post("/sdapi/v1/options", api(routes.set_options))
     app.router.add_get("/sdapi/v1/samplers", api(routes.samplers))
+    app.router.add_get("/sdapi/v1/loras", api(routes.loras))
+    app.router.add_get("/sdapi/v1/scripts", api(routes.scripts))
     app.router.add_get("/sdapi/v1/schedulers", api(routes.schedulers))
     app.router.add_get("/sdapi/v1/cmd-flags", api(routes.cmd_flags))
     if server.options.webui:

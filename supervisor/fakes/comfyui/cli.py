@@ -43,6 +43,20 @@ def run_fake_comfyui(host: str, port: int, count: int = 1, **options: Any) -> No
     run_until_signalled(lambda: serve_comfyui(host, port, count, settings))
 
 
+def _folder_file(text: str) -> tuple[str, str]:
+    folder, sep, file = text.partition("=")
+    if not sep or not folder or not file:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FOLDER=FILE (e.g. loras=x.safetensors)")
+    return folder, file
+
+
+def _by_folder(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    folders: dict[str, list[str]] = {}
+    for folder, file in pairs:
+        folders.setdefault(folder, []).append(file)
+    return {folder: tuple(files) for folder, files in folders.items()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m supervisor.fakes.comfyui",
@@ -75,6 +89,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="a checkpoint file name to offer (repeatable)",
     )
     parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        type=_folder_file,
+        metavar="FOLDER=FILE",
+        help="a model file to offer, e.g. loras=detail.safetensors (repeatable)",
+    )
+    parser.add_argument(
+        "--node",
+        action="append",
+        default=None,
+        metavar="CLASS",
+        help="offer only these node classes (repeatable; default: every class the fake knows)",
+    )
+    parser.add_argument(
+        "--custom-node",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="an extra pass-through node class standing in for a custom node (repeatable)",
+    )
+    parser.add_argument(
+        "--model-load-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="time to load a checkpoint: at its first use and after another one (default 0)",
+    )
+    parser.add_argument(
         "--base-dir",
         default=None,
         help="folder for output/input/temp (default: a temporary folder)",
@@ -97,5 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         startup_mode=args.startup_mode,
         checkpoints=tuple(args.checkpoint),
         base_dir=args.base_dir,
+        models=_by_folder(args.model),
+        nodes=None if args.node is None else tuple(args.node),
+        custom_nodes=tuple(args.custom_node),
+        model_load_s=args.model_load_seconds,
     )
     return 0

@@ -21,7 +21,7 @@ import json
 import struct
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -173,6 +173,9 @@ class _PromptRun:
 
     async def wait_for_interrupt(self) -> NoReturn:
         await self.x.interrupt.wait()
+
+    async def load_model(self, name: str) -> None:
+        await self.x.load_model(name)
 
     # -- execution ---------------------------------------------------------------------------
 
@@ -364,6 +367,7 @@ class PromptExecutor:
         classes: Callable[[], Mapping[str, NodeClass]],
         caching: Callable[[], bool],
         sampler_step_s: Callable[[], float],
+        load_model: Callable[[str], Awaitable[None]],
     ) -> None:
         self.hub = hub
         self.cache = cache
@@ -372,6 +376,7 @@ class PromptExecutor:
         self.classes = classes
         self.caching = caching
         self.sampler_step_s = sampler_step_s
+        self.load_model = load_model
 
     async def execute(self, item: QueueItem) -> Execution:
         """Run ``item`` to its terminal event; never raises for node failures."""

@@ -112,7 +112,27 @@ async def _vae_decode(call: NodeCall) -> NodeResult:
 
 async def _load_checkpoint(call: NodeCall) -> NodeResult:
     name = call.inputs["ckpt_name"]
+    await call.runtime.load_model(name)
     return NodeResult(tuple(FakeModel(kind, name) for kind in ("MODEL", "CLIP", "VAE")))
+
+
+async def _load_unet(call: NodeCall) -> NodeResult:
+    name = call.inputs["unet_name"]
+    await call.runtime.load_model(name)
+    return NodeResult((FakeModel("MODEL", name),))
+
+
+async def _load_lora(call: NodeCall) -> NodeResult:
+    return NodeResult((call.inputs["model"], call.inputs["clip"]))
+
+
+async def _load_vae(call: NodeCall) -> NodeResult:
+    return NodeResult((FakeModel("VAE", call.inputs["vae_name"]),))
+
+
+async def _pass_image(call: NodeCall) -> NodeResult:
+    image = call.inputs.get("image")
+    return NodeResult((image if image is not None else FakeImage(64, 64, 1, 0x808080),))
 
 
 EMPTY_IMAGE = NodeClass(
@@ -240,7 +260,8 @@ KSAMPLER_SAMPLERS = (
     "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2",
     "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
     "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp",
-    "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm",
+    "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu",
+    "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm",
     "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp",
     "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation",
     "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver",
@@ -306,26 +327,39 @@ KSAMPLER = NodeClass(
                 "max": 100.0,
                 "step": 0.1,
                 "round": 0.01,
-                "tooltip": "The Classifier-Free Guidance scale.",
+                "tooltip": "The Classifier-Free Guidance scale balances creativity and adherence "
+                "to the prompt. Higher values result in images more closely matching the prompt "
+                "however too high values will negatively impact quality.",
             },
         ),
         InputSpec(
-            "sampler_name", KSAMPLER_SAMPLERS, {"tooltip": "The algorithm used when sampling."}
+            "sampler_name",
+            KSAMPLER_SAMPLERS,
+            {
+                "tooltip": "The algorithm used when sampling, this can affect the quality, "
+                "speed, and style of the generated output."
+            },
         ),
         InputSpec(
             "scheduler",
             KSAMPLER_SCHEDULERS,
-            {"tooltip": "The scheduler controls how noise is gradually removed."},
+            {"tooltip": "The scheduler controls how noise is gradually removed to form the image."},
         ),
         InputSpec(
             "positive",
             "CONDITIONING",
-            {"tooltip": "The conditioning describing the attributes to include."},
+            {
+                "tooltip": "The conditioning describing the attributes you want to include in "
+                "the image."
+            },
         ),
         InputSpec(
             "negative",
             "CONDITIONING",
-            {"tooltip": "The conditioning describing the attributes to exclude."},
+            {
+                "tooltip": "The conditioning describing the attributes you want to exclude from "
+                "the image."
+            },
         ),
         InputSpec("latent_image", "LATENT", {"tooltip": "The latent image to denoise."}),
         InputSpec(
@@ -336,7 +370,8 @@ KSAMPLER = NodeClass(
                 "min": 0.0,
                 "max": 1.0,
                 "step": 0.01,
-                "tooltip": "The amount of denoising applied.",
+                "tooltip": "The amount of denoising applied, lower values will maintain the "
+                "structure of the initial image allowing for image to image sampling.",
             },
         ),
     ),
@@ -389,8 +424,104 @@ def checkpoint_loader(checkpoints: tuple[str, ...]) -> NodeClass:
     )
 
 
-def node_classes(checkpoints: tuple[str, ...] = ()) -> dict[str, NodeClass]:
-    """Every class the fake knows, by ``class_type``."""
+def lora_loader(loras: tuple[str, ...]) -> NodeClass:
+    """``LoraLoader`` offering the files of ``models/loras``."""
+    return NodeClass(
+        name="LoraLoader",
+        inputs=(
+            InputSpec(
+                "model", "MODEL", {"tooltip": "The diffusion model the LoRA will be applied to."}
+            ),
+            InputSpec("clip", "CLIP", {"tooltip": "The CLIP model the LoRA will be applied to."}),
+            InputSpec("lora_name", loras, {"tooltip": "The name of the LoRA."}),
+            InputSpec(
+                "strength_model",
+                "FLOAT",
+                {
+                    "default": 1.0,
+                    "min": -100.0,
+                    "max": 100.0,
+                    "step": 0.01,
+                    "tooltip": "How strongly to modify the diffusion model. This value can be "
+                    "negative.",
+                },
+            ),
+            InputSpec(
+                "strength_clip",
+                "FLOAT",
+                {
+                    "default": 1.0,
+                    "min": -100.0,
+                    "max": 100.0,
+                    "step": 0.01,
+                    "tooltip": "How strongly to modify the CLIP model. This value can be negative.",
+                },
+            ),
+        ),
+        return_types=("MODEL", "CLIP"),
+        run=_load_lora,
+        display_name="Load LoRA",
+        description="LoRAs are used to modify diffusion and CLIP models, altering the way in "
+        "which latents are denoised such as applying styles. Multiple LoRA nodes can be linked "
+        "together.",
+        category="loaders",
+        output_tooltips=("The modified diffusion model.", "The modified CLIP model."),
+    )
+
+
+def vae_loader(vaes: tuple[str, ...]) -> NodeClass:
+    """``VAELoader``: the files of ``models/vae``, then ``pixel_space`` (always offered)."""
+    return NodeClass(
+        name="VAELoader",
+        inputs=(InputSpec("vae_name", (*vaes, "pixel_space"), bare=True),),
+        return_types=("VAE",),
+        run=_load_vae,
+        display_name="Load VAE",
+        category="loaders",
+    )
+
+
+def unet_loader(unets: tuple[str, ...]) -> NodeClass:
+    """``UNETLoader`` ("Load Diffusion Model") offering the files of ``models/diffusion_models``."""
+    return NodeClass(
+        name="UNETLoader",
+        inputs=(
+            InputSpec("unet_name", unets, bare=True),
+            InputSpec(
+                "weight_dtype", ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"), bare=True
+            ),
+        ),
+        return_types=("MODEL",),
+        run=_load_unet,
+        display_name="Load Diffusion Model",
+        category="advanced/loaders",
+    )
+
+
+def custom_node(name: str) -> NodeClass:
+    """A stand-in for a custom node: an optional ``image`` passed through as IMAGE."""
+    return NodeClass(
+        name=name,
+        inputs=(InputSpec("image", "IMAGE", category="optional"),),
+        return_types=("IMAGE",),
+        run=_pass_image,
+        python_module=f"custom_nodes.{name}",
+        category="fake/custom",
+    )
+
+
+def node_classes(
+    checkpoints: tuple[str, ...] = (),
+    *,
+    models: Mapping[str, tuple[str, ...]] | None = None,
+    nodes: tuple[str, ...] | None = None,
+    custom_nodes: tuple[str, ...] = (),
+) -> dict[str, NodeClass]:
+    """The classes of one instance, by ``class_type``: every class the fake knows (or only
+    ``nodes``) plus ``custom_nodes``; loaders offer ``checkpoints`` and the files of
+    ``models`` (folder -> files). Raises ``ValueError`` for an unknown name in ``nodes`` or a
+    custom node named like a known class."""
+    files = dict(models or {})
     classes = (
         EMPTY_IMAGE,
         EMPTY_LATENT_IMAGE,
@@ -398,13 +529,26 @@ def node_classes(checkpoints: tuple[str, ...] = ()) -> dict[str, NodeClass]:
         SAVE_IMAGE,
         PREVIEW_IMAGE,
         IMAGE_BLUR,
-        checkpoint_loader(checkpoints),
+        checkpoint_loader(files.get("checkpoints", checkpoints)),
+        lora_loader(files.get("loras", ())),
+        vae_loader(files.get("vae", ())),
+        unet_loader(files.get("diffusion_models", ())),
         CLIP_TEXT_ENCODE,
         KSAMPLER,
         VAE_DECODE,
         FAKE_WORK,
     )
-    return {node.name: node for node in classes}
+    known = {node.name: node for node in classes}
+    if nodes is not None:
+        unknown = sorted(set(nodes) - set(known))
+        if unknown:
+            raise ValueError(f"unknown node class(es) {', '.join(unknown)}; known: {sorted(known)}")
+        known = {name: node for name, node in known.items() if name in nodes}
+    clashes = sorted(set(custom_nodes) & {node.name for node in classes})
+    if clashes:
+        raise ValueError(f"custom node(s) {', '.join(clashes)} would replace a built-in class")
+    known.update({name: custom_node(name) for name in custom_nodes})
+    return known
 
 
 def object_info(classes: Mapping[str, NodeClass]) -> dict[str, Any]:

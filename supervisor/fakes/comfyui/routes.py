@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from supervisor.fakes.comfyui.nodes import object_info
+from supervisor.fakes.comfyui.options import MODEL_FOLDERS
 from supervisor.fakes.comfyui.validation import MalformedPrompt, validate_prompt
 from supervisor.fakes.png import encode_solid_png, png_size
 
@@ -30,12 +31,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 INTERNAL_ERROR_TEXT = "500 Internal Server Error\n\nServer got itself in trouble"
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
-MODEL_FOLDERS = (
-    "checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
-    "style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen",
-    "upscale_models", "custom_nodes", "hypernetworks", "photomaker", "classifiers",
-    "model_patches", "audio_encoders",
-)  # fmt: skip
 _FORCED_DOWNLOAD = {
     "text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css",
 }  # fmt: skip
@@ -347,8 +342,7 @@ class ComfyRoutes:
         folder = request.match_info["folder"]
         if folder not in MODEL_FOLDERS:
             return web.Response(status=404)
-        files = list(self.server.options.checkpoints) if folder == "checkpoints" else []
-        return web.json_response(files)
+        return web.json_response(list(self.server.options.files(folder)))
 
     async def extensions(self, request: web.Request) -> web.Response:
         return web.json_response([])

@@ -70,6 +70,9 @@ class NodeRuntime(Protocol):
     async def wait_for_interrupt(self) -> NoReturn:
         """Block until interrupted, then raise ``InterruptProcessingError``."""
 
+    async def load_model(self, name: str) -> None:
+        """Make ``name`` the loaded model, taking the load time if another one is loaded."""
+
 
 @dataclass
 class NodeCall:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -59,7 +59,13 @@ class FakeComfyUI(FakeServer):
         self._worker: asyncio.Task[None] | None = None
         self._executor: PromptExecutor | None = None
         self._pending_free: dict[str, bool] = {}
-        self._classes: tuple[tuple[str, ...], dict[str, NodeClass]] | None = None
+        self._classes: tuple[Hashable, dict[str, NodeClass]] | None = None
+        _build_classes(self._options)  # refuse an unknown node class at construction
+        self.loaded_model: str | None = None
+        """The checkpoint (or diffusion model) in memory; None after start, a restart or
+        ``/free`` with ``unload_models``."""
+        self.model_loads = 0
+        """Model loads since start: each one took ``model_load_s``."""
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -80,10 +86,11 @@ class FakeComfyUI(FakeServer):
         return f"{base}?clientId={client_id}" if client_id else base
 
     def classes(self) -> Mapping[str, NodeClass]:
-        """The node classes, rebuilt when the checkpoint list changes."""
-        key = self._options.checkpoints
+        """The node classes, rebuilt when the model lists or the node set change."""
+        options = self._options
+        key = _classes_key(options)
         if self._classes is None or self._classes[0] != key:
-            self._classes = (key, node_classes(key))
+            self._classes = (key, _build_classes(options))
         return self._classes[1]
 
     def configure(self, **changes: Any) -> ComfyUIOptions:
@@ -91,7 +98,9 @@ class FakeComfyUI(FakeServer):
         unknown = set(changes) - RUNTIME_FIELDS
         if unknown:
             raise ValueError(f"not a run-time option: {', '.join(sorted(unknown))}")
-        self._options = self._options.replace(**changes)
+        options = self._options.replace(**changes)
+        _build_classes(options)  # refuse an unknown node class before anything changes
+        self._options = options
         self.queue.max_history = self._options.max_history
         log.info("comfyui:%d configured %s", self.port, changes)
         return self._options
@@ -113,6 +122,7 @@ class FakeComfyUI(FakeServer):
         self.cache.clear()
         self.interrupt.clear()
         self.number = 0
+        self.loaded_model = None
         self._pending_free.clear()
         self.files.wipe_temp()
         delay = self._options.startup_delay_s if delay_s is None else delay_s
@@ -149,6 +159,8 @@ class FakeComfyUI(FakeServer):
             "interrupt_requested": self.interrupt.requested,
             "cache_entries": len(self.cache),
             "restarts": self.restarts,
+            "loaded_model": self.loaded_model,
+            "model_loads": self.model_loads,
             "options": dataclasses.asdict(self._options),
         }
 
@@ -186,6 +198,7 @@ class FakeComfyUI(FakeServer):
             classes=self.classes,
             caching=lambda: self._options.caching,
             sampler_step_s=lambda: self._options.sampler_step_s,
+            load_model=self._load_model,
         )
         self.hub.start()
         self._start_worker()
@@ -246,4 +259,24 @@ class FakeComfyUI(FakeServer):
     def _apply_free(self) -> None:
         if self._pending_free.pop("free_memory", False):
             self.cache.clear()
-        self._pending_free.pop("unload_models", None)
+        if self._pending_free.pop("unload_models", False):
+            self.loaded_model = None
+
+    async def _load_model(self, name: str) -> None:
+        """A loader node asks for ``name``: free if it is loaded, else ``model_load_s``."""
+        if name == self.loaded_model:
+            return
+        log.info("comfyui:%d loading model %s", self.port, name)
+        await asyncio.sleep(self._options.model_load_s)
+        self.loaded_model = name
+        self.model_loads += 1
+
+
+def _classes_key(options: ComfyUIOptions) -> Hashable:
+    models = tuple(sorted(options.models.items()))
+    return options.checkpoints, models, options.nodes, options.custom_nodes
+
+
+def _build_classes(options: ComfyUIOptions) -> dict[str, NodeClass]:
+    models = {**options.models, "checkpoints": options.files("checkpoints")}
+    return node_classes(models=models, nodes=options.nodes, custom_nodes=options.custom_nodes)
