@@ -13,7 +13,7 @@ from typing import Any
 from fleetq.cli import render
 from fleetq.client import Client
 from fleetq.errors import InvalidArgument, InvalidWorkflow, JobCancelled, JobFailed
-from fleetq.validation import check_service
+from fleetq.validation import check_host_target, check_service
 
 
 def _now_ms() -> int:
@@ -111,12 +111,22 @@ def jobs(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_empty_namespace(client: Client) -> None:
+    """A namespace no supervisor ever used is most often the wrong one: say so (on stderr)."""
+    if not client.fleet().hosts:
+        namespace = client.settings.namespace
+        print(f"note: no supervisor has ever registered in namespace {namespace!r} "
+              f"(set --namespace or FLEETQ_NAMESPACE; the demo uses 'demo')",
+              file=sys.stderr)  # fmt: skip
+
+
 def stats(client: Client, args: argparse.Namespace) -> int:
     st = client.stats()
     if args.json:
         render.print_json(st)
     else:
         render.stats_table(st)
+    _note_empty_namespace(client)
     return 0
 
 
@@ -156,7 +166,25 @@ def resume(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_known_target(client: Client, target: str) -> None:
+    """Refuse a drain target no supervisor of this namespace has registered: a typo would
+    otherwise answer "drained" and stop nothing."""
+    check_host_target(target)
+    name, _, gpu = target.partition(":")
+    host = client.fleet().host(name)
+    namespace = client.settings.namespace
+    if host is None:
+        raise InvalidArgument(
+            f"no supervisor has ever registered as host {name!r} in namespace {namespace!r}"
+        )
+    indices = {g.get("index") for g in host.gpus}
+    if gpu.isascii() and gpu.isdigit() and host.online and host.gpus and int(gpu) not in indices:
+        known = ", ".join(str(i) for i in sorted(i for i in indices if isinstance(i, int)))
+        raise InvalidArgument(f"host {name!r} has no GPU {gpu} (its GPUs: {known})")
+
+
 def drain(client: Client, args: argparse.Namespace) -> int:
+    _check_known_target(client, args.target)
     changed = client.drain(args.target)
     print(f"drained {args.target}" if changed else f"{args.target} was already drained")
     return 0

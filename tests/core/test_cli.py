@@ -12,6 +12,7 @@ from typing import Any
 
 from fleetq import Client, Settings
 from fleetq.model import Output
+from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
 
 
@@ -56,7 +57,37 @@ def test_submit_status_jobs_stats_bump_cancel_retry(
     assert client.status(job_id).state.value == "queued"
     assert "paused comfyui" in fleetq(settings, "pause", "comfyui").stdout
     assert "resumed comfyui" in fleetq(settings, "resume", "comfyui").stdout
+    asyncio.run(register_host(settings, "gpu-1", gpus=2))
     assert "drained gpu-1:0" in fleetq(settings, "drain", "gpu-1:0").stdout
+
+
+async def register_host(settings: Settings, host: str, gpus: int) -> None:
+    """Publish a host record as a supervisor does (the fleet read sees it as online)."""
+    store = AsyncStore(settings)
+    try:
+        await store.publish_host(host, {"host": host}, [{"index": i} for i in range(gpus)])
+    finally:
+        await store.aclose()
+
+
+def test_drain_refuses_a_host_that_never_registered(settings: Settings) -> None:
+    done = fleetq(settings, "drain", "nohost:9")
+    assert done.returncode == 1
+    assert "no supervisor has ever registered as host 'nohost'" in done.stderr
+    asyncio.run(register_host(settings, "box-1", gpus=2))
+    wrong_gpu = fleetq(settings, "drain", "box-1:9")
+    assert wrong_gpu.returncode == 1 and "has no GPU 9 (its GPUs: 0, 1)" in wrong_gpu.stderr
+    assert fleetq(settings, "drain", "box-1").stdout.strip() == "drained box-1"
+    with Client(settings) as client:
+        assert client.fleet().hosts[0].host == "box-1"
+
+
+def test_stats_of_an_empty_namespace_says_so(settings: Settings) -> None:
+    done = fleetq(settings, "stats")
+    assert done.returncode == 0
+    assert f"no supervisor has ever registered in namespace {settings.namespace!r}" in done.stderr
+    asyncio.run(register_host(settings, "box-1", gpus=1))
+    assert "no supervisor" not in fleetq(settings, "stats").stderr
 
 
 def test_user_errors_print_one_line_and_exit_nonzero(settings: Settings, tmp_path: Path) -> None:
