@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetq.cli.parsing import ascii_int, positive_int, seconds
 from fleetq.client import Client
 from fleetq.config import Settings
 from fleetq.demo.processes import ProcessGroup, consecutive_free_ports, wait_for_port
@@ -266,22 +267,53 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def add_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("demo",
-                       help="run a simulated fleet (no GPU, Redis or ComfyUI needed)")  # fmt: skip
-    p.add_argument("--gpus", type=int, default=4, help="simulated GPUs per machine (default 4)")
-    p.add_argument("--machines", type=int, default=3, help="simulated ComfyUI machines (default 3)")
+def add_demo_parser(sub: Any) -> None:
+    """Register ``fleetq demo``. It takes no --redis, --namespace or --json: it starts its own
+    Redis, runs its fleet in the namespace ``demo`` and prints a summary for people."""
+    p = sub.add_parser(
+        "demo",
+        help="run a simulated fleet (no GPU, Redis or ComfyUI needed)",
+        description="Run a whole simulated fleet on this machine: a private Redis server, "
+        "supervisors with simulated GPUs, fake ComfyUI and A1111 servers, a load generator and an "
+        "injected GPU fault, with the dashboard on top (q quits and stops everything). It prints "
+        "the lines that point another terminal at its Redis (namespace 'demo').",
+    )
+    p.add_argument(
+        "--gpus",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="simulated GPUs per machine (default 4)",
+    )
+    p.add_argument(
+        "--machines",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="simulated ComfyUI machines (default 3)",
+    )
     p.add_argument("--headless", action="store_true", help="no dashboard: run, then summarize")
-    p.add_argument("--duration", type=float, default=60.0, metavar="S",
-                   help="with --headless: seconds to run (default 60)")  # fmt: skip
+    p.add_argument(
+        "--duration",
+        type=seconds,
+        default=60.0,
+        metavar="S",
+        help="with --headless: seconds to run (default 60)",
+    )
     p.add_argument("--no-a1111", action="store_true", help="leave out the fake A1111 machine")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--seed",
+        type=ascii_int,
+        default=7,
+        metavar="N",
+        help="seed of the generated workload (default 7)",
+    )
     p.set_defaults(delegate=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace, settings: Settings) -> int:
-    if args.gpus < 1 or args.machines < 1 or args.duration <= 0:
-        raise FleetqError("--gpus, --machines and --duration must be positive")
+    if args.duration <= 0:
+        raise FleetqError("--duration must be positive")
     logging.getLogger().setLevel(logging.WARNING)
     options = DemoOptions(
         gpus=args.gpus,
