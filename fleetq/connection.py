@@ -229,6 +229,8 @@ class _AsyncSentinelRedis(aioredis.Redis):
 
 def _bad_url(settings: Settings, error: Exception) -> RedisUnavailable:
     reason = str(error).split("\n")[0] or type(error).__name__
+    if "must specify one of the following schemes" in reason:  # redis-py omits Sentinel URLs
+        reason = "the scheme must be redis://, rediss://, unix:// or redis+sentinel://"
     if "Port could not be cast" in reason:  # urllib quotes what it took for a port
         reason = "the port is not a number (percent-encode @ : / ? # in the password)"
     unknown = re.search(r"unexpected keyword argument '(\w+)'", reason)

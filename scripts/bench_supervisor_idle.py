@@ -60,6 +60,7 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 
 from fleetq import Client, Settings  # noqa: E402
+from fleetq.embedded import INSTALL_HINT, redis_server_binary  # noqa: E402
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 HEADING = "## Supervisor idle overhead (scripts/bench_supervisor_idle.py)"
@@ -187,9 +188,9 @@ def wait_for_port(port: int, timeout_s: float, children: Children) -> None:
 
 
 def start_redis(children: Children, data_dir: Path) -> int:
-    binary = shutil.which("redis-server")
+    binary = redis_server_binary()  # the system's redis-server, else the bundled Valkey
     if binary is None:
-        raise SystemExit("redis-server is not installed (Debian: apt-get install redis-server)")
+        raise SystemExit(f"no Redis server is installed: {INSTALL_HINT}")
     port = free_port()
     children.start("redis", [
         binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

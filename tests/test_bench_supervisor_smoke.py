@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetq.embedded import redis_server_binary
+from fleetq.embedded import INSTALL_HINT, redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE = ROOT / "scripts" / "bench_supervisor_idle.py"
@@ -23,8 +23,8 @@ NUMBER = r"[\d,.]+"
 def _needs_redis_server() -> None:
     if redis_server_binary() is None:
         if os.environ.get("FLEETQ_REQUIRE_REDIS") == "1":
-            pytest.fail("FLEETQ_REQUIRE_REDIS=1 but redis-server is not installed")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+            pytest.fail(f"FLEETQ_REQUIRE_REDIS=1 but no Redis server: {INSTALL_HINT}")
+        pytest.skip(f"no Redis server: {INSTALL_HINT}")
 
 
 def run_script(script: Path, *args: str, timeout_s: float) -> str:

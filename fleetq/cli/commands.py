@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from fleetq.cli import render
+from fleetq.cli.parsing import ascii_int, non_negative_int, positive_int, seconds
 from fleetq.client import Client
 from fleetq.errors import InvalidArgument, InvalidWorkflow, JobCancelled, JobFailed
-from fleetq.validation import check_service
+from fleetq.validation import check_host_target, check_service
 
 
 def _now_ms() -> int:
@@ -45,16 +46,36 @@ def _metadata(pairs: list[str] | None) -> dict[str, str]:
     return meta
 
 
+def _looks_like_a1111(workflow: Any) -> bool:
+    """An A1111 txt2img/img2img body: a flat object with a text prompt (a ComfyUI graph maps
+    node ids to node objects)."""
+    return isinstance(workflow, dict) and isinstance(workflow.get("prompt"), str)
+
+
+def _hint(error: JobFailed) -> str:
+    """What to do about a failure a newcomer meets on the demo's fake backends."""
+    if "not in list" in str(error).lower():
+        return ("; a model or file the workflow names is not on the backend (the demo's fake "
+                "ComfyUI has no checkpoints: try examples/fake_comfyui_quick.json)")  # fmt: skip
+    return ""
+
+
 def submit(client: Client, args: argparse.Namespace) -> int:
-    job = client.submit(
-        _read_workflow(args.file),
-        service=args.service,
-        priority=args.priority,
-        max_attempts=args.max_attempts,
-        timeout_s=args.timeout,
-        metadata=_metadata(args.meta),
-        idempotency_key=args.idempotency_key,
-    )
+    workflow = _read_workflow(args.file)
+    try:
+        job = client.submit(
+            workflow,
+            service=args.service,
+            priority=args.priority,
+            max_attempts=args.max_attempts,
+            timeout_s=args.timeout,
+            metadata=_metadata(args.meta),
+            idempotency_key=args.idempotency_key,
+        )
+    except InvalidWorkflow as e:
+        if args.service == "comfyui" and _looks_like_a1111(workflow):
+            raise InvalidWorkflow(f"{e} (an A1111 body? add --service a1111)") from e
+        raise
     if not args.wait:
         status = job.status()
         if args.json:
@@ -62,17 +83,21 @@ def submit(client: Client, args: argparse.Namespace) -> int:
         else:
             print(job.id)
         return 0
+    if not args.json:
+        print(job.id, flush=True)  # first, so a script reading stdout has it at once
     bar = None if args.json else render.ProgressBar()
     try:
         result = job.wait(timeout_s=args.wait_timeout, on_progress=bar.update if bar else None)
-    except (JobFailed, JobCancelled):
+    except (JobFailed, JobCancelled) as e:
         if bar:
             bar.close()
         if args.json:
             render.print_json(job.status())
+        if isinstance(e, JobFailed) and _hint(e):
+            raise JobFailed(job.id, f"{e.error.describe()}{_hint(e)}") from e
         raise
     if bar:
-        bar.close()
+        bar.finish(job.status())
     saved = result.save(args.out) if args.out else []
     if args.json:
         render.print_json({"id": job.id, "state": "completed", "outputs": [
@@ -80,7 +105,6 @@ def submit(client: Client, args: argparse.Namespace) -> int:
             for o in result.outputs
         ], "saved": [str(p) for p in saved]})  # fmt: skip
     else:
-        print(job.id)
         for path in saved:
             print(f"saved {path}")
         if not args.out:
@@ -111,141 +135,250 @@ def jobs(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_empty_namespace(client: Client) -> None:
+    """A namespace no supervisor ever used is most often the wrong one: say so (on stderr)."""
+    if not client.fleet().hosts:
+        namespace = client.settings.namespace
+        print(f"note: no supervisor has ever registered in namespace {namespace!r} "
+              f"(set --namespace or FLEETQ_NAMESPACE; the demo uses 'demo')",
+              file=sys.stderr)  # fmt: skip
+
+
 def stats(client: Client, args: argparse.Namespace) -> int:
     st = client.stats()
     if args.json:
         render.print_json(st)
     else:
         render.stats_table(st)
+    _note_empty_namespace(client)
+    return 0
+
+
+def _report(args: argparse.Namespace, text: str, **fields: Any) -> int:
+    """An action's outcome: ``text`` for a person, ``fields`` with ``--json``."""
+    if args.json:
+        render.print_json(fields)
+    else:
+        print(text)
     return 0
 
 
 def cancel(client: Client, args: argparse.Namespace) -> int:
     outcome = client.cancel(args.job_id, by="cli")
     if outcome == "cancelled":
-        print(f"cancelled {args.job_id}")
+        text = f"cancelled {args.job_id}"
     else:
-        print(f"cancelling {args.job_id}: its GPU was told to interrupt it")
-    return 0
+        text = f"cancelling {args.job_id}: its GPU was told to interrupt it"
+    return _report(args, text, id=args.job_id, outcome=outcome)
 
 
 def bump(client: Client, args: argparse.Namespace) -> int:
     position = client.bump(args.job_id, args.priority)
     where = "waiting for its retry" if position is None else f"now at position {position}"
-    print(f"{args.job_id} priority {args.priority}, {where}")
-    return 0
+    return _report(args, f"{args.job_id} priority {args.priority}, {where}",
+                   id=args.job_id, priority=args.priority, position=position)  # fmt: skip
 
 
 def retry(client: Client, args: argparse.Namespace) -> int:
     position = client.retry(args.job_id)
-    print(f"requeued {args.job_id} at position {position}")
-    return 0
+    return _report(args, f"requeued {args.job_id} at position {position}",
+                   id=args.job_id, position=position)  # fmt: skip
 
 
 def pause(client: Client, args: argparse.Namespace) -> int:
     service = check_service(args.service, client.settings)
     changed = client.pause(service)
-    print(f"paused {service}" if changed else f"{service} was already paused")
-    return 0
+    text = f"paused {service}" if changed else f"{service} was already paused"
+    return _report(args, text, service=service, paused=True, changed=changed)
 
 
 def resume(client: Client, args: argparse.Namespace) -> int:
     service = check_service(args.service, client.settings)
     changed = client.resume(service)
-    print(f"resumed {service}" if changed else f"{service} was not paused")
-    return 0
+    text = f"resumed {service}" if changed else f"{service} was not paused"
+    return _report(args, text, service=service, paused=False, changed=changed)
+
+
+def _check_known_target(client: Client, target: str) -> None:
+    """Refuse a drain target no supervisor of this namespace has registered: a typo would
+    otherwise answer "drained" and stop nothing."""
+    check_host_target(target)
+    name, _, gpu = target.partition(":")
+    host = client.fleet().host(name)
+    namespace = client.settings.namespace
+    if host is None:
+        raise InvalidArgument(
+            f"no supervisor has ever registered as host {name!r} in namespace {namespace!r}"
+        )
+    indices = {g.get("index") for g in host.gpus}
+    if gpu.isascii() and gpu.isdigit() and host.online and host.gpus and int(gpu) not in indices:
+        known = ", ".join(str(i) for i in sorted(i for i in indices if isinstance(i, int)))
+        raise InvalidArgument(f"host {name!r} has no GPU {gpu} (its GPUs: {known})")
 
 
 def drain(client: Client, args: argparse.Namespace) -> int:
+    _check_known_target(client, args.target)
     changed = client.drain(args.target)
-    print(f"drained {args.target}" if changed else f"{args.target} was already drained")
-    return 0
+    text = f"drained {args.target}" if changed else f"{args.target} was already drained"
+    return _report(args, text, target=args.target, drained=True, changed=changed)
 
 
 def undrain(client: Client, args: argparse.Namespace) -> int:
     changed = client.undrain(args.target)
-    print(f"undrained {args.target}" if changed else f"{args.target} was not drained")
-    return 0
+    text = f"undrained {args.target}" if changed else f"{args.target} was not drained"
+    return _report(args, text, target=args.target, drained=False, changed=changed)
 
 
 def fault(client: Client, args: argparse.Namespace) -> int:
     client.send_control(args.host, {"type": "fault", "gpu": args.gpu, "spec": args.spec})
-    print(f"sent fault {args.spec!r} to {args.host}:{args.gpu} (simulated GPUs only)")
-    return 0
+    text = f"sent fault {args.spec!r} to {args.host}:{args.gpu} (simulated GPUs only)"
+    return _report(args, text, host=args.host, gpu=args.gpu, sent={"fault": args.spec})
 
 
 def clear_health(client: Client, args: argparse.Namespace) -> int:
     client.send_control(args.host, {"type": "clear-health", "gpu": args.gpu})
-    print(f"asked {args.host} to clear the sticky health findings of GPU {args.gpu}")
-    return 0
+    text = f"asked {args.host} to clear the sticky health findings of GPU {args.gpu}"
+    return _report(args, text, host=args.host, gpu=args.gpu, sent="clear-health")
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Register the queue commands on the ``fleetq`` sub-command parser."""
-    p = sub.add_parser("submit", parents=[common], help="submit a workflow (JSON file or -)")
-    p.add_argument("file", help="workflow JSON: ComfyUI API format or an A1111 request body")
-    p.add_argument("--service", default="comfyui", help="target service (default comfyui)")
-    p.add_argument("--priority", type=int, default=0, help="-1000..1000, higher runs first")
-    p.add_argument("--max-attempts", type=int, default=None)
-    p.add_argument("--timeout", type=float, default=None, help="job timeout in seconds")
-    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
-    p.add_argument("--idempotency-key", default=None)
-    p.add_argument("--wait", action="store_true", help="wait for the result, with progress")
-    p.add_argument("--wait-timeout", type=float, default=None, metavar="S")
+JOB_ID_HELP = "a job id (16 hex digits, as submit printed it)"
+SERVICE_HELP = "a service queue: comfyui, a1111 or one of $FLEETQ_SERVICES"
+HOST_HELP = "a supervisor's host id (its --host-id, by default its hostname)"
+GPU_HELP = "the GPU's index on that host"
+
+
+def add_parsers(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Register the queue commands on the ``fleetq`` sub-command parser; each takes the
+    ``parents`` options (``--redis``, ``--namespace``, ``--json``)."""
+
+    def command(name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name,
+            parents=parents,
+            help=text,
+            description=description or text[0].upper() + text[1:] + ".",
+        )
+        return parser
+
+    p = command(
+        "submit",
+        "submit a workflow (JSON file or -)",
+        "Submit a workflow and print its job id (with --wait: follow it to the end and "
+        "save its outputs). The workflow is the backend's native request: a ComfyUI "
+        "API-format graph, or an A1111 txt2img/img2img body with --service a1111.",
+    )
+    p.add_argument("file", help="workflow JSON file, or - for standard input")
+    p.add_argument(
+        "--service",
+        default="comfyui",
+        help="target service: comfyui (default), a1111, or one of $FLEETQ_SERVICES",
+    )
+    p.add_argument(
+        "--priority",
+        type=ascii_int,
+        default=0,
+        metavar="N",
+        help="-1000..1000, higher runs first (default 0)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=ascii_int,
+        default=None,
+        metavar="N",
+        help="attempts charged for faults of the job (default $FLEETQ_DEFAULT_MAX_ATTEMPTS or 3)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="job timeout in seconds (default $FLEETQ_DEFAULT_TIMEOUT_S or 900)",
+    )
+    p.add_argument(
+        "--meta",
+        action="append",
+        metavar="KEY=VALUE",
+        help="metadata stored with the job (repeatable)",
+    )
+    p.add_argument(
+        "--idempotency-key",
+        default=None,
+        metavar="KEY",
+        help="submitting again with the same key returns the same job",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="print the id, then wait for the result with a progress bar",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="with --wait: give up waiting after S seconds (the job goes on)",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="with --wait: save outputs here")
     p.set_defaults(handler=submit)
 
-    p = sub.add_parser("status", parents=[common], help="show one job")
-    p.add_argument("job_id")
+    p = command("status", "show one job: state, position, progress, attempts, GPU, error")
+    p.add_argument("job_id", help=JOB_ID_HELP)
     p.set_defaults(handler=status)
 
-    p = sub.add_parser("jobs", parents=[common], help="list jobs (one bounded page)")
-    p.add_argument("--state", default="queued",
-                   choices=["queued", "running", "completed", "failed", "cancelled"])  # fmt: skip
-    p.add_argument("--service", default=None)
-    p.add_argument("--limit", type=int, default=50)
+    p = command("jobs", "list jobs (one bounded page, priority then age)")
+    p.add_argument(
+        "--state",
+        default="queued",
+        choices=["queued", "running", "completed", "failed", "cancelled"],
+        help="which jobs (default queued)",
+    )
+    p.add_argument("--service", default=None, help="only this service's jobs")
+    p.add_argument(
+        "--limit", type=positive_int, default=50, metavar="N", help="at most N jobs (default 50)"
+    )
     p.set_defaults(handler=jobs)
 
-    p = sub.add_parser("stats", parents=[common], help="queue counts per service")
+    p = command("stats", "queue counts per service: queued, running, rates, oldest wait")
     p.set_defaults(handler=stats)
 
     for name, handler, text in (
         ("cancel", cancel, "cancel a job (queued: removed; running: interrupted on its GPU)"),
         ("retry", retry, "requeue a failed or cancelled job"),
     ):
-        p = sub.add_parser(name, parents=[common], help=text)
-        p.add_argument("job_id")
+        p = command(name, text)
+        p.add_argument("job_id", help=JOB_ID_HELP)
         p.set_defaults(handler=handler)
 
-    p = sub.add_parser("bump", parents=[common], help="change the priority of a queued job")
-    p.add_argument("job_id")
-    p.add_argument("priority", type=int)
+    p = command("bump", "change the priority of a queued job")
+    p.add_argument("job_id", help=JOB_ID_HELP)
+    p.add_argument("priority", type=ascii_int, help="the new priority, -1000..1000")
     p.set_defaults(handler=bump)
 
     for name, handler, text in (
-        ("pause", pause, "stop claims from a service queue"),
+        ("pause", pause, "stop claims from a service queue (its jobs stay queued)"),
         ("resume", resume, "resume a paused service queue"),
     ):
-        p = sub.add_parser(name, parents=[common], help=text)
-        p.add_argument("service")
+        p = command(name, text)
+        p.add_argument("service", help=SERVICE_HELP)
         p.set_defaults(handler=handler)
 
     for name, handler, text in (
-        ("drain", drain, "stop claims on HOST or HOST:GPU"),
-        ("undrain", undrain, "resume claims on HOST or HOST:GPU"),
+        ("drain", drain, "stop claims on a machine (HOST) or one GPU (HOST:GPU)"),
+        ("undrain", undrain, "resume claims on a machine (HOST) or one GPU (HOST:GPU)"),
     ):
-        p = sub.add_parser(name, parents=[common], help=text)
-        p.add_argument("target", metavar="HOST[:GPU]")
+        p = command(name, text)
+        p.add_argument(
+            "target", metavar="HOST[:GPU]", help="a registered host id, optionally with a GPU index"
+        )
         p.set_defaults(handler=handler)
 
-    p = sub.add_parser("fault", parents=[common], help="inject a fault into a simulated GPU")
-    p.add_argument("host")
-    p.add_argument("gpu", type=int)
-    p.add_argument("spec", help="xid=79, temp=95, ecc, lost, mem-free=1024, clear")
+    p = command("fault", "inject a fault into a simulated GPU (supervisor --simulate-gpus)")
+    p.add_argument("host", help=HOST_HELP)
+    p.add_argument("gpu", type=non_negative_int, help=GPU_HELP)
+    p.add_argument("spec", help="xid=79, temp=95, ecc, lost, mem-free=1024, or clear")
     p.set_defaults(handler=fault)
 
-    text = "forget a GPU's sticky findings (critical XID, ECC) after a reset"
-    p = sub.add_parser("clear-health", parents=[common], help=text)
-    p.add_argument("host")
-    p.add_argument("gpu", type=int)
+    p = command("clear-health", "forget a GPU's sticky findings (critical XID, ECC) after a reset")
+    p.add_argument("host", help=HOST_HELP)
+    p.add_argument("gpu", type=non_negative_int, help=GPU_HELP)
     p.set_defaults(handler=clear_health)

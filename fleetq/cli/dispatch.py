@@ -1,6 +1,7 @@
 """Sub-commands implemented outside the core (supervisor, dashboard, fake backends, demo,
-gateway). Their packages are imported here, lazily, inside the command, so importing
-``fleetq`` never loads Textual, NVML or the supervisor."""
+gateway). They are sub-parsers of the one ``fleetq`` parser tree, but their packages are
+imported only when that command is the one being run (or the whole tree is built, for
+``--help`` pages and tests), so ``fleetq stats`` never loads Textual, NVML or the supervisor."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from fleetq.config import Settings
 
 
 def _supervisor(args: argparse.Namespace, settings: Settings) -> int:
-    from supervisor.cli import main as supervisor_main
+    from supervisor.cli import run
 
-    return supervisor_main(args.rest, settings)
+    return run(args, settings)
 
 
 def _tui(args: argparse.Namespace, settings: Settings) -> int:
@@ -24,54 +25,81 @@ def _tui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fake_comfyui(args: argparse.Namespace, settings: Settings) -> int:
-    from supervisor.fakes.comfyui import main as fake_main
+    from supervisor.fakes.comfyui.cli import run
 
-    return int(fake_main(args.rest) or 0)
+    return run(args)
 
 
 def _fake_a1111(args: argparse.Namespace, settings: Settings) -> int:
-    from supervisor.fakes.a1111 import main as fake_main
+    from supervisor.fakes.a1111.cli import run
 
-    return int(fake_main(args.rest) or 0)
-
-
-DELEGATED = ("supervisor", "fake-comfyui", "fake-a1111")
+    return run(args)
 
 
-def split_delegated(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split ``argv`` after a delegated command name: what follows belongs to that command's
-    own parser (argparse cannot pass ``--options`` through a sub-parser untouched)."""
+#: Commands whose options live in another package (added to the tree only when needed).
+EXTERNAL = ("supervisor", "fake-comfyui", "fake-a1111")
+#: Top-level options that take a value (skipped when looking for the command's name).
+VALUED_OPTIONS = ("--redis", "--namespace")
+
+
+def command_name(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` names (the first word that is not an option or its value)."""
     args = list(argv)
     i = 0
     while i < len(args):
         token = args[i]
-        if token in ("--redis", "--namespace"):
+        if token in VALUED_OPTIONS:
             i += 2
             continue
         if token.startswith("-"):
             i += 1
             continue
-        if token in DELEGATED:
-            return args[: i + 1], args[i + 1 :]
-        break
-    return args, []
+        return token
+    return None
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+def _external_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    if name == "supervisor":
+        from supervisor.cli import add_arguments as add_supervisor_arguments
+
+        add_supervisor_arguments(parser)
+    elif name == "fake-comfyui":
+        from supervisor.fakes.comfyui.cli import add_arguments as add_comfyui_arguments
+
+        add_comfyui_arguments(parser)
+    else:
+        from supervisor.fakes.a1111.cli import add_arguments as add_a1111_arguments
+
+        add_a1111_arguments(parser)
+
+
+def add_parsers(sub: Any, connection: argparse.ArgumentParser, load: str | None) -> None:
+    """Register the commands that live outside the core. ``load``: the command being run
+    (its package's options are loaded), or None to load every one."""
     from fleetq.demo.run import add_demo_parser
     from fleetq.gateway.cli import add_gateway_parser
 
-    add_demo_parser(sub, common)
-    add_gateway_parser(sub, common)
-    p = sub.add_parser("tui", parents=[common], help="open the operator dashboard")
+    add_demo_parser(sub)
+    add_gateway_parser(sub, connection)
+    p = sub.add_parser(
+        "tui",
+        parents=[connection],
+        help="open the operator dashboard",
+        description="The operator dashboard: queues, jobs and every GPU of the fleet, with "
+        "actions (cancel, bump, retry, pause, drain). See docs/TUI.md.",
+    )
     p.add_argument("--readonly", action="store_true", help="watch only: no actions")
     p.set_defaults(delegate=_tui)
 
-    for name, handler, text in (
-        ("supervisor", _supervisor, "run the supervisor of this GPU machine"),
-        ("fake-comfyui", _fake_comfyui, "run fake ComfyUI servers (tests, demo)"),
-        ("fake-a1111", _fake_a1111, "run fake A1111 servers (tests, demo)"),
+    for name, handler, parents, text in (
+        ("supervisor", _supervisor, [connection], "run the supervisor of this GPU machine"),
+        ("fake-comfyui", _fake_comfyui, [], "run fake ComfyUI servers (tests, demo)"),
+        ("fake-a1111", _fake_a1111, [], "run fake A1111 servers (tests, demo)"),
     ):
-        # Everything after the command name is theirs; options before it set the defaults.
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.set_defaults(delegate=handler, rest=[])
+        # Description and options come with the command's package (see _external_arguments).
+        p = sub.add_parser(
+            name, parents=parents, help=text, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        if load is None or load == name:
+            _external_arguments(name, p)
+        p.set_defaults(delegate=handler)

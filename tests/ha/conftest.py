@@ -17,14 +17,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster_testkit import LocalCluster
 from ha_testkit import HaCluster
 
-from fleetq.embedded import redis_server_binary
+from fleetq.embedded import INSTALL_HINT, redis_server_binary, server_has_tls, server_version
+
+
+def _require_tls_server() -> None:
+    binary = redis_server_binary()
+    if binary is not None and not server_has_tls(binary):
+        pytest.skip(f"{server_version(binary)} at {binary} is built without TLS")
 
 
 def _require_redis_server() -> None:
     if redis_server_binary() is None:
         if os.environ.get("FLEETQ_REQUIRE_REDIS") == "1":
-            pytest.fail("FLEETQ_REQUIRE_REDIS=1 but redis-server is not installed")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+            pytest.fail(f"FLEETQ_REQUIRE_REDIS=1 but no Redis server: {INSTALL_HINT}")
+        pytest.skip(f"no Redis server: {INSTALL_HINT}")
 
 
 @pytest.fixture
@@ -52,6 +58,7 @@ def ha_with_password() -> Iterator[HaCluster]:
 def ha_tls() -> Iterator[HaCluster]:
     """Every link over TLS (clients, replication, Sentinels), and a password on the nodes."""
     _require_redis_server()
+    _require_tls_server()
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     cluster = HaCluster(password="tls-pw", tls=True).start()

@@ -26,7 +26,7 @@ from security_testkit import (
     tls_redis,
 )
 
-from fleetq.embedded import RedisServer
+from fleetq.embedded import RedisServer, redis_server_binary, server_has_tls, server_version
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +56,10 @@ def roles(acl_server: RedisServer) -> Roles:
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    require_redis_server()
+    binary = redis_server_binary()
+    if binary is not None and not server_has_tls(binary):
+        pytest.skip(f"{server_version(binary)} at {binary} is built without TLS")
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     return make_tls_files(tmp_path_factory.mktemp("tls"))

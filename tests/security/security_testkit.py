@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from fleetq import Settings
-from fleetq.embedded import RedisServer, free_port, redis_server_binary
+from fleetq.embedded import INSTALL_HINT, RedisServer, free_port, redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def require_redis_server() -> None:
     if redis_server_binary() is None:
         if os.environ.get("FLEETQ_REQUIRE_REDIS") == "1":
-            pytest.fail("FLEETQ_REQUIRE_REDIS=1 but redis-server is not installed")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+            pytest.fail(f"FLEETQ_REQUIRE_REDIS=1 but no Redis server: {INSTALL_HINT}")
+        pytest.skip(f"no Redis server: {INSTALL_HINT}")
 
 
 def load_acl_rules() -> ModuleType:

@@ -1,13 +1,15 @@
 """Start fake A1111 instances: from Python (``serve_a1111``), blocking (``run_fake_a1111``)
-or from the shell (``python -m supervisor.fakes.a1111``)."""
+or from the shell (``fleetq fake-a1111`` or ``python -m supervisor.fakes.a1111``)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from fleetq.cli.parsing import CliParser, port, positive_int, seconds
 from supervisor.fakes.a1111.options import ERROR_SHAPES, A1111Options
 from supervisor.fakes.a1111.server import FakeA1111
 from supervisor.fakes.group import FakeGroup, run_until_signalled, start_group
@@ -43,16 +45,30 @@ def run_fake_a1111(host: str, port: int, count: int = 1, **options: Any) -> None
     run_until_signalled(lambda: serve_a1111(host, port, count, settings))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m supervisor.fakes.a1111",
-        description="Fake AUTOMATIC1111 servers for fleetq tests and demos.",
-    )
+DESCRIPTION = (
+    "Serve fake AUTOMATIC1111 instances on consecutive ports (the /sdapi/v1 API, steered by "
+    "markers in the prompt) until SIGINT or SIGTERM."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fake's options, for ``fleetq fake-a1111`` and ``python -m supervisor.fakes.a1111``."""
+    parser.description = textwrap.fill(DESCRIPTION, 78)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="first port (default 7860)")
-    parser.add_argument("--count", type=int, default=1, help="instances on consecutive ports")
+    parser.add_argument("--port", type=port, default=7860, help="first port (default 7860)")
     parser.add_argument(
-        "--step-seconds", type=float, default=0.05, help="time per sampling step (default 0.05)"
+        "--count",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="instances on consecutive ports (default 1)",
+    )
+    parser.add_argument(
+        "--step-seconds",
+        type=seconds,
+        default=0.05,
+        metavar="S",
+        help="time per sampling step (default 0.05)",
     )
     parser.add_argument(
         "--errors",
@@ -65,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="UI mode (--api): adds /internal/ping and /internal/progress",
     )
-    parser.add_argument("--api-auth", default=None, metavar="USER:PASS[,USER:PASS]")
+    parser.add_argument(
+        "--api-auth",
+        default=None,
+        metavar="USER:PASS[,USER:PASS]",
+        help="require HTTP basic auth, like A1111 --api-auth (default: none)",
+    )
     parser.add_argument(
         "--model",
         action="append",
@@ -75,21 +96,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--model-load-seconds",
-        type=float,
+        type=seconds,
         default=0.0,
-        metavar="SECONDS",
+        metavar="S",
         help="time to load a checkpoint: at its first use and after another one (default 0)",
     )
-    parser.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS")
-    parser.add_argument("--startup-mode", choices=STARTUP_MODES, default="refuse")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--startup-delay",
+        type=seconds,
+        default=0.0,
+        metavar="S",
+        help="unreachable for this long after start and after /fake/restart",
+    )
+    parser.add_argument(
+        "--startup-mode",
+        choices=STARTUP_MODES,
+        default="refuse",
+        help="while starting up: refuse connections (default) or answer 503",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log verbosity (default INFO)",
+    )
+
+
+def build_parser(prog: str = "python -m supervisor.fakes.a1111") -> argparse.ArgumentParser:
+    parser = CliParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m supervisor.fakes.a1111 --port 7860 --count 2``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+def run(args: argparse.Namespace) -> int:
+    """Serve with parsed options until SIGINT or SIGTERM; returns the exit code."""
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     extra: dict[str, Any] = {"models": tuple(args.model)} if args.model else {}
     run_fake_a1111(
         args.host,
@@ -99,9 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         error_shape=args.errors,
         webui=args.webui,
         api_auth=args.api_auth,
-        model_load_s=args.model_load_seconds,
         startup_delay_s=args.startup_delay,
         startup_mode=args.startup_mode,
+        model_load_s=args.model_load_seconds,
         **extra,
     )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m supervisor.fakes.a1111 --port 7860 --count 2``; returns the exit code."""
+    return run(build_parser().parse_args(argv))

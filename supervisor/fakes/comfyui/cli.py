@@ -1,13 +1,16 @@
 """Start fake ComfyUI instances: from Python (``serve_comfyui``), blocking
-(``run_fake_comfyui``) or from the shell (``python -m supervisor.fakes.comfyui``)."""
+(``run_fake_comfyui``) or from the shell (``fleetq fake-comfyui`` or
+``python -m supervisor.fakes.comfyui``)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from fleetq.cli.parsing import CliParser, port, positive_int, seconds
 from supervisor.fakes.comfyui.options import ComfyUIOptions
 from supervisor.fakes.comfyui.server import FakeComfyUI
 from supervisor.fakes.group import FakeGroup, run_until_signalled, start_group
@@ -57,36 +60,52 @@ def _by_folder(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
     return {folder: tuple(files) for folder, files in folders.items()}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m supervisor.fakes.comfyui",
-        description="Fake ComfyUI servers for fleetq tests and demos.",
-    )
+DESCRIPTION = (
+    "Serve fake ComfyUI instances on consecutive ports (ComfyUI's HTTP and WebSocket API, "
+    "steered by the FakeWork node) until SIGINT or SIGTERM."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``fleetq fake-comfyui`` and ``python -m supervisor.fakes.comfyui``."""
+    parser.description = textwrap.fill(DESCRIPTION, 78)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8188, help="first port (default 8188)")
-    parser.add_argument("--count", type=int, default=1, help="instances on consecutive ports")
+    parser.add_argument("--port", type=port, default=8188, help="first port (default 8188)")
+    parser.add_argument(
+        "--count",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="instances on consecutive ports (default 1)",
+    )
     parser.add_argument(
         "--history-delay",
-        type=float,
+        type=seconds,
         default=0.0,
-        metavar="SECONDS",
-        help="delay the history write after the terminal event",
+        metavar="S",
+        help="delay the history write after the terminal event (default 0)",
     )
     parser.add_argument("--no-cache", action="store_true", help="like ComfyUI --cache-none")
     parser.add_argument(
         "--startup-delay",
-        type=float,
+        type=seconds,
         default=0.0,
-        metavar="SECONDS",
+        metavar="S",
         help="unreachable for this long after start and after /fake/restart",
     )
-    parser.add_argument("--startup-mode", choices=STARTUP_MODES, default="refuse")
+    parser.add_argument(
+        "--startup-mode",
+        choices=STARTUP_MODES,
+        default="refuse",
+        help="while starting up: refuse connections (default) or answer 503",
+    )
     parser.add_argument(
         "--checkpoint",
         action="append",
         default=[],
         metavar="NAME",
-        help="a checkpoint file name to offer (repeatable)",
+        help="a checkpoint file name to offer (repeatable; default none, so "
+        "CheckpointLoaderSimple workflows fail validation)",
     )
     parser.add_argument(
         "--model",
@@ -112,24 +131,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--model-load-seconds",
-        type=float,
+        type=seconds,
         default=0.0,
-        metavar="SECONDS",
+        metavar="S",
         help="time to load a checkpoint: at its first use and after another one (default 0)",
     )
     parser.add_argument(
         "--base-dir",
         default=None,
+        metavar="DIR",
         help="folder for output/input/temp (default: a temporary folder)",
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log verbosity (default INFO)",
+    )
+
+
+def build_parser(prog: str = "python -m supervisor.fakes.comfyui") -> argparse.ArgumentParser:
+    parser = CliParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m supervisor.fakes.comfyui --port 8188 --count 4``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+def run(args: argparse.Namespace) -> int:
+    """Serve with parsed options until SIGINT or SIGTERM; returns the exit code."""
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     run_fake_comfyui(
         args.host,
         args.port,
@@ -146,3 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_load_s=args.model_load_seconds,
     )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m supervisor.fakes.comfyui --port 8188 --count 4``; returns the exit code."""
+    return run(build_parser().parse_args(argv))
