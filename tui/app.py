@@ -57,7 +57,7 @@ class FleetqApp(App[int]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         if isinstance(screen, FleetScreen):
             for title, help_text, action in screen.palette_commands():
-                yield SystemCommand(title, help_text, partial(screen.run_action, action))
+                yield SystemCommand(title, help_text, partial(screen.run_command, action))
         yield from super().get_system_commands(screen)
 
     def on_poller_updated(self) -> None:

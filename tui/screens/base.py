@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from textual.binding import Binding
 from textual.screen import Screen
 
-from fleetq import FleetqError, JobStatus
+from fleetq import FleetqError, JobState, JobStatus, RedisUnavailable
 from tui.context import Context
 from tui.operator import Operator
-from tui.screens.confirm import ConfirmKill
+from tui.screens.confirm import Confirm, ConfirmKill
 from tui.screens.priority import PriorityPrompt
 from tui.widgets.poller import Poller
 
@@ -22,6 +23,29 @@ from tui.widgets.poller import Poller
 MUTATING_ACTIONS = frozenset(
     {"bump", "set_priority", "kill", "retry", "toggle_pause", "toggle_drain", "drain_machine"}
 )
+
+#: What each action key does, for the messages that say why a key did nothing.
+ACTION_NAMES = {
+    "bump": "+/- changes the priority of",
+    "set_priority": "P sets the priority of",
+    "kill": "k kills",
+    "retry": "r retries",
+    "toggle_pause": "p pauses or resumes",
+    "toggle_drain": "d drains or undrains",
+    "drain_machine": "D drains or undrains the machine of",
+}
+
+#: Fallbacks for the action keys, after the real bindings: when the real one is off (read-only,
+#: another pane focused, nothing to act on), the key still answers, saying why it did nothing.
+EXPLAIN_BINDINGS = [
+    Binding("plus,equals_sign,minus", "explain('bump')", show=False),
+    Binding("P", "explain('set_priority')", show=False),
+    Binding("k", "explain('kill')", show=False),
+    Binding("r", "explain('retry')", show=False),
+    Binding("p", "explain('toggle_pause')", show=False),
+    Binding("d", "explain('toggle_drain')", show=False),
+    Binding("D", "explain('drain_machine')", show=False),
+]
 
 #: (title, help, action) of the job commands offered in the command palette.
 JOB_COMMANDS = (
@@ -31,6 +55,21 @@ JOB_COMMANDS = (
     ("Priority down", "Lower the selected queued job's priority by 1", "bump(-1)"),
     ("Set priority", "Type a new priority for the selected queued job", "set_priority"),
 )
+
+
+#: The actions that act on one job.
+JOB_ACTIONS = frozenset({"bump", "set_priority", "kill", "retry"})
+
+
+def job_refusal(job: JobStatus, action: str) -> str | None:
+    """Why ``action`` makes no sense for ``job`` in its state (None: it does)."""
+    if action in ("bump", "set_priority") and job.state is not JobState.QUEUED:
+        return f"job {job.id} is {job.state.value}: only a queued job's priority can change"
+    if action == "kill" and job.is_terminal:
+        return f"job {job.id} already ended ({job.state.value}): nothing to kill"
+    if action == "retry" and job.state not in (JobState.FAILED, JobState.CANCELLED):
+        return f"job {job.id} is {job.state.value}: only failed or cancelled jobs can be retried"
+    return None
 
 
 class FleetScreen(Screen[None]):
@@ -48,14 +87,43 @@ class FleetScreen(Screen[None]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (self.ctx.readonly and action in MUTATING_ACTIONS)
+        if action in MUTATING_ACTIONS:
+            if self.ctx.readonly:
+                return False
+            # None: shown dimmed in the footer, and the key falls through to ``explain``.
+            return None if self.why_not(action) else True
+        return True
+
+    def why_not(self, action: str) -> str | None:
+        """Why ``action`` cannot act now (None: it can)."""
+        if action in JOB_ACTIONS:
+            job = self.selected_job()
+            return "no job selected" if job is None else job_refusal(job, action)
+        return None
+
+    def action_explain(self, action: str) -> None:
+        """A key whose action is off says why, instead of doing nothing."""
+        if self.ctx.readonly:
+            key = ACTION_NAMES.get(action, action).split()[0]
+            self.notify(
+                f"read-only dashboard: {key} does nothing here",
+                title="Read-only",
+                severity="warning",
+            )
+            return
+        self.notify(self.why_not(action) or "not available here", severity="warning")
 
     def palette_commands(self) -> list[tuple[str, str, str]]:
         return [
             entry
             for entry in self.COMMAND_ENTRIES
-            if self.check_action(entry[2].partition("(")[0], ())
+            if self.check_action(entry[2].partition("(")[0], ()) is not False
         ]
+
+    async def run_command(self, action: str) -> None:
+        """Run a palette command; one that cannot act now says why (never nothing)."""
+        if not await self.run_action(action):
+            self.action_explain(action.partition("(")[0])
 
     # -- job actions ----------------------------------------------------------------------------
 
@@ -86,10 +154,16 @@ class FleetScreen(Screen[None]):
             await self._run(lambda op: op.set_priority(job, priority))
 
     async def _confirm_kill(self, job: JobStatus) -> None:
-        if await self.app.push_screen_wait(ConfirmKill(job)):
-            await self._run(lambda op: op.kill(job))
+        await self._confirm(ConfirmKill(job), lambda op: op.kill(job), f"job {job.id} left alone")
+
+    async def _confirm(
+        self, dialog: Confirm, call: Callable[[Operator], Awaitable[str]], declined: str
+    ) -> None:
+        """Run ``call`` once the operator said yes to ``dialog``; otherwise say nothing changed."""
+        if await self.app.push_screen_wait(dialog):
+            await self._run(call)
         else:
-            self.notify(f"job {job.id} left alone")
+            self.notify(declined)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -109,8 +183,12 @@ class FleetScreen(Screen[None]):
             return
         try:
             message = await call(operator)
-        except FleetqError as e:
-            self.notify(str(e), title="Refused", severity="error")
+        except RedisUnavailable as e:
+            self.notify(
+                f"not done, Redis is unreachable: {e}", title="Redis down", severity="error"
+            )
+        except (FleetqError, OSError) as e:
+            self.notify(str(e), title="Not done", severity="error")
         else:
             self.notify(message, title="Done")
         self.poller.refresh_now()

@@ -8,7 +8,7 @@ from textual.widgets import Footer
 
 from fleetq import JobStatus
 from tui.context import Context
-from tui.screens.base import FleetScreen
+from tui.screens.base import EXPLAIN_BINDINGS, FleetScreen
 from tui.snapshot import Snapshot
 from tui.widgets.banner import ConnectionBanner
 from tui.widgets.job_detail import JobDetailView
@@ -23,6 +23,7 @@ class JobDetailScreen(FleetScreen):
         Binding("P", "set_priority", "Set prio"),
         Binding("k", "kill", "Kill"),
         Binding("r", "retry", "Retry"),
+        *EXPLAIN_BINDINGS,
     ]
 
     def __init__(

@@ -12,7 +12,14 @@ from textual.widgets import DataTable, Footer
 
 from fleetq import JobStatus
 from tui.context import Context
-from tui.screens.base import JOB_COMMANDS, FleetScreen
+from tui.screens.base import (
+    ACTION_NAMES,
+    EXPLAIN_BINDINGS,
+    JOB_ACTIONS,
+    JOB_COMMANDS,
+    FleetScreen,
+)
+from tui.screens.confirm import ConfirmDrainMachine, ConfirmPause
 from tui.screens.detail import JobDetailScreen
 from tui.snapshot import Snapshot
 from tui.source import STATE_FILTERS, JobFilter, SnapshotSource
@@ -32,16 +39,10 @@ class MainScreen(FleetScreen):
         Binding("s", "cycle_state", "State"),
         Binding("v", "cycle_service", "Service"),
         Binding("i", "open_detail", "Detail"),
-        Binding("plus,equals_sign", "bump(1)", "Prio+", key_display="+"),
-        Binding("minus", "bump(-1)", "Prio-", key_display="-"),
-        Binding("P", "set_priority", "Set prio"),
-        Binding("k", "kill", "Kill"),
-        Binding("r", "retry", "Retry"),
-        Binding("p", "toggle_pause", "Pause"),
-        Binding("d", "toggle_drain", "Drain"),
-        Binding("D", "drain_machine", "Drain host"),
         Binding("z", "zoom", "Zoom", show=False),
         Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
+        # The action keys live on the pane they act on (tui.widgets); these only explain.
+        *EXPLAIN_BINDINGS,
     ]
     COMMAND_ENTRIES = (
         *JOB_COMMANDS,
@@ -69,6 +70,7 @@ class MainScreen(FleetScreen):
         self.jobs = JobTable(id="jobs")
         self.gpus = GpuTable(id="gpus")
         self.snapshot: Snapshot | None = None
+        self._bindings_key: object = None
 
     def compose(self) -> ComposeResult:
         yield self.summary
@@ -96,6 +98,7 @@ class MainScreen(FleetScreen):
         self.jobs.show(snapshot)
         self.gpus.show(snapshot)
         self._title_jobs(snapshot)
+        self._refresh_bindings_if_changed()
         screen = self.app.screen
         if isinstance(screen, JobDetailScreen):
             screen.show(snapshot)
@@ -119,6 +122,35 @@ class MainScreen(FleetScreen):
 
     def selected_job(self) -> JobStatus | None:
         return self.jobs.selected
+
+    def why_not(self, action: str) -> str | None:
+        focused = self.focused
+        if action in JOB_ACTIONS:
+            if focused is not None and focused is not self.jobs:
+                return f"{ACTION_NAMES[action]} the job selected in the Jobs pane: press 2 first"
+            return super().why_not(action)
+        if action == "toggle_pause":
+            if focused is not None and focused is not self.queues:
+                return f"{ACTION_NAMES[action]} the service selected in Queues: press 1 first"
+            return None if self.queues.selected is not None else "no service selected"
+        if action in ("toggle_drain", "drain_machine"):
+            if focused is not None and focused is not self.gpus:
+                return f"{ACTION_NAMES[action]} the GPU selected in the GPUs pane: press 3 first"
+            return None if self.gpus.selected is not None else "no GPU or machine selected"
+        return None
+
+    def _refresh_bindings_if_changed(self) -> None:
+        # The footer dims the job keys that make no sense for the selected job; recompute it
+        # only when that changes (not once a second).
+        job = self.jobs.selected
+        key = (id(self.focused), None if job is None else (job.id, job.state, job.cancel_requested))
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self) -> None:
+        self._refresh_bindings_if_changed()
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -183,27 +215,64 @@ class MainScreen(FleetScreen):
 
     # -- queue and GPU actions -----------------------------------------------------------------
 
+    # Each acts on what the Queues or GPUs pane has selected (the palette too), and asks
+    # first before it stops claims for a whole service or machine.
+
     def action_toggle_pause(self) -> None:
         service = self.queues.selected
         if service is None:
             self.notify("no service selected", severity="warning")
             return
-        name, pause = service.service, not service.paused
-        self._act(lambda op: op.set_paused(name, pause))
+        name = service.service
+        if service.paused:
+            self._act(lambda op: op.set_paused(name, False))
+        else:
+            self.run_worker(
+                self._confirm(
+                    ConfirmPause(service),
+                    lambda op: op.set_paused(name, True),
+                    f"{name} left running",
+                ),
+                group="actions",
+                exit_on_error=False,
+            )
 
     def action_toggle_drain(self) -> None:
         target = self.gpus.selected
         if target is None:
             self.notify("no GPU or machine selected", severity="warning")
             return
-        self._act(lambda op: op.set_drained(target.target, not target.drained))
+        if target.target == target.machine:
+            self._drain_machine(target.machine, target.machine_drained)
+        else:
+            self._act(lambda op: op.set_drained(target.target, not target.drained))
 
     def action_drain_machine(self) -> None:
         target = self.gpus.selected
         if target is None:
             self.notify("no GPU or machine selected", severity="warning")
             return
-        self._act(lambda op: op.set_drained(target.machine, not target.machine_drained))
+        self._drain_machine(target.machine, target.machine_drained)
+
+    def _drain_machine(self, machine: str, drained: bool) -> None:
+        if drained:
+            self._act(lambda op: op.set_drained(machine, False))
+            return
+        host = (
+            next((h for h in self.snapshot.hosts if h.host == machine), None)
+            if self.snapshot
+            else None
+        )
+        gpus = 0 if host is None else len(host.gpus)
+        busy = 0 if host is None else sum(1 for g in host.gpus if g.job is not None)
+        dialog = ConfirmDrainMachine(machine, gpus, busy)
+        self.run_worker(
+            self._confirm(
+                dialog, lambda op: op.set_drained(machine, True), f"{machine} left as it was"
+            ),
+            group="actions",
+            exit_on_error=False,
+        )
 
 
 def _gpu_job(screen: MainScreen, target: str) -> str | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.markup import escape
 
 from tui.snapshot import GpuSnapshot, HostSnapshot, Snapshot
@@ -44,6 +45,10 @@ class DrainTarget:
 
 
 class GpuTable(SyncedTable):
+    BINDINGS = [
+        Binding("d", "screen.toggle_drain", "Drain"),
+        Binding("D", "screen.drain_machine", "Drain host"),
+    ]
     COLUMNS = (
         ("Machine / GPU", "gpu", 20),
         ("Util · last minute", "util", SPARK_WIDTH + 6),

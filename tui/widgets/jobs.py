@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from rich.text import Text
+from textual.binding import Binding
 
 from fleetq.model import JobState, JobStatus
 from tui.snapshot import Snapshot
@@ -13,6 +14,14 @@ from tui.widgets.synced_table import SyncedTable
 
 
 class JobTable(SyncedTable):
+    # Job keys exist only while this pane has the focus; each acts on the job under the cursor.
+    BINDINGS = [
+        Binding("plus,equals_sign", "screen.bump(1)", "Prio+", key_display="+"),
+        Binding("minus", "screen.bump(-1)", "Prio-", key_display="-"),
+        Binding("P", "screen.set_priority", "Set prio"),
+        Binding("k", "screen.kill", "Kill"),
+        Binding("r", "screen.retry", "Retry"),
+    ]
     COLUMNS = (
         ("Job", "id", 16),
         ("Service", "service", 8),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from rich.text import Text
+from textual.binding import Binding
 
 from fleetq.model import ServiceStats
 from tui.snapshot import Snapshot
@@ -13,6 +14,7 @@ from tui.widgets.synced_table import SyncedTable
 
 
 class QueueTable(SyncedTable):
+    BINDINGS = [Binding("p", "screen.toggle_pause", "Pause/resume")]
     COLUMNS = (
         ("Service", "service", 12),
         ("Queued", "queued", 9),
