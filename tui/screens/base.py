@@ -122,7 +122,7 @@ class FleetScreen(Screen[None]):
 
     async def run_command(self, action: str) -> None:
         """Run a palette command; one that cannot act now says why (never nothing)."""
-        if not await self.run_action(action):
+        if not await self.app.run_action(action, self):
             self.action_explain(action.partition("(")[0])
 
     # -- job actions ----------------------------------------------------------------------------
