@@ -15,6 +15,16 @@ class Operator:
         where = "waiting out its retry backoff" if position is None else f"position {position}"
         return f"job {job.id}: priority {job.priority} -> {priority}, now {where}"
 
+    async def bump(self, job: JobStatus, delta: int) -> str:
+        """Move the priority by ``delta`` in Redis (atomic: quick presses all count)."""
+        bumped = await self.client.bump_by(job.id, delta)
+        where = (
+            "waiting out its retry backoff"
+            if bumped.position is None
+            else f"position {bumped.position}"
+        )
+        return f"job {job.id}: priority {bumped.old_priority} -> {bumped.priority}, now {where}"
+
     async def kill(self, job: JobStatus) -> str:
         outcome = await self.client.cancel(job.id, by="tui")
         if outcome == "cancelled":

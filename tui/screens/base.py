@@ -130,8 +130,8 @@ class FleetScreen(Screen[None]):
     def action_bump(self, delta: int) -> None:
         job = self._job_or_warn()
         if job is not None:
-            priority = job.priority + delta
-            self._act(lambda op: op.set_priority(job, priority))
+            # Relative in Redis, never "the priority on screen + 1": quick presses all count.
+            self._act(lambda op: op.bump(job, delta))
 
     def action_set_priority(self) -> None:
         job = self._job_or_warn()
