@@ -4,6 +4,7 @@ uses. Every method returns the line to show the operator; refusals raise ``Fleet
 from __future__ import annotations
 
 from fleetq import AsyncClient, JobStatus
+from tui.widgets.format import queue_position
 
 
 class Operator:
@@ -12,7 +13,7 @@ class Operator:
 
     async def set_priority(self, job: JobStatus, priority: int) -> str:
         position = await self.client.bump(job.id, priority)
-        where = "waiting out its retry backoff" if position is None else f"position {position}"
+        where = "waiting out its retry backoff" if position is None else queue_position(position)
         return f"job {job.id}: priority {job.priority} -> {priority}, now {where}"
 
     async def bump(self, job: JobStatus, delta: int) -> str:
@@ -21,7 +22,7 @@ class Operator:
         where = (
             "waiting out its retry backoff"
             if bumped.position is None
-            else f"position {bumped.position}"
+            else queue_position(bumped.position)
         )
         return f"job {job.id}: priority {bumped.old_priority} -> {bumped.priority}, now {where}"
 
@@ -34,7 +35,7 @@ class Operator:
 
     async def retry(self, job: JobStatus) -> str:
         position = await self.client.retry(job.id)
-        where = "" if position is None else f" at position {position}"
+        where = "" if position is None else f" at {queue_position(position)}"
         return f"job {job.id} requeued{where}"
 
     async def set_paused(self, service: str, paused: bool) -> str:

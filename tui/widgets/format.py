@@ -95,6 +95,12 @@ def sparkline(samples: Sequence[float], width: int, top: float = 100.0) -> Text:
     return Text("".join(chars), style=load_style(latest if latest >= 0 else None))
 
 
+def queue_position(position: int) -> str:
+    """The one way the dashboard writes a queue position: the number of jobs ahead, 0 = next
+    (as the core, the CLI and the gateway count it)."""
+    return "position 0 (next)" if position == 0 else f"position {position:,}"
+
+
 def state_cell(job: JobStatus) -> Text:
     if job.cancel_requested and not job.is_terminal:
         return Text("cancelling", style="bold magenta")

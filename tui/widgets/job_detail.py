@@ -13,7 +13,7 @@ from textual.widgets import Static
 from fleetq import JobState, JobStatus
 from fleetq.humanize import duration
 from tui.snapshot import JobDetail
-from tui.widgets.format import STATE_STYLES, progress_cell, state_cell
+from tui.widgets.format import STATE_STYLES, progress_cell, queue_position, state_cell
 from tui.workflow import WorkflowSummary
 
 
@@ -81,7 +81,7 @@ def overview(job: JobStatus, now_ms: int) -> Text:
         state.append("  ")
         state.append_text(progress_cell(job.progress, job.progress_text, width=20))
     if job.state is JobState.QUEUED and job.position is not None:
-        state.append(f"  position {job.position + 1:,} in its queue", style="dim")
+        state.append(f"  {queue_position(job.position)} in its queue", style="dim")
     age = duration(now_ms - job.submitted_ms)
     attempts = f"{job.attempts} of {job.max_attempts} charged, {job.claims} claims"
     if job.lost_leases:

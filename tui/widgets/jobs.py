@@ -9,7 +9,7 @@ from textual.binding import Binding
 
 from fleetq.model import JobState, JobStatus
 from tui.snapshot import Snapshot
-from tui.widgets.format import DASH, age, progress_cell, state_cell, where
+from tui.widgets.format import DASH, age, progress_cell, queue_position, state_cell, where
 from tui.widgets.synced_table import SyncedTable
 
 
@@ -61,7 +61,7 @@ def _cells(job: JobStatus, now_ms: int) -> tuple[Text, ...]:
     if job.state is JobState.RUNNING:
         progress = progress_cell(job.progress, job.progress_text[:18])
     elif job.state is JobState.QUEUED and job.position is not None:
-        progress = Text(f"#{job.position + 1:,} in queue", style="dim")
+        progress = Text(queue_position(job.position), style="dim")
     elif job.error is not None:
         progress = Text(job.error.describe(), style="red")
     else:
