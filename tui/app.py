@@ -13,6 +13,7 @@ from textual.screen import Screen
 from fleetq import AsyncClient, Settings
 from tui.context import Context
 from tui.operator import Operator
+from tui.quiet_logging import QuietTerminalLogging
 from tui.screens.base import FleetScreen
 from tui.screens.main import MainScreen
 from tui.source import RedisSource, SnapshotSource
@@ -44,6 +45,10 @@ class FleetqApp(App[int]):
         self.refresh_s = refresh_s
         self.clock = clock
         self._main: MainScreen | None = None
+        self._quiet_logging = QuietTerminalLogging()
+
+    def on_mount(self) -> None:
+        self._quiet_logging.start()
 
     @property
     def main_screen(self) -> MainScreen:
@@ -72,7 +77,10 @@ class FleetqApp(App[int]):
 
     async def on_unmount(self) -> None:
         # The poller worker is cancelled by now; close the Redis connections it used.
-        await self.source.aclose()
+        try:
+            await self.source.aclose()
+        finally:
+            self._quiet_logging.stop()
 
 
 def create_app(
