@@ -55,6 +55,8 @@ class GpuSnapshot:
     power_limit_w: float | None
     job: GpuJob | None
     history: tuple[float, ...]
+    #: Samples taken since the dashboard first saw this GPU (``history`` keeps the newest).
+    history_count: int = 0
 
     @property
     def target(self) -> str:
@@ -106,6 +108,7 @@ class SnapshotBuilder:
     history_len: int = HISTORY_LEN
     _history: dict[str, deque[float]] = field(default_factory=dict)
     _last_sample_ms: dict[str, int] = field(default_factory=dict)
+    _sample_count: dict[str, int] = field(default_factory=dict)
     _known_gpus: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
     _workflows: dict[str, WorkflowSummary] = field(default_factory=dict)
     _seq: int = 0
@@ -113,6 +116,7 @@ class SnapshotBuilder:
     def seed_history(self, target: str, samples: list[float]) -> None:
         """Start a GPU's sparkline with earlier samples (the demo and docs use this)."""
         self._history[target] = deque(samples, maxlen=self.history_len)
+        self._sample_count[target] = len(samples)
 
     def build(self, read: FleetRead, job_filter: JobFilter, now_ms: int | None = None) -> Snapshot:
         now = read.stats.now_ms if now_ms is None else now_ms
@@ -123,6 +127,7 @@ class SnapshotBuilder:
         for key in [k for k in self._history if k.partition(":")[0] not in live]:
             del self._history[key]
             self._last_sample_ms.pop(key, None)
+            self._sample_count.pop(key, None)
         return Snapshot(
             seq=self._seq,
             now_ms=now,
@@ -201,6 +206,7 @@ class SnapshotBuilder:
             power_limit_w=_num(r.get("power_limit_w")),
             job=_gpu_job(record.get("job")),
             history=history,
+            history_count=self._sample_count.get(target, 0),
         )
 
     def _offline_gpu(
@@ -213,6 +219,7 @@ class SnapshotBuilder:
             blocked=None, drained=target in drained, host_drained=host_drained, util_pct=None,
             mem_used_mb=None, mem_total_mb=None, temp_c=None, temp_slowdown_c=None,
             power_w=None, power_limit_w=None, job=None, history=tuple(kept) if kept else (),
+            history_count=self._sample_count.get(target, 0),
         )  # fmt: skip
 
     def _sample(self, target: str, util: float | None, now_ms: int) -> tuple[float, ...]:
@@ -224,6 +231,7 @@ class SnapshotBuilder:
             # A missing reading is drawn as an empty column, never as zero load.
             samples.append(-1.0 if util is None else util)
             self._last_sample_ms[target] = now_ms
+            self._sample_count[target] = self._sample_count.get(target, 0) + 1
         return tuple(samples)
 
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.markup import escape
 
-from tui.snapshot import GpuSnapshot, HostSnapshot, Snapshot
+from tui.snapshot import HISTORY_LEN, GpuSnapshot, HostSnapshot, Snapshot
 from tui.widgets.format import (
     DASH,
     HEALTH_STYLES,
@@ -137,7 +137,7 @@ def _gpu_cells(gpu: GpuSnapshot) -> tuple[Text, ...]:
     name = Text(f"  {gpu.index} ", style="bold")
     name.append(gpu.name, style="dim" if gpu.online else "dim strike")
     if not gpu.online:
-        return (name, Text("   -  ") + sparkline(gpu.history, SPARK_WIDTH), DASH, DASH, DASH,
+        return (name, Text("   -  ", style="dim") + _spark(gpu), DASH, DASH, DASH,
                 OFFLINE, _state(gpu), DASH)  # fmt: skip
     return (
         name,
@@ -154,7 +154,13 @@ def _gpu_cells(gpu: GpuSnapshot) -> tuple[Text, ...]:
 def _util(gpu: GpuSnapshot) -> Text:
     cell = Text("  N/A " if gpu.util_pct is None else f"{gpu.util_pct:>4.0f}% ")
     cell.stylize(load_style(gpu.util_pct))
-    return cell + sparkline(gpu.history, SPARK_WIDTH)
+    return cell + _spark(gpu)
+
+
+def _spark(gpu: GpuSnapshot) -> Text:
+    return sparkline(
+        gpu.history, SPARK_WIDTH, count=gpu.history_count, span=HISTORY_LEN, dim=not gpu.online
+    )
 
 
 def _health(gpu: GpuSnapshot) -> Text:
