@@ -20,6 +20,8 @@ from tui.workflow import WorkflowSummary, summarize_workflow
 
 #: Utilization samples kept per GPU: one a second for a minute.
 HISTORY_LEN = 60
+#: What a supervisor's GPU record says while the GPU or its machine is drained.
+DRAINED_BY_OPERATOR = "drained by operator"
 #: Two samples closer than this (an extra refresh after an action) count as one.
 MIN_SAMPLE_GAP_MS = 900
 
@@ -187,6 +189,11 @@ class SnapshotBuilder:
         history = self._sample(target, util, now_ms)
         reasons = record.get("reasons")
         blocked = record.get("blocked")
+        gpu_drained = target in drained
+        if blocked == DRAINED_BY_OPERATOR and not (gpu_drained or host_drained):
+            # The drain set in Redis is the truth; the supervisor's record catches up with an
+            # undrain only at its next publish (1-2 s), so its "drained" is not shown.
+            blocked = None
         return GpuSnapshot(
             host=host,
             index=index,
@@ -195,7 +202,7 @@ class SnapshotBuilder:
             health=None if record.get("health") is None else str(record.get("health")),
             reasons=tuple(str(x) for x in reasons) if isinstance(reasons, list) else (),
             blocked=None if not blocked else str(blocked),
-            drained=target in drained or (bool(record.get("drained")) and not host_drained),
+            drained=gpu_drained,
             host_drained=host_drained,
             util_pct=util,
             mem_used_mb=_num(r.get("memory_used_mb")),
