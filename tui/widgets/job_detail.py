@@ -14,6 +14,7 @@ from fleetq import JobState, JobStatus
 from fleetq.humanize import duration
 from tui.snapshot import JobDetail
 from tui.widgets.format import STATE_STYLES, progress_cell, queue_position, state_cell
+from tui.widgets.jobs import run_ms, wait_ms
 from tui.workflow import WorkflowSummary
 
 
@@ -83,6 +84,7 @@ def overview(job: JobStatus, now_ms: int) -> Text:
     if job.state is JobState.QUEUED and job.position is not None:
         state.append(f"  {queue_position(job.position)} in its queue", style="dim")
     age = duration(now_ms - job.submitted_ms)
+    ran = run_ms(job, now_ms)
     attempts = f"{job.attempts} of {job.max_attempts} charged, {job.claims} claims"
     if job.lost_leases:
         attempts += f", {job.lost_leases} lost leases"
@@ -94,8 +96,15 @@ def overview(job: JobStatus, now_ms: int) -> Text:
         ("attempts", Text(attempts)),
         ("host:gpu", Text("-" if job.host is None else f"{job.host}:{job.gpu}")),
         ("submitted", Text(f"{clock(job.submitted_ms)}, {age} ago")),
+        ("waited", Text(duration(wait_ms(job, now_ms)))),
+        ("ran", Text("-" if ran is None else duration(ran))),
         ("timeout", Text(duration(job.timeout_ms))),
     ]
+    if job.finished_ms is not None:
+        rows.insert(
+            -3,
+            ("ended", Text(f"{clock(job.finished_ms)}, {duration(now_ms - job.finished_ms)} ago")),
+        )
     if job.cancel_requested and not job.is_terminal:
         rows.append(("cancel", Text("requested; waiting for the GPU to stop", "bold magenta")))
     if job.metadata:

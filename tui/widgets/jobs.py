@@ -6,6 +6,7 @@ from functools import partial
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.widgets.data_table import ColumnKey
 
 from fleetq.model import JobState, JobStatus
 from tui.snapshot import Snapshot
@@ -28,6 +29,8 @@ class JobTable(SyncedTable):
         ("State", "state", 10),
         ("Prio", "priority", 5),
         ("Age", "age", 7),
+        ("Wait", "wait", 6),
+        ("Run", "run", 6),
         ("Host:GPU", "where", 16),
         ("Tries", "attempts", 5),
         ("Progress", "progress", 36),
@@ -40,7 +43,15 @@ class JobTable(SyncedTable):
     def show(self, snapshot: Snapshot) -> None:
         self.jobs = {j.id: j for j in snapshot.jobs}
         now = snapshot.now_ms
+        # Ended jobs are listed newest first: their Age column counts from the end, to match.
+        self._label_age("Ended" if snapshot.job_filter.state in ENDED_FILTERS else "Age")
         self.sync([(j.id, _signature(j, now), partial(_cells, j, now)) for j in snapshot.jobs])
+
+    def _label_age(self, label: str) -> None:
+        column = self.columns.get(ColumnKey("age"))
+        if column is not None and column.label.plain != label:
+            column.label = Text(label)
+            self.refresh()
 
     @property
     def selected(self) -> JobStatus | None:
@@ -48,11 +59,45 @@ class JobTable(SyncedTable):
         return None if key is None else self.jobs.get(key)
 
 
+#: The job filters that list ended jobs (newest first).
+ENDED_FILTERS = frozenset({"completed", "failed", "cancelled"})
+
+
+def age_ms(job: JobStatus, now_ms: int) -> int:
+    """Since the job ended (ended jobs), else since it was submitted."""
+    if job.finished_ms is not None:
+        return now_ms - job.finished_ms
+    return now_ms - job.submitted_ms
+
+
+def wait_ms(job: JobStatus, now_ms: int) -> int:
+    """Time in the queue: submit to its (latest) start, or to now while it waits."""
+    if job.started_ms is not None:
+        return job.started_ms - job.submitted_ms
+    return (job.finished_ms or now_ms) - job.submitted_ms
+
+
+def run_ms(job: JobStatus, now_ms: int) -> int | None:
+    """Time on its GPU: the latest start to the end, or to now while it runs."""
+    if job.started_ms is None:
+        return None
+    return (job.finished_ms or now_ms) - job.started_ms
+
+
+def tries(job: JobStatus) -> str:
+    """Tries so far: the attempts charged (failures), plus the one running or that completed
+    (``1/3`` for a job on, or done after, its first run)."""
+    current = job.attempts + (job.state in (JobState.RUNNING, JobState.COMPLETED))
+    return f"{current}/{job.max_attempts}"
+
+
 def _signature(job: JobStatus, now_ms: int) -> tuple[object, ...]:
-    # Everything the row shows; the age only as precise as it is printed.
+    # Everything the row shows; times only as precise as they are printed.
+    run = run_ms(job, now_ms)
     return (
         job.state, job.cancel_requested, job.ready_ms is None, job.priority,
-        age(now_ms - job.submitted_ms), job.host, job.gpu, job.attempts, job.max_attempts,
+        age(age_ms(job, now_ms)), age(wait_ms(job, now_ms)), None if run is None else age(run),
+        job.host, job.gpu, job.attempts, job.max_attempts,
         round(job.progress, 3), job.progress_text, job.position, job.error,
     )  # fmt: skip
 
@@ -66,15 +111,18 @@ def _cells(job: JobStatus, now_ms: int) -> tuple[Text, ...]:
         progress = Text(job.error.describe(), style="red")
     else:
         progress = DASH
+    run = run_ms(job, now_ms)
     prio_style = "bold" if job.priority > 0 else "dim" if job.priority < 0 else ""
     cells = (
         Text(job.id),
         Text(job.service),
         state_cell(job),
         Text(str(job.priority), style=prio_style, justify="right"),
-        Text(age(now_ms - job.submitted_ms), justify="right"),
+        Text(age(age_ms(job, now_ms)), justify="right"),
+        Text(age(wait_ms(job, now_ms)), justify="right"),
+        DASH if run is None else Text(age(run), justify="right"),
         where(job.host, job.gpu),
-        Text(f"{job.attempts}/{job.max_attempts}", justify="right"),
+        Text(tries(job), justify="right"),
         progress,
     )
     return cells
