@@ -59,6 +59,7 @@ class GpuTable(SyncedTable):
         ("State", "state", 18),
         ("Job", "job", 24),
     )
+    FLEX = {"gpu": 1, "health": 3, "state": 1}
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -35,6 +35,7 @@ class JobTable(SyncedTable):
         ("Tries", "attempts", 5),
         ("Progress", "progress", 36),
     )
+    FLEX = {"progress": 1}
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -104,7 +105,7 @@ def _signature(job: JobStatus, now_ms: int) -> tuple[object, ...]:
 
 def _cells(job: JobStatus, now_ms: int) -> tuple[Text, ...]:
     if job.state is JobState.RUNNING:
-        progress = progress_cell(job.progress, job.progress_text[:18])
+        progress = progress_cell(job.progress, job.progress_text)
     elif job.state is JobState.QUEUED and job.position is not None:
         progress = Text(queue_position(job.position), style="dim")
     elif job.error is not None:

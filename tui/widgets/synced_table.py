@@ -13,6 +13,7 @@ from typing import Any
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 
 class KeyCell(Text):
@@ -43,21 +44,66 @@ Row = tuple[str, Hashable, Callable[[], Sequence[Text]]]
 class SyncedTable(DataTable[Any]):
     """A row-cursor DataTable whose content is replaced by :meth:`sync`."""
 
-    #: (label, key, width) of each column.
+    #: (label, key, width) of each column; the width is the least it gets.
     COLUMNS: tuple[tuple[str, str, int], ...] = ()
+    #: Columns that share the room a wider terminal leaves (key -> weight): the text they cut
+    #: short at their least width (errors, health reasons, names) shows in full when it fits.
+    FLEX: dict[str, int] = {}
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        # The first column (the name) stays in view when the table scrolls sideways.
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, fixed_columns=1)
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._signatures: dict[str, Hashable] = {}
         self._order: list[str] = []  # the row keys as displayed (tracked, not re-read)
         #: Off-screen rows whose new cells are not drawn yet: key -> (signature, build).
         self._pending: dict[str, tuple[Hashable, Callable[[], Sequence[Text]]]] = {}
         self._columns = [c[1] for c in self.COLUMNS]
+        #: The longest cell of each flex column (what it would need to show in full).
+        self._longest: dict[str, int] = {}
 
     def on_mount(self) -> None:
         for label, key, width in self.COLUMNS:
             self.add_column(label, key=key, width=width)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Share the room left over at this width among the flex columns, each up to what its
+        longest cell needs (none when the terminal is narrow: they keep their least width)."""
+        if not self.FLEX or not self.columns:
+            return
+        room = self.scrollable_content_region.width - 1  # the vertical scrollbar may come
+        least = {key: width for _, key, width in self.COLUMNS}
+        spare = max(0, room - sum(least.values()) - 2 * self.cell_padding * len(least))
+        need = {key: max(0, self._longest.get(key, 0) - least[key]) for key in self.FLEX}
+        give = dict.fromkeys(self.FLEX, 0)
+        # Water-fill: by weight, each capped at its need, until the room or the needs run out.
+        while spare > 0:
+            hungry = {k: w for k, w in self.FLEX.items() if give[k] < need[k]}
+            if not hungry:
+                break
+            total = sum(hungry.values())
+            handed = 0
+            for key, weight in hungry.items():
+                share = min(need[key] - give[key], max(1, spare * weight // total))
+                share = min(share, spare - handed)
+                give[key] += share
+                handed += share
+            spare -= handed
+            if handed == 0:
+                break
+        changed = False
+        for key in self.FLEX:
+            column = self.columns.get(ColumnKey(key))
+            if column is not None and column.width != least[key] + give[key]:
+                column.width = least[key] + give[key]
+                changed = True
+        if changed:
+            # DataTable has no public "resize a column": recompute its size and drop its
+            # render caches, as it does itself after add_column.
+            self._require_update_dimensions = True
+            self._clear_caches()
+            self.refresh()
 
     @property
     def cursor_key(self) -> str | None:
@@ -108,6 +154,19 @@ class SyncedTable(DataTable[Any]):
                 if index != self.cursor_row:
                     self.move_cursor(row=index, animate=False)
             self._flush_visible()
+        if self.FLEX:
+            self._measure_flex()
+            self._fit_columns()
+
+    def _measure_flex(self) -> None:
+        index = {key: self._columns.index(key) for key in self.FLEX}
+        longest = dict.fromkeys(self.FLEX, 0)
+        for cells in self._cells.values():
+            for key, i in index.items():
+                length = cells[i].cell_len
+                if length > longest[key]:
+                    longest[key] = length
+        self._longest = longest
 
     def _update(self, key: str, signature: Hashable, build: Callable[[], Sequence[Text]]) -> None:
         new = tuple(build())
@@ -139,4 +198,5 @@ class SyncedTable(DataTable[Any]):
                 self._flush_visible()
 
     def on_resize(self) -> None:
+        self._fit_columns()
         self._flush_visible()
