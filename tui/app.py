@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -17,6 +19,9 @@ from tui.quiet_logging import QuietTerminalLogging
 from tui.screens.base import FleetScreen
 from tui.screens.main import MainScreen
 from tui.source import RedisSource, SnapshotSource
+
+#: Where the palette's Screenshot saves (default: the working folder).
+SCREENSHOT_DIR_ENV = "FLEETQ_SCREENSHOT_DIR"
 
 
 class FleetqApp(App[int]):
@@ -63,7 +68,28 @@ class FleetqApp(App[int]):
         if isinstance(screen, FleetScreen):
             for title, help_text, action in screen.palette_commands():
                 yield SystemCommand(title, help_text, partial(screen.run_command, action))
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":  # Textual's saves to ~/Downloads, often missing
+                yield command
+        yield SystemCommand(
+            "Screenshot",
+            f"Save an SVG of the screen in the working folder (or ${SCREENSHOT_DIR_ENV})",
+            # After the palette has closed, so it is not in the picture.
+            lambda: self.set_timer(0.1, self.action_screenshot),
+        )
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Save an SVG of the screen in ``$FLEETQ_SCREENSHOT_DIR`` (created if missing) or the
+        working folder, and say where (Textual's default, ~/Downloads, often does not exist)."""
+        folder = Path(path or os.environ.get(SCREENSHOT_DIR_ENV) or ".").expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder))
+        except OSError as e:
+            self.notify(f"not saved in {folder.resolve()}: {e}", title="Screenshot",
+                        severity="error")  # fmt: skip
+            return
+        self.notify(f"saved {Path(saved).resolve()}", title="Screenshot")
 
     def on_poller_updated(self) -> None:
         if self.freeze_gc:
