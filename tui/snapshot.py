@@ -15,7 +15,7 @@ from typing import Any
 
 from fleetq.fleet import HostView
 from fleetq.model import JobState, JobStatus, ServiceStats
-from tui.source import FleetRead, JobFilter
+from tui.source import FleetRead, JobAction, JobFilter
 from tui.workflow import WorkflowSummary, summarize_workflow
 
 #: Utilization samples kept per GPU: one a second for a minute.
@@ -81,6 +81,8 @@ class JobDetail:
     #: None when the job no longer exists (expired after its retention).
     status: JobStatus | None
     workflow: WorkflowSummary | None
+    #: Cancels and retries from outside its GPU, oldest first (for the timeline).
+    actions: tuple[JobAction, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ class SnapshotBuilder:
         if summary is None and read.workflow is not None:
             summary = summarize_workflow(read.workflow)
             self._workflows = {read.detail_id: summary}  # one detail view at a time
-        return JobDetail(read.detail_id, read.detail, summary)
+        return JobDetail(read.detail_id, read.detail, summary, read.actions)
 
     def _host(self, view: HostView, drained: frozenset[str], now_ms: int) -> HostSnapshot:
         host_drained = view.host in drained

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +14,7 @@ from textual.widgets import Static
 from fleetq import JobState, JobStatus
 from fleetq.humanize import duration
 from tui.snapshot import JobDetail
+from tui.source import JobAction
 from tui.widgets.format import STATE_STYLES, progress_cell, queue_position, state_cell
 from tui.widgets.jobs import run_ms, wait_ms
 from tui.workflow import WorkflowSummary
@@ -32,7 +34,7 @@ class JobDetailView(VerticalScroll):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._shown: tuple[JobStatus | None, WorkflowSummary | None, int] | None = None
+        self._shown: tuple[object, ...] | None = None
         self._sections = {
             name: Static(id=f"detail-{name}", classes="section") for name in self.SECTIONS
         }
@@ -48,8 +50,9 @@ class JobDetailView(VerticalScroll):
     ) -> None:
         status = detail.status if detail is not None else known
         workflow = detail.workflow if detail is not None else None
+        actions = detail.actions if detail is not None else ()
         # Ages move every second; everything else only when the job changes.
-        key = (status, workflow, now_ms // 1000)
+        key = (status, workflow, actions, now_ms // 1000)
         if key == self._shown:
             return
         self._shown = key
@@ -61,7 +64,7 @@ class JobDetailView(VerticalScroll):
             return
         self._set("overview", overview(status, now_ms))
         self._set("workflow", workflow_text(workflow))
-        self._set("timeline", timeline(status, now_ms))
+        self._set("timeline", timeline(status, now_ms, actions))
         self._set("error", error_text(status, workflow))
         self._set("outputs", outputs_text(status))
 
@@ -126,15 +129,23 @@ def workflow_text(summary: WorkflowSummary | None) -> Text:
     return text
 
 
-def timeline(job: JobStatus, now_ms: int) -> Text:
+def timeline(job: JobStatus, now_ms: int, actions: Sequence[JobAction] = ()) -> Text:
     start = job.submitted_ms
     rows: list[tuple[str, Text]] = []
+    pending = sorted(actions, key=lambda a: a.at_ms)
+
+    def before(ms: int | None) -> None:
+        # The cancels and retries that happened before ``ms`` (all that remain: None).
+        while pending and (ms is None or pending[0].at_ms <= ms):
+            action = pending.pop(0)
+            rows.append((at(action.at_ms), action_text(action)))
 
     def at(ms: int) -> str:
         return "+" + duration(max(0, ms - start)) if ms > start else "+0s"
 
     rows.append((at(start), Text(f"submitted at {clock(start)}, priority {job.priority}")))
     for attempt in job.timeline:
+        before(attempt.started_ms)
         where = attempt.host if attempt.gpu is None else f"{attempt.host}:{attempt.gpu}"
         rows.append((at(attempt.started_ms), Text(f"claim #{attempt.claim} by {where}")))
         if attempt.ended_ms is None:
@@ -149,12 +160,28 @@ def timeline(job: JobStatus, now_ms: int) -> Text:
             outcome.append(f" ({attempt.detail})", style="dim")
         outcome.append(f" after {duration(attempt.ended_ms - attempt.started_ms)}", style="dim")
         rows.append((at(attempt.ended_ms), outcome))
+    before(job.finished_ms)
     if job.finished_ms is not None:
         style = STATE_STYLES.get(job.state, "")
         rows.append((at(job.finished_ms), Text(f"finished: {job.state.value}", style=style)))
     elif job.ready_ms is not None:
         rows.append((at(job.ready_ms), Text("retry becomes due", style="yellow")))
+    before(None)
     return _grid(rows, width=max(len(label) for label, _ in rows), right=True)
+
+
+ACTION_TEXT = {
+    "cancelled": "cancelled",
+    "cancel_requested": "cancel requested",
+    "retried": "retried (requeued)",
+}
+
+
+def action_text(action: JobAction) -> Text:
+    text = Text(ACTION_TEXT.get(action.kind, action.kind), style="bold magenta")
+    if action.by:
+        text.append(f" by {action.by}", style="magenta")
+    return text
 
 
 def _grid(rows: list[tuple[str, Text]], width: int, right: bool = False) -> Text:
