@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from fleetq import JobState
@@ -90,3 +91,16 @@ def test_kill_confirmation(snap_compare: SnapCompare) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmKill), "the confirmation")
 
     assert snap_compare(demo_app(), terminal_size=(120, 36), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36), (200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_view_at_terminal_size(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    assert snap_compare(demo_app(), terminal_size=size, run_before=first_snapshot)
+
+
+def test_compact_view_scrolled_sideways(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await first_snapshot(pilot)
+        await pilot.press(*["right"] * 40)  # the job ids stay; the progress column comes in
+
+    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=run_before)

@@ -51,3 +51,11 @@ async def test_wide_terminal_shows_long_text_in_full(
         await pilot.resize_terminal(80, 24)
         await wait_until(pilot, lambda: width(screen.jobs, "progress") == 36 + 2, "the shrink")
         assert screen.jobs.fixed_columns == 1 and screen.gpus.fixed_columns == 1
+        assert screen.has_class("-compact")  # top borders only, no sideways scrollbar
+        assert screen.jobs.size.height >= 8  # a useful page of jobs at 80x24
+        screen.jobs.focus()
+        await pilot.press(*["right"] * 60)
+        assert screen.jobs.scroll_x > 0
+        assert screen.jobs.get_cell(job.id, "id").plain == job.id  # the name column stays
+        await pilot.resize_terminal(160, 48)
+        await wait_until(pilot, lambda: not screen.has_class("-compact"), "the full layout")

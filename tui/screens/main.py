@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer
@@ -29,6 +29,10 @@ from tui.widgets.jobs import JobTable
 from tui.widgets.poller import Poller
 from tui.widgets.queues import QueueTable
 from tui.widgets.summary import FleetSummary
+
+#: Below either size the main screen takes its compact layout (see app.tcss).
+COMPACT_WIDTH = 100
+COMPACT_HEIGHT = 32
 
 
 class MainScreen(FleetScreen):
@@ -86,6 +90,10 @@ class MainScreen(FleetScreen):
         self.gpus.border_title = "GPUs by machine (3)"
         self._title_jobs(None)
         self.jobs.focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        width, height = event.size
+        self.set_class(width < COMPACT_WIDTH or height < COMPACT_HEIGHT, "-compact")
 
     # -- data ----------------------------------------------------------------------------------
 
