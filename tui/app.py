@@ -17,8 +17,13 @@ from tui.context import Context
 from tui.operator import Operator
 from tui.quiet_logging import QuietTerminalLogging
 from tui.screens.base import FleetScreen
+from tui.screens.detail import JobDetailScreen
+from tui.screens.help import HelpScreen, described
 from tui.screens.main import MainScreen
 from tui.source import RedisSource, SnapshotSource
+from tui.widgets.gpus import GpuTable
+from tui.widgets.jobs import JobTable
+from tui.widgets.queues import QueueTable
 
 #: Where the palette's Screenshot saves (default: the working folder).
 SCREENSHOT_DIR_ENV = "FLEETQ_SCREENSHOT_DIR"
@@ -30,7 +35,8 @@ class FleetqApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "fleetq"
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", tooltip="quit"),
+        Binding("question_mark", "help", "Keys", key_display="?", tooltip="this list of keys"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -90,6 +96,20 @@ class FleetqApp(App[int]):
                         severity="error")  # fmt: skip
             return
         self.notify(f"saved {Path(saved).resolve()}", title="Screenshot")
+
+    def action_help(self) -> None:
+        """Every key, by where it works (from the bindings themselves)."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        sections = [
+            ("Everywhere", described(self.BINDINGS)),
+            ("Main screen", described(MainScreen.BINDINGS)),
+            ("Jobs pane (2)", described(JobTable.BINDINGS)),
+            ("Queues pane (1)", described(QueueTable.BINDINGS)),
+            ("GPUs pane (3)", described(GpuTable.BINDINGS)),
+            ("Job detail", described(JobDetailScreen.BINDINGS)),
+        ]
+        self.push_screen(HelpScreen(sections))
 
     def on_poller_updated(self) -> None:
         if self.freeze_gc:

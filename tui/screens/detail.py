@@ -17,7 +17,7 @@ from tui.widgets.poller import Poller
 
 class JobDetailScreen(FleetScreen):
     BINDINGS = [
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", tooltip="back to the main screen"),
         Binding("plus,equals_sign", "bump(1)", "Prio+", key_display="+"),
         Binding("minus", "bump(-1)", "Prio-", key_display="-"),
         Binding("P", "set_priority", "Set prio"),

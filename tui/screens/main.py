@@ -37,14 +37,14 @@ COMPACT_HEIGHT = 32
 
 class MainScreen(FleetScreen):
     BINDINGS = [
-        Binding("1", "focus_pane('queues')", "Queues", show=False),
-        Binding("2", "focus_pane('jobs')", "Jobs", show=False),
-        Binding("3", "focus_pane('gpus')", "GPUs", show=False),
-        Binding("s", "cycle_state", "State"),
-        Binding("v", "cycle_service", "Service"),
-        Binding("i", "open_detail", "Detail"),
-        Binding("z", "zoom", "Zoom", show=False),
-        Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
+        Binding("1", "focus_pane('queues')", "Queues", show=False, tooltip="focus the Queues pane"),
+        Binding("2", "focus_pane('jobs')", "Jobs", show=False, tooltip="focus the Jobs pane"),
+        Binding("3", "focus_pane('gpus')", "GPUs", show=False, tooltip="focus the GPUs pane"),
+        Binding("s", "cycle_state", "State", tooltip="cycle the jobs state filter"),
+        Binding("v", "cycle_service", "Service", tooltip="cycle the jobs service filter"),
+        Binding("i", "open_detail", "Detail", tooltip="job detail (also enter)"),
+        Binding("z", "zoom", "Zoom", show=False, tooltip="zoom the focused pane (again: restore)"),
+        Binding("f5,ctrl+r", "refresh", "Refresh", show=False, tooltip="read the fleet again now"),
         # The action keys live on the pane they act on (tui.widgets); these only explain.
         *EXPLAIN_BINDINGS,
     ]

@@ -46,8 +46,18 @@ class DrainTarget:
 
 class GpuTable(SyncedTable):
     BINDINGS = [
-        Binding("d", "screen.toggle_drain", "Drain"),
-        Binding("D", "screen.drain_machine", "Drain host"),
+        Binding(
+            "d",
+            "screen.toggle_drain",
+            "Drain",
+            tooltip="drain / undrain the GPU (machine row: the machine, asks first)",
+        ),
+        Binding(
+            "D",
+            "screen.drain_machine",
+            "Drain host",
+            tooltip="drain / undrain the whole machine (asks first)",
+        ),
     ]
     COLUMNS = (
         ("Machine / GPU", "gpu", 20),

@@ -17,11 +17,17 @@ from tui.widgets.synced_table import SyncedTable
 class JobTable(SyncedTable):
     # Job keys exist only while this pane has the focus; each acts on the job under the cursor.
     BINDINGS = [
-        Binding("plus,equals_sign", "screen.bump(1)", "Prio+", key_display="+"),
-        Binding("minus", "screen.bump(-1)", "Prio-", key_display="-"),
-        Binding("P", "screen.set_priority", "Set prio"),
-        Binding("k", "screen.kill", "Kill"),
-        Binding("r", "screen.retry", "Retry"),
+        Binding(
+            "plus,equals_sign",
+            "screen.bump(1)",
+            "Prio+",
+            key_display="+",
+            tooltip="priority +1 (atomic in Redis)",
+        ),
+        Binding("minus", "screen.bump(-1)", "Prio-", key_display="-", tooltip="priority -1"),
+        Binding("P", "screen.set_priority", "Set prio", tooltip="type a priority, -1000..1000"),
+        Binding("k", "screen.kill", "Kill", tooltip="cancel the job (asks first)"),
+        Binding("r", "screen.retry", "Retry", tooltip="requeue a failed or cancelled job"),
     ]
     COLUMNS = (
         ("Job", "id", 16),

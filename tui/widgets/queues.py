@@ -14,7 +14,14 @@ from tui.widgets.synced_table import SyncedTable
 
 
 class QueueTable(SyncedTable):
-    BINDINGS = [Binding("p", "screen.toggle_pause", "Pause/resume")]
+    BINDINGS = [
+        Binding(
+            "p",
+            "screen.toggle_pause",
+            "Pause/resume",
+            tooltip="pause (asks first) or resume the service",
+        )
+    ]
     COLUMNS = (
         ("Service", "service", 12),
         ("Queued", "queued", 9),
