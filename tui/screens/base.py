@@ -15,7 +15,7 @@ from textual.screen import Screen
 from fleetq import FleetqError, JobState, JobStatus, RedisUnavailable
 from tui.context import Context
 from tui.operator import Operator
-from tui.screens.confirm import Confirm, ConfirmKill
+from tui.screens.confirm import Confirm, ConfirmBulk, ConfirmKill
 from tui.screens.priority import PriorityPrompt
 from tui.widgets.poller import Poller
 
@@ -97,6 +97,10 @@ class FleetScreen(Screen[None]):
     def why_not(self, action: str) -> str | None:
         """Why ``action`` cannot act now (None: it can)."""
         if action in JOB_ACTIONS:
+            marked = self.marked_jobs()
+            if marked and action != "set_priority":
+                fits = any(job_refusal(j, action) is None for j in marked)
+                return None if fits else f"none of the {len(marked)} marked jobs can take this"
             job = self.selected_job()
             return "no job selected" if job is None else job_refusal(job, action)
         return None
@@ -127,7 +131,64 @@ class FleetScreen(Screen[None]):
 
     # -- job actions ----------------------------------------------------------------------------
 
+    def marked_jobs(self) -> list[JobStatus]:
+        """The jobs marked for a bulk action (none outside the main screen)."""
+        return []
+
+    def _bulk(self, action: str, parameter: int = 0) -> bool:
+        """Act on the marked jobs, if any, after one confirmation naming the count."""
+        marked = self.marked_jobs()
+        if not marked:
+            return False
+        jobs = [j for j in marked if job_refusal(j, action) is None]
+        if not jobs:
+            self.notify(f"none of the {len(marked)} marked jobs can take this", severity="warning")
+            return True
+        name = action if action != "bump" else ("bump+" if parameter > 0 else "bump-")
+        dialog = ConfirmBulk(name, jobs, len(marked) - len(jobs))
+        self.run_worker(
+            self._confirm_bulk(dialog, action, parameter), group="actions", exit_on_error=False
+        )
+        return True
+
+    async def _confirm_bulk(self, dialog: ConfirmBulk, action: str, parameter: int) -> None:
+        if not await self.app.push_screen_wait(dialog):
+            self.notify(f"{len(dialog.jobs)} marked jobs left alone")
+            return
+        operator = self.ctx.operator
+        if self.ctx.readonly or operator is None:
+            self.notify("read-only dashboard: actions are off", severity="warning")
+            return
+        done, refused = 0, []
+        for job in dialog.jobs:
+            try:
+                if action == "kill":
+                    await operator.kill(job)
+                elif action == "retry":
+                    await operator.retry(job)
+                else:
+                    await operator.bump(job, parameter)
+                done += 1
+            except (FleetqError, OSError) as e:
+                refused.append(str(e))
+        self.bulk_done()
+        verb = {"kill": "killed", "retry": "retried", "bump": "re-prioritized"}[action]
+        if refused:
+            self.notify(
+                f"{done} of {len(dialog.jobs)} jobs {verb}; {len(refused)} refused: {refused[0]}",
+                title="Partly done",
+                severity="warning",
+            )
+        else:
+            self.notify(f"{done} jobs {verb}", title="Done")
+        self.poller.refresh_now()
+
+    def bulk_done(self) -> None:
+        """Called after a bulk action ran (the main screen unmarks the jobs)."""
+
     def action_bump(self, delta: int) -> None:
+        if self._bulk("bump", delta):
+            return
         job = self._job_or_warn()
         if job is not None:
             # Relative in Redis, never "the priority on screen + 1": quick presses all count.
@@ -139,11 +200,15 @@ class FleetScreen(Screen[None]):
             self.run_worker(self._ask_priority(job), group="actions", exit_on_error=False)
 
     def action_kill(self) -> None:
+        if self._bulk("kill"):
+            return
         job = self._job_or_warn()
         if job is not None:
             self.run_worker(self._confirm_kill(job), group="actions", exit_on_error=False)
 
     def action_retry(self) -> None:
+        if self._bulk("retry"):
+            return
         job = self._job_or_warn()
         if job is not None:
             self._act(lambda op: op.retry(job))

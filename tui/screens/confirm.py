@@ -97,3 +97,31 @@ class ConfirmDrainMachine(Confirm):
         facts = Text(f"{gpus} GPUs, {busy} running a job")
         effect = "None of its GPUs claims a new job until it is undrained; running jobs finish."
         super().__init__(question, facts, effect, "Drain", "Cancel")
+
+
+#: Bulk actions: (verb for the question, what happens).
+BULK_EFFECTS = {
+    "kill": ("Kill", "Queued jobs end cancelled; running ones are interrupted by their GPU."),
+    "bump+": ("Raise the priority of", "Each moves up by 1, atomically in Redis."),
+    "bump-": ("Lower the priority of", "Each moves down by 1, atomically in Redis."),
+    "retry": ("Retry", "Each goes back to its queue, keeping its submit order."),
+}
+
+
+class ConfirmBulk(Confirm):
+    """One question for a bulk action on the marked jobs, naming how many."""
+
+    def __init__(self, action: str, jobs: list[JobStatus], skipped: int) -> None:
+        self.action = action
+        self.jobs = jobs
+        verb, effect = BULK_EFFECTS[action]
+        count = len(jobs)
+        question = Text(f"{verb} {count} marked job{'s' if count != 1 else ''}?")
+        states: dict[str, int] = {}
+        for job in jobs:
+            states[job.state.value] = states.get(job.state.value, 0) + 1
+        facts = Text(", ".join(f"{n} {state}" for state, n in sorted(states.items())))
+        if skipped:
+            facts.append(f"; {skipped} other marked job{'s' if skipped != 1 else ''} "
+                         "left alone (not in a state for it)")  # fmt: skip
+        super().__init__(question, facts, effect, f"{verb.split()[0]} {count}", "Cancel")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
 from textual import events, on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer
+from textual.markup import escape
+from textual.widgets import DataTable, Footer, Input
 
 from fleetq import JobStatus
 from tui.context import Context
@@ -30,6 +33,9 @@ from tui.widgets.poller import Poller
 from tui.widgets.queues import QueueTable
 from tui.widgets.summary import FleetSummary
 
+#: A whole job id (what the find bar opens directly when it is not on the page).
+JOB_ID = re.compile(r"[0-9a-f]{16}")
+
 #: Below either size the main screen takes its compact layout (see app.tcss).
 COMPACT_WIDTH = 100
 COMPACT_HEIGHT = 32
@@ -43,6 +49,14 @@ class MainScreen(FleetScreen):
         Binding("s", "cycle_state", "State", tooltip="cycle the jobs state filter"),
         Binding("v", "cycle_service", "Service", tooltip="cycle the jobs service filter"),
         Binding("i", "open_detail", "Detail", tooltip="job detail (also enter)"),
+        Binding(
+            "slash",
+            "find",
+            "Find",
+            key_display="/",
+            tooltip="find jobs by id prefix, tenant or metadata value (enter: keep, esc: clear)",
+        ),
+        Binding("escape", "clear_find", show=False),
         Binding("z", "zoom", "Zoom", show=False, tooltip="zoom the focused pane (again: restore)"),
         Binding("f5,ctrl+r", "refresh", "Refresh", show=False, tooltip="read the fleet again now"),
         # The action keys live on the pane they act on (tui.widgets); these only explain.
@@ -73,6 +87,7 @@ class MainScreen(FleetScreen):
         self.queues = QueueTable(id="queues")
         self.jobs = JobTable(id="jobs")
         self.gpus = GpuTable(id="gpus")
+        self.find = Input(placeholder="find: job id prefix, tenant or metadata value", id="find")
         self.snapshot: Snapshot | None = None
         self._bindings_key: object = None
 
@@ -82,6 +97,7 @@ class MainScreen(FleetScreen):
         yield self.queues
         yield self.jobs
         yield self.gpus
+        yield self.find
         yield Footer(compact=True)
         yield self.poller
 
@@ -119,17 +135,30 @@ class MainScreen(FleetScreen):
 
     def _title_jobs(self, snapshot: Snapshot | None) -> None:
         f = self.poller.job_filter
+        jobs = self.jobs
         title = f"Jobs (2) · {f.state} · {f.service or 'all services'}"
         if snapshot is not None and snapshot.job_filter == f:
             shown = len(snapshot.jobs)
             title += f" · {shown:,} shown of {snapshot.jobs_total:,}"
-        self.jobs.border_title = title
+        if jobs.find:
+            title += f" · find {jobs.find!r}: {jobs.matched:,} match"
+        if jobs.sort_by is not None:
+            title += f" · {jobs.sort_label}"
+        if jobs.marked:
+            title += f" · {len(jobs.marked)} marked"
+        self.jobs.border_title = escape(title)
         self.jobs.border_subtitle = "⏎ detail · s state · v service"
 
     # -- selection -----------------------------------------------------------------------------
 
     def selected_job(self) -> JobStatus | None:
         return self.jobs.selected
+
+    def marked_jobs(self) -> list[JobStatus]:
+        return list(self.jobs.marked.values())
+
+    def bulk_done(self) -> None:
+        self.jobs.action_clear_marks()
 
     def why_not(self, action: str) -> str | None:
         focused = self.focused
@@ -151,7 +180,11 @@ class MainScreen(FleetScreen):
         # The footer dims the job keys that make no sense for the selected job; recompute it
         # only when that changes (not once a second).
         job = self.jobs.selected
-        key = (id(self.focused), None if job is None else (job.id, job.state, job.cancel_requested))
+        key = (
+            id(self.focused),
+            len(self.jobs.marked),
+            None if job is None else (job.id, job.state, job.cancel_requested),
+        )
         if key != self._bindings_key:
             self._bindings_key = key
             self.refresh_bindings()
@@ -188,6 +221,41 @@ class MainScreen(FleetScreen):
 
     def _detail_closed(self, _: None) -> None:
         self.poller.detail_id = None
+
+    # -- find ---------------------------------------------------------------------------------
+
+    def action_find(self) -> None:
+        self.find.add_class("-open")
+        self.find.focus()
+
+    def on_job_table_view_changed(self) -> None:
+        self._title_jobs(self.snapshot)
+        self._refresh_bindings_if_changed()
+
+    def action_clear_find(self) -> None:
+        if not self.find.has_class("-open") and not self.jobs.find:
+            raise SkipAction()  # escape means nothing here: let it through
+        self.find.value = ""
+        self.find.remove_class("-open")
+        self.jobs.set_find("")
+        self._title_jobs(self.snapshot)
+        self.jobs.focus()
+
+    @on(Input.Changed, "#find")
+    def _find_changed(self, event: Input.Changed) -> None:
+        self.jobs.set_find(event.value)
+        self._title_jobs(self.snapshot)
+
+    @on(Input.Submitted, "#find")
+    def _find_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip().lower()
+        self.jobs.focus()
+        if self.jobs.row_count:
+            self.jobs.move_cursor(row=0, animate=False)
+        elif JOB_ID.fullmatch(text):
+            self._open(text)  # not on this page: its detail reads it from Redis
+        elif text:
+            self.notify(f"no job on this page matches {text!r}", severity="warning")
 
     def action_focus_pane(self, pane: str) -> None:
         self.query_one(f"#{pane}").focus()

@@ -134,9 +134,12 @@ def timeline(job: JobStatus, now_ms: int, actions: Sequence[JobAction] = ()) -> 
     rows: list[tuple[str, Text]] = []
     pending = sorted(actions, key=lambda a: a.at_ms)
 
-    def before(ms: int | None) -> None:
-        # The cancels and retries that happened before ``ms`` (all that remain: None).
-        while pending and (ms is None or pending[0].at_ms <= ms):
+    def before(ms: int | None, inclusive: bool = True) -> None:
+        # The cancels and retries that happened before ``ms`` (all that remain: None). Times
+        # are in ms: an action in the same ms as a claim came after the claim before it.
+        while pending and (
+            ms is None or pending[0].at_ms < ms or (inclusive and pending[0].at_ms == ms)
+        ):
             action = pending.pop(0)
             rows.append((at(action.at_ms), action_text(action)))
 
@@ -145,7 +148,7 @@ def timeline(job: JobStatus, now_ms: int, actions: Sequence[JobAction] = ()) -> 
 
     rows.append((at(start), Text(f"submitted at {clock(start)}, priority {job.priority}")))
     for attempt in job.timeline:
-        before(attempt.started_ms)
+        before(attempt.started_ms, inclusive=False)
         where = attempt.host if attempt.gpu is None else f"{attempt.host}:{attempt.gpu}"
         rows.append((at(attempt.started_ms), Text(f"claim #{attempt.claim} by {where}")))
         if attempt.ended_ms is None:
