@@ -18,6 +18,7 @@ from tui.operator import Operator
 from tui.quiet_logging import QuietTerminalLogging
 from tui.screens.base import FleetScreen
 from tui.screens.detail import JobDetailScreen
+from tui.screens.gpu_detail import GpuDetailScreen
 from tui.screens.help import HelpScreen, described
 from tui.screens.main import MainScreen
 from tui.source import RedisSource, SnapshotSource
@@ -108,6 +109,7 @@ class FleetqApp(App[int]):
             ("Queues pane (1)", described(QueueTable.BINDINGS)),
             ("GPUs pane (3)", described(GpuTable.BINDINGS)),
             ("Job detail", described(JobDetailScreen.BINDINGS)),
+            ("GPU detail (g)", described(GpuDetailScreen.BINDINGS)),
         ]
         self.push_screen(HelpScreen(sections))
 

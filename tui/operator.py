@@ -4,6 +4,7 @@ uses. Every method returns the line to show the operator; refusals raise ``Fleet
 from __future__ import annotations
 
 from fleetq import AsyncClient, JobStatus
+from fleetq.fleet import encode_record
 from tui.widgets.format import queue_position
 
 
@@ -51,3 +52,13 @@ class Operator:
             return f"{target} drained: no new claims" if changed else f"{target} was drained"
         changed = await self.client.undrain(target)
         return f"{target} undrained" if changed else f"{target} was not drained"
+
+    async def clear_health(self, host: str, gpu: int) -> str:
+        """Ask a supervisor to forget a GPU's sticky findings (as ``fleetq clear-health``)."""
+        # The same control stream entry the CLI's Client.send_control writes.
+        store = self.client.store
+        command = encode_record({"type": "clear-health", "gpu": gpu})
+        await store.command("xadd", store.keys.control(host), {"command": command}, maxlen=100)
+        return (
+            f"asked {host} to clear the sticky health findings of GPU {gpu}; its next check decides"
+        )

@@ -59,6 +59,12 @@ class GpuSnapshot:
     history: tuple[float, ...]
     #: Samples taken since the dashboard first saw this GPU (``history`` keeps the newest).
     history_count: int = 0
+    #: Since when the GPU has been not healthy (as this dashboard saw it); None when healthy.
+    fault_since_ms: int | None = None
+    #: The fault was already there when the dashboard first saw the GPU (so: "or earlier").
+    fault_before_start: bool = False
+    #: Every reading the supervisor published (the GPU detail view shows them all).
+    readings: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def target(self) -> str:
@@ -113,6 +119,8 @@ class SnapshotBuilder:
     _history: dict[str, deque[float]] = field(default_factory=dict)
     _last_sample_ms: dict[str, int] = field(default_factory=dict)
     _sample_count: dict[str, int] = field(default_factory=dict)
+    #: target -> (since_ms, seen at the first look): when each GPU's current fault began.
+    _fault_since: dict[str, tuple[int, bool]] = field(default_factory=dict)
     _known_gpus: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
     _workflows: dict[str, WorkflowSummary] = field(default_factory=dict)
     _seq: int = 0
@@ -191,6 +199,8 @@ class SnapshotBuilder:
         history = self._sample(target, util, now_ms)
         reasons = record.get("reasons")
         blocked = record.get("blocked")
+        health = None if record.get("health") is None else str(record.get("health"))
+        since = self._fault(target, health, now_ms)
         gpu_drained = target in drained
         if blocked == DRAINED_BY_OPERATOR and not (gpu_drained or host_drained):
             # The drain set in Redis is the truth; the supervisor's record catches up with an
@@ -201,7 +211,7 @@ class SnapshotBuilder:
             index=index,
             name=str(record.get("name") or "GPU"),
             online=True,
-            health=None if record.get("health") is None else str(record.get("health")),
+            health=health,
             reasons=tuple(str(x) for x in reasons) if isinstance(reasons, list) else (),
             blocked=None if not blocked else str(blocked),
             drained=gpu_drained,
@@ -216,7 +226,21 @@ class SnapshotBuilder:
             job=_gpu_job(record.get("job")),
             history=history,
             history_count=self._sample_count.get(target, 0),
+            fault_since_ms=None if since is None else since[0],
+            fault_before_start=since is not None and since[1],
+            readings=r,
         )
+
+    def _fault(self, target: str, health: str | None, now_ms: int) -> tuple[int, bool] | None:
+        """When the GPU's current fault began (None: it is healthy, or reports no health)."""
+        if health in (None, "healthy"):
+            self._fault_since.pop(target, None)
+            return None
+        since = self._fault_since.get(target)
+        if since is None:
+            # On the first refresh the fault may be older than the dashboard.
+            since = self._fault_since[target] = (now_ms, self._seq <= 1)
+        return since
 
     def _offline_gpu(
         self, host: str, index: int, name: str, drained: frozenset[str], host_drained: bool

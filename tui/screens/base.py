@@ -17,11 +17,21 @@ from tui.context import Context
 from tui.operator import Operator
 from tui.screens.confirm import Confirm, ConfirmBulk, ConfirmKill
 from tui.screens.priority import PriorityPrompt
+from tui.snapshot import GpuSnapshot
 from tui.widgets.poller import Poller
 
 #: Every action that changes the fleet; none of them exists in read-only mode.
 MUTATING_ACTIONS = frozenset(
-    {"bump", "set_priority", "kill", "retry", "toggle_pause", "toggle_drain", "drain_machine"}
+    {
+        "bump",
+        "set_priority",
+        "kill",
+        "retry",
+        "toggle_pause",
+        "toggle_drain",
+        "drain_machine",
+        "clear_health",
+    }
 )
 
 #: What each action key does, for the messages that say why a key did nothing.
@@ -33,6 +43,7 @@ ACTION_NAMES = {
     "toggle_pause": "p pauses or resumes",
     "toggle_drain": "d drains or undrains",
     "drain_machine": "D drains or undrains the machine of",
+    "clear_health": "c clears the sticky health findings of",
 }
 
 #: Fallbacks for the action keys, after the real bindings: when the real one is off (read-only,
@@ -45,6 +56,7 @@ EXPLAIN_BINDINGS = [
     Binding("p", "explain('toggle_pause')", show=False),
     Binding("d", "explain('toggle_drain')", show=False),
     Binding("D", "explain('drain_machine')", show=False),
+    Binding("c", "explain('clear_health')", show=False),
 ]
 
 #: (title, help, action) of the job commands offered in the command palette.
@@ -86,6 +98,17 @@ class FleetScreen(Screen[None]):
     def selected_job(self) -> JobStatus | None:
         return None
 
+    def selected_gpu(self) -> GpuSnapshot | None:
+        """The GPU (not a machine row) the health actions act on."""
+        return None
+
+    def action_clear_health(self) -> None:
+        gpu = self.selected_gpu()
+        if gpu is None:
+            self.notify("no GPU selected (a GPU row, not a machine)", severity="warning")
+            return
+        self._act(lambda op: op.clear_health(gpu.host, gpu.index))
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MUTATING_ACTIONS:
             if self.ctx.readonly:
@@ -96,6 +119,8 @@ class FleetScreen(Screen[None]):
 
     def why_not(self, action: str) -> str | None:
         """Why ``action`` cannot act now (None: it can)."""
+        if action == "clear_health":
+            return None if self.selected_gpu() is not None else "no GPU selected"
         if action in JOB_ACTIONS:
             marked = self.marked_jobs()
             if marked and action != "set_priority":

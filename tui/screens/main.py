@@ -24,7 +24,8 @@ from tui.screens.base import (
 )
 from tui.screens.confirm import ConfirmDrainMachine, ConfirmPause
 from tui.screens.detail import JobDetailScreen
-from tui.snapshot import Snapshot
+from tui.screens.gpu_detail import GpuDetailScreen
+from tui.snapshot import GpuSnapshot, Snapshot
 from tui.source import STATE_FILTERS, JobFilter, SnapshotSource
 from tui.widgets.banner import ConnectionBanner
 from tui.widgets.gpus import GpuTable
@@ -68,6 +69,8 @@ class MainScreen(FleetScreen):
         ("Pause / resume service", "Toggle claims of the selected service queue", "toggle_pause"),
         ("Drain / undrain", "Toggle the selected GPU (or machine row)", "toggle_drain"),
         ("Drain / undrain machine", "Toggle the machine of the selected GPU", "drain_machine"),
+        ("GPU detail", "Clocks, fan, PCIe, ECC of the selected GPU", "gpu_detail"),
+        ("Clear GPU health", "Ask the supervisor to forget sticky findings", "clear_health"),
         ("Filter jobs by state", "Cycle active, queued, running, failed...", "cycle_state"),
         ("Filter jobs by service", "Cycle all services, then each one", "cycle_service"),
         ("Refresh now", "Read the fleet again now", "refresh"),
@@ -124,7 +127,7 @@ class MainScreen(FleetScreen):
         self._title_jobs(snapshot)
         self._refresh_bindings_if_changed()
         screen = self.app.screen
-        if isinstance(screen, JobDetailScreen):
+        if isinstance(screen, (JobDetailScreen, GpuDetailScreen)):
             screen.show(snapshot)
 
     def on_poller_failed(self, message: Poller.Failed) -> None:
@@ -154,6 +157,17 @@ class MainScreen(FleetScreen):
     def selected_job(self) -> JobStatus | None:
         return self.jobs.selected
 
+    def selected_gpu(self) -> GpuSnapshot | None:
+        key = self.gpus.cursor_key
+        return None if key is None else self.gpus.gpus.get(key)
+
+    def action_gpu_detail(self) -> None:
+        gpu = self.selected_gpu()
+        if gpu is None:
+            self.notify("no GPU selected (a GPU row, not a machine)", severity="warning")
+            return
+        self.app.push_screen(GpuDetailScreen(self.ctx, self.poller, gpu.target))
+
     def marked_jobs(self) -> list[JobStatus]:
         return list(self.jobs.marked.values())
 
@@ -170,6 +184,10 @@ class MainScreen(FleetScreen):
             if focused is not None and focused is not self.queues:
                 return f"{ACTION_NAMES[action]} the service selected in Queues: press 1 first"
             return None if self.queues.selected is not None else "no service selected"
+        if action == "clear_health":
+            if focused is not None and focused is not self.gpus:
+                return f"{ACTION_NAMES[action]} the GPU selected in the GPUs pane: press 3 first"
+            return super().why_not(action)
         if action in ("toggle_drain", "drain_machine"):
             if focused is not None and focused is not self.gpus:
                 return f"{ACTION_NAMES[action]} the GPU selected in the GPUs pane: press 3 first"
