@@ -38,10 +38,11 @@ async def test_sparkline_width_average_and_steady_pattern(
 
 
 async def test_offline_gpu_sparkline_is_greyed(make_app: MakeApp, publish: Publish) -> None:
-    await publish("gpu-host-9", [gpu_record(0, util=100)], ttl_ms=1500)
+    await publish("gpu-host-9", [gpu_record(0, util=100)])
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await first_snapshot(pilot)
+        await publish("gpu-host-9", [gpu_record(0, util=100)], ttl_ms=300)  # then it goes
         gpus = app.main_screen.gpus
         assert "green" in str(
             gpus.get_cell("gpu-host-9:0", "util").spans[-1].style

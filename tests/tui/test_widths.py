@@ -15,7 +15,7 @@ from tests.tui.test_actions import MakeApp
 from tui.widgets.synced_table import SyncedTable
 
 Publish = Callable[..., Awaitable[None]]
-REASON = "XID 79: GPU has fallen off the bus; reset the GPU or reboot the machine"
+REASON = "XID 79: GPU has fallen off the bus; reset it or reboot the machine"
 ERROR = "CheckpointLoaderSimple: model file sd_xl_base_1.0_0.9vae.safetensors not found"
 
 
