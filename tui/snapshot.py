@@ -15,6 +15,7 @@ from typing import Any
 
 from fleetq.fleet import HostView
 from fleetq.model import JobState, JobStatus, ServiceStats
+from tui.latency import Latency, LatencyTracker
 from tui.source import FleetRead, JobAction, JobFilter
 from tui.workflow import WorkflowSummary, summarize_workflow
 
@@ -105,6 +106,8 @@ class Snapshot:
     jobs_total: int
     hosts: tuple[HostSnapshot, ...]
     detail: JobDetail | None = None
+    #: Wait percentiles per service, from the starts this dashboard saw (see tui.latency).
+    latency: Mapping[str, Latency] = field(default_factory=dict)
 
     @property
     def gpu_count(self) -> int:
@@ -124,6 +127,7 @@ class SnapshotBuilder:
     _known_gpus: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
     _workflows: dict[str, WorkflowSummary] = field(default_factory=dict)
     _seq: int = 0
+    _latency: LatencyTracker = field(default_factory=LatencyTracker)
 
     def seed_history(self, target: str, samples: list[float]) -> None:
         """Start a GPU's sparkline with earlier samples (the demo and docs use this)."""
@@ -140,7 +144,14 @@ class SnapshotBuilder:
             del self._history[key]
             self._last_sample_ms.pop(key, None)
             self._sample_count.pop(key, None)
+        self._latency.observe(read.jobs)
+        latency = {
+            s.service: lat
+            for s in read.stats.services
+            if (lat := self._latency.latency(s.service, now)) is not None
+        }
         return Snapshot(
+            latency=latency,
             seq=self._seq,
             now_ms=now,
             services=read.stats.services,
