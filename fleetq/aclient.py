@@ -167,9 +167,9 @@ class AsyncClient:
         call = self.store.protocol.bump(check_job_id(job_id), check_priority(priority))
         return await self.store.run(call)
 
-    async def bump_by(self, job_id: str, delta: int) -> Bumped:
+    async def bump_by(self, job_id: str, delta: int, by: str = "client") -> Bumped:
         """Move a queued job's priority by ``delta`` atomically (see :meth:`Client.bump_by`)."""
-        return await self.store.run(self.store.protocol.bump_by(check_job_id(job_id), delta))
+        return await self.store.run(self.store.protocol.bump_by(check_job_id(job_id), delta, by))
 
     async def retry(self, job_id: str) -> int | None:
         return await self.store.run(self.store.protocol.retry(check_job_id(job_id)))

@@ -185,10 +185,10 @@ class Client:
         call = self.store.protocol.bump(check_job_id(job_id), check_priority(priority))
         return self.store.run(call)
 
-    def bump_by(self, job_id: str, delta: int) -> Bumped:
+    def bump_by(self, job_id: str, delta: int, by: str = "client") -> Bumped:
         """Raise (or lower, with a negative ``delta``) a queued job's priority by ``delta``,
         atomically in Redis, clamped to -1000..1000; returns the new priority and position."""
-        return self.store.run(self.store.protocol.bump_by(check_job_id(job_id), delta))
+        return self.store.run(self.store.protocol.bump_by(check_job_id(job_id), delta, by))
 
     def retry(self, job_id: str) -> int | None:
         """Send a failed or cancelled job back to its queue; returns its queue position."""

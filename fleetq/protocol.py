@@ -243,9 +243,10 @@ class Protocol:
 
         return Call("bump", (self.keys.job(job_id),), (*self._base(), job_id, priority), parse)
 
-    def bump_by(self, job_id: str, delta: int) -> Call[Bumped]:
+    def bump_by(self, job_id: str, delta: int, by: str = "") -> Call[Bumped]:
         """Move a queued job's priority by ``delta`` atomically (clamped to the priority range);
-        returns the new priority and queue position."""
+        returns the new priority and queue position. ``by`` (who asked) goes to the event log
+        and the job's own stream."""
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise InvalidPriority(f"a priority change must be an integer, not {delta!r}")
         if abs(delta) > PRIORITY_MAX - PRIORITY_MIN:
@@ -262,7 +263,9 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "bump")
             return Bumped(int(text(reply[1])), int(reply[2]), _position(reply[3]))
 
-        return Call("bump_by", (self.keys.job(job_id),), (*self._base(), job_id, delta), parse)
+        return Call(
+            "bump_by", (self.keys.job(job_id),), (*self._base(), job_id, delta, by[:200]), parse
+        )
 
     def retry(self, job_id: str) -> Call[int | None]:
         def parse(reply: Any) -> int | None:

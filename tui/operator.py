@@ -3,14 +3,29 @@ uses. Every method returns the line to show the operator; refusals raise ``Fleet
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
+
 from fleetq import AsyncClient, JobStatus
 from fleetq.fleet import encode_record
 from tui.widgets.format import queue_position
 
 
+def operator_identity() -> str:
+    """Who acts, for the audit trail: ``tui:user@host`` (the user and machine running it)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = str(os.getuid())
+    return f"tui:{user}@{socket.gethostname()}"
+
+
 class Operator:
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, identity: str | None = None) -> None:
         self.client = client
+        #: Recorded with each cancel and bump (the job's timeline shows it).
+        self.identity = identity or operator_identity()
 
     async def set_priority(self, job: JobStatus, priority: int) -> str:
         position = await self.client.bump(job.id, priority)
@@ -19,7 +34,7 @@ class Operator:
 
     async def bump(self, job: JobStatus, delta: int) -> str:
         """Move the priority by ``delta`` in Redis (atomic: quick presses all count)."""
-        bumped = await self.client.bump_by(job.id, delta)
+        bumped = await self.client.bump_by(job.id, delta, by=self.identity)
         where = (
             "waiting out its retry backoff"
             if bumped.position is None
@@ -28,7 +43,7 @@ class Operator:
         return f"job {job.id}: priority {bumped.old_priority} -> {bumped.priority}, now {where}"
 
     async def kill(self, job: JobStatus) -> str:
-        outcome = await self.client.cancel(job.id, by="tui")
+        outcome = await self.client.cancel(job.id, by=self.identity)
         if outcome == "cancelled":
             return f"job {job.id} cancelled"
         where = f" on {job.host}:{job.gpu}" if job.host else ""

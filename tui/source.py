@@ -35,7 +35,7 @@ class ReadRequest:
 
 
 #: Events of a job's own stream that an operator (or a client) caused, for its timeline.
-ACTION_EVENTS = frozenset({"cancelled", "cancel_requested", "retried"})
+ACTION_EVENTS = frozenset({"cancelled", "cancel_requested", "retried", "bumped"})
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,10 @@ class JobAction:
 
     at_ms: int
     kind: str
-    #: Who asked, where the core records it (cancels: "tui", "cli", "client", ...).
+    #: Who asked, where the core records it (cancels and bumps: "tui:user@host", "cli"...).
     by: str | None = None
+    #: For a bump: the priority before and after.
+    change: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,9 @@ def actions_from_stream(entries: Sequence[tuple[object, object]]) -> tuple[JobAc
         kind = decoded.get("type")
         if kind in ACTION_EVENTS:
             at_ms = int((_text(entry_id) or "0-0").partition("-")[0])
-            actions.append(JobAction(at_ms, str(kind), decoded.get("by") or None))
+            before, after = decoded.get("from"), decoded.get("to")
+            change = (before, after) if before is not None and after is not None else None
+            actions.append(JobAction(at_ms, str(kind), decoded.get("by") or None, change))
     return tuple(actions)
 
 

@@ -4,6 +4,7 @@ is kept, so among jobs of equal priority it keeps its place.
 KEYS[1]  job:<id>
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  delta (an integer)
+ARGV[5]  who asked (optional, for the event log and the job's own stream)
 Returns {'ok', old_priority, new_priority, position or -1} | {'missing'} | {'state', state}
 ]]
 --@include common
@@ -15,5 +16,7 @@ local svc = f[2]
 local priority = math.max(-1000, math.min(1000, (tonumber(f[3]) or 0) + delta))
 redis.call('HSET', KEYS[1], 'priority', priority)
 redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, f[4]), id)
-emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority)})
+local by = ARGV[5] or ''
+emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority), 'by', by})
+job_emit(id, 'bumped', {'from', f[3], 'to', tostring(priority), 'by', by})
 return {'ok', f[3], priority, position_of(id, svc)}

@@ -177,11 +177,14 @@ ACTION_TEXT = {
     "cancelled": "cancelled",
     "cancel_requested": "cancel requested",
     "retried": "retried (requeued)",
+    "bumped": "priority changed",
 }
 
 
 def action_text(action: JobAction) -> Text:
     text = Text(ACTION_TEXT.get(action.kind, action.kind), style="bold magenta")
+    if action.change is not None:
+        text.append(f" {action.change[0]} -> {action.change[1]}", style="magenta")
     if action.by:
         text.append(f" by {action.by}", style="magenta")
     return text
