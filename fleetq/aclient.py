@@ -25,6 +25,7 @@ from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnava
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
+from fleetq.protocol import Bumped
 from fleetq.store import AsyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -167,6 +168,10 @@ class AsyncClient:
     async def bump(self, job_id: str, priority: int) -> int | None:
         call = self.store.protocol.bump(check_job_id(job_id), check_priority(priority))
         return await self.store.run(call)
+
+    async def bump_by(self, job_id: str, delta: int, by: str = "client") -> Bumped:
+        """Move a queued job's priority by ``delta`` atomically (see :meth:`Client.bump_by`)."""
+        return await self.store.run(self.store.protocol.bump_by(check_job_id(job_id), delta, by))
 
     async def retry(self, job_id: str) -> int | None:
         return await self.store.run(self.store.protocol.retry(check_job_id(job_id)))

@@ -27,6 +27,7 @@ from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnava
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
+from fleetq.protocol import Bumped
 from fleetq.store import SyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -185,6 +186,11 @@ class Client:
         """Set a queued job's priority; returns its new queue position (0 = next)."""
         call = self.store.protocol.bump(check_job_id(job_id), check_priority(priority))
         return self.store.run(call)
+
+    def bump_by(self, job_id: str, delta: int, by: str = "client") -> Bumped:
+        """Raise (or lower, with a negative ``delta``) a queued job's priority by ``delta``,
+        atomically in Redis, clamped to -1000..1000; returns the new priority and position."""
+        return self.store.run(self.store.protocol.bump_by(check_job_id(job_id), delta, by))
 
     def retry(self, job_id: str) -> int | None:
         """Send a failed or cancelled job back to its queue; returns its queue position."""

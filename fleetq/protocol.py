@@ -18,6 +18,7 @@ from fleetq.config import NAME_PATTERN, Settings
 from fleetq.errors import (
     FleetqError,
     InvalidArgument,
+    InvalidPriority,
     InvalidTransition,
     JobNotFound,
     OutputTooLarge,
@@ -38,6 +39,7 @@ from fleetq.model import (
     ServiceStats,
     Stats,
 )
+from fleetq.validation import PRIORITY_MAX, PRIORITY_MIN
 
 T = TypeVar("T")
 Arg = str | bytes | int | float
@@ -62,6 +64,16 @@ class Call(Generic[T]):
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
     parse: Callable[[Any], T]
+
+
+@dataclass(frozen=True)
+class Bumped:
+    """What a relative bump did: the priority before and after, and the queue position
+    (0 = next; None while the job waits out a retry backoff)."""
+
+    old_priority: int
+    priority: int
+    position: int | None
 
 
 @dataclass(frozen=True)
@@ -235,6 +247,30 @@ class Protocol:
 
         args = (*self._base(), job_id, priority, request_id or _request_id())
         return Call("bump", (self.keys.job(job_id),), args, parse)
+
+    def bump_by(self, job_id: str, delta: int, by: str = "") -> Call[Bumped]:
+        """Move a queued job's priority by ``delta`` atomically (clamped to the priority range);
+        returns the new priority and queue position. ``by`` (who asked) goes to the event log
+        and the job's own stream."""
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise InvalidPriority(f"a priority change must be an integer, not {delta!r}")
+        if abs(delta) > PRIORITY_MAX - PRIORITY_MIN:
+            raise InvalidPriority(
+                f"a priority change of {delta} is out of range "
+                f"{PRIORITY_MIN - PRIORITY_MAX}..{PRIORITY_MAX - PRIORITY_MIN}"
+            )
+
+        def parse(reply: Any) -> Bumped:
+            kind = text(reply[0])
+            if kind == "missing":
+                raise JobNotFound(job_id)
+            if kind == "state":
+                raise InvalidTransition(job_id, text(reply[1]), "bump")
+            return Bumped(int(text(reply[1])), int(reply[2]), _position(reply[3]))
+
+        return Call(
+            "bump_by", (self.keys.job(job_id),), (*self._base(), job_id, delta, by[:200]), parse
+        )
 
     def retry(self, job_id: str, request_id: str | None = None) -> Call[int | None]:
         """Returns the queue position. ``request_id`` (random when left out) lets the script

@@ -20,6 +20,7 @@ SCRIPT_NAMES = (
     "ack_cancel",
     "cancel",
     "bump",
+    "bump_by",
     "retry",
     "set_paused",
     "set_drained",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -13,9 +15,19 @@ from textual.screen import Screen
 from fleetq import AsyncClient, Settings
 from tui.context import Context
 from tui.operator import Operator
+from tui.quiet_logging import QuietTerminalLogging
 from tui.screens.base import FleetScreen
+from tui.screens.detail import JobDetailScreen
+from tui.screens.gpu_detail import GpuDetailScreen
+from tui.screens.help import HelpScreen, described
 from tui.screens.main import MainScreen
 from tui.source import RedisSource, SnapshotSource
+from tui.widgets.gpus import GpuTable
+from tui.widgets.jobs import JobTable
+from tui.widgets.queues import QueueTable
+
+#: Where the palette's Screenshot saves (default: the working folder).
+SCREENSHOT_DIR_ENV = "FLEETQ_SCREENSHOT_DIR"
 
 
 class FleetqApp(App[int]):
@@ -24,7 +36,8 @@ class FleetqApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "fleetq"
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", tooltip="quit"),
+        Binding("question_mark", "help", "Keys", key_display="?", tooltip="this list of keys"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -44,6 +57,10 @@ class FleetqApp(App[int]):
         self.refresh_s = refresh_s
         self.clock = clock
         self._main: MainScreen | None = None
+        self._quiet_logging = QuietTerminalLogging()
+
+    def on_mount(self) -> None:
+        self._quiet_logging.start()
 
     @property
     def main_screen(self) -> MainScreen:
@@ -57,8 +74,44 @@ class FleetqApp(App[int]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         if isinstance(screen, FleetScreen):
             for title, help_text, action in screen.palette_commands():
-                yield SystemCommand(title, help_text, partial(screen.run_action, action))
-        yield from super().get_system_commands(screen)
+                yield SystemCommand(title, help_text, partial(screen.run_command, action))
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":  # Textual's saves to ~/Downloads, often missing
+                yield command
+        yield SystemCommand(
+            "Screenshot",
+            f"Save an SVG of the screen in the working folder (or ${SCREENSHOT_DIR_ENV})",
+            # After the palette has closed, so it is not in the picture.
+            lambda: self.set_timer(0.1, self.action_screenshot),
+        )
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Save an SVG of the screen in ``$FLEETQ_SCREENSHOT_DIR`` (created if missing) or the
+        working folder, and say where (Textual's default, ~/Downloads, often does not exist)."""
+        folder = Path(path or os.environ.get(SCREENSHOT_DIR_ENV) or ".").expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder))
+        except OSError as e:
+            self.notify(f"not saved in {folder.resolve()}: {e}", title="Screenshot",
+                        severity="error")  # fmt: skip
+            return
+        self.notify(f"saved {Path(saved).resolve()}", title="Screenshot")
+
+    def action_help(self) -> None:
+        """Every key, by where it works (from the bindings themselves)."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        sections = [
+            ("Everywhere", described(self.BINDINGS)),
+            ("Main screen", described(MainScreen.BINDINGS)),
+            ("Jobs pane (2)", described(JobTable.BINDINGS)),
+            ("Queues pane (1)", described(QueueTable.BINDINGS)),
+            ("GPUs pane (3)", described(GpuTable.BINDINGS)),
+            ("Job detail", described(JobDetailScreen.BINDINGS)),
+            ("GPU detail (g)", described(GpuDetailScreen.BINDINGS)),
+        ]
+        self.push_screen(HelpScreen(sections))
 
     def on_poller_updated(self) -> None:
         if self.freeze_gc:
@@ -72,7 +125,10 @@ class FleetqApp(App[int]):
 
     async def on_unmount(self) -> None:
         # The poller worker is cancelled by now; close the Redis connections it used.
-        await self.source.aclose()
+        try:
+            await self.source.aclose()
+        finally:
+            self._quiet_logging.stop()
 
 
 def create_app(

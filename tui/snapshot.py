@@ -15,11 +15,14 @@ from typing import Any
 
 from fleetq.fleet import HostView
 from fleetq.model import JobState, JobStatus, ServiceStats
-from tui.source import FleetRead, JobFilter
+from tui.latency import Latency, LatencyTracker
+from tui.source import FleetRead, JobAction, JobFilter
 from tui.workflow import WorkflowSummary, summarize_workflow
 
 #: Utilization samples kept per GPU: one a second for a minute.
 HISTORY_LEN = 60
+#: What a supervisor's GPU record says while the GPU or its machine is drained.
+DRAINED_BY_OPERATOR = "drained by operator"
 #: Two samples closer than this (an extra refresh after an action) count as one.
 MIN_SAMPLE_GAP_MS = 900
 
@@ -55,6 +58,14 @@ class GpuSnapshot:
     power_limit_w: float | None
     job: GpuJob | None
     history: tuple[float, ...]
+    #: Samples taken since the dashboard first saw this GPU (``history`` keeps the newest).
+    history_count: int = 0
+    #: Since when the GPU has been not healthy (as this dashboard saw it); None when healthy.
+    fault_since_ms: int | None = None
+    #: The fault was already there when the dashboard first saw the GPU (so: "or earlier").
+    fault_before_start: bool = False
+    #: Every reading the supervisor published (the GPU detail view shows them all).
+    readings: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def target(self) -> str:
@@ -77,6 +88,8 @@ class JobDetail:
     #: None when the job no longer exists (expired after its retention).
     status: JobStatus | None
     workflow: WorkflowSummary | None
+    #: Cancels and retries from outside its GPU, oldest first (for the timeline).
+    actions: tuple[JobAction, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,8 @@ class Snapshot:
     jobs_total: int
     hosts: tuple[HostSnapshot, ...]
     detail: JobDetail | None = None
+    #: Wait percentiles per service, from the starts this dashboard saw (see tui.latency).
+    latency: Mapping[str, Latency] = field(default_factory=dict)
 
     @property
     def gpu_count(self) -> int:
@@ -106,13 +121,18 @@ class SnapshotBuilder:
     history_len: int = HISTORY_LEN
     _history: dict[str, deque[float]] = field(default_factory=dict)
     _last_sample_ms: dict[str, int] = field(default_factory=dict)
+    _sample_count: dict[str, int] = field(default_factory=dict)
+    #: target -> (since_ms, seen at the first look): when each GPU's current fault began.
+    _fault_since: dict[str, tuple[int, bool]] = field(default_factory=dict)
     _known_gpus: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
     _workflows: dict[str, WorkflowSummary] = field(default_factory=dict)
     _seq: int = 0
+    _latency: LatencyTracker = field(default_factory=LatencyTracker)
 
     def seed_history(self, target: str, samples: list[float]) -> None:
         """Start a GPU's sparkline with earlier samples (the demo and docs use this)."""
         self._history[target] = deque(samples, maxlen=self.history_len)
+        self._sample_count[target] = len(samples)
 
     def build(self, read: FleetRead, job_filter: JobFilter, now_ms: int | None = None) -> Snapshot:
         now = read.stats.now_ms if now_ms is None else now_ms
@@ -123,7 +143,15 @@ class SnapshotBuilder:
         for key in [k for k in self._history if k.partition(":")[0] not in live]:
             del self._history[key]
             self._last_sample_ms.pop(key, None)
+            self._sample_count.pop(key, None)
+        self._latency.observe(read.jobs)
+        latency = {
+            s.service: lat
+            for s in read.stats.services
+            if (lat := self._latency.latency(s.service, now)) is not None
+        }
         return Snapshot(
+            latency=latency,
             seq=self._seq,
             now_ms=now,
             services=read.stats.services,
@@ -142,7 +170,7 @@ class SnapshotBuilder:
         if summary is None and read.workflow is not None:
             summary = summarize_workflow(read.workflow)
             self._workflows = {read.detail_id: summary}  # one detail view at a time
-        return JobDetail(read.detail_id, read.detail, summary)
+        return JobDetail(read.detail_id, read.detail, summary, read.actions)
 
     def _host(self, view: HostView, drained: frozenset[str], now_ms: int) -> HostSnapshot:
         host_drained = view.host in drained
@@ -182,15 +210,22 @@ class SnapshotBuilder:
         history = self._sample(target, util, now_ms)
         reasons = record.get("reasons")
         blocked = record.get("blocked")
+        health = None if record.get("health") is None else str(record.get("health"))
+        since = self._fault(target, health, now_ms)
+        gpu_drained = target in drained
+        if blocked == DRAINED_BY_OPERATOR and not (gpu_drained or host_drained):
+            # The drain set in Redis is the truth; the supervisor's record catches up with an
+            # undrain only at its next publish (1-2 s), so its "drained" is not shown.
+            blocked = None
         return GpuSnapshot(
             host=host,
             index=index,
             name=str(record.get("name") or "GPU"),
             online=True,
-            health=None if record.get("health") is None else str(record.get("health")),
+            health=health,
             reasons=tuple(str(x) for x in reasons) if isinstance(reasons, list) else (),
             blocked=None if not blocked else str(blocked),
-            drained=target in drained or (bool(record.get("drained")) and not host_drained),
+            drained=gpu_drained,
             host_drained=host_drained,
             util_pct=util,
             mem_used_mb=_num(r.get("memory_used_mb")),
@@ -201,7 +236,22 @@ class SnapshotBuilder:
             power_limit_w=_num(r.get("power_limit_w")),
             job=_gpu_job(record.get("job")),
             history=history,
+            history_count=self._sample_count.get(target, 0),
+            fault_since_ms=None if since is None else since[0],
+            fault_before_start=since is not None and since[1],
+            readings=r,
         )
+
+    def _fault(self, target: str, health: str | None, now_ms: int) -> tuple[int, bool] | None:
+        """When the GPU's current fault began (None: it is healthy, or reports no health)."""
+        if health in (None, "healthy"):
+            self._fault_since.pop(target, None)
+            return None
+        since = self._fault_since.get(target)
+        if since is None:
+            # On the first refresh the fault may be older than the dashboard.
+            since = self._fault_since[target] = (now_ms, self._seq <= 1)
+        return since
 
     def _offline_gpu(
         self, host: str, index: int, name: str, drained: frozenset[str], host_drained: bool
@@ -213,6 +263,7 @@ class SnapshotBuilder:
             blocked=None, drained=target in drained, host_drained=host_drained, util_pct=None,
             mem_used_mb=None, mem_total_mb=None, temp_c=None, temp_slowdown_c=None,
             power_w=None, power_limit_w=None, job=None, history=tuple(kept) if kept else (),
+            history_count=self._sample_count.get(target, 0),
         )  # fmt: skip
 
     def _sample(self, target: str, util: float | None, now_ms: int) -> tuple[float, ...]:
@@ -224,6 +275,7 @@ class SnapshotBuilder:
             # A missing reading is drawn as an empty column, never as zero load.
             samples.append(-1.0 if util is None else util)
             self._last_sample_ms[target] = now_ms
+            self._sample_count[target] = self._sample_count.get(target, 0) + 1
         return tuple(samples)
 
 

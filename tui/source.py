@@ -34,6 +34,22 @@ class ReadRequest:
     page_size: int = PAGE_SIZE
 
 
+#: Events of a job's own stream that an operator (or a client) caused, for its timeline.
+ACTION_EVENTS = frozenset({"cancelled", "cancel_requested", "retried", "bumped"})
+
+
+@dataclass(frozen=True)
+class JobAction:
+    """Something done to a job from outside its GPU: a cancel, a cancel request, a retry."""
+
+    at_ms: int
+    kind: str
+    #: Who asked, where the core records it (cancels and bumps: "tui:user@host", "cli"...).
+    by: str | None = None
+    #: For a bump: the priority before and after.
+    change: tuple[str, str] | None = None
+
+
 @dataclass(frozen=True)
 class FleetRead:
     """The raw answers of one refresh, in the core's own types."""
@@ -45,6 +61,8 @@ class FleetRead:
     detail: JobStatus | None = None
     #: The detail job's workflow JSON (read once per job, then cached by the source).
     workflow: str | None = None
+    #: The detail job's cancels and retries, oldest first.
+    actions: tuple[JobAction, ...] = ()
 
 
 class SnapshotSource(Protocol):
@@ -67,8 +85,19 @@ class RedisSource:
         read = FleetRead(stats=stats, jobs=jobs, fleet=fleet)
         if request.detail_id is None:
             return read
-        detail, workflow = await self._detail(request.detail_id)
-        return replace(read, detail_id=request.detail_id, detail=detail, workflow=workflow)
+        (detail, workflow), actions = await asyncio.gather(
+            self._detail(request.detail_id), self._actions(request.detail_id)
+        )
+        return replace(
+            read, detail_id=request.detail_id, detail=detail, workflow=workflow, actions=actions
+        )
+
+    async def _actions(self, job_id: str) -> tuple[JobAction, ...]:
+        # The job's own stream (at most 200 entries, mostly progress), read only while its
+        # detail is open.
+        store = self.client.store
+        entries = await store.command("xrange", store.keys.job_events(job_id), "-", "+")
+        return actions_from_stream(entries or ())
 
     async def _jobs(self, request: ReadRequest) -> tuple[JobStatus, ...]:
         f, limit = request.job_filter, request.page_size
@@ -128,6 +157,21 @@ class StaticSource:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+def actions_from_stream(entries: Sequence[tuple[object, object]]) -> tuple[JobAction, ...]:
+    """The cancels and retries among raw ``XRANGE`` entries of a job's stream."""
+    actions = []
+    for entry_id, fields in entries:
+        values = fields if isinstance(fields, dict) else {}
+        decoded = {_text(k): _text(v) for k, v in values.items()}
+        kind = decoded.get("type")
+        if kind in ACTION_EVENTS:
+            at_ms = int((_text(entry_id) or "0-0").partition("-")[0])
+            before, after = decoded.get("from"), decoded.get("to")
+            change = (before, after) if before is not None and after is not None else None
+            actions.append(JobAction(at_ms, str(kind), decoded.get("by") or None, change))
+    return tuple(actions)
 
 
 def _text(raw: object) -> str | None:

@@ -103,9 +103,15 @@ async def seq_after(pilot: Pilot[Any], seq: int) -> None:
 
 
 async def fresh(pilot: Pilot[Any]) -> None:
-    """Ask for a refresh now and wait until it is on screen."""
+    """Ask for a refresh now and wait until data read after this call is on screen (not the
+    answer of a read that was already in flight)."""
     app = pilot.app
     assert isinstance(app, FleetqApp)
-    snap = app.main_screen.snapshot
-    app.main_screen.poller.refresh_now()
-    await seq_after(pilot, 0 if snap is None else snap.seq)
+    poller = app.main_screen.poller
+    after = poller.reads_started
+    poller.refresh_now()
+
+    def shown() -> bool:
+        return poller.last_read > after and app.main_screen.snapshot is poller.last
+
+    await wait_until(pilot, shown, f"a snapshot read after read #{after}")

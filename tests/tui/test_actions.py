@@ -188,15 +188,20 @@ async def test_retry_requeues_a_failed_job(
         await fresh(pilot)
         assert job.id not in app.main_screen.jobs.rows  # no longer failed
 
-        # Retrying a queued job is refused by the core, and the refusal is shown.
+        # r on a queued job says why it does nothing, without asking the core.
         await pilot.press("s", "s", "s")  # failed -> completed -> cancelled -> active
         await wait_until(pilot, lambda: job.id in app.main_screen.jobs.rows, "the queued job")
         select_job(app, job.id)
         await pilot.press("r")
         await actions_done(app)
-        severity, message = notes.messages[-1]
-        assert severity == "error"
-        assert message == f"cannot retry job {job.id}: it is queued"
+        assert notes.messages[-1] == (
+            "warning",
+            f"job {job.id} is queued: only failed or cancelled jobs can be retried",
+        )
+        # Had the dashboard's copy been stale, the core refuses, and the refusal is shown.
+        app.main_screen.action_retry()
+        await actions_done(app)
+        assert notes.messages[-1] == ("error", f"cannot retry job {job.id}: it is queued")
 
 
 async def test_drain_gpu_and_machine_block_claims(
@@ -226,7 +231,9 @@ async def test_drain_gpu_and_machine_block_claims(
         assert not (await worker.try_claim(["comfyui"], "gpu-host-1", 0)).drained
         await fresh(pilot)
 
-        await pilot.press("D")  # the whole machine of the selected GPU
+        await pilot.press("D")  # the whole machine of the selected GPU, once confirmed
+        await wait_until(pilot, lambda: app.screen is not app.main_screen, "the confirmation")
+        await pilot.press("y")
         await actions_done(app)
         assert (await worker.try_claim(["comfyui"], "gpu-host-1", 1)).drained
         assert "gpu-host-1 drained" in notes.last()
@@ -247,7 +254,7 @@ async def test_pause_and_resume_a_service(make_app: MakeApp, aclient: AsyncClien
         queues = app.main_screen.queues
         await pilot.press("1")
         queues.move_cursor(row=queues.get_row_index("comfyui"))
-        await pilot.press("p")
+        await pilot.press("p", "y")  # y: the confirmation
         await actions_done(app)
         stats = await aclient.stats()
         assert stats.service("comfyui").paused  # type: ignore[union-attr]
@@ -283,6 +290,10 @@ async def test_readonly_hides_and_refuses_every_action(
         select_job(app, job.id)
         await pilot.press("k", "plus", "r", "P")
         assert app.screen is screen  # no confirmation, no prompt
+        # Each key says it is read-only rather than doing nothing silently.
+        assert [m for _, m in notes.messages[-4:]] == [
+            f"read-only dashboard: {key} does nothing here" for key in ("k", "+/-", "r", "P")
+        ]
         await pilot.press("1", "p", "3", "d", "D")
         await screen.run_action("kill")  # the command palette path
         screen.action_bump(1)  # even a direct call cannot reach Redis

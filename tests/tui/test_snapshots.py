@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from fleetq import JobState
@@ -17,6 +18,8 @@ from tui.app import FleetqApp
 from tui.demo import demo_app
 from tui.screens.confirm import ConfirmKill
 from tui.screens.detail import JobDetailScreen
+from tui.screens.gpu_detail import GpuDetailScreen
+from tui.screens.help import HelpScreen
 from tui.source import StaticSource
 
 SIZE = (160, 48)
@@ -90,3 +93,40 @@ def test_kill_confirmation(snap_compare: SnapCompare) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmKill), "the confirmation")
 
     assert snap_compare(demo_app(), terminal_size=(120, 36), run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36), (200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_view_at_terminal_size(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    assert snap_compare(demo_app(), terminal_size=size, run_before=first_snapshot)
+
+
+def test_compact_view_scrolled_sideways(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await first_snapshot(pilot)
+        await pilot.press(*["right"] * 40)  # the job ids stay; the progress column comes in
+
+    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_keys_screen(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await first_snapshot(pilot)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "the keys screen")
+
+    assert snap_compare(demo_app(), terminal_size=(120, 44), run_before=run_before)
+
+
+def test_gpu_detail_of_a_lost_gpu(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, FleetqApp)
+        await first_snapshot(pilot)
+        gpus = app.main_screen.gpus
+        await pilot.press("3")
+        gpus.move_cursor(row=gpus.get_row_index("gpu-node-02:1"), animate=False)
+        await pilot.press("g")
+        await wait_until(pilot, lambda: isinstance(app.screen, GpuDetailScreen), "the GPU view")
+
+    assert snap_compare(demo_app(), terminal_size=(120, 44), run_before=run_before)

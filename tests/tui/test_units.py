@@ -48,7 +48,7 @@ def test_formatting() -> None:
     assert bar(None, 3) == "   "
     assert megabytes(None, 24_000).plain == "N/A"
     assert megabytes(12_288, 24_576).plain == "12.0/24G"
-    line = sparkline([0.0, 100.0, -1.0, 50.0], 4)
+    line = sparkline([0.0, 100.0, -1.0, 50.0], 4, span=4)
     assert line.plain == "▁█ ▅"  # a missing reading is a gap, never a zero
     assert len(sparkline([10.0] * 60, 20).plain) == 20
     assert sparkline([], 5).plain == "     "

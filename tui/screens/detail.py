@@ -8,7 +8,7 @@ from textual.widgets import Footer
 
 from fleetq import JobStatus
 from tui.context import Context
-from tui.screens.base import FleetScreen
+from tui.screens.base import EXPLAIN_BINDINGS, FleetScreen
 from tui.snapshot import Snapshot
 from tui.widgets.banner import ConnectionBanner
 from tui.widgets.job_detail import JobDetailView
@@ -17,12 +17,13 @@ from tui.widgets.poller import Poller
 
 class JobDetailScreen(FleetScreen):
     BINDINGS = [
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", tooltip="back to the main screen"),
         Binding("plus,equals_sign", "bump(1)", "Prio+", key_display="+"),
         Binding("minus", "bump(-1)", "Prio-", key_display="-"),
         Binding("P", "set_priority", "Set prio"),
         Binding("k", "kill", "Kill"),
         Binding("r", "retry", "Retry"),
+        *EXPLAIN_BINDINGS,
     ]
 
     def __init__(

@@ -76,23 +76,46 @@ def progress_cell(fraction: float | None, note: str = "", width: int = 12) -> Te
     return cell
 
 
-def sparkline(samples: Sequence[float], width: int, top: float = 100.0) -> Text:
-    """The last ``width * per_cell`` samples as block characters; negative samples are gaps."""
-    if not samples:
-        return Text(" " * width)
-    per_cell = max(1, -(-len(samples) // width))
-    chunks = [samples[i : i + per_cell] for i in range(0, len(samples), per_cell)][-width:]
-    chars = [" "] * (width - len(chunks))
-    for chunk in chunks:
-        known = [v for v in chunk if v >= 0]
+def sparkline(
+    samples: Sequence[float],
+    width: int,
+    top: float = 100.0,
+    *,
+    count: int | None = None,
+    span: int = 60,
+    dim: bool = False,
+) -> Text:
+    """The last ``span`` samples in ``width`` cells, always ``width`` wide.
+
+    Each cell averages a fixed group of ``ceil(span / width)`` samples (a GPU busy one second
+    in three reads as a third, not as a solid bar). Groups are counted from the first sample
+    ever taken (``count``: samples taken so far, the newest last), so a finished cell never
+    changes: the line moves one cell left each group instead of reshuffling every second.
+    Negative samples are gaps. ``dim``: the GPU is offline, its old line is greyed.
+    """
+    per_cell = max(1, -(-span // width))
+    total = len(samples) if count is None else count
+    first = total - len(samples)  # the global index of samples[0]
+    last_group = (total - 1) // per_cell if total else 0
+    chars = []
+    for group in range(last_group - width + 1, last_group + 1):
+        lo, hi = max(group * per_cell, first), min((group + 1) * per_cell, total)
+        known = [v for v in samples[lo - first : hi - first] if v >= 0] if hi > lo else []
         if not known:
             chars.append(" ")
             continue
-        level = min(len(_SPARK) - 1, int(max(known) / top * (len(_SPARK) - 1) + 0.5))
-        chars.append(_SPARK[level])
+        mean = sum(known) / len(known)
+        chars.append(_SPARK[min(len(_SPARK) - 1, int(mean / top * (len(_SPARK) - 1) + 0.5))])
     # One style for the line (the latest reading's), which keeps the cell cheap to draw.
-    latest = samples[-1]
-    return Text("".join(chars), style=load_style(latest if latest >= 0 else None))
+    latest = samples[-1] if samples else -1.0
+    style = "dim" if dim else load_style(latest if latest >= 0 else None)
+    return Text("".join(chars), style=style)
+
+
+def queue_position(position: int) -> str:
+    """The one way the dashboard writes a queue position: the number of jobs ahead, 0 = next
+    (as the core, the CLI and the gateway count it)."""
+    return "position 0 (next)" if position == 0 else f"position {position:,}"
 
 
 def state_cell(job: JobStatus) -> Text:

@@ -6,13 +6,15 @@ a reading the GPU does not report shows as N/A.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import partial
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.markup import escape
 
-from tui.snapshot import GpuSnapshot, HostSnapshot, Snapshot
+from tui.snapshot import HISTORY_LEN, GpuSnapshot, HostSnapshot, Snapshot
 from tui.widgets.format import (
     DASH,
     HEALTH_STYLES,
@@ -44,6 +46,27 @@ class DrainTarget:
 
 
 class GpuTable(SyncedTable):
+    BINDINGS = [
+        Binding(
+            "d",
+            "screen.toggle_drain",
+            "Drain",
+            tooltip="drain / undrain the GPU (machine row: the machine, asks first)",
+        ),
+        Binding(
+            "D",
+            "screen.drain_machine",
+            "Drain host",
+            tooltip="drain / undrain the whole machine (asks first)",
+        ),
+        Binding("g", "screen.gpu_detail", "GPU detail", tooltip="clocks, fan, PCIe, ECC..."),
+        Binding(
+            "c",
+            "screen.clear_health",
+            "Clear health",
+            tooltip="ask the supervisor to forget the GPU's sticky findings",
+        ),
+    ]
     COLUMNS = (
         ("Machine / GPU", "gpu", 20),
         ("Util · last minute", "util", SPARK_WIDTH + 6),
@@ -54,10 +77,12 @@ class GpuTable(SyncedTable):
         ("State", "state", 18),
         ("Job", "job", 24),
     )
+    FLEX = {"gpu": 1, "health": 3, "state": 1}
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.targets: dict[str, DrainTarget] = {}
+        self.gpus: dict[str, GpuSnapshot] = {}
         self.notes: dict[str, str] = {}
 
     def show(self, snapshot: Snapshot) -> None:
@@ -70,10 +95,12 @@ class GpuTable(SyncedTable):
             rows.append((host.host, signature, partial(_host_cells, host, now)))
             targets[host.host] = DrainTarget(host.host, host.drained, host.host, host.drained)
             for gpu in host.gpus:
-                rows.append((gpu.target, gpu, partial(_gpu_cells, gpu)))
-                notes[gpu.target] = _note(gpu)
+                since = None if gpu.fault_since_ms is None else age(now - gpu.fault_since_ms)
+                rows.append((gpu.target, (gpu, since), partial(_gpu_cells, gpu, now)))
+                notes[gpu.target] = _note(gpu, now)
                 targets[gpu.target] = DrainTarget(gpu.target, gpu.drained, host.host, host.drained)
         self.targets = targets
+        self.gpus = {g.target: g for h in snapshot.hosts for g in h.gpus}
         self.notes = notes
         self.sync(rows)
         self._show_note()
@@ -128,11 +155,11 @@ def _host_cells(host: HostSnapshot, now_ms: int) -> tuple[Text, ...]:
     return cells
 
 
-def _gpu_cells(gpu: GpuSnapshot) -> tuple[Text, ...]:
+def _gpu_cells(gpu: GpuSnapshot, now_ms: int) -> tuple[Text, ...]:
     name = Text(f"  {gpu.index} ", style="bold")
     name.append(gpu.name, style="dim" if gpu.online else "dim strike")
     if not gpu.online:
-        return (name, Text("   -  ") + sparkline(gpu.history, SPARK_WIDTH), DASH, DASH, DASH,
+        return (name, Text("   -  ", style="dim") + _spark(gpu), DASH, DASH, DASH,
                 OFFLINE, _state(gpu), DASH)  # fmt: skip
     return (
         name,
@@ -140,7 +167,7 @@ def _gpu_cells(gpu: GpuSnapshot) -> tuple[Text, ...]:
         megabytes(gpu.mem_used_mb, gpu.mem_total_mb),
         celsius(gpu.temp_c, gpu.temp_slowdown_c),
         watts(gpu.power_w, gpu.power_limit_w),
-        _health(gpu),
+        _health(gpu, now_ms),
         _state(gpu),
         _job(gpu),
     )
@@ -149,13 +176,28 @@ def _gpu_cells(gpu: GpuSnapshot) -> tuple[Text, ...]:
 def _util(gpu: GpuSnapshot) -> Text:
     cell = Text("  N/A " if gpu.util_pct is None else f"{gpu.util_pct:>4.0f}% ")
     cell.stylize(load_style(gpu.util_pct))
-    return cell + sparkline(gpu.history, SPARK_WIDTH)
+    return cell + _spark(gpu)
 
 
-def _health(gpu: GpuSnapshot) -> Text:
+def _spark(gpu: GpuSnapshot) -> Text:
+    return sparkline(
+        gpu.history, SPARK_WIDTH, count=gpu.history_count, span=HISTORY_LEN, dim=not gpu.online
+    )
+
+
+def fault_since(gpu: GpuSnapshot, now_ms: int) -> str:
+    """``5m`` (``≥5m`` when the fault was there before the dashboard started)."""
+    if gpu.fault_since_ms is None:
+        return ""
+    return ("≥" if gpu.fault_before_start else "") + age(now_ms - gpu.fault_since_ms)
+
+
+def _health(gpu: GpuSnapshot, now_ms: int) -> Text:
     if gpu.health is None:
         return NA
     cell = Text(gpu.health, style=HEALTH_STYLES.get(gpu.health, "yellow"))
+    if gpu.fault_since_ms is not None:
+        cell.append(f" {fault_since(gpu, now_ms)}", style="bold")
     if gpu.reasons:
         cell.append(": " + "; ".join(gpu.reasons), style="dim" if gpu.health == "healthy" else "")
     return cell
@@ -180,13 +222,19 @@ def _job(gpu: GpuSnapshot) -> Text:
     return cell + progress_cell(gpu.job.progress, width=10)
 
 
-def _note(gpu: GpuSnapshot) -> str:
+def _note(gpu: GpuSnapshot, now_ms: int) -> str:
     parts = []
     if gpu.health not in (None, "healthy") or gpu.reasons:
         parts.append(f"{gpu.health or 'health N/A'}: {'; '.join(gpu.reasons) or 'no reason given'}")
+    if gpu.fault_since_ms is not None:
+        parts.append(f"since {_clock(gpu.fault_since_ms)}{' or earlier' * gpu.fault_before_start}")
     if gpu.blocked:
         parts.append(f"blocked: {gpu.blocked}")
     return f"{gpu.target} " + " · ".join(parts) if parts else ""
+
+
+def _clock(ms: int) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
 def _total(values: list[float | None]) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,7 +14,9 @@ from textual.widgets import Static
 from fleetq import JobState, JobStatus
 from fleetq.humanize import duration
 from tui.snapshot import JobDetail
-from tui.widgets.format import STATE_STYLES, progress_cell, state_cell
+from tui.source import JobAction
+from tui.widgets.format import STATE_STYLES, progress_cell, queue_position, state_cell
+from tui.widgets.jobs import run_ms, wait_ms
 from tui.workflow import WorkflowSummary
 
 
@@ -31,7 +34,7 @@ class JobDetailView(VerticalScroll):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._shown: tuple[JobStatus | None, WorkflowSummary | None, int] | None = None
+        self._shown: tuple[object, ...] | None = None
         self._sections = {
             name: Static(id=f"detail-{name}", classes="section") for name in self.SECTIONS
         }
@@ -47,8 +50,9 @@ class JobDetailView(VerticalScroll):
     ) -> None:
         status = detail.status if detail is not None else known
         workflow = detail.workflow if detail is not None else None
+        actions = detail.actions if detail is not None else ()
         # Ages move every second; everything else only when the job changes.
-        key = (status, workflow, now_ms // 1000)
+        key = (status, workflow, actions, now_ms // 1000)
         if key == self._shown:
             return
         self._shown = key
@@ -60,7 +64,7 @@ class JobDetailView(VerticalScroll):
             return
         self._set("overview", overview(status, now_ms))
         self._set("workflow", workflow_text(workflow))
-        self._set("timeline", timeline(status, now_ms))
+        self._set("timeline", timeline(status, now_ms, actions))
         self._set("error", error_text(status, workflow))
         self._set("outputs", outputs_text(status))
 
@@ -81,8 +85,9 @@ def overview(job: JobStatus, now_ms: int) -> Text:
         state.append("  ")
         state.append_text(progress_cell(job.progress, job.progress_text, width=20))
     if job.state is JobState.QUEUED and job.position is not None:
-        state.append(f"  position {job.position + 1:,} in its queue", style="dim")
+        state.append(f"  {queue_position(job.position)} in its queue", style="dim")
     age = duration(now_ms - job.submitted_ms)
+    ran = run_ms(job, now_ms)
     attempts = f"{job.attempts} of {job.max_attempts} charged, {job.claims} claims"
     if job.lost_leases:
         attempts += f", {job.lost_leases} lost leases"
@@ -94,8 +99,15 @@ def overview(job: JobStatus, now_ms: int) -> Text:
         ("attempts", Text(attempts)),
         ("host:gpu", Text("-" if job.host is None else f"{job.host}:{job.gpu}")),
         ("submitted", Text(f"{clock(job.submitted_ms)}, {age} ago")),
+        ("waited", Text(duration(wait_ms(job, now_ms)))),
+        ("ran", Text("-" if ran is None else duration(ran))),
         ("timeout", Text(duration(job.timeout_ms))),
     ]
+    if job.finished_ms is not None:
+        rows.insert(
+            -3,
+            ("ended", Text(f"{clock(job.finished_ms)}, {duration(now_ms - job.finished_ms)} ago")),
+        )
     if job.cancel_requested and not job.is_terminal:
         rows.append(("cancel", Text("requested; waiting for the GPU to stop", "bold magenta")))
     if job.metadata:
@@ -117,15 +129,26 @@ def workflow_text(summary: WorkflowSummary | None) -> Text:
     return text
 
 
-def timeline(job: JobStatus, now_ms: int) -> Text:
+def timeline(job: JobStatus, now_ms: int, actions: Sequence[JobAction] = ()) -> Text:
     start = job.submitted_ms
     rows: list[tuple[str, Text]] = []
+    pending = sorted(actions, key=lambda a: a.at_ms)
+
+    def before(ms: int | None, inclusive: bool = True) -> None:
+        # The cancels and retries that happened before ``ms`` (all that remain: None). Times
+        # are in ms: an action in the same ms as a claim came after the claim before it.
+        while pending and (
+            ms is None or pending[0].at_ms < ms or (inclusive and pending[0].at_ms == ms)
+        ):
+            action = pending.pop(0)
+            rows.append((at(action.at_ms), action_text(action)))
 
     def at(ms: int) -> str:
         return "+" + duration(max(0, ms - start)) if ms > start else "+0s"
 
     rows.append((at(start), Text(f"submitted at {clock(start)}, priority {job.priority}")))
     for attempt in job.timeline:
+        before(attempt.started_ms, inclusive=False)
         where = attempt.host if attempt.gpu is None else f"{attempt.host}:{attempt.gpu}"
         rows.append((at(attempt.started_ms), Text(f"claim #{attempt.claim} by {where}")))
         if attempt.ended_ms is None:
@@ -140,12 +163,31 @@ def timeline(job: JobStatus, now_ms: int) -> Text:
             outcome.append(f" ({attempt.detail})", style="dim")
         outcome.append(f" after {duration(attempt.ended_ms - attempt.started_ms)}", style="dim")
         rows.append((at(attempt.ended_ms), outcome))
+    before(job.finished_ms)
     if job.finished_ms is not None:
         style = STATE_STYLES.get(job.state, "")
         rows.append((at(job.finished_ms), Text(f"finished: {job.state.value}", style=style)))
     elif job.ready_ms is not None:
         rows.append((at(job.ready_ms), Text("retry becomes due", style="yellow")))
+    before(None)
     return _grid(rows, width=max(len(label) for label, _ in rows), right=True)
+
+
+ACTION_TEXT = {
+    "cancelled": "cancelled",
+    "cancel_requested": "cancel requested",
+    "retried": "retried (requeued)",
+    "bumped": "priority changed",
+}
+
+
+def action_text(action: JobAction) -> Text:
+    text = Text(ACTION_TEXT.get(action.kind, action.kind), style="bold magenta")
+    if action.change is not None:
+        text.append(f" {action.change[0]} -> {action.change[1]}", style="magenta")
+    if action.by:
+        text.append(f" by {action.by}", style="magenta")
+    return text
 
 
 def _grid(rows: list[tuple[str, Text]], width: int, right: bool = False) -> Text:

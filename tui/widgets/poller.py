@@ -64,6 +64,11 @@ class Poller(Widget):
         self.job_filter = JobFilter()
         self.detail_id: str | None = None
         self.last: Snapshot | None = None
+        #: Reads started so far, and the number of the read behind ``last`` (so a caller can
+        #: wait for data read after some moment, not one already in flight).
+        self.reads_started = 0
+        self.last_read = 0
+        self._read_number = 0
         self._wake = asyncio.Event()
 
     def on_mount(self) -> None:
@@ -79,7 +84,10 @@ class Poller(Widget):
     async def read_once(self) -> Snapshot:
         """One refresh: read through the source and build the snapshot (the benchmarked step)."""
         request = self.request()
+        self.reads_started += 1
+        number = self.reads_started
         read = await self.source.read(request)
+        self._read_number = number
         now_ms = None if self.clock is None else int(self.clock() * 1000)
         return self.builder.build(read, request.job_filter, now_ms)
 
@@ -107,6 +115,7 @@ class Poller(Widget):
                 continue
             failures = 0
             self.last = snapshot
+            self.last_read = self._read_number
             self.post_message(self.Updated(snapshot))
             await self._sleep(max(0.05, self.refresh_s - (time.monotonic() - started)))
 

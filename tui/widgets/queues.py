@@ -5,14 +5,24 @@ from __future__ import annotations
 from functools import partial
 
 from rich.text import Text
+from textual.binding import Binding
 
 from fleetq.model import ServiceStats
+from tui.latency import Latency, clear_time_ms
 from tui.snapshot import Snapshot
 from tui.widgets.format import DASH, age
 from tui.widgets.synced_table import SyncedTable
 
 
 class QueueTable(SyncedTable):
+    BINDINGS = [
+        Binding(
+            "p",
+            "screen.toggle_pause",
+            "Pause/resume",
+            tooltip="pause (asks first) or resume the service",
+        )
+    ]
     COLUMNS = (
         ("Service", "service", 12),
         ("Queued", "queued", 9),
@@ -20,6 +30,8 @@ class QueueTable(SyncedTable):
         ("Running", "running", 8),
         ("State", "state", 8),
         ("Oldest wait", "oldest", 11),
+        ("Wait p50/90/99", "latency", 16),
+        ("Clears in", "clears", 9),
         ("Done/min", "done_min", 8),
         ("Failed/min", "failed_min", 10),
         ("Completed", "completed", 10),
@@ -34,8 +46,16 @@ class QueueTable(SyncedTable):
     def show(self, snapshot: Snapshot) -> None:
         self.services = {s.service: s for s in snapshot.services}
         now = snapshot.now_ms
+        latency = snapshot.latency
         self.sync(
-            [(s.service, (s, _wait(s, now)), partial(_cells, s, now)) for s in snapshot.services]
+            [
+                (
+                    s.service,
+                    (s, _wait(s, now), latency.get(s.service)),
+                    partial(_cells, s, now, latency.get(s.service)),
+                )
+                for s in snapshot.services
+            ]
         )
 
     @property
@@ -49,7 +69,26 @@ def _wait(s: ServiceStats, now_ms: int) -> str | None:
     return None if wait is None else age(wait)
 
 
-def _cells(s: ServiceStats, now_ms: int) -> tuple[Text, ...]:
+def latency_text(latency: Latency | None) -> Text:
+    if latency is None:
+        return DASH
+    return Text(
+        f"{age(latency.p50_ms)}/{age(latency.p90_ms)}/{age(latency.p99_ms)}", justify="right"
+    )
+
+
+def clears_text(s: ServiceStats) -> Text:
+    clear = clear_time_ms(s)
+    if clear is None:
+        return DASH
+    if s.paused:
+        return Text("paused", style="yellow")
+    if clear < 0:
+        return Text("stalled", style="bold red")
+    return Text(age(clear), justify="right", style="yellow" if clear > 3_600_000 else "")
+
+
+def _cells(s: ServiceStats, now_ms: int, latency: Latency | None = None) -> tuple[Text, ...]:
     wait = s.oldest_wait_ms(now_ms)
     failed_rate = Text(str(s.failed_last_minute), style="bold red" if s.failed_last_minute else "")
     cells = (
@@ -59,6 +98,8 @@ def _cells(s: ServiceStats, now_ms: int) -> tuple[Text, ...]:
         Text(f"{s.running:,}", justify="right"),
         Text("PAUSED", style="bold yellow") if s.paused else Text("active", style="green"),
         DASH if wait is None else Text(age(wait), style="yellow" if wait > 300_000 else ""),
+        latency_text(latency),
+        clears_text(s),
         Text(str(s.completed_last_minute), justify="right"),
         failed_rate,
         Text(f"{s.completed:,}", justify="right"),

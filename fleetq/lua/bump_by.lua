@@ -1,0 +1,22 @@
+--[[ bump_by: move a queued job's priority by a delta, atomically (two quick "+1" from
+dashboards or CLIs both count). The result is clamped to -1000..1000. As bump, its submit order
+is kept, so among jobs of equal priority it keeps its place.
+KEYS[1]  job:<id>
+ARGV[1]  key prefix  ARGV[2]  event stream cap
+ARGV[3]  job id      ARGV[4]  delta (an integer)
+ARGV[5]  who asked (optional, for the event log and the job's own stream)
+Returns {'ok', old_priority, new_priority, position or -1} | {'missing'} | {'state', state}
+]]
+--@include common
+local id, delta = ARGV[3], tonumber(ARGV[4])
+local f = redis.call('HMGET', KEYS[1], 'state', 'service', 'priority', 'seq')
+if not f[1] then return {'missing'} end
+if f[1] ~= 'queued' then return {'state', f[1]} end
+local svc = f[2]
+local priority = math.max(-1000, math.min(1000, (tonumber(f[3]) or 0) + delta))
+redis.call('HSET', KEYS[1], 'priority', priority)
+redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, f[4]), id)
+local by = ARGV[5] or ''
+emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority), 'by', by})
+job_emit(id, 'bumped', {'from', f[3], 'to', tostring(priority), 'by', by})
+return {'ok', f[3], priority, position_of(id, svc)}
