@@ -248,10 +248,13 @@ class Protocol:
         args = (*self._base(), job_id, priority, request_id or _request_id())
         return Call("bump", (self.keys.job(job_id),), args, parse)
 
-    def bump_by(self, job_id: str, delta: int, by: str = "") -> Call[Bumped]:
+    def bump_by(
+        self, job_id: str, delta: int, by: str = "", request_id: str | None = None
+    ) -> Call[Bumped]:
         """Move a queued job's priority by ``delta`` atomically (clamped to the priority range);
         returns the new priority and queue position. ``by`` (who asked) goes to the event log
-        and the job's own stream."""
+        and the job's own stream. ``request_id`` (random when left out) keeps a resend whose
+        first reply was lost from applying the change twice."""
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise InvalidPriority(f"a priority change must be an integer, not {delta!r}")
         if abs(delta) > PRIORITY_MAX - PRIORITY_MIN:
@@ -268,9 +271,8 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "bump")
             return Bumped(int(text(reply[1])), int(reply[2]), _position(reply[3]))
 
-        return Call(
-            "bump_by", (self.keys.job(job_id),), (*self._base(), job_id, delta, by[:200]), parse
-        )
+        args = (*self._base(), job_id, delta, by[:200], request_id or _request_id())
+        return Call("bump_by", (self.keys.job(job_id),), args, parse)
 
     def retry(self, job_id: str, request_id: str | None = None) -> Call[int | None]:
         """Returns the queue position. ``request_id`` (random when left out) lets the script

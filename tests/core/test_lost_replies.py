@@ -151,3 +151,32 @@ async def test_a_resent_bump_is_answered_like_the_first_after_a_claim(
     with pytest.raises(InvalidTransition):  # a new bump of a running job is still refused
         client.bump(job.id, 3)
     assert job.status().priority == 7
+
+
+async def test_a_resent_relative_bump_is_applied_once(
+    client: Client, lossy: Settings, proxy: FaultProxy, graph: dict[str, Any]
+) -> None:
+    """A "+1" whose reply is lost is resent by redis-py with the same request id: the job moves
+    by one, not two, and the resend answers like the first."""
+    job = client.submit(graph, priority=1)
+    with Client(lossy) as operator:
+        assert operator.bump_by(job.id, 1).priority == 2  # loads the script first
+        proxy.drop_next(sha_of("bump_by"))
+        bumped = operator.bump_by(job.id, 1)
+        assert proxy.dropped == 1
+        assert (bumped.old_priority, bumped.priority) == (2, 3)
+        assert operator.bump_by(job.id, 1).priority == 4  # a new request still counts
+    assert job.status().priority == 4
+
+
+async def test_a_resent_relative_bump_after_a_claim_is_answered_like_the_first(
+    client: Client, worker: WorkerQueue, graph: dict[str, Any]
+) -> None:
+    job = client.submit(graph, priority=1)
+    call = client.store.protocol.bump_by(job.id, 5)  # one request: its resend has the same args
+    first = client.store.run(call)
+    assert (first.old_priority, first.priority, first.position) == (1, 6, 0)
+    assert (await worker.try_claim(["comfyui"], "h", 0)).job is not None
+    again = client.store.run(call)
+    assert (again.old_priority, again.priority, again.position) == (1, 6, None)
+    assert job.status().priority == 6
