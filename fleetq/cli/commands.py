@@ -174,14 +174,17 @@ def cancel(client: Client, args: argparse.Namespace) -> int:
 
 def bump(client: Client, args: argparse.Namespace) -> int:
     position = client.bump(args.job_id, args.priority)
-    where = "waiting for its retry" if position is None else f"now at position {position}"
+    where = (
+        "waiting for its retry" if position is None else f"now at position {position} (0 = next)"
+    )
     return _report(args, f"{args.job_id} priority {args.priority}, {where}",
                    id=args.job_id, priority=args.priority, position=position)  # fmt: skip
 
 
 def retry(client: Client, args: argparse.Namespace) -> int:
     position = client.retry(args.job_id)
-    return _report(args, f"requeued {args.job_id} at position {position}",
+    where = "waiting for its backoff" if position is None else f"at position {position} (0 = next)"
+    return _report(args, f"requeued {args.job_id} {where}",
                    id=args.job_id, position=position)  # fmt: skip
 
 
