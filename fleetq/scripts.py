@@ -23,6 +23,7 @@ SCRIPT_NAMES = (
     "retry",
     "set_paused",
     "set_drained",
+    "send_control",
     "reap",
     "status",
     "stats",
