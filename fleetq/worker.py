@@ -104,7 +104,7 @@ class WorkerQueue:
 
     def _follow(self, host: str, key: str, last_id: str) -> Subscription:
         """Subscribe to a stream of ``host``, whose signal says when it has news."""
-        self._waiter.listen(self.keys.signal(host), self._on_signal)
+        self.listen_for_signals(host)
         return self._watcher.subscribe(key, last_id)
 
     def listen_for_signals(self, host: str) -> None:
