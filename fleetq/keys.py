@@ -37,6 +37,10 @@ P hosts                    zset    supervisor host ids, score = last heartbeat (
 P host:<host>              string  JSON host record, expires
 P gpus:<host>              string  JSON list of GPU readings of one host, expires
 P ctl:<host>               stream  operator commands for one supervisor (fault injection)
+P signal:<host>            zset    wake-up signal of one supervisor (BZPOPMIN, with its work
+                                   markers): ``streams`` when a stream it follows has news
+                                   (an operator command, a cancel of its running job),
+                                   ``gate`` when a drain of the host or one of its GPUs changed
 =========================  ======  ===========================================================
 """
 
@@ -98,6 +102,9 @@ class Keys:
 
     def control(self, host: str) -> str:
         return f"{self.prefix}ctl:{host}"
+
+    def signal(self, host: str) -> str:
+        return f"{self.prefix}signal:{host}"
 
     @property
     def leases(self) -> str:

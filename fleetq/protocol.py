@@ -54,6 +54,10 @@ STATUS_FIELDS = (
 )  # fmt: skip
 LIST_STATES = ("queued", "running", *TERMINAL_STATES)
 PROMOTE_BATCH = 100
+#: The members of a supervisor's signal (``Keys.signal``), as the scripts write them: read the
+#: streams it follows, or check the gate (drains) again.
+SIGNAL_STREAMS = "streams"
+SIGNAL_GATE = "gate"
 
 
 @dataclass(frozen=True)
@@ -330,6 +334,16 @@ class Protocol:
             (self.keys.drained, self.keys.last_request),
             (*self._base(), target, "1" if drained else "0", request_id or _request_id()),
             lambda reply: bool(int(reply)),
+        )
+
+    def send_control(self, host: str, encoded_command: str) -> Call[str]:
+        """Queue an operator command (JSON text) for one supervisor and signal it; returns
+        the command's stream entry id."""
+        return Call(
+            "send_control",
+            (self.keys.control(host), self.keys.signal(host)),
+            (*self._base(), encoded_command),
+            text,
         )
 
     # -- worker side -------------------------------------------------------------------------

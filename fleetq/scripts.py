@@ -24,6 +24,7 @@ SCRIPT_NAMES = (
     "retry",
     "set_paused",
     "set_drained",
+    "send_control",
     "reap",
     "status",
     "stats",

@@ -167,11 +167,9 @@ class SyncStore:
         return parse_fleet(hosts, host_raw, gpus_raw)
 
     def send_control(self, host: str, command: dict[str, Any]) -> str:
-        """Queue an operator command (e.g. a simulated fault) for one supervisor."""
-        entry = self.command(
-            "xadd", self.keys.control(host), {"command": encode_record(command)}, maxlen=100
-        )
-        return text(entry)
+        """Queue an operator command (e.g. a simulated fault) for one supervisor, and signal
+        it so it reads the command at once."""
+        return self.run(self.protocol.send_control(host, encode_record(command)))
 
     def close(self) -> None:
         self.redis.close()

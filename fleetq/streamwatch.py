@@ -1,29 +1,36 @@
-"""One stream watcher per process: a single blocking XREAD over every stream its tasks follow.
+"""One stream watcher per process: every stream its tasks follow, read when signalled.
 
 A supervisor follows its operator command stream and, for each running job, that job's own
-stream (a cancel request arrives there within milliseconds). Instead of one blocked connection
-per running job, one :class:`StreamWatcher` reads them all in one XREAD and delivers each entry
-to the subscriptions of its stream. A new subscription cuts the current XREAD short (an XREAD
-takes nothing from Redis, so re-reading from each stream's last id loses nothing); a dropped
-one is left out of the next XREAD.
+stream (a cancel request arrives there within milliseconds). It holds no connection blocked on
+streams: whatever writes to one of them something the supervisor must react to also sets the
+supervisor's signal (``Keys.signal``) in the same script, and the supervisor's one blocking
+connection (:class:`~fleetq.wakeups.WakeupWaiter`) pops it with its work markers. The
+:class:`StreamWatcher` then reads every stream it follows in one XREAD without BLOCK, over the
+command connection, and delivers each entry to the subscriptions of its stream.
+
+Nothing is lost: a new subscription is read at once from its last id; a signal stays set until
+popped; after a read failed (Redis unreachable) or the waiter lost Redis, the watcher reads
+every stream again from its last id, until a read succeeds. Entries written without a signal
+(progress, which the supervisor writes itself) are delivered with the next read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
-from fleetq.config import Settings
-from fleetq.connection import CONNECTION_ERRORS
+from fleetq.errors import FleetqError
 from fleetq.protocol import text
 
 log = logging.getLogger(__name__)
 
 StreamEntry = tuple[str, dict[str, str]]
+#: One XREAD without BLOCK: stream -> last id read, to the reply of redis-py's ``xread``.
+ReadStreams = Callable[[dict[str, str]], Awaitable[Any]]
 
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 5.0
@@ -64,32 +71,39 @@ class Subscription:
 
 
 class StreamWatcher:
-    """Follows many streams over one connection (``client`` is used for nothing else)."""
+    """Follows many streams, reading them all at once whenever :meth:`poll` is called.
 
-    def __init__(self, settings: Settings, client: aioredis.Redis) -> None:
-        self.settings = settings
-        self._client = client
+    ``read`` runs one XREAD without BLOCK (over a connection shared with other commands).
+    """
+
+    def __init__(self, read: ReadStreams) -> None:
+        self._read = read
         self._subs: dict[str, list[Subscription]] = {}
-        self._changed = asyncio.Event()
+        self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._read: asyncio.Future[Any] | None = None
-        self._reading: frozenset[str] = frozenset()
+        self._following: frozenset[str] = frozenset()
+        #: Reads done (for tests and benchmarks).
+        self.reads = 0
 
     @property
-    def reading(self) -> frozenset[str]:
-        """The streams of the XREAD in flight (empty between reads)."""
-        return self._reading
+    def following(self) -> frozenset[str]:
+        """The streams read at least once since they were subscribed to: an entry written to
+        one of them from now on is delivered at the next :meth:`poll`."""
+        return self._following
 
     def subscribe(self, key: str, last_id: str) -> Subscription:
-        """Follow stream ``key`` from after ``last_id`` (a concrete id, not ``$``)."""
+        """Follow stream ``key`` from after ``last_id`` (a concrete id, not ``$``); it is read
+        at once."""
         sub = Subscription(self, key, last_id)
         self._subs.setdefault(key, []).append(sub)
-        self._changed.set()
-        if self._read is not None and key not in self._reading:
-            self._read.cancel()  # re-read at once, with the new stream in
+        self.poll()
+        return sub
+
+    def poll(self) -> None:
+        """Read every followed stream soon (a signal said one of them has news)."""
+        self._wanted.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="stream-watcher")
-        return sub
 
     def _drop(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.key, [])
@@ -97,41 +111,34 @@ class StreamWatcher:
             subs.remove(sub)
         if not subs:
             self._subs.pop(sub.key, None)
+            self._following = self._following - {sub.key}
 
     async def _run(self) -> None:
         delay_s = RECONNECT_FIRST_S
         down = False
-        block_ms = max(10, int(self.settings.block_timeout_s * 1000))
         while True:
-            self._changed.clear()
+            await self._wanted.wait()
+            self._wanted.clear()
             if not self._subs:
-                await self._changed.wait()
                 continue
-            streams: dict[Any, Any] = {
+            streams = {
                 key: min((s.last_id for s in subs), key=_id_key) for key, subs in self._subs.items()
             }
-            self._reading = frozenset(streams)
-            self._read = asyncio.ensure_future(self._client.xread(streams, block=block_ms))
             try:
-                await asyncio.wait({self._read})
-                if self._read.cancelled():
-                    continue  # a new subscription: read again with it
-                reply = self._read.result()
-                if down:
-                    log.info("stream watcher: Redis is back")
-                down, delay_s = False, RECONNECT_FIRST_S
-            except (*CONNECTION_ERRORS, redis.exceptions.ResponseError) as e:
+                reply = await self._read(streams)
+            except (FleetqError, redis.exceptions.RedisError) as e:
                 if not down:
-                    log.warning("stream watcher: %s; reconnecting", e)
+                    log.warning("stream watcher: %s; reading again", e)
                 down = True
                 await asyncio.sleep(delay_s)  # reconnect backoff
                 delay_s = min(RECONNECT_MAX_S, delay_s * 2)
+                self._wanted.set()  # every stream again, from its last id
                 continue
-            except asyncio.CancelledError:
-                self._read.cancel()
-                raise
-            finally:
-                self._reading = frozenset()
+            self.reads += 1
+            if down:
+                log.info("stream watcher: Redis is back")
+            down, delay_s = False, RECONNECT_FIRST_S
+            self._following = frozenset(k for k in streams if k in self._subs)
             for stream, items in reply or []:
                 key = text(stream)
                 for entry_id, fields in items:

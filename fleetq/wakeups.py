@@ -12,6 +12,17 @@ The waiter only blocks on markers somebody here waits for: a machine whose GPUs 
 drained leaves the markers to the rest of the fleet. A claimer that starts waiting for a service
 the current BZPOPMIN does not cover is served from the next one (within ``block_timeout_s``);
 the BZPOPMIN is never cut short, since a cancelled pop could lose the marker it took.
+
+The same BZPOPMIN also covers the machine's signals (:meth:`WakeupWaiter.listen`): sorted sets
+that the scripts set when something the machine must react to at once happened (a cancel of
+its running job, an operator command, a drain). Redis cannot block on sorted sets and streams
+in one command, so this is what lets one connection serve both: a signal stays set until
+popped, and its handler then reads the streams (without blocking) over another connection.
+
+Since the waiter then stays blocked on its signal while no claimer is idle, a claimer that
+starts waiting for a service the BZPOPMIN in flight does not cover re-arms it: the waiter sets
+its own signal with the member ``rearm`` (over the other connection), pops it at once and
+blocks again with the new marker in. So a GPU that finishes a job waits for work at once.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -28,9 +40,13 @@ from fleetq.config import Settings
 from fleetq.connection import CONNECTION_ERRORS, raise_for_reply, unavailable
 from fleetq.errors import FleetqError
 from fleetq.keys import Keys
+from fleetq.protocol import text
 from fleetq.store import cancel_safe
 
 log = logging.getLogger(__name__)
+
+#: The member of a signal that only makes the waiter block again with the keys it needs now.
+REARM = "rearm"
 
 #: Backoff of the waiter while Redis is unreachable: from the first to the last value, doubling.
 RECONNECT_FIRST_S = 0.1
@@ -47,14 +63,21 @@ class Wakeup:
 @dataclass(eq=False)
 class _Claimer:
     services: frozenset[str]
-    handed: asyncio.Future[Wakeup] = field(repr=False)
+    #: A wake-up, or None: check the gate again (a drain changed).
+    handed: asyncio.Future[Wakeup | None] = field(repr=False)
+
+
+#: Told the member of a popped signal, or None after the waiter lost Redis (whatever the
+#: signal announces may have happened meanwhile). Must not block.
+SignalHandler = Callable[[str | None], None]
 
 
 class WakeupWaiter:
     """Blocks on Redis for the idle claimers of one process and hands out each wake-up.
 
     ``client`` is used for nothing but the BZPOPMIN (its pool holds one connection);
-    ``rewake`` puts a marker back (over another connection) when nobody here may use it.
+    ``rewake`` puts a marker back (over another connection) when nobody here may use it;
+    ``set_signal(key, member)`` sets a signal (over another connection), to re-arm the waiter.
     """
 
     def __init__(
@@ -63,40 +86,74 @@ class WakeupWaiter:
         keys: Keys,
         client: aioredis.Redis,
         rewake: Callable[[str], Awaitable[None]],
+        set_signal: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self._keys = keys
         self._client = client
         self._rewake = rewake
+        self._set_signal = set_signal
+        self._rearming: asyncio.Task[None] | None = None
         self._marker_prefix = keys.marker("")
         #: Idle claimers, longest-waiting first.
         self._waiting: list[_Claimer] = []
+        #: Signal key -> its handler; covered by every BZPOPMIN.
+        self._signals: dict[str, SignalHandler] = {}
+        self._covering: frozenset[str] = frozenset()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._returns: set[asyncio.Task[None]] = set()
         #: Wake-ups popped from Redis, and those given back to it (for tests and benchmarks).
         self.popped = 0
         self.returned = 0
+        #: Signals popped (for tests and benchmarks).
+        self.signals = 0
 
     @property
     def idle_claimers(self) -> int:
         """How many claimers wait for a wake-up right now."""
         return len(self._waiting)
 
+    @property
+    def covering(self) -> frozenset[str]:
+        """The keys of the BZPOPMIN in flight (empty between pops)."""
+        return self._covering
+
+    def listen(self, key: str, handler: SignalHandler) -> None:
+        """Block on signal ``key`` too, from now on, and tell ``handler`` of each one popped.
+
+        A key first listened to while a BZPOPMIN is in flight is covered from the next one."""
+        if self._signals.get(key) is handler:
+            return
+        self._signals[key] = handler
+        self._changed.set()
+        self._start()
+        self._rearm_if_needed()
+
+    def recheck(self) -> None:
+        """Wake every idle claimer without a wake-up, so it checks its gate again (a drain of
+        its GPU or host changed)."""
+        waiting, self._waiting = self._waiting, []
+        for claimer in waiting:
+            if not claimer.handed.done():
+                claimer.handed.set_result(None)
+
     async def wait(
         self, services: Sequence[str], timeout_s: float, stop: asyncio.Event | None = None
     ) -> Wakeup | None:
         """Wait up to ``timeout_s`` (or until ``stop`` is set) for a wake-up of one of
-        ``services``. Whoever gets a :class:`Wakeup` owes it a claim, or :meth:`pass_on`."""
+        ``services``. Whoever gets a :class:`Wakeup` owes it a claim, or :meth:`pass_on`.
+        None: the time ran out, ``stop`` was set, or :meth:`recheck` asked for a new look."""
         claimer = _Claimer(frozenset(services), asyncio.get_running_loop().create_future())
         self._waiting.append(claimer)
         self._changed.set()
         self._start()
+        self._rearm_if_needed()
         stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
-            waits: set[asyncio.Future[object]] = {claimer.handed}  # type: ignore[arg-type]
+            waits: set[asyncio.Future[Any]] = {claimer.handed}
             if stopped is not None:
-                waits.add(stopped)  # type: ignore[arg-type]
+                waits.add(stopped)
             await asyncio.wait(waits, timeout=max(0.0, timeout_s), return_when="FIRST_COMPLETED")
         except BaseException:
             try:
@@ -150,6 +207,27 @@ class WakeupWaiter:
                 return True
         return False
 
+    def _rearm_if_needed(self) -> None:
+        """Cut the BZPOPMIN in flight short, through one of its own signals, when it leaves
+        out a key needed now (a cancelled pop could lose what it took; a signal cannot)."""
+        covering = self._covering
+        signals = sorted(k for k in covering if k in self._signals)
+        if not signals or self._set_signal is None:
+            return  # nothing in flight, or no way to end it early: the next one covers it
+        if self._rearming is not None and not self._rearming.done():
+            return
+        needed = {self._keys.marker(s) for c in self._waiting for s in c.services}
+        if needed <= covering and set(self._signals) <= covering:
+            return
+        self._rearming = asyncio.ensure_future(self._rearm(signals[0]))
+
+    async def _rearm(self, key: str) -> None:
+        assert self._set_signal is not None
+        try:
+            await self._set_signal(key, REARM)
+        except FleetqError as e:  # the pop in flight ends with the same error
+            log.debug("wake-up waiter: not re-armed: %s", e)
+
     def _start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="wakeup-waiter")
@@ -160,22 +238,31 @@ class WakeupWaiter:
         while True:
             self._changed.clear()
             services = sorted({s for c in self._waiting for s in c.services})
-            if not services:
+            if not services and not self._signals:
                 await self._changed.wait()
                 continue
             timeout_s = max(0.01, self.settings.block_timeout_s)
-            markers = [self._keys.marker(s) for s in services]
+            keys = [self._keys.marker(s) for s in services] + sorted(self._signals)
+            self._covering = frozenset(keys)
             try:
                 # redis-py can swallow a cancellation that arrives during a blocking read.
-                reply = await cancel_safe(self._client.bzpopmin(markers, timeout=timeout_s))
+                reply = await cancel_safe(self._client.bzpopmin(keys, timeout=timeout_s))
+                self._covering = frozenset()
                 if down:
                     log.info("wake-up waiter: Redis is back")
                 down, delay_s = False, RECONNECT_FIRST_S
                 if reply is not None:
-                    self.popped += 1
-                    key = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-                    await self.pass_on(Wakeup(key[len(self._marker_prefix) :]))
+                    key = text(reply[0])
+                    handler = self._signals.get(key)
+                    member = text(reply[1])
+                    if handler is not None and member != REARM:
+                        self.signals += 1
+                        handler(member)
+                    elif handler is None:
+                        self.popped += 1
+                        await self.pass_on(Wakeup(key[len(self._marker_prefix) :]))
             except (*CONNECTION_ERRORS, redis.exceptions.ResponseError, FleetqError) as e:
+                self._covering = frozenset()
                 error = self._error(e)
                 if not down:
                     log.warning("wake-up waiter: %s; reconnecting", error)
@@ -185,6 +272,10 @@ class WakeupWaiter:
                     if not claimer.handed.done():
                         claimer.handed.set_exception(error)
                 self._waiting.clear()
+                # A signal set meanwhile is popped once Redis is back; one lost with Redis's
+                # data is not: its listeners look again themselves, from where they were.
+                for handler in list(self._signals.values()):
+                    handler(None)
                 await asyncio.sleep(delay_s)  # reconnect backoff
                 delay_s = min(RECONNECT_MAX_S, delay_s * 2)
 
@@ -201,7 +292,7 @@ class WakeupWaiter:
 
     async def aclose(self) -> None:
         """Stop the waiter; wake-ups still held are given back to Redis."""
-        tasks = [t for t in (self._task, *self._returns) if t is not None]
+        tasks = [t for t in (self._task, self._rearming, *self._returns) if t is not None]
         if self._task is not None:
             self._task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -4,10 +4,14 @@ Redis connections.
 A supervisor holds one :class:`WorkerQueue` for all its GPUs. It claims (and waits for work),
 renews, finishes, watches its running jobs for cancels, publishes its fleet records and reads its
 operator command stream through it, and never reaches Redis another way. Whatever the number
-of GPUs, the queue holds three connections: one blocked on the services' wake-up markers (a
-:class:`~fleetq.wakeups.WakeupWaiter`), one blocked on streams (a
-:class:`~fleetq.streamwatch.StreamWatcher`: operator commands and the streams of running jobs),
-and one for every other command (two when ``wait_replicas`` makes writes wait for replicas).
+of GPUs, the queue holds two connections: one blocked on the services' wake-up markers and on
+the machine's signal (a :class:`~fleetq.wakeups.WakeupWaiter`), and one for every other command
+(two when ``wait_replicas`` makes writes wait for replicas). The streams it follows (operator
+commands, the streams of running jobs) are read by a :class:`~fleetq.streamwatch.StreamWatcher`
+over the command connection whenever the signal says one of them has news: every script that
+writes there something a supervisor must react to (a cancel, an operator command) sets the
+signal of the supervisor's host in the same step, and a drain sets it so that idle claimers
+check their gate again.
 
 Every write about a claimed job carries its lease token; a write with a stale token raises
 :class:`~fleetq.errors.StaleLease` and changes nothing.
@@ -28,9 +32,9 @@ from fleetq.connection import connect_async
 from fleetq.errors import RedisUnavailable
 from fleetq.fleet import HOST_TTL_MS
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
-from fleetq.protocol import ClaimOutcome, ReapOutcome
+from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, ReapOutcome
 from fleetq.store import AsyncStore, StreamEntry
-from fleetq.streamwatch import StreamWatcher
+from fleetq.streamwatch import StreamWatcher, Subscription
 from fleetq.wakeups import WakeupWaiter
 
 __all__ = ["ClaimOutcome", "MayClaim", "ReapOutcome", "StreamEntry", "WorkerQueue"]
@@ -52,16 +56,18 @@ class WorkerQueue:
         self.store = AsyncStore(settings, redis)
         self.protocol = self.store.protocol
         self.keys = self.store.keys
-        # Blocking reads get their own connections; with a given client (fakeredis) they
-        # share it, as there is no server to open more connections to.
+        # The blocking pop gets its own connection; with a given client (fakeredis) it shares
+        # it, as there is no server to open another connection to.
         self._blocking: list[aioredis.Redis] = []
         if redis is None:
-            waiter_client, watcher_client = connect_async(settings), connect_async(settings)
-            self._blocking = [waiter_client, watcher_client]
+            waiter_client = connect_async(settings)
+            self._blocking = [waiter_client]
         else:
-            waiter_client = watcher_client = redis
-        self._waiter = WakeupWaiter(settings, self.keys, waiter_client, self._rewake_one)
-        self._watcher = StreamWatcher(settings, watcher_client)
+            waiter_client = redis
+        self._waiter = WakeupWaiter(
+            settings, self.keys, waiter_client, self._rewake_one, self._set_signal
+        )
+        self._watcher = StreamWatcher(self._read_streams)
         # Commands share one connection: claims, renews and finishes are short, and a machine
         # never sends many at once. WAIT (wait_replicas) holds a connection until replicas
         # confirm, so then a second one keeps renewals flowing.
@@ -84,6 +90,29 @@ class WorkerQueue:
             await client.aclose()
         await self.store.aclose()
 
+    async def _set_signal(self, key: str, member: str) -> None:
+        await self._command("zadd", key, {member: 0})
+
+    async def _read_streams(self, streams: dict[str, str]) -> Any:
+        return await self._command("xread", streams)
+
+    def _on_signal(self, kind: str | None) -> None:
+        if kind == SIGNAL_GATE:
+            self._waiter.recheck()
+        else:  # news on a followed stream, or the waiter lost Redis: read them all again
+            self._watcher.poll()
+
+    def _follow(self, host: str, key: str, last_id: str) -> Subscription:
+        """Subscribe to a stream of ``host``, whose signal says when it has news."""
+        self.listen_for_signals(host)
+        return self._watcher.subscribe(key, last_id)
+
+    def listen_for_signals(self, host: str) -> None:
+        """Block on the signal of ``host`` from now on (a supervisor calls this at start, so
+        its first wait for work already covers it; following a stream of ``host`` does it
+        too)."""
+        self._waiter.listen(self.keys.signal(host), self._on_signal)
+
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         async with self._slots:
             return await call()
@@ -96,6 +125,7 @@ class WorkerQueue:
 
     async def try_claim(self, services: Sequence[str], host: str, gpu: int) -> ClaimOutcome:
         """One claim attempt, without blocking."""
+        self.listen_for_signals(host)  # a cancel of the job it claims signals this host
         token = secrets.token_hex(16)
         call = self.protocol.claim(services, host, gpu, token)
         return await self._run(lambda: self.store.run(call))
@@ -193,13 +223,15 @@ class WorkerQueue:
 
     async def wait_for_cancel(self, job: ClaimedJob) -> None:
         """Return once a cancel of ``job`` is requested (it arrives on the job's own stream,
-        read by the shared stream watcher, within milliseconds). Rides out Redis outages."""
+        read by the shared stream watcher when the host's signal says so, within milliseconds).
+        Rides out Redis outages."""
         while True:
             try:
                 last_id = await self._run(lambda: self.store.last_job_event_id(job.id))
                 break
             except RedisUnavailable:
                 await asyncio.sleep(1.0)  # reconnect backoff
+        # The claim made this queue listen to the signal of the host it claimed for.
         with self._watcher.subscribe(self.keys.job_events(job.id), last_id) as events:
             while True:
                 _, fields = await events.get()
@@ -223,8 +255,8 @@ class WorkerQueue:
 
     async def control_commands(self, host: str, since_id: str) -> AsyncIterator[StreamEntry]:
         """The operator commands sent to ``host`` after ``since_id``, as they arrive (read by
-        the shared stream watcher; rides out Redis outages)."""
-        with self._watcher.subscribe(self.keys.control(host), since_id) as commands:
+        the shared stream watcher when the host's signal says so; rides out Redis outages)."""
+        with self._follow(host, self.keys.control(host), since_id) as commands:
             while True:
                 yield await commands.get()
 

@@ -57,19 +57,23 @@ def _keys(text: str) -> tuple[str, ...]:
 
 ROLES: Mapping[str, Role] = {
     # submit: q, waiting, job, seq, services, idem, marker (wake), events; cancel: job, q,
-    # delayed, waiting, ended, jobev, idem, events; wait: jobev; list/stats read the rest.
+    # delayed, waiting, ended, jobev, idem, events, signal (tells the running job's
+    # supervisor); wait: jobev; list/stats read the rest.
     "client": Role(
         read_write=_keys(
-            "job:* jobev:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* events"
+            "job:* jobev:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* events "
+            "signal:*"
         ),
         read_only=_keys("out:* running:* paused drained hosts host:* gpus:*"),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
-    # write access to every key a script declares, so these three are read-write too.
+    # write access to every key a script declares, so these three are read-write too. It
+    # pops its signal (signal:*) with its work markers.
     "supervisor": Role(
         read_write=_keys(
             "job:* jobev:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
-            "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services"
+            "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services "
+            "signal:*"
         ),
         read_only=_keys("ctl:*"),
     ),

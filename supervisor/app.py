@@ -91,6 +91,9 @@ class Supervisor:
         monitor = self.monitor or GpuMonitor(open_gpu_backend(config.simulate_gpus))
         self.monitor = monitor
         queue = WorkerQueue(config.settings)
+        # Cancels, operator commands and drains for this host signal it; block on that from
+        # the start, so the first wait for work already covers it.
+        queue.listen_for_signals(config.host_id)
         tasks: list[asyncio.Task[None]] = []
         backends: list[Backend] = []
         publisher: Publisher | None = None

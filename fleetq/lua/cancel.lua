@@ -1,7 +1,7 @@
 --[[ cancel: a client or operator cancels a job.
 A queued (or delayed) job is removed from its queue and ends cancelled at once. A running job is
-marked; the owning puller sees the mark (on its job stream and in every renew), interrupts the
-backend and acknowledges with ack_cancel. Cancelling a cancelled job is a no-op.
+marked; the owning puller sees the mark (on its job stream, which its supervisor reads when
+signalled, and in every renew), interrupts the backend and acknowledges with ack_cancel. Cancelling a cancelled job is a no-op.
 KEYS[1]  job:<id>    (a queued job's cancel touches only keys a client role may write)
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  retention_ms    ARGV[5]  who asked (for the event log)
@@ -9,7 +9,7 @@ Returns {'cancelled'} | {'cancelling'} | {'terminal', state} | {'missing'}
 ]]
 --@include common
 local id = ARGV[3]
-local f = redis.call('HMGET', KEYS[1], 'state', 'service')
+local f = redis.call('HMGET', KEYS[1], 'state', 'service', 'host')
 if not f[1] then return {'missing'} end
 local state, svc = f[1], f[2]
 local now = now_ms()
@@ -23,6 +23,7 @@ if state == 'running' then
   redis.call('HSET', KEYS[1], 'cancel_requested', '1')
   emit('cancel_requested', id, svc, {'by', ARGV[5]})
   job_emit(id, 'cancel_requested', {'by', ARGV[5]})
+  if f[3] then signal(f[3], 'streams') end
   return {'cancelling'}
 end
 return {'terminal', state}

@@ -72,7 +72,7 @@ async def _more_blocked(raw: aioredis.Redis, before: int) -> bool:
         return False  # Redis is restarting
 
 
-async def test_a_drained_machine_passes_the_wakeup_to_a_healthy_one(
+async def test_a_drain_reaches_the_blocked_machine_which_leaves_the_wakeup_to_a_healthy_one(
     settings: Settings, aclient: AsyncClient, raw: aioredis.Redis, queues: list[WorkerQueue]
 ) -> None:
     drained, healthy = WorkerQueue(settings), WorkerQueue(settings)
@@ -80,11 +80,13 @@ async def test_a_drained_machine_passes_the_wakeup_to_a_healthy_one(
     on_drained = await start_waiting(raw, drained, "host-a", 0)  # first in Redis's line
     on_healthy = await start_waiting(raw, healthy, "host-b", 0)
     await aclient.drain("host-a")
+    # The drain signals host-a: its idle claimer checks again at once, long before its wait
+    # would end, and stops waiting for work.
+    assert (await asyncio.wait_for(on_drained, DEADLINE_S)).drained
     job = await aclient.submit(WORKFLOW, service=SERVICE)
     outcome = await asyncio.wait_for(on_healthy, DEADLINE_S)
     assert outcome.job is not None and outcome.job.id == job.id
-    assert (await asyncio.wait_for(on_drained, DEADLINE_S)).drained
-    assert drained.wakeups.popped == 1 and drained.wakeups.returned == 1
+    assert drained.wakeups.popped == 0 and drained.wakeups.signals == 1
 
 
 async def test_a_claimer_whose_gate_closed_hands_the_wakeup_to_the_next_idle_one(
@@ -224,3 +226,22 @@ async def test_a_claimer_that_stops_as_it_is_woken_claims_nothing_and_passes_it_
     assert outcome.job is None
     await eventually(lambda: queue.wakeups.returned == 1)
     assert await raw.zcard(queue.keys.marker(SERVICE)) == 1  # back in Redis for the fleet
+
+
+async def test_a_claimer_for_a_service_the_blocked_pop_leaves_out_is_served_at_once(
+    settings: Settings, aclient: AsyncClient, queues: list[WorkerQueue]
+) -> None:
+    slow = settings.with_overrides(block_timeout_s=LONG_S, socket_timeout_s=LONG_S + 10)
+    queue = WorkerQueue(slow)
+    queues.append(queue)
+    queue.listen_for_signals("h")  # the waiter blocks on the machine's signal alone
+    signal_only = frozenset({queue.keys.signal("h")})
+    await eventually(lambda: queue.wakeups.covering == signal_only)
+    # A GPU turns idle: the pop in flight is re-armed with its service's marker in, instead
+    # of leaving it uncovered until the pop times out.
+    claiming = asyncio.create_task(queue.claim([SERVICE], "h", 0, LONG_S))
+    await eventually(lambda: queue.keys.marker(SERVICE) in queue.wakeups.covering, DEADLINE_S)
+    job = await aclient.submit(WORKFLOW, service=SERVICE)
+    outcome = await asyncio.wait_for(claiming, DEADLINE_S)
+    assert outcome.job is not None and outcome.job.id == job.id
+    assert queue.wakeups.signals == 0  # a re-arm is no signal to the machine's listeners

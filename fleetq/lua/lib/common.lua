@@ -15,6 +15,7 @@ local function k_ended(svc, state) return P .. 'ended:' .. svc .. ':' .. state e
 local function k_marker(svc) return P .. 'marker:' .. svc end
 local function k_idem(key) return P .. 'idem:' .. key end
 local function k_claim(token) return P .. 'claim:' .. token end
+local function k_signal(host) return P .. 'signal:' .. host end
 local K_LEASES = P .. 'leases'
 local K_EVENTS = P .. 'events'
 local K_PAUSED = P .. 'paused'
@@ -54,6 +55,14 @@ local function job_emit(id, kind, extra)
   local ttl = redis.call('PTTL', k_job(id))
   if ttl > 0 then redis.call('PEXPIRE', k_jobev(id), ttl) end
   return entry
+end
+
+-- Signal the supervisor of ``host`` (its waiter pops the signal with its work markers):
+-- 'streams' makes it read the streams it follows (operator commands, its running jobs' own
+-- streams), 'gate' makes its idle claimers check drains again. One member per kind, so a
+-- signal nobody pops (a host that is down) stays one small key.
+local function signal(host, kind)
+  redis.call('ZADD', k_signal(host), 0, kind)
 end
 
 -- Wake one blocked claimer of a service, unless the service is paused.
