@@ -56,7 +56,8 @@ def test_submit_status_jobs_stats_bump_cancel_retry(
     assert lines[0].split()[:4] == ["ID", "SERVICE", "STATE", "PRIO"]
     assert lines[1].startswith(data["id"]) and lines[2].startswith(job_id)
 
-    assert fleetq(settings, "bump", job_id, "9").stdout.strip().endswith("now at position 0 (0 = next)")
+    bumped = fleetq(settings, "bump", job_id, "9").stdout.strip()
+    assert bumped.endswith("now at position 0 (0 = next)")
     stats = json.loads(fleetq(settings, "stats", "--json").stdout)
     assert stats["services"][0]["service"] == "comfyui" and stats["services"][0]["queued"] == 2
     assert fleetq(settings, "cancel", job_id).stdout.startswith("cancelled")
