@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from backends_testkit import PNG_MAGIC, ProgressLog, backend_tasks, eventually, nondecreasing
+from backends_testkit import PNG_MAGIC, ProgressLog, backend_tasks, nondecreasing
 
 from supervisor.backends.a1111 import A1111Backend, sniff
 from supervisor.backends.base import (
@@ -21,6 +21,7 @@ from supervisor.backends.base import (
 )
 from supervisor.fakes.a1111 import FakeA1111
 from supervisor.fakes.png import encode_solid_png
+from tests.helpers import eventually
 
 ADAPTER_LOG = "supervisor.backends.a1111"
 ServerFactory = Callable[..., Awaitable[FakeA1111]]
