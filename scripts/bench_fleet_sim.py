@@ -56,14 +56,23 @@ for path in (ROOT, HERE):  # run as a script from a checkout
         sys.path.insert(0, str(path))
 
 import aiohttp  # noqa: E402
-import bench_supervisor_idle as common  # noqa: E402
 import psutil  # noqa: E402
+from fleetbench.docs import command_line, write_doc  # noqa: E402
+from fleetbench.machine import cpu_seconds, machine_facts  # noqa: E402
+from fleetbench.paths import BENCHMARKS_DOC  # noqa: E402
+from fleetbench.processes import (  # noqa: E402
+    Children,
+    consecutive_free_ports,
+    python_env,
+    start_redis,
+    wait_for_port,
+)
 
 from fleetq import AsyncClient, Settings  # noqa: E402
 from fleetq.model import JobState  # noqa: E402
 from supervisor.fakes.comfyui.workflows import fake_work_workflow  # noqa: E402
 
-DOC = ROOT / "docs" / "BENCHMARKS.md"
+DOC = BENCHMARKS_DOC
 HEADING = "## Fleet simulation: pull vs round-robin push (scripts/bench_fleet_sim.py)"
 NAMESPACE = "benchsim"
 IDLE_TARGET_PCT = 1.0
@@ -288,7 +297,7 @@ class Fleet:
     """The fake ComfyUI processes (and, for pull, the supervisors) of one mode's run."""
 
     sizes: Sizes
-    children: common.Children
+    children: Children
     base: int
     src: Path = ROOT
     #: Each run gets its own namespace: the queue counters of earlier runs stay out of it.
@@ -309,9 +318,9 @@ class Fleet:
             except RuntimeError:
                 if attempt == 2:
                     raise
-                common.Children(self.children.log_dir, self.children.processes[first:]).stop_all()
+                Children(self.children.log_dir, self.children.processes[first:]).stop_all()
                 del self.children.processes[first:]
-                self.base = common.consecutive_free_ports(self.sizes.gpus)
+                self.base = consecutive_free_ports(self.sizes.gpus)
 
     def _start_fakes(self) -> None:
         s = self.sizes
@@ -323,11 +332,11 @@ class Fleet:
                 f"fake-comfyui-{k}",
                 [sys.executable, "-m", "supervisor.fakes.comfyui", "--port", str(port),
                  "--count", str(count), "--log-level", "WARNING"],
-                env=common.python_env(ROOT), cwd=ROOT,
+                env=python_env(ROOT), cwd=ROOT,
             )  # fmt: skip
             port += count
         for p in self.ports:
-            common.wait_for_port(p, 60, self.children)
+            wait_for_port(p, 60, self.children)
 
     def start_supervisors(self, redis_url: str) -> None:
         s = self.sizes
@@ -356,7 +365,7 @@ class Fleet:
                         "--log-level",
                         "WARNING",
                     ],
-                    env=common.python_env(self.src),
+                    env=python_env(self.src),
                     cwd=self.src,
                 )
             )
@@ -370,7 +379,7 @@ def host_name(h: int) -> str:
     return f"sim-{h:02d}"
 
 
-async def wait_online(client: AsyncClient, sizes: Sizes, children: common.Children) -> None:
+async def wait_online(client: AsyncClient, sizes: Sizes, children: Children) -> None:
     deadline = time.monotonic() + 120
     wanted = {host_name(h) for h in range(sizes.hosts)}
     while time.monotonic() < deadline:
@@ -444,7 +453,7 @@ def cpu_total(pids: Sequence[int]) -> float:
     total = 0.0
     for pid in pids:
         with contextlib.suppress(psutil.Error):
-            total += common.cpu_seconds(psutil.Process(pid))
+            total += cpu_seconds(psutil.Process(pid))
     return total
 
 
@@ -607,10 +616,10 @@ async def collect_history(ports: Sequence[int], records: dict[int, JobRecord]) -
 
 def run_mode(
     mode: str, scenario: str, trace: Sequence[TraceJob], sizes: Sizes, redis_url: str,
-    children: common.Children, say: Callable[[str], None], src: Path,
+    children: Children, say: Callable[[str], None], src: Path,
 ) -> ModeResult:  # fmt: skip
     """Start fresh fakes (and supervisors for pull), run the trace, stop them all."""
-    base = common.consecutive_free_ports(sizes.gpus)
+    base = consecutive_free_ports(sizes.gpus)
     fleet = Fleet(sizes, children, base, src, f"{NAMESPACE}-{scenario}-{mode}")
     first_child = len(children.processes)
     timeout_s = 300 + 20 * sizes.cap_s + sizes.span_s
@@ -628,7 +637,7 @@ def run_mode(
         # Stop this mode's processes (the redis-server, started first, stays).
         mine = children.processes[first_child:]
         del children.processes[first_child:]
-        sub = common.Children(children.log_dir, mine)
+        sub = Children(children.log_dir, mine)
         sub.stop_all()
     result = ModeResult(mode, scenario, list(records.values()), clock.run_s, clock.cpu_share,
                         clock.late_s, unsuccessful)  # fmt: skip
@@ -931,17 +940,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
-    report = Report(sizes, common.command_line(argv, Path(__file__)), args.seed,
+    report = Report(sizes, command_line(argv, Path(__file__)), args.seed,
                     "" if src == ROOT else str(src))  # fmt: skip
     for scenario in sizes.scenarios:
         report.scenarios[scenario] = make_trace(sizes, scenario, args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="fleetq-bench-fleet-"))
-    children = common.Children(tmp)
+    children = Children(tmp)
     started = time.perf_counter()
     ok = False
     try:
-        redis_port = common.start_redis(children, tmp)
-        report.facts = common.machine_facts(redis_port)
+        redis_port = start_redis(children, tmp)
+        report.facts = machine_facts(redis_port)
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         for scenario in sizes.scenarios:
             trace, _ = report.scenarios[scenario]
@@ -963,7 +972,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = report.markdown()
     print(section)
     if args.write:
-        common.write_doc(section, HEADING)
+        write_doc(section, HEADING)
         say(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 
