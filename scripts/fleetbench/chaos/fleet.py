@@ -14,8 +14,8 @@ from fault_proxy import FaultProxy
 
 from fleetbench.chaos.options import NAMESPACE, ChaosOptions
 from fleetbench.paths import ROOT, SCRIPTS
+from fleetbench.processes import consecutive_free_ports, wait_for_port
 from fleetq import Settings
-from fleetq.demo.processes import consecutive_free_ports, wait_for_port
 from fleetq.embedded import RedisServer
 
 # -- the processes ---------------------------------------------------------------------------
