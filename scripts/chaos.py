@@ -28,7 +28,8 @@ always asks for the same jobs and the same faults at the same offsets (what the 
 with them depends on timing). After the chaos the fleet drains: every process is up again and
 the run waits until nothing is queued or running. Then the checks read Redis (job hashes,
 indexes, leases, output blobs, the event stream), the fakes' own execution logs and the
-supervisors' logs; see ``check_run`` for the exact list and docs/RELIABILITY.md for results.
+supervisors' logs; see ``check_run`` (``fleetbench/chaos/checks.py``) for the exact list and
+docs/RELIABILITY.md for results.
 Last, a key audit (``check_keys_after_retention``): every key with a time to live is taken
 as expired (retention, output TTL and leases run out), one reaper pass prunes the indexes, and
 the namespace must then hold nothing but live jobs and fixed keys.
