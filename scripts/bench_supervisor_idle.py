@@ -32,17 +32,11 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import ctypes
-import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
-import shlex
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,19 +44,30 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for path in (ROOT, HERE):  # run as a script from a checkout (HERE holds the fleetbench harness)
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
+from fleetbench.docs import command_line, write_doc  # noqa: E402
+from fleetbench.machine import cpu_seconds, machine_facts  # noqa: E402
+from fleetbench.paths import BENCHMARKS_DOC  # noqa: E402
+from fleetbench.processes import (  # noqa: E402
+    Children,
+    consecutive_free_ports,
+    python_env,
+    start_redis,
+    wait_for_port,
+)
 
 from fleetq import Client, Settings  # noqa: E402
-from fleetq.embedded import INSTALL_HINT, redis_server_binary  # noqa: E402
 
-DOC = ROOT / "docs" / "BENCHMARKS.md"
+DOC = BENCHMARKS_DOC
 HEADING = "## Supervisor idle overhead (scripts/bench_supervisor_idle.py)"
 NAMESPACE = "benchidle"
 HOST_ID = "bench-idle"
@@ -84,140 +89,6 @@ class Sizes:
 
 FULL = Sizes(gpus=8, warmup_s=15.0, window_s=60.0, monitor_s=10.0)
 QUICK = Sizes(gpus=8, warmup_s=3.0, window_s=5.0, monitor_s=2.0)
-
-
-# -- child processes ------------------------------------------------------------------------------
-
-
-def _child_setup() -> None:
-    """In the child: its own session (so its whole group can be signalled), and SIGTERM when
-    the benchmark dies (Linux), so nothing outlives a killed run."""
-    os.setsid()
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@dataclass
-class Children:
-    """Child processes in their own sessions; :meth:`stop_all` ends each process group."""
-
-    log_dir: Path
-    processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
-
-    def start(
-        self,
-        name: str,
-        argv: Sequence[str],
-        *,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop_all
-        process = subprocess.Popen(
-            list(argv),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=cwd,
-            preexec_fn=_child_setup,
-        )
-        self.processes.append((name, process, log))
-        return process
-
-    def check_alive(self) -> None:
-        for name, process, _ in self.processes:
-            if process.poll() is not None:
-                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
-
-    def stop_all(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM every group (supervisors drain), then SIGKILL whatever is left."""
-        for _, process, _ in reversed(self.processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for _, process, log in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # stragglers in the group, if any
-            process.wait()
-            log.close()
-        self.processes.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def consecutive_free_ports(count: int) -> int:
-    """A base port such that base .. base+count-1 were all free a moment ago, below the
-    ephemeral range (32768+ on Linux), where outgoing connections cannot take them meanwhile."""
-    low, high = 10000, 32700
-    start = low + (os.getpid() * 7919) % (high - low - count)
-    for offset in range(0, high - low, 97):
-        base = low + (start - low + offset) % (high - low - count)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
-def wait_for_port(port: int, timeout_s: float, children: Children) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        children.check_alive()
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)  # a child's listening socket; there is no event to wait on
-    raise RuntimeError(f"nothing listening on port {port} after {timeout_s:.0f} s")
-
-
-def start_redis(children: Children, data_dir: Path) -> int:
-    binary = redis_server_binary()  # the system's redis-server, else the bundled Valkey
-    if binary is None:
-        raise SystemExit(f"no Redis server is installed: {INSTALL_HINT}")
-    port = free_port()
-    children.start("redis", [
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(data_dir), "--daemonize", "no", "--protected-mode", "yes",
-        "--loglevel", "warning",
-    ])  # fmt: skip
-    wait_for_port(port, 10, children)
-    client = redis.Redis(port=port)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return port
-            except redis.exceptions.BusyLoadingError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)  # loading; nothing to block on
-    finally:
-        client.close()
-
-
-def python_env(src: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
-    env["FLEETQ_LOG_LEVEL"] = "WARNING"
-    return env
 
 
 # -- fake ComfyUI instances that count the requests they get --------------------------------------
@@ -260,11 +131,6 @@ def http_counts(port: int) -> collections.Counter[str]:
 
 
 # -- measuring ------------------------------------------------------------------------------------
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
 
 
 def command_calls(info: dict[str, Any]) -> dict[str, int]:
@@ -471,39 +337,6 @@ class Result:
         return "\n".join(lines)
 
 
-def machine_facts(port: int) -> dict[str, str]:
-    conn = redis.Redis(port=port)
-    try:
-        server = conn.info("server")
-    finally:
-        conn.close()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-        check=False,
-    ).stdout.strip()  # fmt: skip
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu_model(),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "redis_server": str(server["redis_version"]),
-        "redis_py": importlib.metadata.version("redis"),
-        "aiohttp": importlib.metadata.version("aiohttp"),
-        "commit": commit or "unknown",
-        "load_before": f"{os.getloadavg()[0]:.1f}",
-    }
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                return "AMD EPYC" if "EPYC" in name else name
-    return platform.processor() or "unknown"
-
-
 def wait_idle(settings: Settings, gpus: int, timeout_s: float, children: Children) -> None:
     """Until the supervisor has published all its GPUs, each idle (not blocked)."""
     with Client(settings) as client:
@@ -603,29 +436,6 @@ def run(sizes: Sizes, src: Path, result: Result, say: Callable[[str], None]) -> 
 # -- command line ---------------------------------------------------------------------------------
 
 
-def command_line(argv: Sequence[str], script_path: Path | None = None) -> str:
-    script = (script_path or Path(__file__)).resolve().relative_to(ROOT)
-    return shlex.join([".venv/bin/python", str(script), *argv])
-
-
-def write_doc(section: str, heading: str = HEADING) -> None:
-    """Replace (or add) this benchmark's section of docs/BENCHMARKS.md, keeping the others."""
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        rest = "\n".join(lines[end:])
-        new = "\n".join(lines[:start]) + "\n" + section.rstrip("\n") + "\n"
-        if rest:
-            new += "\n" + rest.rstrip("\n") + "\n"
-    DOC.write_text(new.lstrip("\n"), encoding="utf-8")
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true", help="short smoke run (about 15 s)")
@@ -664,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
-    result = Result(sizes, command_line(argv), src="" if src == ROOT else str(src))
+    result = Result(sizes, command_line(argv, Path(__file__)), src="" if src == ROOT else str(src))
     started = time.perf_counter()
     run(sizes, src, result, say)
     result.facts["load_after"] = f"{os.getloadavg()[0]:.1f}"
@@ -672,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = result.markdown()
     print(section)
     if args.write:
-        write_doc(section)
+        write_doc(section, HEADING)
         say(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

@@ -93,18 +93,6 @@ class ProgressLog:
         await self.wait_for(lambda calls: any(fragment in text for _, text in calls), timeout_s)
 
 
-async def eventually(
-    condition: Callable[[], bool], timeout_s: float = WAIT_S, interval_s: float = 0.01
-) -> None:
-    """Until ``condition()`` holds (for server state that has no event to await)."""
-
-    async def _wait() -> None:
-        while not condition():
-            await asyncio.sleep(interval_s)
-
-    await asyncio.wait_for(_wait(), timeout_s)
-
-
 def backend_tasks() -> list[asyncio.Task[Any]]:
     """Tasks the adapters started (they name theirs comfyui-ws-*, a1111-*) still alive."""
     return [

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 # --import-mode=importlib does not put test folders on sys.path; the helpers module next to
@@ -19,6 +18,7 @@ from supervisor.backends.a1111 import A1111Backend
 from supervisor.backends.comfyui import ComfyUIBackend
 from supervisor.fakes.a1111 import A1111Options, FakeA1111
 from supervisor.fakes.comfyui import ComfyUIOptions, FakeComfyUI
+from tests.fixtures import http  # noqa: F401 (fixture)
 
 FAST_COMFYUI: dict[str, Any] = {
     "poll_interval_s": 0.05,
@@ -35,12 +35,6 @@ FAST_A1111: dict[str, Any] = {
     "restart_grace_s": 1.0,
     "interrupt_retry_s": 0.2,
 }
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
 
 
 @pytest.fixture
@@ -95,7 +89,7 @@ async def a1111_server(a1111_server_factory: Callable[..., Awaitable[FakeA1111]]
 
 
 @pytest.fixture
-async def a1111_factory() -> AsyncIterator[Callable[..., A1111Backend]]:
+async def a1111_backend_factory() -> AsyncIterator[Callable[..., A1111Backend]]:
     made: list[A1111Backend] = []
 
     def make(url: str, **options: Any) -> A1111Backend:
@@ -109,5 +103,7 @@ async def a1111_factory() -> AsyncIterator[Callable[..., A1111Backend]]:
 
 
 @pytest.fixture
-def a1111(a1111_server: FakeA1111, a1111_factory: Callable[..., A1111Backend]) -> A1111Backend:
-    return a1111_factory(a1111_server.url)
+def a1111(
+    a1111_server: FakeA1111, a1111_backend_factory: Callable[..., A1111Backend]
+) -> A1111Backend:
+    return a1111_backend_factory(a1111_server.url)

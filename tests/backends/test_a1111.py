@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from backends_testkit import PNG_MAGIC, ProgressLog, backend_tasks, eventually, nondecreasing
+from backends_testkit import PNG_MAGIC, ProgressLog, backend_tasks, nondecreasing
 
 from supervisor.backends.a1111 import A1111Backend, sniff
 from supervisor.backends.base import (
@@ -21,6 +21,7 @@ from supervisor.backends.base import (
 )
 from supervisor.fakes.a1111 import FakeA1111
 from supervisor.fakes.png import encode_solid_png
+from tests.helpers import eventually
 
 ADAPTER_LOG = "supervisor.backends.a1111"
 ServerFactory = Callable[..., Awaitable[FakeA1111]]
@@ -103,14 +104,14 @@ def _png_b64(rgb: tuple[int, int, int] = (1, 2, 3)) -> str:
 )
 async def test_500s_that_are_request_errors_are_final(
     a1111_server_factory: ServerFactory,
-    a1111_factory: AdapterFactory,
+    a1111_backend_factory: AdapterFactory,
     shape: str,
     body: dict[str, Any],
     message: str,
 ) -> None:
     server = await a1111_server_factory(error_shape=shape)
     with pytest.raises(JobRejected) as info:
-        await a1111_factory(server.url).run("bad", {"prompt": "x", **body}, ProgressLog())
+        await a1111_backend_factory(server.url).run("bad", {"prompt": "x", **body}, ProgressLog())
     error = info.value.error
     assert (error.kind, error.details["status"]) == ("final", 500)
     assert message in error.message
@@ -137,9 +138,9 @@ async def test_only_generated_images_are_outputs_each_with_its_seed(
 
 @pytest.mark.parametrize("per_job", [False, True])
 async def test_extras_are_kept_and_labelled_when_asked(
-    a1111_server: FakeA1111, a1111_factory: AdapterFactory, per_job: bool
+    a1111_server: FakeA1111, a1111_backend_factory: AdapterFactory, per_job: bool
 ) -> None:
-    a1111 = a1111_factory(a1111_server.url, keep_extras=not per_job)
+    a1111 = a1111_backend_factory(a1111_server.url, keep_extras=not per_job)
     asked = {"fleetq_keep_extras": True} if per_job else {}
     body = {
         **asked,
@@ -158,12 +159,12 @@ async def test_extras_are_kept_and_labelled_when_asked(
 
 
 async def test_a_missing_checkpoint_fails_instead_of_running_on_another(
-    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory
+    a1111_server_factory: ServerFactory, a1111_backend_factory: AdapterFactory
 ) -> None:
     server = await a1111_server_factory(
         models=("v1-5-pruned-emaonly.safetensors [6ce0161689]", "sd/xl.safetensors [31e35c80fc]")
     )
-    a1111 = a1111_factory(server.url)
+    a1111 = a1111_backend_factory(server.url)
     for name in ("sd/xl.safetensors [31e35c80fc]", "sd/xl.safetensors", "sd_xl"):
         body = {"prompt": "x", "steps": 1, "override_settings": {"sd_model_checkpoint": name}}
         result = await a1111.run("xl", body, ProgressLog())
@@ -198,12 +199,12 @@ async def test_send_images_false_is_refused(a1111: A1111Backend, a1111_server: F
 
 
 async def test_hires_fix_progress_is_one_image_in_two_passes(
-    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory
+    a1111_server_factory: ServerFactory, a1111_backend_factory: AdapterFactory
 ) -> None:
     server = await a1111_server_factory(step_seconds=0.05)
     progress = ProgressLog()
     body = {"prompt": "x", "steps": 3, "enable_hr": True, "hr_second_pass_steps": 3}
-    await a1111_factory(server.url).run("hr", body, progress)
+    await a1111_backend_factory(server.url).run("hr", body, progress)
     assert any(text.endswith("/3 hires") for text in progress.texts)
     assert not any("batch" in text for text in progress.texts)
     assert nondecreasing(progress.fractions)
@@ -220,7 +221,7 @@ async def test_hires_fix_progress_is_one_image_in_two_passes(
 )
 async def test_failure_is_a_runtime_error_in_both_shapes(
     a1111_server_factory: ServerFactory,
-    a1111_factory: AdapterFactory,
+    a1111_backend_factory: AdapterFactory,
     shape: str,
     control: str,
     error_type: str,
@@ -228,7 +229,9 @@ async def test_failure_is_a_runtime_error_in_both_shapes(
 ) -> None:
     server = await a1111_server_factory(error_shape=shape)
     with pytest.raises(JobRuntimeError) as info:
-        await a1111_factory(server.url).run("f", {"prompt": control, "steps": 4}, ProgressLog())
+        await a1111_backend_factory(server.url).run(
+            "f", {"prompt": control, "steps": 4}, ProgressLog()
+        )
     error = info.value.error
     assert (error.type, error.kind, error.details["status"]) == (error_type, "job", 500)
     assert message in error.message
@@ -236,10 +239,10 @@ async def test_failure_is_a_runtime_error_in_both_shapes(
 
 @pytest.mark.parametrize("shape", ["a1111", "forge"])
 async def test_bad_requests_are_rejected_in_both_shapes(
-    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory, shape: str
+    a1111_server_factory: ServerFactory, a1111_backend_factory: AdapterFactory, shape: str
 ) -> None:
     server = await a1111_server_factory(error_shape=shape)
-    a1111 = a1111_factory(server.url)
+    a1111 = a1111_backend_factory(server.url)
     with pytest.raises(JobRejected) as info:
         await a1111.run("s", {"prompt": "x", "sampler_name": "Nope"}, ProgressLog())
     assert info.value.error.message == "Sampler not found"
@@ -268,7 +271,7 @@ async def test_interrupt_mid_run_is_job_interrupted(
 @pytest.mark.parametrize("webui", [False, True])
 async def test_interrupt_while_queued_spares_the_foreign_job_and_stops_ours(
     a1111_server_factory: ServerFactory,
-    a1111_factory: AdapterFactory,
+    a1111_backend_factory: AdapterFactory,
     http: aiohttp.ClientSession,
     webui: bool,
 ) -> None:
@@ -276,7 +279,7 @@ async def test_interrupt_while_queued_spares_the_foreign_job_and_stops_ours(
     # ran when ours was posted). Interrupting ours must not stop theirs; it reaches ours once
     # ours runs (an interrupt sent before a job begins is lost, so it is sent then).
     server = await a1111_server_factory(webui=webui)
-    a1111 = a1111_factory(server.url)
+    a1111 = a1111_backend_factory(server.url)
     other = _post_txt2img(http, server, {"prompt": "fleetq:hang", "steps": 10})
     await server.wait_until(lambda s: s.job_count > 0)
     progress = ProgressLog()
@@ -317,11 +320,11 @@ async def test_cancelling_the_run_propagates_and_interrupts(
 
 
 async def test_server_down_probe_and_run(
-    a1111_server: FakeA1111, a1111_factory: AdapterFactory
+    a1111_server: FakeA1111, a1111_backend_factory: AdapterFactory
 ) -> None:
     url = a1111_server.url
     await a1111_server.stop()
-    a1111 = a1111_factory(url)
+    a1111 = a1111_backend_factory(url)
     probe = await a1111.probe()
     assert not probe.alive and not probe.ready and "cannot connect" in probe.detail
     with pytest.raises(BackendUnavailable, match="cannot connect"):
@@ -357,12 +360,15 @@ async def test_probe_idle_and_busy(
 
 @pytest.mark.parametrize(("webui", "shape"), [(True, "a1111"), (False, "forge")])
 async def test_probe_in_ui_mode_and_with_api_auth(
-    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory, webui: bool, shape: str
+    a1111_server_factory: ServerFactory,
+    a1111_backend_factory: AdapterFactory,
+    webui: bool,
+    shape: str,
 ) -> None:
     server = await a1111_server_factory(webui=webui, api_auth="fleet:secret", error_shape=shape)
-    probe = await a1111_factory(server.url).probe()
+    probe = await a1111_backend_factory(server.url).probe()
     assert not probe.alive and "auth" in probe.detail
-    a1111 = a1111_factory(server.url, auth=("fleet", "secret"))
+    a1111 = a1111_backend_factory(server.url, auth=("fleet", "secret"))
     assert (await a1111.probe()).ready
     result = await a1111.run("auth", {"prompt": "x", "steps": 2}, ProgressLog())
     assert len(result.outputs) == 1
@@ -391,7 +397,7 @@ async def test_body_with_non_json_values_is_rejected(
 
 
 async def test_a_checkpoint_load_shows_as_starting(
-    a1111_server_factory: ServerFactory, a1111_factory: AdapterFactory
+    a1111_server_factory: ServerFactory, a1111_backend_factory: AdapterFactory
 ) -> None:
     server = await a1111_server_factory(
         models=("v1-5-pruned-emaonly.safetensors [6ce0161689]", "xl.safetensors [31e35c80fc]"),
@@ -399,7 +405,7 @@ async def test_a_checkpoint_load_shows_as_starting(
     )
     progress = ProgressLog()
     body = {"prompt": "x", "steps": 2, "override_settings": {"sd_model_checkpoint": "xl"}}
-    result = await a1111_factory(server.url).run("load", body, progress)
+    result = await a1111_backend_factory(server.url).run("load", body, progress)
     assert result.details["info"]["sd_model_name"] == "xl"
     assert "starting" in progress.texts
     assert progress.texts.index("starting") < progress.texts.index("done")

@@ -13,7 +13,6 @@ from backends_testkit import (
     PNG_MAGIC,
     ProgressLog,
     backend_tasks,
-    eventually,
     fake_graph,
     nondecreasing,
 )
@@ -26,6 +25,7 @@ from supervisor.backends.base import (
 )
 from supervisor.backends.comfyui import ComfyUIBackend
 from supervisor.fakes.comfyui import FakeComfyUI
+from tests.helpers import eventually
 
 ADAPTER_LOG = "supervisor.backends.comfyui"
 

@@ -6,7 +6,6 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -17,56 +16,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes_testkit import Socket
 
-from supervisor.fakes.a1111 import A1111Options, FakeA1111
-from supervisor.fakes.comfyui import ComfyUIOptions, FakeComfyUI
+from supervisor.fakes.a1111 import FakeA1111
+from supervisor.fakes.comfyui import FakeComfyUI
+from tests.fixtures import A1111Factory, ComfyFactory, a1111_factory, comfy_factory, http
 
-ComfyFactory = Callable[..., Awaitable[FakeComfyUI]]
-A1111Factory = Callable[..., Awaitable[FakeA1111]]
+# The shared fixtures this folder uses, registered here by their import.
+__all__ = ["a1111_factory", "comfy_factory", "http"]
+
 SocketFactory = Callable[..., Awaitable[Socket]]
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
-
-
-@pytest.fixture
-async def comfy_factory() -> AsyncIterator[ComfyFactory]:
-    """Start fake ComfyUI servers on free ports: ``await comfy_factory(history_delay_s=...)``."""
-    started: list[FakeComfyUI] = []
-
-    async def make(**options: Any) -> FakeComfyUI:
-        server = FakeComfyUI("127.0.0.1", 0, ComfyUIOptions(**options))
-        await server.start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        await server.stop()
 
 
 @pytest.fixture
 async def comfy(comfy_factory: ComfyFactory) -> FakeComfyUI:
     return await comfy_factory()
-
-
-@pytest.fixture
-async def a1111_factory() -> AsyncIterator[A1111Factory]:
-    """Start fake A1111 servers on free ports (fast steps unless told otherwise)."""
-    started: list[FakeA1111] = []
-
-    async def make(**options: Any) -> FakeA1111:
-        options.setdefault("step_seconds", 0.01)
-        server = FakeA1111("127.0.0.1", 0, A1111Options(**options))
-        await server.start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        await server.stop()
 
 
 @pytest.fixture

@@ -20,23 +20,11 @@ from aiohttp import test_utils, web
 from fleetq import Settings
 from fleetq.gateway.app import create_app
 from fleetq.gateway.options import GatewayOptions
-from fleetq.worker import WorkerQueue
+from tests.fixtures import graph, worker  # noqa: F401 (fixtures)
 from tests.gateway.gateway_testkit import SpawnGateway, free_port
 
 Client = test_utils.TestClient[web.Request, web.Application]
 MakeGateway = Callable[..., Awaitable[Client]]
-
-
-def comfy_graph(seed: int = 0) -> dict[str, Any]:
-    return {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "color": seed}},
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}},
-    }
-
-
-@pytest.fixture
-def graph() -> dict[str, Any]:
-    return comfy_graph()
 
 
 @pytest.fixture
@@ -66,13 +54,6 @@ async def make_gateway(settings: Settings) -> AsyncIterator[MakeGateway]:
 @pytest.fixture
 async def gw(make_gateway: MakeGateway) -> Client:
     return await make_gateway()
-
-
-@pytest.fixture
-async def worker(settings: Settings) -> AsyncIterator[WorkerQueue]:
-    queue = WorkerQueue(settings)
-    yield queue
-    await queue.aclose()
 
 
 @pytest.fixture

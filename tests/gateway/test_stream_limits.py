@@ -17,8 +17,9 @@ from fleetq import Settings
 from fleetq.embedded import RedisServer
 from fleetq.gateway.state import GATEWAY
 from fleetq.worker import WorkerQueue
-from tests.gateway.gateway_testkit import SpawnGateway, eventually
+from tests.gateway.gateway_testkit import SpawnGateway
 from tests.gateway.test_streams import next_event, submit
+from tests.helpers import eventually
 from tests.security.security_testkit import load_acl_rules
 
 STREAMS = 500

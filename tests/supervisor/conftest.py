@@ -21,29 +21,10 @@ from supervisor.config import BackendSpec, SupervisorConfig
 from supervisor.fakes.a1111 import serve_a1111
 from supervisor.fakes.comfyui import serve_comfyui
 from supervisor.fakes.group import FakeGroup
+from tests.helpers import eventually as eventually  # re-exported for the tests here
 
 T = TypeVar("T")
 LOG_DIR = os.environ.get("FLEETQ_TEST_LOG_DIR", tempfile.gettempdir())
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T] | T], timeout_s: float = 15.0, interval_s: float = 0.05
-) -> T:
-    """Re-check a condition until it returns something truthy; fail after ``timeout_s``.
-
-    For state that is published periodically (fleet records) and has no event to wait on.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value) or isinstance(value, Awaitable):
-            value = await value  # type: ignore[misc]
-        if value:
-            return value  # type: ignore[return-value]
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(interval_s)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -11,6 +10,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
+from tests.helpers import eventually as eventually  # re-exported for the tests here
 from tui.app import FleetqApp
 
 Predicate = Callable[[], "bool | Awaitable[bool]"]
@@ -64,17 +64,6 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         await pilot.pause(0.02)
-
-
-async def eventually(
-    predicate: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10.0
-) -> None:
-    """Await ``predicate`` until it holds, outside an app (no pilot to pause)."""
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def actions_done(app: FleetqApp) -> None:

@@ -1,0 +1,78 @@
+"""Fixtures shared by several test folders; a folder's conftest imports the ones it uses
+(``from tests.fixtures import http``), so each name means one thing wherever it appears."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from fleetq import Settings
+from fleetq.worker import WorkerQueue
+from supervisor.fakes.a1111 import A1111Options, FakeA1111
+from supervisor.fakes.comfyui import ComfyUIOptions, FakeComfyUI
+
+ComfyFactory = Callable[..., Awaitable[FakeComfyUI]]
+A1111Factory = Callable[..., Awaitable[FakeA1111]]
+
+
+def comfy_graph(seed: int = 0) -> dict[str, Any]:
+    """The smallest ComfyUI graph the fakes run: an empty image, saved."""
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "color": seed}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}},
+    }
+
+
+@pytest.fixture
+def graph() -> dict[str, Any]:
+    return comfy_graph()
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[WorkerQueue]:
+    """A worker-side queue on the test fleet (``settings`` comes from the root conftest)."""
+    queue = WorkerQueue(settings)
+    yield queue
+    await queue.aclose()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        yield session
+
+
+@pytest.fixture
+async def comfy_factory() -> AsyncIterator[ComfyFactory]:
+    """Start fake ComfyUI servers on free ports: ``await comfy_factory(history_delay_s=...)``."""
+    started: list[FakeComfyUI] = []
+
+    async def make(**options: Any) -> FakeComfyUI:
+        server = FakeComfyUI("127.0.0.1", 0, ComfyUIOptions(**options))
+        await server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def a1111_factory() -> AsyncIterator[A1111Factory]:
+    """Start fake A1111 servers on free ports (fast steps unless told otherwise)."""
+    started: list[FakeA1111] = []
+
+    async def make(**options: Any) -> FakeA1111:
+        options.setdefault("step_seconds", 0.01)
+        server = FakeA1111("127.0.0.1", 0, A1111Options(**options))
+        await server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        await server.stop()
