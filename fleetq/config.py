@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from fleetq.backoff import BackoffPolicy
 from fleetq.cli.parsing import ascii_int, seconds
 from fleetq.errors import InvalidArgument
 from fleetq.fields import setting
@@ -165,6 +166,14 @@ class Settings:
             values[f.name] = _parse_env_value(f.name, raw, getattr(cls, f.name, None))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def job_retry_backoff(self) -> BackoffPolicy:
+        """The wait before a faulted job runs again: ``backoff_base_ms`` doubling per attempt
+        up to ``backoff_max_ms``, each wait shortened by up to half at random."""
+        return BackoffPolicy(
+            first_s=self.backoff_base_ms / 1000, max_s=self.backoff_max_ms / 1000, jitter=0.5
+        )
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None values replaced."""

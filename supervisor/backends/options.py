@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetq.cli.parsing import non_negative_int, seconds
+from fleetq.errors import InvalidArgument
 from fleetq.fields import bool_text, setting
 
 
@@ -51,6 +52,13 @@ class ComfyUIOptions:
     reconnect_max_s: float = _secs(5.0, "longest WebSocket reconnect delay")
     interrupt_timeout_s: float = _secs(3.0, "timeout of one interrupt call")
     interrupt_retry_s: float = _secs(1.0, "between repeated interrupts of a prompt that runs on")
+
+    def __post_init__(self) -> None:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise InvalidArgument(
+                f"comfyui adapter: reconnect_min_s ({self.reconnect_min_s}) must not exceed "
+                f"reconnect_max_s ({self.reconnect_max_s})"
+            )
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,7 @@ def test_a_service_not_named_after_its_adapter_names_it(tmp_path: Path) -> None:
         ('claim_block_s = 0\n[backends]\ncomfyui = "http://x"\n', "more than 0 seconds"),
         ('claim_block_s = true\n[backends]\ncomfyui = "http://x"\n', "wrong type"),
         ('[labels]\ngpu = 100\n[backends]\ncomfyui = "http://x"\n', "string values"),
+        ('[backends.comfyui]\nurl = "http://x"\nreconnect_min_s = 9\n', "must not exceed"),
     ],
 )  # fmt: skip
 def test_bad_toml_is_refused_at_load_with_a_clear_error(
