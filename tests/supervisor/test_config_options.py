@@ -224,3 +224,17 @@ async def test_a_service_with_its_own_name_runs_on_the_comfyui_adapter(
         assert result.outputs[0].data.startswith(b"\x89PNG")
         status = await job.status()
         assert status.host == "m-sdxl" and status.state.value == "completed"
+
+
+def test_the_toml_examples_of_the_readme_and_the_module_load(tmp_path: Path) -> None:
+    import supervisor.config
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    doc = (supervisor.config.__doc__ or "").split("(``--config supervisor.toml``)::", 1)[1]
+    blocks.append("\n".join(line[4:] for line in doc.strip("\n").splitlines()))
+    assert len(blocks) >= 3
+    for block in blocks:
+        config = load_config(Settings(services=("comfyui", "sdxl")),
+                             config_file=toml(tmp_path, block))  # fmt: skip
+        assert config.backends, block
