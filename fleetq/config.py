@@ -13,12 +13,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from fleetq.backoff import BackoffPolicy
+from fleetq.cli.parsing import ascii_int, seconds
 from fleetq.errors import InvalidArgument
+from fleetq.fields import setting
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SERVICES = ("comfyui", "a1111")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 MIB = 1024 * 1024
+
+
+def service_list(raw: str) -> tuple[str, ...]:
+    """``comfyui,a1111``: service names, comma separated."""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _int(default: int, help: str, **kwargs: Any) -> Any:
+    return setting(default, help, flag=False, env=True, parse=ascii_int, **kwargs)
+
+
+def _secs(default: float, help: str) -> Any:
+    return setting(default, help, flag=False, env=True, parse=seconds)
 
 
 @dataclass(frozen=True)
@@ -31,43 +47,51 @@ class Settings:
         settings = Settings(namespace="studio-b", lease_ms=60_000)
     """
 
-    #: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+sentinel://`` or
-    #: ``redis+cluster://`` (see :mod:`fleetq.connection`). Left out of ``repr()``: it may
-    #: carry a password.
-    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
-    #: Several fleets can share one Redis; every key of a fleet lives under ``{namespace}``.
-    namespace: str = "fleetq"
-    #: Registered service names; a submit to any other name is refused.
-    services: tuple[str, ...] = DEFAULT_SERVICES
-    #: Cap on the encoded workflow plus metadata of one job.
-    max_payload_bytes: int = 8 * MIB
-    default_max_attempts: int = 3
-    default_timeout_s: float = 900.0
-    #: How long a claimed job stays leased without a renewal.
-    lease_ms: int = 30_000
-    #: How long finished jobs (completed, failed, cancelled) are kept.
-    retention_s: int = 7 * 24 * 3600
-    #: How long output files are kept, and the cap on one job's outputs.
-    output_ttl_s: int = 24 * 3600
-    max_output_bytes: int = 64 * MIB
-    #: Approximate cap of the fleet event stream.
-    events_maxlen: int = 10_000
-    #: Retry backoff after a job fault: base * 2^(attempt-1), capped, with jitter.
-    backoff_base_ms: int = 2_000
-    backoff_max_ms: int = 300_000
-    #: A job whose lease expired this many times (its worker vanished) is failed.
-    max_lost_leases: int = 5
-    #: A job requeued this many times for faults of GPUs or backends (never charged as
-    #: attempts) is failed: a job that breaks every backend it touches cannot circle forever.
-    max_infra_faults: int = 20
-    #: Socket timeout; blocking calls always use a shorter block timeout and re-arm.
-    socket_timeout_s: float = 15.0
-    block_timeout_s: float = 5.0
-    #: After a submit and a complete, ``WAIT`` for this many replicas to confirm the write
-    #: (0: never wait); fewer within ``wait_timeout_ms`` raises ``NotReplicated``. See
-    #: docs/OPERATIONS.md for what it costs and what it does not promise.
-    wait_replicas: int = 0
-    wait_timeout_ms: int = 1_000
+    redis_url: str = setting(
+        DEFAULT_REDIS_URL, "Redis URL: redis://, rediss:// (TLS), unix://, redis+sentinel:// or "
+        "redis+cluster:// (see fleetq.connection)", flag="--redis", toml="redis",
+        env=True, repr=False,
+    )  # fmt: skip
+    #: Left out of ``repr()`` above: the URL may carry a password.
+    namespace: str = setting(
+        "fleetq", "namespace: several fleets can share one Redis, each under its own",
+        flag="--namespace", env=True,
+    )  # fmt: skip
+    services: tuple[str, ...] = setting(
+        DEFAULT_SERVICES, "registered service names; a submit to any other is refused",
+        flag=False, env=True, parse=service_list, default_text="comfyui,a1111",
+    )  # fmt: skip
+    max_payload_bytes: int = _int(
+        8 * MIB, "cap on one job's encoded workflow plus metadata", default_text="8 MiB"
+    )
+    default_max_attempts: int = _int(3, "default max attempts of a job (submit --max-attempts)")
+    default_timeout_s: float = _secs(900.0, "default job timeout (submit --timeout)")
+    lease_ms: int = _int(30_000, "how long a claimed job stays leased without a renewal")
+    retention_s: int = _int(7 * 24 * 3600, "how long finished jobs are kept", default_text="7 days")
+    output_ttl_s: int = _int(24 * 3600, "how long output files are kept", default_text="1 day")
+    max_output_bytes: int = _int(64 * MIB, "cap on one job's outputs", default_text="64 MiB")
+    events_maxlen: int = _int(10_000, "approximate cap of the fleet event stream")
+    #: Retry backoff after a job fault: base * 2^(attempt-1), capped, with jitter
+    #: (:meth:`job_retry_backoff`).
+    backoff_base_ms: int = _int(2_000, "retry backoff after a job fault: first delay")
+    backoff_max_ms: int = _int(300_000, "retry backoff after a job fault: longest delay")
+    max_lost_leases: int = _int(
+        5, "a job whose lease expired this many times (its worker vanished) is failed"
+    )
+    #: A job that breaks every backend it touches cannot circle forever.
+    max_infra_faults: int = _int(
+        20, "a job requeued this many times for GPU or backend faults (never charged as "
+        "attempts) is failed",
+    )  # fmt: skip
+    #: Blocking calls always use a shorter block timeout and re-arm.
+    socket_timeout_s: float = _secs(15.0, "socket timeout of Redis calls")
+    block_timeout_s: float = _secs(5.0, "block timeout of blocking Redis calls")
+    #: Fewer within ``wait_timeout_ms`` raises ``NotReplicated``. See docs/OPERATIONS.md for
+    #: what it costs and what it does not promise.
+    wait_replicas: int = _int(
+        0, "replicas to confirm each submit and complete (WAIT; 0: off)", default_text="0 (off)"
+    )
+    wait_timeout_ms: int = _int(1_000, "how long a submit or complete waits for the replicas")
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -142,6 +166,14 @@ class Settings:
             values[f.name] = _parse_env_value(f.name, raw, getattr(cls, f.name, None))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def job_retry_backoff(self) -> BackoffPolicy:
+        """The wait before a faulted job runs again: ``backoff_base_ms`` doubling per attempt
+        up to ``backoff_max_ms``, each wait shortened by up to half at random."""
+        return BackoffPolicy(
+            first_s=self.backoff_base_ms / 1000, max_s=self.backoff_max_ms / 1000, jitter=0.5
+        )
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None values replaced."""

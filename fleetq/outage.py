@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from fleetq.backoff import BackoffPolicy
 from fleetq.errors import RedisUnavailable
 
 
@@ -12,12 +13,11 @@ class OutageTolerance:
     """Backoff 0.1 s doubling to 2 s; gives up after 30 s of unbroken unavailability."""
 
     TOLERANCE_S = 30.0
-    FIRST_DELAY_S = 0.1
-    MAX_DELAY_S = 2.0
+    BACKOFF = BackoffPolicy(first_s=0.1, max_s=2.0)
 
     def __init__(self) -> None:
         self.since: float | None = None
-        self.delay_s = self.FIRST_DELAY_S
+        self._backoff = self.BACKOFF.start()
 
     def backoff(
         self, error: RedisUnavailable, deadline: float | None = None, what: str = "the wait"
@@ -33,10 +33,11 @@ class OutageTolerance:
         self.since = self.since or now
         if now - self.since > self.TOLERANCE_S:
             raise error
-        delay, self.delay_s = self.delay_s, min(self.MAX_DELAY_S, self.delay_s * 2)
+        delay = self._backoff.next_s()
         if deadline is not None:
             delay = min(delay, deadline - now)
         return delay
 
     def recovered(self) -> None:
-        self.since, self.delay_s = None, self.FIRST_DELAY_S
+        self.since = None
+        self._backoff.reset()

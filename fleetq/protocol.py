@@ -8,7 +8,6 @@ command line, the supervisor and the dashboard share one definition of every tra
 from __future__ import annotations
 
 import json
-import random
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -534,9 +533,7 @@ class Protocol:
 
     def backoff_ms(self, attempts_so_far: int) -> int:
         """Exponential backoff with jitter: base * 2^attempts, capped, times 0.5..1."""
-        s = self.settings
-        ceiling = min(s.backoff_max_ms, s.backoff_base_ms * (2 ** min(attempts_so_far, 30)))
-        return int(ceiling * (0.5 + random.random() / 2))
+        return round(self.settings.job_retry_backoff.delay_s(attempts_so_far + 1) * 1000)
 
     def _retention_ms(self) -> int:
         return self.settings.retention_s * 1000

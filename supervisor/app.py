@@ -55,11 +55,12 @@ class Supervisor:
         self,
         config: SupervisorConfig,
         monitor: GpuMonitor | None = None,
-        backend_factory: BackendFactory = default_backend_factory,
+        backend_factory: BackendFactory | None = None,
     ) -> None:
         self.config = config
         self.monitor = monitor
-        self.backend_factory = backend_factory
+        # Default: each service's configured adapter, with its options.
+        self.backend_factory = backend_factory or config.make_backend
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.pullers: dict[int, Puller] = {}

@@ -15,22 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fleetq.cli.parsing import (
-    CliParser,
-    connection_options,
-    index_list,
-    non_negative_int,
-    port,
-    seconds,
-)
+from fleetq.cli.parsing import CliParser, connection_options
 from fleetq.config import Settings
 from fleetq.errors import FleetqError
+from fleetq.fields import add_flags, options_of
 
 if TYPE_CHECKING:
     from supervisor.config import SupervisorConfig
@@ -43,62 +36,27 @@ DESCRIPTION = (
 EXAMPLES = """examples:
   fleetq supervisor --backend comfyui=http://127.0.0.1:{port:8188}
   fleetq supervisor --config /etc/fleetq/supervisor.toml
-  fleetq supervisor --simulate-gpus 4 --backend comfyui=http://127.0.0.1:{port:8188}"""
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+  fleetq supervisor --simulate-gpus 4 --backend comfyui=http://127.0.0.1:{port:8188}
+  fleetq supervisor --backend sdxl:comfyui=http://127.0.0.1:{port:8188} --label gpu=h100"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The supervisor's own options (``--redis`` and ``--namespace`` come from the caller)."""
+    """The supervisor's own options (``--redis`` and ``--namespace`` come from the caller),
+    derived from the fields of :class:`supervisor.config.SupervisorConfig`."""
+    from supervisor.config import SupervisorConfig
+
     p.description = textwrap.fill(DESCRIPTION, 78)
     p.epilog = EXAMPLES
     p.add_argument("--config", metavar="FILE", help="TOML configuration (flags win over it)")
+    add_flags(p, SupervisorConfig)
     p.add_argument(
-        "--host-id", metavar="NAME", help="this machine's name in the fleet (default: hostname)"
-    )
-    p.add_argument(
-        "--backend",
+        "--backend-option",
         action="append",
         default=[],
-        metavar="SERVICE=URL",
-        help="bind a service to a backend URL template: {gpu} is the GPU index, "
-        "{port:BASE} is BASE + index (repeatable)",
-    )
-    p.add_argument(
-        "--simulate-gpus",
-        type=non_negative_int,
-        metavar="N",
-        help="run with N simulated GPUs instead of NVML (demo, tests)",
-    )
-    p.add_argument(
-        "--gpus",
-        type=index_list,
-        metavar="LIST",
-        help="only these GPU indices, e.g. 0,1,2 (default: all)",
-    )
-    p.add_argument(
-        "--grace-s",
-        type=seconds,
-        metavar="S",
-        help="on SIGTERM, time for running jobs to finish (default 60)",
-    )
-    p.add_argument(
-        "--min-free-mb",
-        type=non_negative_int,
-        metavar="MIB",
-        help="free GPU memory needed to claim (default: no rule)",
-    )
-    p.add_argument(
-        "--metrics-port",
-        type=port,
-        metavar="PORT",
-        help="serve Prometheus metrics on this port (default: off)",
-    )
-    p.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=LOG_LEVELS,
-        default=os.environ.get("FLEETQ_LOG_LEVEL", "INFO").upper(),
-        help="log verbosity (default $FLEETQ_LOG_LEVEL or INFO)",
+        dest="backend_options",
+        metavar="SERVICE.NAME=VALUE",
+        help="set an adapter option of a service, e.g. comfyui.request_timeout_s=20 or "
+        "a1111.keep_extras=true (repeatable; TOML: [backends.SERVICE])",
     )
 
 
@@ -121,27 +79,23 @@ def main(argv: Sequence[str], settings: Settings | None = None) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the supervisor with parsed options until SIGTERM; returns the exit code."""
-    from supervisor.config import load_config
+    from supervisor.config import SupervisorConfig, load_config
     from supervisor.gpu.errors import NvmlUnavailableError
 
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    flags = {o.name: getattr(args, o.name) for o in options_of(SupervisorConfig) if o.flag}
     try:
         config = load_config(
             settings,
             config_file=args.config,
             redis_url=getattr(args, "redis", None),
             namespace=getattr(args, "namespace", None),
-            host_id=args.host_id,
-            backends=args.backend,
-            simulate_gpus=args.simulate_gpus,
-            gpu_indices=args.gpus,
-            grace_s=args.grace_s,
-            min_free_mb=args.min_free_mb,
-            metrics_port=args.metrics_port,
+            backend_options=args.backend_options,
+            **flags,
+        )
+        logging.basicConfig(
+            level=config.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            force=True,
         )
         return asyncio.run(_serve(config))
     except NvmlUnavailableError as e:

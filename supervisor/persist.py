@@ -11,18 +11,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from fleetq.backoff import BackoffPolicy
 from fleetq.errors import RedisUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Between tries of a write while Redis is unreachable.
+WRITE_RETRY = BackoffPolicy(first_s=0.1, max_s=5.0)
 
 
 async def until_written(
     write: Callable[[], Awaitable[T]],
     what: str,
     *,
-    first_delay_s: float = 0.1,
-    max_delay_s: float = 5.0,
+    backoff: BackoffPolicy = WRITE_RETRY,
     give_up_after_s: float | None = None,
 ) -> T:
     """Run ``write`` until it succeeds; retry RedisUnavailable with exponential backoff.
@@ -32,7 +34,7 @@ async def until_written(
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
-    delay = first_delay_s
+    retries = backoff.start()
     warned = False
     while True:
         try:
@@ -43,8 +45,7 @@ async def until_written(
             if not warned:
                 log.warning("%s: %s; holding it and retrying", what, e)
                 warned = True
-            await asyncio.sleep(delay)  # backoff between reconnect attempts, not event waiting
-            delay = min(max_delay_s, delay * 2)
+            await asyncio.sleep(retries.next_s())  # between reconnect attempts, not event waiting
             continue
         if warned:
             log.info("%s: written after Redis came back (%.1f s)", what, loop.time() - started)

@@ -35,6 +35,7 @@ from typing import Any
 
 import redis
 
+from fleetq.backoff import BackoffPolicy
 from fleetq.errors import FleetqError, PermissionDenied, RedisUnavailable
 from fleetq.protocol import text
 from fleetq.store import AsyncStore, StreamEntry
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Entries one XREAD returns per stream, and one gap read per page.
 READ_COUNT = 500
-RETRY_MIN_S = 0.5
-RETRY_MAX_S = 10.0
+RETRY = BackoffPolicy(first_s=0.5, max_s=10.0)
+RETRY_MAX_S = RETRY.max_s
 
 
 class TooManyStreams(FleetqError):
@@ -273,22 +274,22 @@ class StreamFanout:
     async def run(self) -> None:
         """Read and hand out entries until stopped; a Redis outage ends the subscriptions of
         the moment (they report it to their clients) and is retried with backoff."""
-        retry_s = RETRY_MIN_S
+        retries = RETRY.start()
         while not self._stopping:
             try:
                 await self.step()
-                retry_s = RETRY_MIN_S
+                retries.reset()
             except RedisUnavailable as e:
+                retry_s = retries.next_s()
                 log.warning("stream reader: %s; retrying in %.1f s", e, retry_s)
                 self._end_all(e)
                 self._reader_client_id = None
                 await asyncio.sleep(retry_s)
-                retry_s = min(retry_s * 2, RETRY_MAX_S)
             except Exception:
+                retry_s = retries.next_s()
                 log.exception("stream reader failed; retrying in %.1f s", retry_s)
                 self._end_all(RedisUnavailable("the event reader failed; reconnect to resume"))
                 await asyncio.sleep(retry_s)
-                retry_s = min(retry_s * 2, RETRY_MAX_S)
         self._end_all(StreamClosed("the server is shutting down"))
 
     async def step(self) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 
+from fleetq.backoff import BackoffPolicy
 from fleetq.connection import CONNECTION_ERRORS, unavailable
 from fleetq.errors import RedisUnavailable
 from fleetq.gateway.fanout import StreamClosed, StreamFanout, StreamLagged, Subscription
@@ -27,8 +28,8 @@ from fleetq.store import AsyncStore, StreamEntry
 log = logging.getLogger(__name__)
 
 _FINISHED = ("completed", "failed")
-RETRY_MIN_S = 0.5
-RETRY_MAX_S = 10.0
+RETRY = BackoffPolicy(first_s=0.5, max_s=10.0)
+RETRY_MAX_S = RETRY.max_s
 
 
 def entry_ms(entry_id: str) -> int:
@@ -75,24 +76,24 @@ class EventFollower:
 
     async def run(self) -> None:
         """Follow until stopped; a Redis outage is logged and retried with backoff."""
-        retry_s = RETRY_MIN_S
+        retries = RETRY.start()
         while not self._stopping:
             try:
                 await self.step()
-                retry_s = RETRY_MIN_S
+                retries.reset()
             except StreamClosed:
                 return
             except StreamLagged:
                 log.warning("event follower fell behind; catching up from %s", self.last_id)
             except RedisUnavailable as e:
+                retry_s = retries.next_s()
                 log.warning("event follower: %s; retrying in %.1f s", e, retry_s)
                 await asyncio.sleep(retry_s)
-                retry_s = min(retry_s * 2, RETRY_MAX_S)
             except Exception:
                 # A bug must not silently stop the histograms; log it and carry on.
+                retry_s = retries.next_s()
                 log.exception("event follower failed; retrying in %.1f s", retry_s)
                 await asyncio.sleep(retry_s)
-                retry_s = min(retry_s * 2, RETRY_MAX_S)
 
     async def step(self) -> None:
         """One wait for entries (at most a block timeout) and the observations of them."""

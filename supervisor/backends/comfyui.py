@@ -49,6 +49,7 @@ from typing import Any
 
 import aiohttp
 
+from fleetq.backoff import BackoffPolicy
 from fleetq.model import JobError, Output
 from fleetq.urls import safe_url
 
@@ -340,7 +341,8 @@ class ComfyUIBackend:
         loop = asyncio.get_running_loop()
         polling = False
         next_poll = loop.time() + self.check_interval_s
-        backoff_s = self.reconnect_min_s
+        reconnect = BackoffPolicy(self.reconnect_min_s, self.reconnect_max_s)
+        failed_reconnects = 0
         next_reconnect = loop.time()
         while True:
             now = loop.time()
@@ -355,11 +357,10 @@ class ComfyUIBackend:
                     self.poll_interval_s if polling else self.check_interval_s
                 )
             if polling and not self._socket.connected and loop.time() >= next_reconnect:
-                if await self._reconnect(job):
-                    backoff_s = self.reconnect_min_s
-                else:
-                    backoff_s = min(self.reconnect_max_s, backoff_s * 2)
-                next_reconnect = loop.time() + backoff_s
+                reconnected = await self._reconnect(job)
+                failed_reconnects = 0 if reconnected else failed_reconnects + 1
+                # After a success wait reconnect_min_s, after the first failure twice that, ...
+                next_reconnect = loop.time() + reconnect.delay_s(failed_reconnects + 1)
             wait_s = next_poll - loop.time()
             if terminal is not None:
                 wait_s = min(wait_s, job.terminal_at + self.terminal_grace_s - loop.time())

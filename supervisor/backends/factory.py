@@ -1,4 +1,4 @@
-"""Pick the backend adapter for a service: ``comfyui`` or ``a1111``."""
+"""Pick the backend adapter for a service: by its configured ``adapter``, else by its name."""
 
 from __future__ import annotations
 
@@ -19,17 +19,24 @@ ADAPTERS: dict[str, type[ComfyUIBackend] | type[A1111Backend]] = {
 
 
 def make_backend(
-    service: str, url: str, session: aiohttp.ClientSession | None = None, **options: Any
+    service: str,
+    url: str,
+    session: aiohttp.ClientSession | None = None,
+    *,
+    adapter: str | None = None,
+    **options: Any,
 ) -> Backend:
     """The adapter for ``service`` bound to the instance at ``url``.
 
-    ``session`` is shared and left open by the adapter (None: it opens and closes its own).
-    ``options`` are the adapter's keyword options (timeouts, intervals; see
-    :class:`ComfyUIBackend` and :class:`A1111Backend`); an unknown one raises ``TypeError``.
+    ``adapter`` (``comfyui`` or ``a1111``) defaults to the service's name, so a service named
+    after its adapter needs none. ``session`` is shared and left open by the adapter (None: it
+    opens and closes its own). ``options`` are the adapter's keyword options (timeouts,
+    intervals; see :mod:`supervisor.backends.options`); an unknown one raises ``TypeError``.
     """
-    adapter = ADAPTERS.get(service)
-    if adapter is None:
+    kind = adapter or service
+    chosen = ADAPTERS.get(kind)
+    if chosen is None:
         raise InvalidArgument(
-            f"no backend adapter for service {service!r} (adapters: {', '.join(ADAPTERS)})"
+            f"no backend adapter {kind!r} for service {service!r} (adapters: {', '.join(ADAPTERS)})"
         )
-    return adapter(url, session, **options)
+    return chosen(url, session, **options)

@@ -50,7 +50,7 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="no backend configured"):
         load_config(Settings())
     with pytest.raises(InvalidArgument, match="not registered"):
-        load_config(Settings(), backends=["sdxl=http://127.0.0.1:1"])
+        load_config(Settings(), backends=["sdxl:comfyui=http://127.0.0.1:1"])
     with pytest.raises(InvalidArgument, match="host id"):
         load_config(Settings(), backends=["comfyui=http://x"], host_id="bad host")
     bad = tmp_path / "bad.toml"
