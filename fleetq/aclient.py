@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -141,6 +141,7 @@ class AsyncClient:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        requires: Mapping[str, Any] | None = None,
     ) -> AsyncJob:
         """Validate and enqueue a workflow; see :meth:`fleetq.Client.submit`."""
         spec = build_spec(
@@ -152,6 +153,7 @@ class AsyncClient:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            requires=requires,
         )
         return AsyncJob(self, (await self.store.submit(spec)).job_id)
 

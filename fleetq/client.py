@@ -16,7 +16,7 @@ The asyncio twin is :class:`fleetq.AsyncClient`; both call the same protocol.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -148,13 +148,16 @@ class Client:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        requires: Mapping[str, Any] | None = None,
     ) -> Job:
         """Validate and enqueue a workflow; returns its :class:`Job` handle.
 
         ``workflow`` is the backend's native request: a ComfyUI API-format graph or an A1111
         ``txt2img``/``img2img`` body (a dict, or its JSON text). Higher ``priority`` runs first
         (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
-        resubmission returns the job already submitted under that key. Raises a
+        resubmission returns the job already submitted under that key. ``requires`` adds
+        explicit requirements to those derived from the workflow (``{"labels": {"gpu":
+        "h100"}, "min_vram_gb": 24}``): only a GPU that meets them all claims the job. Raises a
         :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad input.
         """
         spec = build_spec(
@@ -166,6 +169,7 @@ class Client:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            requires=requires,
         )
         return Job(self, self.store.submit(spec).job_id)
 

@@ -12,12 +12,18 @@ key                        type    holds
 P job:<id>                 hash    the job record (fields in :mod:`fleetq.model`)
 P jobev:<id>               stream  this job's events (claimed, progress, cancel, finish...)
 P out:<id>                 hash    output file bytes, field = output index
-P q:<svc>                  zset    queued jobs, score = priority band * 2^41 + submit seq
+P q:<svc>                  zset    queued jobs without requirements, score = priority band *
+                                   2^41 + submit seq
+P q:<svc>:<class>          zset    queued jobs of one requirement class (docs/SCHEDULING.md)
+P classes:<svc>            hash    requirement class id -> canonical requirements (JSON); a
+                                   class is never removed
+P classver:<svc>           string  version of the class set, moved when a class is added
 P delayed:<svc>            zset    jobs waiting out a retry backoff, score = ready time (ms)
 P waiting:<svc>            zset    queued and delayed jobs, score = enqueue time (oldest wait)
 P running:<svc>            zset    running jobs, score = claim time (ms)
 P ended:<svc>:<state>      zset    completed / failed / cancelled jobs, score = finish time
 P marker:<svc>             zset    wake-up marker for blocked claimers (BZPOPMIN)
+P marker:<svc>:<class>     zset    the same, for the claimers able to run one class
 P leases                   zset    running jobs, score = lease expiry (ms); the reaper's index
 P events                   stream  the fleet event log, capped
 P seq                      string  submit counter (FIFO tie-break)
@@ -51,6 +57,17 @@ from dataclasses import dataclass
 TERMINAL_STATES = ("completed", "failed", "cancelled")
 
 
+def wake_channel(service: str, class_id: str) -> str:
+    """What claimers of one requirement class wait on: ``service`` for the empty class, else
+    ``service:class`` (service names never hold a colon); ``Keys.marker`` of it is the key."""
+    return f"{service}:{class_id}" if class_id else service
+
+
+def channel_service(channel: str) -> str:
+    """The service of a wake channel."""
+    return channel.partition(":")[0]
+
+
 @dataclass(frozen=True)
 class Keys:
     """Builds every key of one namespace."""
@@ -72,6 +89,16 @@ class Keys:
 
     def queue(self, service: str) -> str:
         return f"{self.prefix}q:{service}"
+
+    def class_queue(self, service: str, class_id: str) -> str:
+        """The queue of one requirement class; the empty class is the plain service queue."""
+        return self.queue(wake_channel(service, class_id))
+
+    def classes(self, service: str) -> str:
+        return f"{self.prefix}classes:{service}"
+
+    def class_version(self, service: str) -> str:
+        return f"{self.prefix}classver:{service}"
 
     def delayed(self, service: str) -> str:
         return f"{self.prefix}delayed:{service}"

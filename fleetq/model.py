@@ -55,6 +55,10 @@ class JobSpec:
     timeout_ms: int
     metadata_json: str
     idempotency_key: str | None
+    #: The requirement class (``Requirements.class_id``; empty when the job needs nothing of a
+    #: machine) and its canonical requirements (``Requirements.canonical``).
+    class_id: str = ""
+    requirements_json: str = ""
 
 
 @dataclass(frozen=True)
@@ -232,6 +236,8 @@ class ClaimedJob:
     timeout_ms: int
     metadata: Mapping[str, Any]
     submitted_ms: int
+    #: The job's requirement class ('' when it needs nothing of a machine).
+    class_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from fleetq.errors import (
     UnknownService,
 )
 from fleetq.model import JobSpec
+from fleetq.requirements import requirements_for
 
 PRIORITY_MIN = -1000
 PRIORITY_MAX = 1000
@@ -109,8 +110,12 @@ def build_spec(
     timeout_s: object = None,
     metadata: object = None,
     idempotency_key: object = None,
+    requires: object = None,
 ) -> JobSpec:
-    """Validate every submit argument and encode the job; raises a ``ValidationError``."""
+    """Validate every submit argument and encode the job; raises a ``ValidationError``.
+
+    The job's requirement class comes from its workflow and ``requires`` (explicit ones:
+    ``{"labels": {...}, "min_vram_gb": 24}``; see :mod:`fleetq.requirements`)."""
     svc = check_service(service, settings)
     prio = check_priority(priority)
     attempts = _check_attempts(
@@ -120,6 +125,7 @@ def build_spec(
     meta_json = _encode_metadata({} if metadata is None else metadata)
     key = _check_idempotency_key(idempotency_key)
     graph = normalize_workflow(workflow, svc)
+    needs = requirements_for(svc, graph, requires)
     try:
         workflow_json = json.dumps(graph, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -140,6 +146,8 @@ def build_spec(
         timeout_ms=int(timeout * 1000),
         metadata_json=meta_json,
         idempotency_key=key,
+        class_id="" if needs.empty else needs.class_id,
+        requirements_json="" if needs.empty else needs.canonical,
     )
 
 

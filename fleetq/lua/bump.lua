@@ -19,6 +19,6 @@ end
 local svc = f[2]
 redis.call('HSET', KEYS[1], 'priority', priority)
 if ARGV[5] and ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'bump_request', ARGV[5]) end
-redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, f[4]), id)
+redis.call('ZADD', k_cqueue(svc, class_of(id)), 'XX', queue_score(priority, f[4]), id)
 emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority)})
 return {'ok', f[3], position_of(id, svc)}

@@ -28,7 +28,7 @@ redis.call('HSET', KEYS[1], 'priority', priority)
 if request ~= '' then
   redis.call('HSET', KEYS[1], 'bump_request', request, 'bump_from', f[3])
 end
-redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, f[4]), id)
+redis.call('ZADD', k_cqueue(svc, class_of(id)), 'XX', queue_score(priority, f[4]), id)
 local by = ARGV[5] or ''
 emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority), 'by', by})
 job_emit(id, 'bumped', {'from', f[3], 'to', tostring(priority), 'by', by})

@@ -1,22 +1,26 @@
 --[[ submit: enqueue a new job; with a known idempotency key, return the existing job instead.
-KEYS[1]  q:<service>          the service queue
+KEYS[1]  q:<service>[:<class>] the queue of the job's requirement class
 KEYS[2]  waiting:<service>    enqueue times (oldest wait)
 KEYS[3]  job:<id>             the new job's hash
 KEYS[4]  seq                  submit counter (FIFO tie-break)
 KEYS[5]  services             set of known services
-KEYS[6]  idem:<key>           only when an idempotency key is given
+KEYS[6]  classes:<service>    class id -> canonical requirements
+KEYS[7]  classver:<service>   version of the class set (claimers reload it when it moves)
+KEYS[8]  idem:<key>           only when an idempotency key is given
 ARGV[1]  key prefix           ARGV[2]  event stream cap
 ARGV[3]  job id               ARGV[4]  service
 ARGV[5]  workflow (JSON)      ARGV[6]  priority (-1000..1000)
 ARGV[7]  max_attempts         ARGV[8]  timeout_ms
 ARGV[9]  metadata (JSON)      ARGV[10] idempotency key, or ''
+ARGV[11] requirement class id, or '' (no requirements)
+ARGV[12] the class's canonical requirements (JSON), or ''
 Returns {'created', id, position} | {'existing', id, position or -1} | {'collision'}
 ('existing' also answers a resend of the same submit whose first reply was lost.)
 ]]
 --@include common
 local id, svc, idem = ARGV[3], ARGV[4], ARGV[10]
 if idem ~= '' then
-  local existing = redis.call('GET', KEYS[6])
+  local existing = redis.call('GET', KEYS[8])
   if existing and redis.call('EXISTS', k_job(existing)) == 1 then
     -- The position in the existing job's own queue (the resubmit may name another service).
     local f = redis.call('HMGET', k_job(existing), 'state', 'service')
@@ -39,16 +43,23 @@ end
 local now = now_ms()
 local seq = redis.call('INCR', KEYS[4])
 local priority = tonumber(ARGV[6])
+local cls = ARGV[11] or ''
+if cls ~= '' and redis.call('HSETNX', KEYS[6], cls, ARGV[12]) == 1 then
+  -- A new class: claimers learn of it from the version (they poll it, and a claim with an
+  -- older one is told to reload); the plain marker wakes one of them to look now.
+  redis.call('INCR', KEYS[7])
+  wake(svc)
+end
 redis.call('HSET', KEYS[3],
   'id', id, 'service', svc, 'state', 'queued', 'priority', priority, 'seq', seq,
   'workflow', ARGV[5], 'metadata', ARGV[9], 'idem', idem,
   'max_attempts', ARGV[7], 'attempts', 0, 'claims', 0, 'lost', 0,
   'timeout_ms', ARGV[8], 'submitted_ms', now, 'enqueued_ms', now,
-  'progress', '0', 'progress_text', '', 'timeline', '[]')
+  'progress', '0', 'progress_text', '', 'timeline', '[]', 'class', cls)
 redis.call('ZADD', KEYS[1], queue_score(priority, seq), id)
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('SADD', KEYS[5], svc)
-if idem ~= '' then redis.call('SET', KEYS[6], id) end
-wake(svc)
+if idem ~= '' then redis.call('SET', KEYS[8], id) end
+wake(svc, cls)
 emit('submitted', id, svc, {'priority', tostring(priority)})
-return {'created', id, redis.call('ZRANK', KEYS[1], id)}
+return {'created', id, position_of(id, svc)}
