@@ -65,7 +65,7 @@ class AsyncJob:
         last_id = await outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
         while True:
-            status = await outage.retry(self.status)
+            status = await outage.retry(partial(self.client.status, self.id, explain=False))
             if status.is_terminal:
                 return await self.client.result_of(status)
             marker = (status.state, status.progress, status.progress_text, status.claims)
@@ -158,11 +158,13 @@ class AsyncClient:
         return AsyncJob(self, (await self.store.submit(spec)).job_id)
 
     async def get(self, job_id: str) -> AsyncJob:
-        await self.status(job_id)
+        await self.status(job_id, explain=False)
         return AsyncJob(self, job_id)
 
-    async def status(self, job_id: str) -> JobStatus:
-        return await self.store.run(self.store.protocol.status(check_job_id(job_id)))
+    async def status(self, job_id: str, explain: bool = True) -> JobStatus:
+        """See :meth:`fleetq.Client.status`."""
+        status = await self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        return await self.store.explain(status) if explain else status
 
     async def cancel(self, job_id: str, by: str = "client") -> str:
         return await self.store.run(self.store.protocol.cancel(check_job_id(job_id), by))
@@ -205,7 +207,7 @@ class AsyncClient:
         return await self.store.fleet()
 
     async def result(self, job_id: str) -> JobResult:
-        return await self.result_of(await self.status(job_id))
+        return await self.result_of(await self.status(job_id, explain=False))
 
     async def result_of(self, status: JobStatus) -> JobResult:
         if status.state is JobState.FAILED:

@@ -74,7 +74,7 @@ class Job:
         last_id = outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
         while True:
-            status = outage.retry(self.status)
+            status = outage.retry(partial(self.client.status, self.id, explain=False))
             if status.is_terminal:
                 return self.client.result_of(status)
             marker = (status.state, status.progress, status.progress_text, status.claims)
@@ -175,11 +175,14 @@ class Client:
 
     def get(self, job_id: str) -> Job:
         """The handle of an existing job; raises ``JobNotFound`` if there is none."""
-        self.status(job_id)
+        self.status(job_id, explain=False)
         return Job(self, job_id)
 
-    def status(self, job_id: str) -> JobStatus:
-        return self.store.run(self.store.protocol.status(check_job_id(job_id)))
+    def status(self, job_id: str, explain: bool = True) -> JobStatus:
+        """A snapshot of one job. For a queued job that no live GPU can run (``explain``,
+        the default), ``unschedulable`` says why, against the closest GPU."""
+        status = self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        return self.store.explain(status) if explain else status
 
     def cancel(self, job_id: str, by: str = "client") -> str:
         """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running
@@ -236,7 +239,7 @@ class Client:
         return self.store.send_control(check_host_target(host), command)
 
     def result(self, job_id: str) -> JobResult:
-        return self.result_of(self.status(job_id))
+        return self.result_of(self.status(job_id, explain=False))
 
     def result_of(self, status: JobStatus) -> JobResult:
         if status.state is JobState.FAILED:

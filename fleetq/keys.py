@@ -42,6 +42,7 @@ P reaper:grace             string  no reaping before this time (after an outage)
 P hosts                    zset    supervisor host ids, score = last heartbeat (ms)
 P host:<host>              string  JSON host record, expires
 P gpus:<host>              string  JSON list of GPU readings of one host, expires
+P caps:<digest>            string  JSON capabilities of GPUs (by content digest), expires
 P ctl:<host>               stream  operator commands for one supervisor (fault injection)
 P signal:<host>            zset    wake-up signal of one supervisor (BZPOPMIN, with its work
                                    markers): ``streams`` when a stream it follows has news
@@ -99,6 +100,10 @@ class Keys:
 
     def class_version(self, service: str) -> str:
         return f"{self.prefix}classver:{service}"
+
+    def capabilities(self, digest: str) -> str:
+        """One published capabilities document (``fleetq.schedulable``)."""
+        return f"{self.prefix}caps:{digest}"
 
     def delayed(self, service: str) -> str:
         return f"{self.prefix}delayed:{service}"

@@ -160,6 +160,15 @@ class JobStatus:
     timeline: tuple[Attempt, ...]
     #: Requeues for faults of GPUs or backends (not charged as attempts).
     infra_faults: int = 0
+    #: The job's requirement class ('' when it needs nothing of a machine).
+    class_id: str = ""
+    #: What it needs of a machine, in canonical form (``Requirements.to_dict``; set by
+    #: ``status()``, empty in listings).
+    requirements: Mapping[str, Any] = field(default_factory=dict)
+    #: Set by ``status()`` for a queued job that no live GPU can run: why, against the live
+    #: GPU closest to it ("needs checkpoint flux1-dev.safetensors"). It stays queued and is
+    #: claimed as soon as a capable GPU appears.
+    unschedulable: str | None = None
 
     @property
     def is_terminal(self) -> bool:

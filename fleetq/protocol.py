@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from fleetq.classes import ServiceScope
@@ -50,7 +50,7 @@ STATUS_FIELDS = (
     "max_attempts", "claims", "lost", "infra", "host", "gpu", "error", "submitted_ms",
     "enqueued_ms", "started_ms", "finished_ms", "ready_ms", "timeout_ms", "cancel_requested",
     "metadata",
-    "outputs", "timeline",
+    "outputs", "timeline", "class",
 )  # fmt: skip
 LIST_STATES = ("queued", "running", *TERMINAL_STATES)
 PROMOTE_BATCH = 100
@@ -168,7 +168,18 @@ class Protocol:
         def parse(reply: Any) -> JobStatus:
             if reply and text(reply[0]) == "missing":
                 raise JobNotFound(job_id)
-            return parse_status(dict(zip(STATUS_FIELDS, reply[1:], strict=True)), reply[0])
+            end = 1 + len(STATUS_FIELDS)
+            status = parse_status(dict(zip(STATUS_FIELDS, reply[1:end], strict=True)), reply[0])
+            canonical = text(reply[end]) if len(reply) > end else ""
+            if not canonical:
+                return status
+            try:
+                requirements = json.loads(canonical)
+            except ValueError:
+                return status
+            if not isinstance(requirements, dict):
+                return status
+            return replace(status, requirements=requirements)
 
         return Call(
             "status",
@@ -628,4 +639,5 @@ def parse_status(values: dict[str, Any], position: Any) -> JobStatus:
         metadata=json.loads(v["metadata"] or "{}"),
         outputs=outputs,
         timeline=timeline,
+        class_id=v.get("class") or "",
     )

@@ -36,6 +36,8 @@ from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_re
 from fleetq.keys import Keys
 from fleetq.model import JobSpec, JobStatus, Output
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
+from fleetq.requirements import Capabilities
+from fleetq.schedulable import digests, explain, live_gpus, needs_explaining, parse_documents
 from fleetq.scripts import SCRIPT_NAMES, script_source
 
 T = TypeVar("T")
@@ -166,6 +168,21 @@ class SyncStore:
         gpus_raw = self.command("mget", [self.keys.gpus(h) for h in names])
         return parse_fleet(hosts, host_raw, gpus_raw)
 
+    def capability_documents(self, digests: Sequence[str]) -> dict[str, Capabilities]:
+        """Published capabilities by digest (those expired left out)."""
+        if not digests:
+            return {}
+        raw = self.command("mget", [self.keys.capabilities(d) for d in digests])
+        return parse_documents({d: text(r) for d, r in zip(digests, raw, strict=True)})
+
+    def explain(self, status: JobStatus) -> JobStatus:
+        """``status`` with why no live GPU can run it, for a queued job with requirements."""
+        if not needs_explaining(status):
+            return status
+        fleet = self.fleet()
+        found = sorted(digests(live_gpus(fleet, status.service), status.service))
+        return explain(status, fleet, self.capability_documents(found))
+
     def send_control(self, host: str, command: dict[str, Any]) -> str:
         """Queue an operator command (e.g. a simulated fault) for one supervisor, and signal
         it so it reads the command at once."""
@@ -264,6 +281,21 @@ class AsyncStore:
         host_raw = await self.command("mget", [self.keys.host(h) for h in names])
         gpus_raw = await self.command("mget", [self.keys.gpus(h) for h in names])
         return parse_fleet(hosts, host_raw, gpus_raw)
+
+    async def capability_documents(self, digests: Sequence[str]) -> dict[str, Capabilities]:
+        """Published capabilities by digest (those expired left out)."""
+        if not digests:
+            return {}
+        raw = await self.command("mget", [self.keys.capabilities(d) for d in digests])
+        return parse_documents({d: text(r) for d, r in zip(digests, raw, strict=True)})
+
+    async def explain(self, status: JobStatus) -> JobStatus:
+        """``status`` with why no live GPU can run it, for a queued job with requirements."""
+        if not needs_explaining(status):
+            return status
+        fleet = await self.fleet()
+        found = sorted(digests(live_gpus(fleet, status.service), status.service))
+        return explain(status, fleet, await self.capability_documents(found))
 
     async def publish_host(
         self,

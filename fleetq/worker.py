@@ -23,18 +23,19 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
 from fleetq.classes import ClassTable, ServiceScope
 from fleetq.config import Settings
-from fleetq.connection import CONNECTION_ERRORS, connect_async, unavailable
+from fleetq.connection import connect_async
 from fleetq.errors import RedisUnavailable
 from fleetq.fleet import HOST_TTL_MS
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, ReapOutcome, text
-from fleetq.store import AsyncStore, StreamEntry, cancel_safe
+from fleetq.store import AsyncStore, StreamEntry
 from fleetq.streamwatch import StreamWatcher, Subscription
 from fleetq.wakeups import WakeupWaiter
 
@@ -170,17 +171,11 @@ class WorkerQueue:
 
     async def _load_classes(self, service: str) -> bool:
         k = self.keys
-
-        async def read() -> Any:
-            async with self.store.redis.pipeline(transaction=True) as pipe:
-                pipe.get(k.class_version(service))
-                pipe.hgetall(k.classes(service))
-                return await pipe.execute()
-
-        try:
-            version, raw = await self._run(lambda: cancel_safe(read()))
-        except CONNECTION_ERRORS as e:
-            raise unavailable(self.settings, e) from e
+        # The version first: classes added after it are read too, under the older version,
+        # so the next claim asks for one more read; never the other way round (a class
+        # missing under a version that claims to have it).
+        version = await self._command("get", k.class_version(service))
+        raw = await self._command("hgetall", k.classes(service))
         table = {text(cid): text(canonical) for cid, canonical in raw.items()}
         return self.classes.update(service, text(version) or "0", table)
 
@@ -336,6 +331,16 @@ class WorkerQueue:
     ) -> None:
         """Publish one supervisor's host record and GPU readings, both expiring after ttl_ms."""
         await self._run(lambda: self.store.publish_host(host, record, gpus, ttl_ms))
+
+    async def publish_capabilities(self, documents: Mapping[str, str], ttl_ms: int) -> None:
+        """Keep the capabilities documents of this machine's GPUs (digest -> JSON) published:
+        each is written once and its expiry pushed back on every call, so an unchanged one
+        costs a PEXPIRE per period, not its size."""
+        k = self.keys
+        for digest, body in documents.items():
+            key = k.capabilities(digest)
+            if not await self._command("pexpire", key, ttl_ms):
+                await self._run(partial(self.store.command, "set", key, body, px=ttl_ms))
 
     async def withdraw_host(self, host: str) -> None:
         """Remove a supervisor's records (at a clean exit, so it shows offline at once)."""
