@@ -26,6 +26,7 @@ from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.protocol import Bumped
+from fleetq.schedulable import refuse_unschedulable
 from fleetq.store import AsyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -142,6 +143,7 @@ class AsyncClient:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         requires: Mapping[str, Any] | None = None,
+        require_schedulable: bool = False,
     ) -> AsyncJob:
         """Validate and enqueue a workflow; see :meth:`fleetq.Client.submit`."""
         spec = build_spec(
@@ -155,6 +157,8 @@ class AsyncClient:
             idempotency_key=idempotency_key,
             requires=requires,
         )
+        if require_schedulable:
+            refuse_unschedulable(await self.store.unschedulable(spec))
         return AsyncJob(self, (await self.store.submit(spec)).job_id)
 
     async def get(self, job_id: str) -> AsyncJob:

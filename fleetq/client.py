@@ -28,6 +28,7 @@ from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.protocol import Bumped
+from fleetq.schedulable import refuse_unschedulable
 from fleetq.store import SyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -149,6 +150,7 @@ class Client:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         requires: Mapping[str, Any] | None = None,
+        require_schedulable: bool = False,
     ) -> Job:
         """Validate and enqueue a workflow; returns its :class:`Job` handle.
 
@@ -157,7 +159,10 @@ class Client:
         (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
         resubmission returns the job already submitted under that key. ``requires`` adds
         explicit requirements to those derived from the workflow (``{"labels": {"gpu":
-        "h100"}, "min_vram_gb": 24}``): only a GPU that meets them all claims the job. Raises a
+        "h100"}, "min_vram_gb": 24}``): only a GPU that meets them all claims the job. With
+        ``require_schedulable``, a job no live GPU could run now raises
+        :class:`~fleetq.errors.Unschedulable` instead, writing nothing (without it, such a job
+        waits, and ``status()`` says why). Raises a
         :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad input.
         """
         spec = build_spec(
@@ -171,6 +176,8 @@ class Client:
             idempotency_key=idempotency_key,
             requires=requires,
         )
+        if require_schedulable:
+            refuse_unschedulable(self.store.unschedulable(spec))
         return Job(self, self.store.submit(spec).job_id)
 
     def get(self, job_id: str) -> Job:

@@ -41,6 +41,11 @@ class InvalidArgument(ValidationError):
     """Some other argument (attempts, timeout, metadata, names) is out of range or malformed."""
 
 
+class Unschedulable(ValidationError):
+    """A submit that asked for a runnable job (``require_schedulable``) names requirements no
+    live GPU meets; nothing was written."""
+
+
 class JobNotFound(FleetqError):
     """No job with this id exists (it never did, or it expired after its retention)."""
 

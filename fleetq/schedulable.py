@@ -20,8 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from fleetq.errors import Unschedulable
 from fleetq.fleet import FleetView
-from fleetq.model import JobState, JobStatus
+from fleetq.model import JobSpec, JobState, JobStatus
 from fleetq.requirements import Capabilities, Requirements, meets
 
 log = logging.getLogger(__name__)
@@ -111,3 +112,16 @@ def explain(
 def needs_explaining(status: JobStatus) -> bool:
     """Whether :func:`explain` has anything to look at (a queued job with requirements)."""
     return status.state is JobState.QUEUED and bool(status.class_id)
+
+
+def spec_requirements(spec: JobSpec) -> Requirements:
+    """The requirements of a job about to be submitted."""
+    if not spec.class_id:
+        return Requirements()
+    return Requirements.from_canonical(spec.requirements_json)
+
+
+def refuse_unschedulable(reason: str | None) -> None:
+    """Raise :class:`~fleetq.errors.Unschedulable` for a submit that asked for a runnable job."""
+    if reason is not None:
+        raise Unschedulable(f"no live GPU can run this job: {reason}; nothing was submitted")

@@ -37,7 +37,15 @@ from fleetq.keys import Keys
 from fleetq.model import JobSpec, JobStatus, Output
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
 from fleetq.requirements import Capabilities
-from fleetq.schedulable import digests, explain, live_gpus, needs_explaining, parse_documents
+from fleetq.schedulable import (
+    digests,
+    explain,
+    live_gpus,
+    needs_explaining,
+    parse_documents,
+    spec_requirements,
+    why_unschedulable,
+)
 from fleetq.scripts import SCRIPT_NAMES, script_source
 
 T = TypeVar("T")
@@ -183,6 +191,14 @@ class SyncStore:
         found = sorted(digests(live_gpus(fleet, status.service), status.service))
         return explain(status, fleet, self.capability_documents(found))
 
+    def unschedulable(self, spec: JobSpec) -> str | None:
+        """Why no live GPU could run a job of ``spec`` now (None: one could)."""
+        fleet = self.fleet()
+        found = sorted(digests(live_gpus(fleet, spec.service), spec.service))
+        return why_unschedulable(
+            spec_requirements(spec), spec.service, fleet, self.capability_documents(found)
+        )
+
     def send_control(self, host: str, command: dict[str, Any]) -> str:
         """Queue an operator command (e.g. a simulated fault) for one supervisor, and signal
         it so it reads the command at once."""
@@ -296,6 +312,14 @@ class AsyncStore:
         fleet = await self.fleet()
         found = sorted(digests(live_gpus(fleet, status.service), status.service))
         return explain(status, fleet, await self.capability_documents(found))
+
+    async def unschedulable(self, spec: JobSpec) -> str | None:
+        """Why no live GPU could run a job of ``spec`` now (None: one could)."""
+        fleet = await self.fleet()
+        found = sorted(digests(live_gpus(fleet, spec.service), spec.service))
+        return why_unschedulable(
+            spec_requirements(spec), spec.service, fleet, await self.capability_documents(found)
+        )
 
     async def publish_host(
         self,

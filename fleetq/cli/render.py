@@ -7,7 +7,7 @@ import enum
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from fleetq.humanize import duration
@@ -54,6 +54,19 @@ def where(status: JobStatus) -> str:
     return f"{status.host}:{status.gpu}" if status.gpu is not None else status.host
 
 
+def requirements_text(requirements: Mapping[str, Any]) -> str:
+    """A one-line summary of a job's requirements (``labels``, memory, files, node count)."""
+    parts = [f"{k}={v}" for k, v in sorted((requirements.get("labels") or {}).items())]
+    if requirements.get("min_vram_gb") is not None:
+        parts.append(f">= {requirements['min_vram_gb']} GB")
+    for kind, names in sorted((requirements.get("models") or {}).items()):
+        parts.append(f"{kind}: {', '.join(names[:3])}" + (" ..." if len(names) > 3 else ""))
+    nodes = requirements.get("nodes") or []
+    if nodes:
+        parts.append(f"{len(nodes)} node class(es)")
+    return "; ".join(parts)
+
+
 def status_lines(status: JobStatus, now_ms: int) -> list[str]:
     lines = [
         f"job        {status.id}",
@@ -65,6 +78,10 @@ def status_lines(status: JobStatus, now_ms: int) -> list[str]:
         lines.append(f"position   {status.position} (0 = next)")
     if status.ready_ms is not None:
         lines.append(f"retry at   {clock(status.ready_ms)}")
+    if status.requirements:
+        lines.append(f"requires   {requirements_text(status.requirements)}")
+    if status.unschedulable:
+        lines.append(f"waiting    no live GPU can run it: {status.unschedulable}")
     if status.state.value == "running":
         lines.append(f"progress   {status.progress:.0%} {status.progress_text}".rstrip())
     lines += [

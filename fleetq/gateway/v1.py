@@ -20,6 +20,7 @@ from fleetq.gateway.state import base_url, gateway
 from fleetq.metrics import read_queue_snapshot
 from fleetq.model import JobState, safe_filename
 from fleetq.protocol import LIST_STATES
+from fleetq.schedulable import refuse_unschedulable
 from fleetq.validation import (
     build_spec,
     check_host_target,
@@ -34,6 +35,7 @@ LIST_LIMIT_MAX = 1000
 OUTPUT_INDEX_MAX = 999_999
 SUBMIT_FIELDS = (
     "workflow", "service", "priority", "max_attempts", "timeout_s", "metadata", "idempotency_key",
+    "requires", "require_schedulable",
 )  # fmt: skip
 # A content type from a backend's manifest is sent back only if it looks like one.
 _CONTENT_TYPE = re.compile(
@@ -48,7 +50,8 @@ def _job_id(request: web.Request) -> str:
 @routes.post("/v1/jobs")
 async def submit(request: web.Request) -> web.Response:
     """Enqueue a job; 201 with the job, or 200 with the existing job for a known
-    ``idempotency_key``."""
+    ``idempotency_key``. ``requires`` adds explicit requirements; ``require_schedulable``
+    refuses (400, nothing written) a job no live GPU can run now."""
     gw = gateway(request)
     body = await read_object(request)
     reject_unknown(body, SUBMIT_FIELDS)
@@ -63,7 +66,13 @@ async def submit(request: web.Request) -> web.Response:
         timeout_s=body.get("timeout_s"),
         metadata=body.get("metadata"),
         idempotency_key=body.get("idempotency_key"),
+        requires=body.get("requires"),
     )
+    schedulable = body.get("require_schedulable", False)
+    if not isinstance(schedulable, bool):
+        raise InvalidArgument("require_schedulable must be true or false")
+    if schedulable:
+        refuse_unschedulable(await gw.client.store.unschedulable(spec))
     outcome = await gw.client.store.submit(spec)
     status = await gw.client.status(outcome.job_id)
     return json_response(shapes.job(status, base_url(request)), 201 if outcome.created else 200)
