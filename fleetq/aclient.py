@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
-from fleetq.fleet import FleetView
+from fleetq.fleet import FleetView, encode_record
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.protocol import Bumped
@@ -209,6 +209,11 @@ class AsyncClient:
 
     async def fleet(self) -> FleetView:
         return await self.store.fleet()
+
+    async def send_control(self, host: str, command: dict[str, Any]) -> str:
+        """See :meth:`fleetq.Client.send_control`."""
+        call = self.store.protocol.send_control(check_host_target(host), encode_record(command))
+        return await self.store.run(call)
 
     async def result(self, job_id: str) -> JobResult:
         return await self.result_of(await self.status(job_id, explain=False))

@@ -216,8 +216,7 @@ def component_schemas(settings: Settings) -> Schema:
                 "requires": {
                     "type": "object",
                     "additionalProperties": False,
-                    "description": "explicit requirements, besides those derived from the "
-                    "workflow",
+                    "description": "explicit requirements, besides those derived from the workflow",
                     "properties": {
                         "labels": {
                             "type": "object",
