@@ -376,10 +376,13 @@ class Protocol:
         token: str,
         lease_ms: int | None = None,
         scopes: Mapping[str, ServiceScope] | None = None,
+        woken: str = "",
     ) -> Call[ClaimOutcome]:
         """Claim the best job of ``services`` this GPU may run. ``scopes`` names, per service,
         the requirement classes the GPU meets (:mod:`fleetq.classes`); a service without one is
-        claimed from in every class (a claimer that knows nothing of capabilities)."""
+        claimed from in every class (a claimer that knows nothing of capabilities). ``woken``:
+        the wake channel whose wake-up this claim uses (its marker is set again while jobs
+        remain there)."""
         if not services:
             raise InvalidArgument("claim needs at least one service")
         k = self.keys
@@ -391,7 +394,7 @@ class Protocol:
         window = s.affinity_priority_window if s.affinity else -1
         args: list[Arg] = [
             *self._base(), token, lease, host, gpu, PROMOTE_BATCH, window,
-            round(s.affinity_max_wait_s * 1000), len(services),
+            round(s.affinity_max_wait_s * 1000), woken, len(services),
         ]  # fmt: skip
         for svc in services:
             scope = (scopes or {}).get(svc)

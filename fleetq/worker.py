@@ -142,12 +142,14 @@ class WorkerQueue:
         host: str,
         gpu: int,
         scopes: Mapping[str, ServiceScope] | None = None,
+        woken: str = "",
     ) -> ClaimOutcome:
         """One claim attempt, without blocking. ``scopes``: the requirement classes this GPU
-        may run, per service (none: every class)."""
+        may run, per service (none: every class); ``woken``: the wake channel whose wake-up
+        this claim uses, if any."""
         self.listen_for_signals(host)  # a cancel of the job it claims signals this host
         token = secrets.token_hex(16)
-        call = self.protocol.claim(services, host, gpu, token, scopes=scopes)
+        call = self.protocol.claim(services, host, gpu, token, scopes=scopes, woken=woken)
         return await self._run(lambda: self.store.run(call))
 
     async def refresh_classes(self, services: Sequence[str], force: bool = False) -> bool:
@@ -222,7 +224,8 @@ class WorkerQueue:
                     wakeup = None
                 if not allowed:
                     return ClaimOutcome(None)
-                outcome = await self.try_claim(allowed, host, gpu, scoped)
+                woken = "" if wakeup is None else wakeup.service
+                outcome = await self.try_claim(allowed, host, gpu, scoped, woken)
                 if outcome.stale_classes:
                     await self.refresh_classes(outcome.stale_classes, force=True)
                     reloads += 1

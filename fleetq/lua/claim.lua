@@ -16,8 +16,9 @@ ARGV[4]  lease_ms          ARGV[5]  host id        ARGV[6]  GPU index
 ARGV[7]  promote batch (max delayed jobs promoted per service per call)
 ARGV[8]  affinity window in priority bands (-1: affinity off)
 ARGV[9]  affinity max wait (ms): the best job is never passed over once it waited this long
-ARGV[10] number of services
-ARGV[11..] per service, in the order of the KEYS groups: name, class-set version the claimer
+ARGV[10] the wake channel (service, or service:class) whose wake-up led to this claim, or ''
+ARGV[11] number of services
+ARGV[12..] per service, in the order of the KEYS groups: name, class-set version the claimer
          knows ('' = do not check), count of classes C (-1 = every class of the service), then
          C pairs (class id, '1' if the class uses the GPU's warm model else '0'). The empty
          class (no requirements) is always served.
@@ -47,9 +48,10 @@ if held then
 end
 
 -- Read the per-service arguments.
-local n = tonumber(ARGV[10])
+local woken_svc, woken_cls = string.match(ARGV[10], '^([^:]*):?(.*)$')
+local n = tonumber(ARGV[11])
 local services = {}
-local at = 11
+local at = 12
 for i = 0, n - 1 do
   local svc = {name = ARGV[at], version = ARGV[at + 1], classes = {}, warm = {}}
   local count = tonumber(ARGV[at + 2])
@@ -86,12 +88,10 @@ local names = {}
 for i = 1, n do names[i] = services[i].name end
 local paused = redis.call('SMISMEMBER', KEYS[2], unpack(names))
 local paused_names = {}
-local heads = {}  -- {svc, cls} of every non-empty queue looked at, to keep them marked
 
 local function look(i, svc, cls, warm)
   local head = redis.call('ZRANGE', k_cqueue(svc, cls), 0, 0, 'WITHSCORES')
   if not head[1] then return end
-  heads[#heads + 1] = {svc, cls}
   local cand = {id = head[1], score = tonumber(head[2]), i = i, cls = cls}
   if best == nil or cand.score < best.score then best = cand end
   if warm and (warm_best == nil or cand.score < warm_best.score) then warm_best = cand end
@@ -162,14 +162,20 @@ local timeline = {}
 if raw and raw ~= '[]' then timeline = cjson.decode(raw) end
 timeline[#timeline + 1] = {claim = claims, host = host, gpu = tonumber(gpu), started_ms = now}
 redis.call('HSET', jkey, 'timeline', cjson.encode(timeline))
--- Keep every non-empty queue we looked at marked, so other idle claimers of its class wake.
--- A class queue this claim emptied loses its marker: nobody need wake for it. (The plain
--- marker stays: it also stands for retries that fall due.)
-local left = redis.call('ZCARD', k_cqueue(svc, pick.cls))
-for _, h in ipairs(heads) do
-  if h[1] ~= svc or h[2] ~= pick.cls or left > 0 then wake(h[1], h[2]) end
+-- Wake-ups: a marker is one member, so the pop that woke this claimer may have stood for more
+-- jobs than the one it takes. Mark again the class whose wake-up it used, and the class it
+-- claimed from, when jobs remain there: another idle claimer of that class then wakes. (The
+-- markers of other classes were not touched: they stay as they were.) A class queue this
+-- claim emptied loses its marker, so nobody wakes for nothing; the plain marker stays, as it
+-- also stands for retries falling due.
+local function remark(s, c)
+  if redis.call('ZCARD', k_cqueue(s, c)) > 0 then wake(s, c)
+  elseif c ~= '' then redis.call('DEL', k_cmarker(s, c)) end
 end
-if left == 0 and pick.cls ~= '' then redis.call('DEL', k_cmarker(svc, pick.cls)) end
+remark(svc, pick.cls)
+if woken_svc ~= '' and (woken_svc ~= svc or woken_cls ~= pick.cls) then
+  remark(woken_svc, woken_cls)
+end
 emit('claimed', id, svc, {'host', host, 'gpu', gpu, 'claim', tostring(claims)})
 job_emit(id, 'claimed', {'host', host, 'gpu', gpu})
 return claimed(id, svc, claims, for_affinity)
