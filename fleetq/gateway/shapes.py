@@ -170,8 +170,8 @@ def fleet(view: FleetView) -> dict[str, Any]:
                 "host": h.host,
                 "online": h.online,
                 "last_seen_at": iso(h.last_seen_ms),
-                "record": dict(h.record),
-                "gpus": [dict(g) for g in h.gpus],
+                "record": h.record.to_json() if h.online else {},
+                "gpus": [g.to_json() for g in h.gpus],
             }
             for h in view.hosts
         ],
