@@ -189,26 +189,30 @@ class JobExecution:
             return "cancelled"
         if reason == "timeout":
             message = f"job exceeded its timeout of {job.timeout_ms / 1000:g} s"
-            return await self._fail(FaultKind.JOB, JobError("Timeout", message, kind="job"))
+            return await self._fail(FaultKind.JOB, JobError("Timeout", message, kind=FaultKind.JOB))
         if reason == "gpu_fault":
             message = f"{self.gpu_fault} on {self.where} while the job ran"
-            return await self._fail(FaultKind.INFRA, JobError("GpuFault", message, kind="infra"))
+            return await self._fail(
+                FaultKind.INFRA, JobError("GpuFault", message, kind=FaultKind.INFRA)
+            )
         if reason == "shutdown":
             message = f"supervisor on {self.where} stopped before the job finished"
-            return await self._fail(FaultKind.INFRA, JobError("Shutdown", message, kind="infra"))
+            return await self._fail(
+                FaultKind.INFRA, JobError("Shutdown", message, kind=FaultKind.INFRA)
+            )
         return await self._fail(*self._blame(error))
 
     def _blame(self, error: BaseException) -> tuple[FaultKind, JobError]:
         if isinstance(error, JobRejected):
-            return FaultKind.FINAL, _with_kind(error.error, "final")
+            return FaultKind.FINAL, _with_kind(error.error, FaultKind.FINAL)
         if isinstance(error, JobRuntimeError):
-            return FaultKind.JOB, _with_kind(error.error, "job")
+            return FaultKind.JOB, _with_kind(error.error, FaultKind.JOB)
         if isinstance(error, JobInterrupted):
             message = f"the backend on {self.where} was interrupted by someone else"
-            return FaultKind.INFRA, JobError("Interrupted", message, kind="infra")
+            return FaultKind.INFRA, JobError("Interrupted", message, kind=FaultKind.INFRA)
         if isinstance(error, BackendUnavailable):
             self.backend_error = str(error)
-            return FaultKind.INFRA, JobError("BackendUnavailable", str(error), kind="infra")
+            return FaultKind.INFRA, JobError("BackendUnavailable", str(error), kind=FaultKind.INFRA)
         # An adapter bug triggered by this job: charge it, so it cannot loop forever.
         log.error("job %s: unexpected %s from the backend adapter", self.job.id,
                   type(error).__name__, exc_info=error)  # fmt: skip
@@ -224,5 +228,5 @@ class JobExecution:
         return await until_written(write, f"job {self.job.id} result")
 
 
-def _with_kind(error: JobError, kind: str) -> JobError:
+def _with_kind(error: JobError, kind: FaultKind) -> JobError:
     return JobError(error.type, error.message, error.node, kind, error.details)

@@ -14,7 +14,7 @@ from typing import Any
 
 from fleetq import JobError, JobState, JobStatus, Settings, Stats
 from fleetq.fleet import FleetView, HostView
-from fleetq.model import Attempt, OutputFile, ServiceStats
+from fleetq.model import Attempt, FaultKind, OutputFile, ServiceStats
 from fleetq.records import GpuHealth, GpuJobRecord, GpuRecord, HostRecord
 from tui.app import FleetqApp, create_app
 from tui.source import StaticSource
@@ -154,13 +154,13 @@ def demo_source() -> StaticSource:
     ]  # fmt: skip
     retry_wait = job(
         30, JobState.QUEUED, age_ms=5 * M, attempts=1, claims=1, ready_ms=NOW_MS + 20 * S,
-        error=JobError("RuntimeError", "CUDA out of memory", node="3", kind="job"),
+        error=JobError("RuntimeError", "CUDA out of memory", node="3", kind=FaultKind.JOB),
     )  # fmt: skip
     failed = job(
         40, JobState.FAILED, age_ms=20 * M, attempts=3, claims=4, lost_leases=1,
         finished_ms=NOW_MS - 2 * M, host="gpu-node-02", gpu=1,
         error=JobError("ValueError", "ckpt_name 'sd_xl_refiner.safetensors' not in list",
-                       node="4", kind="final"),
+                       node="4", kind=FaultKind.FINAL),
         timeline=(
             Attempt(1, "gpu-node-02", 1, NOW_MS - 19 * M, NOW_MS - 17 * M, "requeued",
                     "backend lost (ComfyUI restarted)"),

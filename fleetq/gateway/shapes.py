@@ -86,7 +86,12 @@ def job(status: JobStatus, base_url: str) -> dict[str, Any]:
         "gpu": status.gpu,
         "error": None
         if error is None
-        else {"type": error.type, "message": error.message, "node": error.node, "kind": error.kind},
+        else {
+            "type": error.type,
+            "message": error.message,
+            "node": error.node,
+            "kind": None if error.kind is None else error.kind.value,
+        },
         "submitted_at": iso(status.submitted_ms),
         "enqueued_at": iso(status.enqueued_ms),
         "started_at": iso(status.started_ms),

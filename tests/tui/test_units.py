@@ -113,3 +113,16 @@ def test_jobs_total_follows_the_filter() -> None:
     services = stats.services
     assert jobs_total(services, JobFilter()) == 1_284 + 5 + 52 + 1
     assert jobs_total(services, JobFilter("failed", "a1111")) == 3
+
+
+def test_a_stale_drained_record_is_told_by_its_drained_field_not_its_words() -> None:
+    """An undrain shows at once: the record's ``drained`` (whatever its text says) is hidden
+    once the drain set no longer holds the GPU; other blocks stay shown."""
+    builder = SnapshotBuilder()
+    stale = typed_gpu(0, drained=True, blocked="vom Operator gesperrt")
+    paused = typed_gpu(1, blocked="service paused: comfyui")
+    host = HostView("h", True, NOW_MS, HostRecord(), (stale, paused))
+    gpus = builder.build(_read((host,)), JobFilter()).hosts[0].gpus
+    assert [g.blocked for g in gpus] == [None, "service paused: comfyui"]
+    gpus = builder.build(_read((host,), drained=("h:0",)), JobFilter()).hosts[0].gpus
+    assert gpus[0].blocked == "vom Operator gesperrt" and gpus[0].drained

@@ -281,7 +281,7 @@ class FaultInjectors(ChaosState):
 
     async def _stale_writes(self, queue: WorkerQueue, job: ClaimedJob, phase: str) -> None:
         junk = [Output("zombie.png", "image/png", b"not a png, written by a zombie")]
-        error = JobError("Zombie", "a stale worker reports a failure", kind="job")
+        error = JobError("Zombie", "a stale worker reports a failure", kind=FaultKind.JOB)
         writes: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
             ("renew", lambda: queue.renew(job, 0.5, "zombie")),
             ("complete", lambda: queue.complete(job, junk)),
