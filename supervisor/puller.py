@@ -13,7 +13,7 @@ from fleetq.records import BlockedBy, PullerStatus
 from fleetq.worker import ClaimOutcome, WorkerQueue
 from supervisor.backends.base import Backend
 from supervisor.config import SupervisorConfig
-from supervisor.execution import JobExecution
+from supervisor.execution import JobExecution, RunOutcome
 from supervisor.gpu.monitor import GpuMonitor
 from supervisor.state import PullerState
 from supervisor.waiting import wait_event
@@ -155,7 +155,7 @@ class Puller:
             self.current = None
             self.state.set_finished()
         self._note_backend(job.service, execution.backend_error)
-        if outcome == "completed":
+        if outcome is RunOutcome.COMPLETED:
             self._just_finished[job.service] = asyncio.get_running_loop().time()
 
     def _note_backend(self, service: str, error: str | None) -> None:

@@ -13,7 +13,7 @@ def test_a_job_error_names_its_kind_as_the_fault_kind() -> None:
     back = JobError.from_json(error.to_json())
     assert back == error and back is not None and back.kind is FaultKind.JOB
     # What the reaper writes in Lua reads as the same type.
-    reaped = JobError.from_json('{"type":"LeaseExpired","message":"m","kind":"infra"}')
+    reaped = JobError.from_json('{"type":"LeaseLost","message":"m","kind":"infra"}')
     assert reaped is not None and reaped.kind is FaultKind.INFRA
 
 
