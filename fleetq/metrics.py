@@ -13,7 +13,7 @@ Reuse from the supervisor (its own per-GPU readings, ``--metrics-port``)::
     registry.register(gpus)
 
     async def refresh() -> None:
-        host = HostView(host_id, True, now_ms, host_record, tuple(gpu_records))
+        host = HostView(host_id, True, now_ms, host_record, tuple(gpu_records))  # fleetq.records
         gpus.set(gpu_families(FleetView((host,))))
 
     runner = await start_metrics_server(9400, registry, refresh=refresh, host="0.0.0.0")
