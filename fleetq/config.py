@@ -10,7 +10,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from fleetq.backoff import BackoffPolicy
@@ -92,7 +92,6 @@ class Settings:
         0, "replicas to confirm each submit and complete (WAIT; 0: off)", default_text="0 (off)"
     )
     wait_timeout_ms: int = _int(1_000, "how long a submit or complete waits for the replicas")
-    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Refuse any value the scripts could not use, with the variable to fix: a script that
@@ -158,8 +157,6 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = env.get("FLEETQ_" + f.name.upper())
             if raw is None or raw == "":
                 continue

@@ -6,7 +6,6 @@ Timestamps are integers of milliseconds since the epoch (Redis server time), nam
 from __future__ import annotations
 
 import json
-import mimetypes
 import os
 import re
 from collections.abc import Mapping
@@ -289,7 +288,3 @@ def safe_filename(name: str, fallback: str) -> str:
     base = PurePosixPath(name.replace("\\", "/")).name
     base = _UNSAFE.sub("_", base).strip(" .")
     return base[:200] or fallback
-
-
-def guess_content_type(filename: str) -> str:
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

@@ -29,12 +29,6 @@ log = logging.getLogger(__name__)
 BackendFactory = Callable[[str, str], Backend]
 
 
-def default_backend_factory(service: str, url: str) -> Backend:
-    from supervisor.backends.factory import make_backend
-
-    return make_backend(service, url)
-
-
 async def serve_metrics(port: int, publisher: Publisher) -> web.AppRunner:
     """Prometheus metrics of this machine's GPUs and pullers on ``0.0.0.0:port``."""
     registry = CollectorRegistry()

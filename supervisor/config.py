@@ -43,7 +43,7 @@ import re
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,7 +203,6 @@ class SupervisorConfig:
         "INFO", "log verbosity: DEBUG, INFO, WARNING or ERROR", env="FLEETQ_LOG_LEVEL",
         metavar="LEVEL", parse=log_level,
     )  # fmt: skip
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not HOST_PATTERN.fullmatch(self.host_id):

@@ -57,6 +57,7 @@ async def apply_control(raw: str, monitor: GpuMonitor) -> None:
         command = json.loads(raw)
         gpu = int(command["gpu"])
         kind = command["type"]
+        who = str(command.get("by") or "an operator")[:200]
     except (ValueError, KeyError, TypeError):
         log.warning("control: ignoring malformed command %r", raw[:200])
         return
@@ -64,9 +65,17 @@ async def apply_control(raw: str, monitor: GpuMonitor) -> None:
         if kind == "fault":
             fault = parse_fault(str(command.get("spec", "")))
             await monitor.inject(gpu, fault)  # "clear" also forgets sticky health findings
-            log.warning("control: injected fault %r into simulated GPU %d", fault.spec, gpu)
+            log.warning(
+                "control: injected fault %r into simulated GPU %d (asked by %s)",
+                fault.spec,
+                gpu,
+                who,
+            )
         elif kind == "clear-health":
             monitor.clear_faults(gpu)
+            log.info(
+                "control: cleared the sticky health findings of GPU %d (asked by %s)", gpu, who
+            )
         else:
             log.warning("control: unknown command type %r", kind)
     except GpuError as e:

@@ -137,6 +137,15 @@ class SyncStore:
         it so it reads the command at once."""
         return self.run(self.protocol.send_control(host, encode_record(command)))
 
+    def changed_by(self, targets: Sequence[str]) -> dict[str, str]:
+        """The operator of the last change of each pause (``paused:<svc>``) or drain
+        (``drained:<target>``) target, where one was recorded."""
+        if not targets:
+            return {}
+        fields = [f"by:{t}" for t in targets]
+        raw = self.command("hmget", self.keys.last_request, fields)
+        return {t: text(v) for t, v in zip(targets, raw, strict=True) if v}
+
     def publish_host(
         self,
         host: str,

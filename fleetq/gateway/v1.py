@@ -110,7 +110,7 @@ async def bump(request: web.Request) -> web.Response:
     reject_unknown(body, ("priority",))
     if "priority" not in body:
         raise InvalidArgument("the field 'priority' is required")
-    position = await gateway(request).client.bump(job_id, body["priority"])
+    position = await gateway(request).client.bump(job_id, body["priority"], by="gateway")
     return json_response({"id": job_id, "priority": body["priority"], "position": position})
 
 
@@ -118,7 +118,7 @@ async def bump(request: web.Request) -> web.Response:
 async def retry(request: web.Request) -> web.Response:
     """Send a failed or cancelled job back to its queue with fresh attempts."""
     job_id = _job_id(request)
-    position = await gateway(request).client.retry(job_id)
+    position = await gateway(request).client.retry(job_id, by="gateway")
     return json_response({"id": job_id, "position": position})
 
 
