@@ -27,8 +27,9 @@ from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnava
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
+from fleetq.outputs.readers import SyncOutputReader
 from fleetq.protocol import Bumped
-from fleetq.store import SyncStore, _outputs
+from fleetq.store import SyncStore
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
 ProgressCallback = Callable[[JobStatus], None]
@@ -118,6 +119,8 @@ class Client:
     def __init__(self, settings: Settings | None = None, *, redis: redis.Redis | None = None):
         self.settings = settings or Settings.from_env()
         self.store = SyncStore(self.settings, redis)
+        #: Reads outputs from whichever store holds them (``FLEETQ_OUTPUT_STORE``).
+        self.outputs = SyncOutputReader(self.settings)
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> Client:
@@ -241,5 +244,5 @@ class Client:
             raise JobCancelled(status.id)
         if status.state is not JobState.COMPLETED:
             raise InvalidTransition(status.id, str(status.state), "read the result of")
-        blobs = self.store.output_blobs(status.id) if status.outputs else {}
-        return JobResult(status.id, _outputs(status, blobs))
+        blobs = self.store.output_blobs(status.id) if self.outputs.needs_blobs(status) else {}
+        return self.outputs.result(status, blobs)

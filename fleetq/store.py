@@ -31,10 +31,10 @@ from fleetq.connection import (
     run_script_waited_async,
     unavailable,
 )
-from fleetq.errors import FleetqError, OutputsExpired
+from fleetq.errors import FleetqError
 from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
-from fleetq.model import JobSpec, JobStatus, Output
+from fleetq.model import JobSpec
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
 from fleetq.scripts import SCRIPT_NAMES, script_source
 
@@ -53,18 +53,6 @@ def _decode_entries(reply: Any) -> list[StreamEntry]:
         for entry_id, fields in items:
             entries.append((text(entry_id), {text(k): text(v) for k, v in fields.items()}))
     return entries
-
-
-def _outputs(status: JobStatus, blobs: dict[bytes, bytes]) -> tuple[Output, ...]:
-    """Pair a finished job's manifest with the stored bytes."""
-    if status.outputs and not blobs:
-        raise OutputsExpired(
-            f"the outputs of job {status.id} have expired (kept for FLEETQ_OUTPUT_TTL_S)"
-        )
-    return tuple(
-        Output(f.filename, f.content_type, blobs.get(str(i).encode(), b""))
-        for i, f in enumerate(status.outputs)
-    )
 
 
 async def cancel_safe(awaitable: Awaitable[T]) -> T:
@@ -300,4 +288,4 @@ class AsyncStore:
         await self.redis.aclose()
 
 
-__all__ = ["AsyncStore", "FleetqError", "SyncStore", "_outputs", "new_job_id"]
+__all__ = ["AsyncStore", "FleetqError", "SyncStore", "new_job_id"]

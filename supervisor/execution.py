@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from fleetq.errors import OutputTooLarge, RedisUnavailable, StaleLease
+from fleetq.errors import OutputStoreError, OutputTooLarge, RedisUnavailable, StaleLease
 from fleetq.model import ClaimedJob, FaultKind, JobError
 from fleetq.worker import WorkerQueue
 from supervisor.backends.base import (
@@ -175,7 +175,14 @@ class JobExecution:
             error = run_task.exception()
         if error is None:
             try:
-                await self._write(lambda: self.queue.complete(job, run_task.result().outputs))
+                stored = await self.queue.store_outputs(job, run_task.result().outputs)
+            except OutputStoreError as e:
+                # The store's fault, not the job's: another attempt (maybe elsewhere) is free.
+                log.warning("job %s: output store failed: %s", job.id, e)
+                fault = JobError("OutputStoreUnavailable", str(e), kind="infra")
+                return await self._fail(FaultKind.INFRA, fault)
+            try:
+                await self._write(lambda: self.queue.complete(job, stored))
             except OutputTooLarge as e:
                 return await self._fail(FaultKind.FINAL, JobError("OutputTooLarge", str(e)))
             except StaleLease:
