@@ -28,8 +28,13 @@ _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 def _client_options(settings: Settings) -> dict[str, Any]:
-    options: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 60,
-                               "retries": {"max_attempts": 3, "mode": "standard"}}  # fmt: skip
+    options: dict[str, Any] = {
+        "connect_timeout": 5,
+        "read_timeout": 60,
+        "retries": {"max_attempts": 3, "mode": "standard"},
+        # SigV4 everywhere (presigned URLs too): the only signature newer regions accept.
+        "signature_version": "s3v4",
+    }
     if settings.s3_endpoint_url:
         # MinIO, Ceph and most self-hosted servers want path-style addressing.
         options["s3"] = {"addressing_style": "path"}
