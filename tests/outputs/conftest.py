@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fleetq import Settings
+from tests.fixtures import graph  # noqa: F401 (fixture)
 from tests.s3server import s3_endpoint, s3_settings  # noqa: F401 (fixtures)
 from tests.supervisor.conftest import comfy_factory  # noqa: F401 (fixture)
 
