@@ -7,7 +7,7 @@ the synchronous client needs no event loop. Both come with the ``s3`` extra.
 Keys: ``<prefix>/<namespace>/<job>/claim-<n>/<index>-<name>``. A PutObject appears whole or not
 at all, so an upload cut by a crash leaves nothing readable; a claim that never completes leaves
 an orphan that no record names. S3 removes expired outputs itself through a lifecycle rule on the
-prefix (docs/OPERATIONS.md gives one); fleetq never lists a bucket.
+prefix (the README gives one); fleetq never lists a bucket.
 """
 
 from __future__ import annotations

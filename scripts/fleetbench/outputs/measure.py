@@ -78,7 +78,9 @@ async def memory_per_job(
             grown = _used_memory(r) - before
             keys = worker.keys
             usage = [
-                (r.memory_usage(keys.job(i)) or 0) + (r.memory_usage(keys.outputs(i)) or 0)
+                # SAMPLES 0: every field counted (the default samples 5 and extrapolates).
+                (r.memory_usage(keys.job(i), samples=0) or 0)
+                + (r.memory_usage(keys.outputs(i), samples=0) or 0)
                 for i in ids
             ]
             records = [r.hstrlen(keys.job(i), "outputs") for i in ids]

@@ -36,10 +36,10 @@ def render(
         "",
         "Redis memory per completed job: `INFO used_memory` grown over the jobs, divided by "
         "their number (the job's hash, its events, its outputs); *outputs' share* subtracts "
-        "the same figure for jobs that completed with no output (allocator noise of a few hundred "
-        "bytes either way; clamped at 0); *job keys* is `MEMORY USAGE` of the job hash plus its "
-        "output hash; *record* is the output records in the job hash, exactly. Target: at most "
-        "2 KiB per job in Redis for the outputs, whatever their size.",
+        "the same figure for jobs that completed with no output (allocator noise of a few "
+        "hundred bytes either way; clamped at 0); *job keys* is `MEMORY USAGE ... SAMPLES 0` of "
+        "the job hash plus its output hash; *record* is the output records in the job hash, "
+        "exactly. Target: at most 2 KiB per job in Redis for the outputs, whatever their size.",
         "",
         "| store | output size | jobs | per job | outputs' share | job keys | record |",
         "|---|---:|---:|---:|---:|---:|---:|",
