@@ -229,7 +229,7 @@ class JobExecution:
             if isinstance(stored, OutputStoreError):
                 # The store's fault, not the job's: another attempt (maybe elsewhere) is free.
                 log.warning("job %s: output store failed: %s", job.id, stored)
-                fault = JobError("OutputStoreUnavailable", str(stored), kind="infra")
+                fault = JobError("OutputStoreUnavailable", str(stored), kind=FaultKind.INFRA)
                 return await self._fail(FaultKind.INFRA, fault)
             assert stored is not None  # a successful run's outputs were stored
             done = stored
