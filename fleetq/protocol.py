@@ -34,7 +34,6 @@ from fleetq.model import (
     JobSpec,
     JobState,
     JobStatus,
-    Output,
     OutputFile,
     ServiceStats,
     Stats,
@@ -422,11 +421,23 @@ class Protocol:
             parse,
         )
 
-    def complete(self, job_id: str, token: str, outputs: Sequence[Output]) -> Call[None]:
+    def complete(
+        self, job_id: str, token: str, files: Sequence[OutputFile], inline: Sequence[bytes] = ()
+    ) -> Call[None]:
+        """Finish a job with the records of its stored outputs (``files``); ``inline`` holds
+        the bytes of every output when the store is Redis, else nothing."""
+        if inline and len(inline) != len(files):
+            raise ValueError("inline output bytes must match the records one to one")
         manifest = json.dumps(
             [
-                {"filename": o.filename, "content_type": o.content_type, "size": len(o.data)}
-                for o in outputs
+                {
+                    "filename": f.filename,
+                    "content_type": f.content_type,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "location": f.location,
+                }
+                for f in files
             ]
         )
         s = self.settings
@@ -453,7 +464,7 @@ class Protocol:
                 s.output_ttl_s * 1000,
                 s.max_output_bytes,
                 manifest,
-                *(o.data for o in outputs),
+                *inline,
             ),
             parse,
         )
@@ -572,7 +583,11 @@ def parse_status(values: dict[str, Any], position: Any) -> JobStatus:
     v = {name: (None if raw is None or raw is False else text(raw)) for name, raw in values.items()}
     outputs = tuple(
         OutputFile(
-            str(o.get("filename", "")), str(o.get("content_type", "")), int(o.get("size", 0))
+            str(o.get("filename", "")),
+            str(o.get("content_type", "")),
+            int(o.get("size", 0)),
+            str(o.get("sha256", "")),
+            str(o.get("location", "")),
         )
         for o in json.loads(v["outputs"] or "[]")
     )

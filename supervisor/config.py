@@ -358,6 +358,7 @@ def load_config(
     config_file: str | None = None,
     redis_url: str | None = None,
     namespace: str | None = None,
+    output_store: str | None = None,
     backend_options: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     **flags: Any,
@@ -378,7 +379,7 @@ def load_config(
     data = read_toml(config_file) if config_file else {}
     _check_keys(data, where)
     settings = _settings_from_toml(base, data, where).with_overrides(
-        redis_url=redis_url, namespace=namespace
+        redis_url=redis_url, namespace=namespace, output_store=output_store
     )
     values: dict[str, Any] = {}
     for option in options.values():

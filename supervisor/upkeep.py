@@ -7,8 +7,10 @@ import asyncio
 import json
 import logging
 import os
+import time
 
 from fleetq.errors import RedisUnavailable
+from fleetq.outputs.base import OutputWriter
 from fleetq.worker import WorkerQueue
 from supervisor.gpu.errors import GpuError
 from supervisor.gpu.faults import parse_fault
@@ -34,6 +36,20 @@ async def reap_forever(queue: WorkerQueue, owner: str, interval_s: float) -> Non
         except Exception:
             log.exception("reaper: unexpected error")
         await asyncio.sleep(interval_s)  # the reaping period
+
+
+async def sweep_outputs_forever(outputs: OutputWriter) -> None:
+    """Remove expired outputs from a store that does not expire them itself (the shared
+    folder). Every supervisor sweeps; removing what another removed already is harmless."""
+    interval_s = outputs.sweep_interval_s
+    if interval_s is None:
+        return  # Redis expires its own keys; S3 follows the bucket's lifecycle rule
+    while True:
+        try:
+            await outputs.sweep(time.time())
+        except Exception:
+            log.exception("output sweeper: unexpected error")
+        await asyncio.sleep(interval_s)  # expiry folders are this wide; no event to wait on
 
 
 def reaper_owner(host: str) -> str:

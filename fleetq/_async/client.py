@@ -8,13 +8,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from fleetq._async.store import AsyncStore, _outputs
+from fleetq._async.store import AsyncStore
 from fleetq._async_support import AsyncProgressCallback, AsyncRedis, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
+from fleetq.outputs.readers import AsyncOutputReader
 from fleetq.protocol import Bumped
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -105,6 +106,8 @@ class AsyncClient:
     def __init__(self, settings: Settings | None = None, *, redis: AsyncRedis | None = None):
         self.settings = settings or Settings.from_env()
         self.store = AsyncStore(self.settings, redis)
+        #: Reads outputs from whichever store holds them (``FLEETQ_OUTPUT_STORE``).
+        self.outputs = AsyncOutputReader(self.settings)
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> AsyncClient:
@@ -248,5 +251,5 @@ class AsyncClient:
             raise JobCancelled(status.id)
         if status.state is not JobState.COMPLETED:
             raise InvalidTransition(status.id, str(status.state), "read the result of")
-        blobs = await self.store.output_blobs(status.id) if status.outputs else {}
-        return JobResult(status.id, _outputs(status, blobs))
+        blobs = await self.store.output_blobs(status.id) if self.outputs.needs_blobs(status) else {}
+        return await self.outputs.result(status, blobs)

@@ -10,13 +10,14 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from fleetq._sync.store import SyncStore, _outputs
+from fleetq._sync.store import SyncStore
 from fleetq._sync_support import ProgressCallback, Redis, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
+from fleetq.outputs.readers import SyncOutputReader
 from fleetq.protocol import Bumped
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -107,6 +108,8 @@ class Client:
     def __init__(self, settings: Settings | None = None, *, redis: Redis | None = None):
         self.settings = settings or Settings.from_env()
         self.store = SyncStore(self.settings, redis)
+        #: Reads outputs from whichever store holds them (``FLEETQ_OUTPUT_STORE``).
+        self.outputs = SyncOutputReader(self.settings)
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> Client:
@@ -250,5 +253,5 @@ class Client:
             raise JobCancelled(status.id)
         if status.state is not JobState.COMPLETED:
             raise InvalidTransition(status.id, str(status.state), "read the result of")
-        blobs = self.store.output_blobs(status.id) if status.outputs else {}
-        return JobResult(status.id, _outputs(status, blobs))
+        blobs = self.store.output_blobs(status.id) if self.outputs.needs_blobs(status) else {}
+        return self.outputs.result(status, blobs)
