@@ -25,13 +25,13 @@ def _tui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fake_comfyui(args: argparse.Namespace, settings: Settings) -> int:
-    from supervisor.fakes.comfyui.cli import run
+    from supervisor.sim.comfyui.cli import run
 
     return run(args)
 
 
 def _fake_a1111(args: argparse.Namespace, settings: Settings) -> int:
-    from supervisor.fakes.a1111.cli import run
+    from supervisor.sim.a1111.cli import run
 
     return run(args)
 
@@ -64,11 +64,11 @@ def _external_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
         add_supervisor_arguments(parser)
     elif name == "fake-comfyui":
-        from supervisor.fakes.comfyui.cli import add_arguments as add_comfyui_arguments
+        from supervisor.sim.comfyui.cli import add_arguments as add_comfyui_arguments
 
         add_comfyui_arguments(parser)
     else:
-        from supervisor.fakes.a1111.cli import add_arguments as add_a1111_arguments
+        from supervisor.sim.a1111.cli import add_arguments as add_a1111_arguments
 
         add_a1111_arguments(parser)
 

@@ -13,7 +13,6 @@ from supervisor.gpu.errors import (
     NvmlUnavailableError,
     UnknownGpuError,
 )
-from supervisor.gpu.fake import FakeNvml
 from supervisor.gpu.faults import Fault, parse_fault
 from supervisor.gpu.health import (
     GpuHealthTracker,
@@ -24,6 +23,7 @@ from supervisor.gpu.health import (
 )
 from supervisor.gpu.monitor import GpuMonitor, GpuStatus
 from supervisor.gpu.readings import GpuIdentity, GpuReading, XidEvent
+from supervisor.sim.gpu import FakeNvml
 
 __all__ = [
     "FakeNvml",
