@@ -1,7 +1,8 @@
-"""The supervisor's GPU layer: discovery, readings, XID events, health policy, simulation.
+"""The supervisor's GPU layer: discovery, readings, XID events, health policy.
 
 Only ``supervisor.gpu.nvml`` imports pynvml, and only when a real backend is opened; importing
-this package never loads it.
+this package never loads it. The simulated GPUs live in ``supervisor.sim.gpu``, loaded only by
+``open_gpu_backend`` when the supervisor is asked to simulate.
 """
 
 from supervisor.gpu.backend import GpuBackend, SimulatedBackend, open_gpu_backend
@@ -23,10 +24,8 @@ from supervisor.gpu.health import (
 )
 from supervisor.gpu.monitor import GpuMonitor, GpuStatus
 from supervisor.gpu.readings import GpuIdentity, GpuReading, XidEvent
-from supervisor.sim.gpu import FakeNvml
 
 __all__ = [
-    "FakeNvml",
     "Fault",
     "FaultNotApplicableError",
     "FaultSpecError",
