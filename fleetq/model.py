@@ -6,7 +6,6 @@ Timestamps are integers of milliseconds since the epoch (Redis server time), nam
 from __future__ import annotations
 
 import json
-import mimetypes
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from fleetq.errors import OutputsInRedis
 
 
 class JobState(str, Enum):
@@ -43,6 +44,17 @@ class FaultKind(str, Enum):
     #: The GPU, backend or supervisor failed: requeue without charging an attempt.
     INFRA = "infra"
 
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, raw: Any) -> FaultKind | None:
+        """The kind named by ``raw``; None for a missing or unknown word (a newer writer)."""
+        try:
+            return cls(raw)
+        except ValueError:
+            return None
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -68,7 +80,8 @@ class JobError:
     type: str
     message: str
     node: str | None = None
-    kind: str | None = None
+    #: Who was to blame, when the writer said (the same kind the failed attempt was charged as).
+    kind: FaultKind | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -80,7 +93,7 @@ class JobError:
         if self.node is not None:
             data["node"] = self.node
         if self.kind is not None:
-            data["kind"] = self.kind
+            data["kind"] = self.kind.value
         if self.details:
             data["details"] = dict(self.details)
         return json.dumps(data, separators=(",", ":"))
@@ -101,18 +114,24 @@ class JobError:
             type=str(data.get("type", "Error")),
             message=str(data.get("message", "")),
             node=None if node is None else str(node),
-            kind=data.get("kind"),
+            kind=FaultKind.parse(data.get("kind")),
             details=details if isinstance(details, dict) else {},
         )
 
 
 @dataclass(frozen=True)
 class OutputFile:
-    """One output file of a finished job, as listed in its manifest (without the bytes)."""
+    """One output file of a finished job, as listed in its manifest (without the bytes).
+
+    ``location`` says where the bytes are: ``redis`` (or empty, for records older than it),
+    ``file:///...`` or ``s3://bucket/key`` (see :mod:`fleetq.outputs`).
+    """
 
     filename: str
     content_type: str
     size: int
+    sha256: str = ""
+    location: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,6 +213,22 @@ class JobResult:
 
     job_id: str
     outputs: tuple[Output, ...]
+    #: The record of each output (same order as ``outputs``).
+    files: tuple[OutputFile, ...] = ()
+    #: Where each output can be fetched from outside fleetq: see :meth:`urls`.
+    links: tuple[str, ...] = ()
+
+    def urls(self) -> list[str]:
+        """A URL per output: a presigned HTTPS URL for the S3 store (valid for
+        ``FLEETQ_OUTPUT_URL_TTL_S`` from when the result was read), a ``file://`` URL for the
+        file store. Outputs kept in Redis have none: serve them through the gateway or
+        :meth:`save` them; this raises :class:`~fleetq.errors.OutputsInRedis` then."""
+        if len(self.links) != len(self.outputs) or not all(self.links):
+            raise OutputsInRedis(
+                f"the outputs of job {self.job_id} are kept in Redis and have no URL; "
+                "use result.outputs, result.save() or the gateway (FLEETQ_OUTPUT_STORE)"
+            )
+        return list(self.links)
 
     def save(self, folder: str | Path) -> list[Path]:
         """Write every output into ``folder`` (created if needed); returns the paths written.
@@ -292,7 +327,3 @@ def safe_filename(name: str, fallback: str) -> str:
     base = PurePosixPath(name.replace("\\", "/")).name
     base = _UNSAFE.sub("_", base).strip(" .")
     return base[:200] or fallback
-
-
-def guess_content_type(filename: str) -> str:
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

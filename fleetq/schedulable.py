@@ -18,11 +18,11 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
 
 from fleetq.errors import Unschedulable
 from fleetq.fleet import FleetView
 from fleetq.model import JobSpec, JobState, JobStatus
+from fleetq.records import GpuRecord
 from fleetq.requirements import Capabilities, Requirements, meets
 
 log = logging.getLogger(__name__)
@@ -34,25 +34,16 @@ def capabilities_document(capabilities: Capabilities) -> tuple[str, str]:
     return hashlib.sha256(body.encode()).hexdigest()[:16], body
 
 
-def live_gpus(fleet: FleetView, service: str) -> list[Mapping[str, Any]]:
+def live_gpus(fleet: FleetView, service: str) -> list[GpuRecord]:
     """The GPU records of online hosts whose puller claims for ``service``."""
     return [
-        gpu
-        for host in fleet.hosts
-        if host.online
-        for gpu in host.gpus
-        if service in (gpu.get("services") or ())
+        gpu for host in fleet.hosts if host.online for gpu in host.gpus if service in gpu.services
     ]
 
 
-def digests(gpus: Iterable[Mapping[str, Any]], service: str) -> set[str]:
+def digests(gpus: Iterable[GpuRecord], service: str) -> set[str]:
     """The capability digests these GPUs published for ``service``."""
-    found = set()
-    for gpu in gpus:
-        digest = (gpu.get("capabilities") or {}).get(service)
-        if isinstance(digest, str) and digest:
-            found.add(digest)
-    return found
+    return {gpu.capabilities[service] for gpu in gpus if gpu.capabilities.get(service)}
 
 
 def parse_documents(raw: Mapping[str, str | None]) -> dict[str, Capabilities]:
@@ -80,8 +71,8 @@ def why_unschedulable(
         return f"no live machine runs service {service}"
     closest: tuple[int, str] | None = None
     for gpu in gpus:
-        digest = (gpu.get("capabilities") or {}).get(service)
-        capabilities = documents.get(digest) if isinstance(digest, str) else None
+        digest = gpu.capabilities.get(service)
+        capabilities = documents.get(digest) if digest else None
         if capabilities is None:
             return None  # nothing known of it: it claims every class
         reason = meets(requirements, capabilities)

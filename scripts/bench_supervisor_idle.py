@@ -66,6 +66,7 @@ from fleetbench.processes import (  # noqa: E402
 )
 
 from fleetq import Client, Settings  # noqa: E402
+from fleetq.records import PullerStatus  # noqa: E402
 
 DOC = BENCHMARKS_DOC
 HEADING = "## Supervisor idle overhead (scripts/bench_supervisor_idle.py)"
@@ -99,8 +100,8 @@ def serve_counting_fakes(port: int, count: int) -> None:
     /bench/requests`` on any of them returns the requests of all of them, by method and path."""
     from aiohttp import web
 
-    from supervisor.fakes.comfyui import FakeComfyUI
-    from supervisor.fakes.group import run_until_signalled, start_group
+    from supervisor.sim.comfyui import FakeComfyUI
+    from supervisor.sim.group import run_until_signalled, start_group
 
     counts: collections.Counter[str] = collections.Counter()
 
@@ -348,7 +349,7 @@ def wait_idle(settings: Settings, gpus: int, timeout_s: float, children: Childre
                     host.host == HOST_ID
                     and host.online
                     and len(host.gpus) == gpus
-                    and all(g.get("status") == "idle" for g in host.gpus)
+                    and all(g.status is PullerStatus.IDLE for g in host.gpus)
                 ):
                     return
             time.sleep(0.2)  # the publisher writes once a second; nothing to block on

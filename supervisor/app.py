@@ -17,6 +17,7 @@ from fleetq.worker import WorkerQueue
 from supervisor.backends.base import Backend
 from supervisor.capabilities import vram_gb
 from supervisor.config import SupervisorConfig
+from supervisor.execution import StopReason
 from supervisor.gpu.backend import open_gpu_backend
 from supervisor.gpu.monitor import GpuMonitor
 from supervisor.persist import until_written
@@ -28,18 +29,13 @@ from supervisor.upkeep import (
     reap_forever,
     reaper_owner,
     refresh_capabilities_forever,
+    sweep_outputs_forever,
     watch_classes,
 )
 
 log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[str, str], Backend]
-
-
-def default_backend_factory(service: str, url: str) -> Backend:
-    from supervisor.backends.factory import make_backend
-
-    return make_backend(service, url)
 
 
 async def serve_metrics(port: int, publisher: Publisher) -> web.AppRunner:
@@ -88,7 +84,7 @@ class Supervisor:
     def _interrupt_all(self) -> None:
         for puller in self.pullers.values():
             if puller.current is not None:
-                puller.current.request_stop("shutdown")
+                puller.current.request_stop(StopReason.SHUTDOWN)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -108,6 +104,8 @@ class Supervisor:
         publisher: Publisher | None = None
         metrics: web.AppRunner | None = None
         try:
+            # A store that cannot take writes stops the supervisor here, not mid-job.
+            await queue.outputs.check()
             gpus = await monitor.start()
             if config.gpu_indices is not None:
                 gpus = [g for g in gpus if g.index in config.gpu_indices]
@@ -148,6 +146,7 @@ class Supervisor:
                     refresh_capabilities_forever(refresh, config.capabilities_refresh_s),
                     name="capabilities",
                 ),
+                asyncio.create_task(sweep_outputs_forever(queue.outputs), name="output-sweeper"),
             ]
             tasks.extend(upkeep)
             if config.metrics_port is not None:

@@ -124,8 +124,8 @@ class GpuProfile:
         return dict(capabilities_document(c) for c in self.capabilities.values())
 
     def record(self) -> dict[str, Any]:
-        """The fields this adds to the GPU's published record."""
-        warm = {s: sorted(models) for s, models in sorted(self.warm.items()) if models}
+        """The fields this adds to the GPU's published record (``GpuRecord`` arguments)."""
+        warm = {s: tuple(sorted(models)) for s, models in sorted(self.warm.items()) if models}
         first = next((models[0] for models in warm.values()), None)
         return {
             "capabilities": {

@@ -8,9 +8,11 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from fleetq.errors import RedisUnavailable
+from fleetq.outputs.base import OutputWriter
 from fleetq.worker import WorkerQueue
 from supervisor.gpu.errors import GpuError
 from supervisor.gpu.faults import parse_fault
@@ -63,6 +65,20 @@ async def refresh_capabilities_forever(refresh: Refresh, interval_s: float) -> N
             log.exception("capabilities refresh: unexpected error")
 
 
+async def sweep_outputs_forever(outputs: OutputWriter) -> None:
+    """Remove expired outputs from a store that does not expire them itself (the shared
+    folder). Every supervisor sweeps; removing what another removed already is harmless."""
+    interval_s = outputs.sweep_interval_s
+    if interval_s is None:
+        return  # Redis expires its own keys; S3 follows the bucket's lifecycle rule
+    while True:
+        try:
+            await outputs.sweep(time.time())
+        except Exception:
+            log.exception("output sweeper: unexpected error")
+        await asyncio.sleep(interval_s)  # expiry folders are this wide; no event to wait on
+
+
 def reaper_owner(host: str) -> str:
     return f"{host}:{os.getpid()}"
 
@@ -94,8 +110,10 @@ async def apply_control(raw: str, monitor: GpuMonitor, refresh: Refresh | None =
     try:
         command = json.loads(raw)
         kind = command["type"]
+        who = str(command.get("by") or "an operator")[:200]
         if kind == "refresh-capabilities":
             gpu_or_all = None if command.get("gpu") is None else int(command["gpu"])
+            log.info("control: reading capabilities again (asked by %s)", who)
             if refresh is not None:
                 await refresh(gpu_or_all)
             return
@@ -107,9 +125,17 @@ async def apply_control(raw: str, monitor: GpuMonitor, refresh: Refresh | None =
         if kind == "fault":
             fault = parse_fault(str(command.get("spec", "")))
             await monitor.inject(gpu, fault)  # "clear" also forgets sticky health findings
-            log.warning("control: injected fault %r into simulated GPU %d", fault.spec, gpu)
+            log.warning(
+                "control: injected fault %r into simulated GPU %d (asked by %s)",
+                fault.spec,
+                gpu,
+                who,
+            )
         elif kind == "clear-health":
             monitor.clear_faults(gpu)
+            log.info(
+                "control: cleared the sticky health findings of GPU %d (asked by %s)", gpu, who
+            )
         else:
             log.warning("control: unknown command type %r", kind)
     except GpuError as e:

@@ -353,15 +353,15 @@ async def test_affinity_never_starves_a_job_past_the_wait_bound(
 
 async def publish_gpus(queue: WorkerQueue, host: str, *gpus: Capabilities) -> None:
     """Publish a host's GPU records as a supervisor does: capabilities by digest."""
+    from fleetq.records import GpuRecord, HostRecord
     from fleetq.schedulable import capabilities_document
 
     records, documents = [], {}
     for index, capabilities in enumerate(gpus):
         digest, body = capabilities_document(capabilities)
         documents[digest] = body
-        records.append({"index": index, "services": [SERVICE],
-                        "capabilities": {SERVICE: digest}})  # fmt: skip
-    await queue.publish_host(host, {"host": host}, records)
+        records.append(GpuRecord(index, services=(SERVICE,), capabilities={SERVICE: digest}))
+    await queue.publish_host(host, HostRecord(host=host), records)
     await queue.publish_capabilities(documents, ttl_ms=5_000)
 
 

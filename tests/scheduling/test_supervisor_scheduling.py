@@ -13,9 +13,10 @@ import pytest
 
 from fleetq import AsyncClient, JobState, Settings
 from fleetq.demo.processes import consecutive_free_ports
-from supervisor.fakes.comfyui import ComfyUIOptions, serve_comfyui
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
-from supervisor.fakes.group import FakeGroup
+from fleetq.records import GpuRecord
+from supervisor.sim.comfyui import ComfyUIOptions, serve_comfyui
+from supervisor.sim.comfyui.workflows import fake_work_workflow
+from supervisor.sim.group import FakeGroup
 from tests.helpers import eventually
 from tests.supervisor.conftest import make_config, running_supervisor
 
@@ -50,13 +51,13 @@ def sdxl(checkpoint: str, seed: int) -> dict[str, Any]:
     return graph
 
 
-async def gpu_record(client: AsyncClient, host: str, index: int) -> dict[str, Any]:
+async def gpu_record(client: AsyncClient, host: str, index: int) -> GpuRecord | None:
     for view in (await client.fleet()).hosts:
         if view.host == host and view.online:
             for gpu in view.gpus:
-                if gpu.get("index") == index:
-                    return dict(gpu)
-    return {}
+                if gpu.index == index:
+                    return gpu
+    return None
 
 
 def ran_on(status: Any) -> tuple[str, int | None]:
@@ -91,7 +92,8 @@ async def test_labels_and_gpu_memory_steer_jobs_to_the_gpus_that_meet_them(
         assert {ran_on(await j.status())[0] for j in wants_label} == {"tagged"}
         assert {ran_on(await j.status())[1] for j in wants_memory} == {0}
         record = await gpu_record(aclient, "tagged", 1)
-        assert record["labels"] == {"gpu": "h100"} and record["vram_gb"] == 25.8
+        assert record is not None
+        assert record.labels == {"gpu": "h100"} and record.vram_gb == 25.8
 
 
 async def test_a_refresh_after_a_model_arrives_runs_the_waiting_job(
@@ -135,6 +137,9 @@ async def test_warm_model_affinity_saves_loads_and_is_published(
 
         async def published() -> bool:
             record = await gpu_record(aclient, "m1", 0)
-            return (record.get("model_loads"), record.get("warm_model")) == (2, "b.safetensors")
+            return record is not None and (record.model_loads, record.warm_model) == (
+                2,
+                "b.safetensors",
+            )
 
         await eventually(published)

@@ -29,6 +29,7 @@ from fleetbench.processes import (
 )
 from fleetq import AsyncClient, Settings
 from fleetq.model import JobState
+from fleetq.records import PullerStatus
 
 # -- the fleet ------------------------------------------------------------------------------------
 
@@ -71,7 +72,7 @@ class Fleet:
             count = per + (1 if k < extra else 0)
             self.children.start(
                 f"fake-comfyui-{k}",
-                [sys.executable, "-m", "supervisor.fakes.comfyui", "--port", str(port),
+                [sys.executable, "-m", "supervisor.sim.comfyui", "--port", str(port),
                  "--count", str(count), "--log-level", "WARNING"],
                 env=python_env(ROOT), cwd=ROOT,
             )  # fmt: skip
@@ -131,7 +132,7 @@ async def wait_online(client: AsyncClient, sizes: Sizes, children: Children) -> 
             for h in fleet.hosts
             if h.online
             and len(h.gpus) == sizes.gpus_per_host
-            and all(g.get("status") == "idle" for g in h.gpus)
+            and all(g.status is PullerStatus.IDLE for g in h.gpus)
         }
         if idle >= wanted:
             return
