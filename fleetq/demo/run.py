@@ -31,7 +31,7 @@ from fleetq.demo.embedded import (
 )
 from fleetq.demo.processes import ProcessGroup, consecutive_free_ports, wait_for_port
 from fleetq.demo.summary import summarize
-from fleetq.demo.workload import Workload
+from fleetq.demo.workload import DEMO_CHECKPOINT, Workload
 from fleetq.errors import FleetqError, JobNotFound
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,9 @@ class Demo:
         comfy_count = o.machines * o.gpus
         # One block of ports for every fake instance, taken before any of them binds.
         comfy_base = consecutive_free_ports(comfy_count + (2 if o.a1111 else 0))
-        comfy_args = ["fake-comfyui", "--port", str(comfy_base), "--count", str(comfy_count)]
+        # The checkpoint the demo's workflows name: a GPU claims only what its backend has.
+        comfy_args = ["fake-comfyui", "--port", str(comfy_base), "--count", str(comfy_count),
+                      "--checkpoint", DEMO_CHECKPOINT]  # fmt: skip
         fake = self.group.start("fake-comfyui", comfy_args, BACKENDS)
         waits = [(comfy_base + i, fake) for i in range(comfy_count)]
         if o.a1111:

@@ -21,10 +21,14 @@ class DemoJob:
     max_attempts: int = 3
 
 
+#: The checkpoint the demo's ComfyUI workflows load (the demo's fake ComfyUI has it).
+DEMO_CHECKPOINT = "sdxl_base_1.0.safetensors"
+
+
 def comfy_workflow(seconds: float, steps: int, outcome: str, seed: int) -> dict[str, Any]:
     return {
         "4": {"class_type": "CheckpointLoaderSimple",
-              "inputs": {"ckpt_name": "sdxl_base_1.0.safetensors"}},
+              "inputs": {"ckpt_name": DEMO_CHECKPOINT}},
         "5": {"class_type": "EmptyImage",
               "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": seed % 0xFFFFFF}},
         "6": {"class_type": "FakeWork",
