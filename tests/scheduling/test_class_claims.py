@@ -393,3 +393,20 @@ async def test_require_schedulable_refuses_and_writes_nothing(
     assert sorted(await raw.keys(aclient.store.keys.prefix.replace("{", "\\{") + "*")) == before
     job = await aclient.submit(graph("a.safetensors"), require_schedulable=True)
     assert (await job.status()).state is JobState.QUEUED
+
+
+async def test_an_expired_lease_requeues_the_job_into_its_class_queue(
+    aclient: AsyncClient, settings: Settings, queues: list[WorkerQueue], raw: aioredis.Redis
+) -> None:
+    queue = machine(settings, queues)
+    gpu = Gpu(caps("b.safetensors"))
+    job = await aclient.submit(graph("b.safetensors"))
+    assert await claim_now(queue, gpu) == job.id
+    # The puller died: its lease runs out (moved into the past instead of waited for).
+    await raw.zadd(queue.keys.leases, {job.id: 1}, xx=True)
+    outcome = await queue.reap("test-reaper")
+    assert outcome.requeued == 1
+    class_b = (await job.status()).class_id
+    assert await raw.zrange(queue.keys.class_queue(SERVICE, class_b), 0, -1) == [job.id]
+    assert await claim_now(queue, Gpu(caps("a.safetensors")), 1) is None
+    assert await claim_now(queue, gpu) == job.id
