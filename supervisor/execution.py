@@ -60,6 +60,9 @@ class JobExecution:
         self._stop = asyncio.Event()
         self._progress_changed = asyncio.Event()
         self._progress: tuple[float | None, str] = (None, "")
+        self._preview: tuple[bytes, str] | None = None
+        self._preview_changed = asyncio.Event()
+        self._previews_skipped = 0
 
     def request_stop(self, reason: str) -> None:
         """Interrupt the run: ``cancel``, ``timeout``, ``shutdown``, ``gpu_fault`` or
@@ -73,6 +76,39 @@ class JobExecution:
         self.state.set_progress(progress, text)
         self._progress_changed.set()
 
+    def _on_preview(self, data: bytes, content_type: str) -> None:
+        """Keep only the newest preview; :meth:`_store_previews` writes it when due. A frame
+        over ``preview_max_bytes`` is skipped here, before it costs a write."""
+        limit = self.queue.settings.preview_max_bytes
+        if len(data) > limit:
+            self._previews_skipped += 1
+            if self._previews_skipped == 1:
+                log.info("job %s: skipping live previews over %d bytes (this one: %d)",
+                         self.job.id, limit, len(data))  # fmt: skip
+            return
+        self._preview = (data, content_type)
+        self._preview_changed.set()
+
+    async def _store_previews(self) -> None:
+        """Store the newest preview, at most once per ``preview_interval_ms``: a sampler may
+        send a frame per step, Redis gets a bounded rate whatever the backend does."""
+        interval_s = self.queue.settings.preview_interval_ms / 1000
+        while True:
+            await self._preview_changed.wait()
+            self._preview_changed.clear()
+            if self._preview is None:
+                continue
+            data, content_type = self._preview
+            self._preview = None
+            try:
+                await self.queue.set_preview(self.job, data, content_type)
+            except StaleLease:
+                return  # the heartbeat notices the lost lease and stops the run
+            except RedisUnavailable:
+                pass  # a preview is a nicety: the next one replaces it
+            if interval_s > 0:
+                await asyncio.sleep(interval_s)  # the rate limit, not a poll
+
     async def run(self) -> str:
         """Run the job to its end and record the outcome; returns it (for logs and tests)."""
         job = self.job
@@ -81,13 +117,22 @@ class JobExecution:
                  job.claims)  # fmt: skip
         loop = asyncio.get_running_loop()
         timer = loop.call_later(job.timeout_ms / 1000, self.request_stop, "timeout")
+        previews = self.queue.settings.preview_max_bytes > 0
         run_task = asyncio.create_task(
-            self.backend.run(job.id, job.workflow, self._on_progress), name=f"run-{job.id}"
+            self.backend.run(
+                job.id,
+                job.workflow,
+                self._on_progress,
+                preview=self._on_preview if previews else None,
+            ),
+            name=f"run-{job.id}",
         )
         helpers = [
             asyncio.create_task(self._heartbeat(), name=f"heartbeat-{job.id}"),
             asyncio.create_task(self._watch_cancel(), name=f"cancel-watch-{job.id}"),
         ]
+        if previews:
+            helpers.append(asyncio.create_task(self._store_previews(), name=f"previews-{job.id}"))
         if self.gpu_faults is not None:
             helpers.append(asyncio.create_task(self._watch_gpu(self.gpu_faults)))
         try:

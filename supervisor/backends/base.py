@@ -24,6 +24,9 @@ from fleetq.model import JobError, Output
 #: Receives progress (0..1) and a short text, e.g. ``(0.4, "KSampler 8/20")``. Cheap and
 #: synchronous: the puller keeps the latest value and renews its lease with it.
 ProgressSink = Callable[[float, str], None]
+#: Receives the newest live preview of the running job: image bytes and their content type.
+#: Cheap and synchronous: the execution keeps only the latest and stores it at a bounded rate.
+PreviewSink = Callable[[bytes, str], None]
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,17 @@ class Backend(Protocol):
         ...
 
     async def run(
-        self, job_id: str, workflow: Mapping[str, Any], progress: ProgressSink
+        self,
+        job_id: str,
+        workflow: Mapping[str, Any],
+        progress: ProgressSink,
+        *,
+        preview: PreviewSink | None = None,
     ) -> BackendResult:
         """Run one job to its end; raises a :class:`BackendError` subclass unless it completed.
+
+        ``preview``, when given, receives the sampler's live previews as the backend shows
+        them (None: the caller wants none, so the adapter should not ask for them).
 
         ``job_id`` is fleetq's id (put in file name prefixes, logs). Cancellation of the
         calling task must propagate (and should try to interrupt the backend).
