@@ -28,6 +28,7 @@ from fleetq.errors import (
     ValidationError,
 )
 from fleetq.model import JobError, JobResult, JobState, JobStatus, Output, OutputFile, Stats
+from fleetq.previews import Preview
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "OutputsExpired",
     "PayloadTooLarge",
     "PermissionDenied",
+    "Preview",
     "RedisUnavailable",
     "Settings",
     "StaleLease",

@@ -25,6 +25,7 @@ from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnava
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
+from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
 from fleetq.store import AsyncStore, _outputs
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
@@ -52,8 +53,15 @@ class AsyncJob:
     async def result(self) -> JobResult:
         return await self.client.result(self.id)
 
+    async def preview(self) -> Preview | None:
+        return await self.client.preview(self.id)
+
     async def wait(
-        self, timeout_s: float | None = None, on_progress: AsyncProgressCallback | None = None
+        self,
+        timeout_s: float | None = None,
+        on_progress: AsyncProgressCallback | None = None,
+        *,
+        previews: bool = True,
     ) -> JobResult:
         """Wait for the end of the job; see :meth:`fleetq.client.Job.wait`.
 
@@ -64,13 +72,19 @@ class AsyncJob:
         outage = _AsyncOutage(deadline, f"waiting for job {self.id} ({timeout_s} s)")
         last_id = await outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
+        follower = PreviewFollower(include=previews and on_progress is not None)
         while True:
             status = await outage.retry(self.status)
             if status.is_terminal:
                 return await self.client.result_of(status)
-            marker = (status.state, status.progress, status.progress_text, status.claims)
+            if follower.wants_read(status):
+                follower.fetched(await outage.retry(self.preview))
+            marker = (
+                status.state, status.progress, status.progress_text, status.claims,
+                follower.marker(),
+            )  # fmt: skip
             if on_progress is not None and marker != seen:
-                maybe = on_progress(status)
+                maybe = on_progress(follower.attach(status))
                 if maybe is not None:
                     await maybe
             seen = marker
@@ -82,6 +96,7 @@ class AsyncJob:
                 block_s = min(block_s, remaining)
             block_ms = max(1, int(block_s * 1000))
             entries = await outage.retry(partial(store.read_job_events, self.id, last_id, block_ms))
+            follower.feed(entries)
             if entries:
                 last_id = entries[-1][0]
 
@@ -158,6 +173,12 @@ class AsyncClient:
     async def get(self, job_id: str) -> AsyncJob:
         await self.status(job_id)
         return AsyncJob(self, job_id)
+
+    async def preview(self, job_id: str) -> Preview | None:
+        """The latest live preview of a running job; see :meth:`fleetq.Client.preview`."""
+        job_id = check_job_id(job_id)
+        values = await self.store.command("hgetall", self.store.keys.preview(job_id))
+        return preview_from_hash(job_id, values)
 
     async def status(self, job_id: str) -> JobStatus:
         return await self.store.run(self.store.protocol.status(check_job_id(job_id)))

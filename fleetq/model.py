@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetq.previews import Preview
 
 
 class JobState(str, Enum):
@@ -156,6 +159,9 @@ class JobStatus:
     timeline: tuple[Attempt, ...]
     #: Requeues for faults of GPUs or backends (not charged as attempts).
     infra_faults: int = 0
+    #: The latest live preview of a running job, given to ``wait(on_progress=...)``
+    #: callbacks (None elsewhere; read one with ``client.preview(job_id)``).
+    preview: Preview | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_terminal(self) -> bool:

@@ -14,9 +14,12 @@ hash, and :class:`PreviewFollower`, which tells a waiting loop when to fetch a n
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetq.model import JobStatus
 
 #: Image types a preview may have, by the magic bytes that start the file.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -25,7 +28,12 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
-_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+}
 
 
 def sniff_image_type(data: bytes) -> str | None:
@@ -84,29 +92,41 @@ def _text(value: Any) -> str:
 
 
 class PreviewFollower:
-    """Decides, in a loop that waits on a job's stream, when to read the preview again.
+    """Decides, in a loop that waits on a job's stream, when to read the preview again, and
+    hands the latest one on with the status (``status.preview``).
 
-    Feed it the entries read from the job's stream; :attr:`due` says a ``preview`` event came
-    since the last :meth:`fetched`. ``include`` false (the caller does not want previews)
-    keeps it always not due, so nothing is read.
+    The first read happens once the job runs (a preview may already be there); after that,
+    only when a ``preview`` event arrived on the job's stream (:meth:`feed`). With ``include``
+    false nothing is ever read.
     """
 
     def __init__(self, include: bool = True) -> None:
         self.include = include
-        self.due = False
+        self.due = include
         self.latest: Preview | None = None
 
     def feed(self, entries: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        if not self.include:
-            return
-        for _, fields in entries:
-            if _text(fields.get("type")) == "preview":
-                self.due = True
+        """Look at the entries just read from the job's stream."""
+        if self.include and any(_text(fields.get("type")) == "preview" for _, fields in entries):
+            self.due = True
+
+    def wants_read(self, status: JobStatus) -> bool:
+        """Whether to read the preview now. A job that is not running has none (a preview
+        belongs to one run), so none is read and the last one is forgotten."""
+        if status.state.value != "running":
+            self.latest = None
+            self.due = self.include
+            return False
+        return self.due
 
     def fetched(self, preview: Preview | None) -> None:
         self.due = False
         self.latest = preview
 
     def marker(self) -> int | None:
-        """Changes whenever a new preview was fetched (part of the "anything new?" check)."""
+        """Changes whenever a new preview was read (part of the "anything new?" check)."""
         return None if self.latest is None else self.latest.at_ms
+
+    def attach(self, status: JobStatus) -> JobStatus:
+        """``status`` with the latest preview as its ``preview``."""
+        return status if self.latest is None else replace(status, preview=self.latest)

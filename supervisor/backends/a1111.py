@@ -236,9 +236,7 @@ class A1111Backend:
         except (TypeError, ValueError) as e:
             raise JobRejected(JobError("invalid_request", f"not JSON: {e}", kind="final")) from e
         loop = asyncio.get_running_loop()
-        job = _Job(
-            job_id, endpoint, task_id, loop.time(), keep_extras=keep_extras, preview=preview
-        )
+        job = _Job(job_id, endpoint, task_id, loop.time(), keep_extras=keep_extras, preview=preview)
         job.hires = endpoint == "txt2img" and bool(workflow.get("enable_hr"))
         self._job = job
         post: asyncio.Task[Answer] | None = None
