@@ -12,9 +12,9 @@ timeout by default (``run_timeout_s``): the puller enforces the job's timeout by
 run and calling :meth:`A1111Backend.interrupt`. Meanwhile ``GET /sdapi/v1/progress`` is polled
 every ``poll_interval_s`` (with ``skip_current_image=false`` when the caller wants live
 previews: A1111 then returns its ``current_image``, made every ``show_progress_every_n_steps``
-steps while ``live_previews_enable`` is on; each new one goes to the preview sink); progress is ``(job_no + sampling_step / sampling_steps) /
-job_count`` with the text ``"step 12/30"`` (plus ``" batch 2/4"`` for several batches and
-``" hires"`` for a hires-fix pass), ignoring the idle shape and the ``job_count`` -1 start (also
+steps while ``live_previews_enable`` is on; each new one goes to the preview sink); progress
+is ``(job_no + sampling_step / sampling_steps) / job_count`` with the text ``"step 12/30"``
+(plus ``" batch 2/4"`` for several batches and ``" hires"`` for a hires-fix pass), ignoring the idle shape and the ``job_count`` -1 start (also
 a checkpoint switch). If the progress endpoint stays unreachable for ``restart_grace_s`` the
 run gives up with :class:`BackendUnavailable` rather than wait on a dead connection.
 
@@ -218,8 +218,9 @@ class A1111Backend:
         preview: PreviewSink | None = None,
     ) -> BackendResult:
         """Post the body to txt2img (img2img with ``init_images``) and wait for the images,
-        handing A1111's live previews to ``preview``. Raises JobRejected, JobRuntimeError, JobInterrupted or BackendUnavailable; cancelling
-        the calling task interrupts the generation (bounded) and propagates."""
+        handing A1111's live previews to ``preview``. Raises JobRejected, JobRuntimeError,
+        JobInterrupted or BackendUnavailable; cancelling the calling task interrupts the
+        generation (bounded) and propagates."""
         if self._job is not None:
             raise RuntimeError(f"a1111 {self.display_url} already runs job {self._job.job_id}")
         endpoint = "img2img" if "init_images" in workflow else "txt2img"
