@@ -15,8 +15,9 @@ previews: A1111 then returns its ``current_image``, made every ``show_progress_e
 steps while ``live_previews_enable`` is on; each new one goes to the preview sink); progress
 is ``(job_no + sampling_step / sampling_steps) / job_count`` with the text ``"step 12/30"``
 (plus ``" batch 2/4"`` for several batches and ``" hires"`` for a hires-fix pass), ignoring
-the idle shape and the ``job_count`` -1 start (also a checkpoint switch). If the progress endpoint stays unreachable for ``restart_grace_s`` the
-run gives up with :class:`BackendUnavailable` rather than wait on a dead connection.
+the idle shape and the ``job_count`` -1 start (also a checkpoint switch). If the progress
+endpoint stays unreachable for ``restart_grace_s`` the run gives up with
+:class:`BackendUnavailable` rather than wait on a dead connection.
 
 Shared instances: ``/sdapi/v1/progress`` describes whatever job holds A1111's lock, and
 ``/sdapi/v1/interrupt`` stops it, whoever sent it. An instance should be dedicated to fleetq;
