@@ -121,7 +121,9 @@ async def test_comfyui_sends_no_previews_with_the_default_preview_method(
     await comfyui.run("job-1", txt2img(steps=3), ProgressLog(), preview=previews)
     assert previews.images == []
     # A workflow may ask for them itself (newer ComfyUI reads extra_data.preview_method).
-    await comfyui.run("job-2", txt2img(3, 2, preview_method="auto"), ProgressLog(), preview=previews)
+    await comfyui.run(
+        "job-2", txt2img(3, 2, preview_method="auto"), ProgressLog(), preview=previews
+    )
     assert len(previews.images) == 3
 
 
@@ -171,7 +173,9 @@ async def test_fake_comfyui_frame_format_follows_the_feature_flags(
     async with http.ws_connect(f"{comfy_server.url.replace('http', 'ws')}/ws?clientId=c1") as ws:
         await ws.receive_json()  # status
         if announce:
-            await ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
+            await ws.send_json(
+                {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
+            )
             assert (await ws.receive_json())["type"] == "feature_flags"
         body = {"prompt": txt2img(steps=2), "client_id": "c1"}
         async with http.post(f"{comfy_server.url}/prompt", json=body) as response:
@@ -244,5 +248,3 @@ async def test_fake_a1111_progress_follows_skip_current_image(
     response = await post
     response.release()
     assert (await progress("false"))["current_image"] is None  # idle again
-
-
