@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import struct
-from collections.abc import Callable
 from typing import Any
 
 import pytest
