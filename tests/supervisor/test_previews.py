@@ -156,15 +156,15 @@ async def test_a_preview_expires_while_the_backend_sends_no_new_one(
     fake = fakes[0]
     fake.configure(checkpoints=(CKPT,), preview_method="auto", sampler_step_s=0.05)
     fleet = settings.with_overrides(preview_ttl_ms=300)
-    async with running_supervisor(make_config(fleet, "m1", 1, {"comfyui": fake.port})):
-        async with AsyncClient(fleet) as aclient:
-            job = await aclient.submit(txt2img(LONG, seed=2))
-            await eventually(lambda: _preview_of(aclient, job.id), "a live preview")
-            fake.configure(sampler_step_s=2.5)  # the sampler stalls: no new frame comes
-            await eventually(lambda: _no_preview(aclient, job.id), "the preview to expire")
-            assert (await aclient.status(job.id)).state.value == "running"
-            await aclient.cancel(job.id)
-            await eventually(lambda: _state(aclient, job.id, "cancelled"), "the cancel")
+    config = make_config(fleet, "m1", 1, {"comfyui": fake.port})
+    async with running_supervisor(config), AsyncClient(fleet) as aclient:
+        job = await aclient.submit(txt2img(LONG, seed=2))
+        await eventually(lambda: _preview_of(aclient, job.id), "a live preview")
+        fake.configure(sampler_step_s=2.5)  # the sampler stalls: no new frame comes
+        await eventually(lambda: _no_preview(aclient, job.id), "the preview to expire")
+        assert (await aclient.status(job.id)).state.value == "running"
+        await aclient.cancel(job.id)
+        await eventually(lambda: _state(aclient, job.id, "cancelled"), "the cancel")
 
 
 async def _no_preview(client: AsyncClient, job_id: str) -> bool:
@@ -183,10 +183,10 @@ async def test_frames_over_the_cap_are_skipped_and_the_job_completes(
     fake = fakes[0]
     fake.configure(checkpoints=(CKPT,), preview_method="auto", sampler_step_s=0.01)
     fleet = settings.with_overrides(preview_max_bytes=64)  # the fake's previews are larger
-    async with running_supervisor(make_config(fleet, "m1", 1, {"comfyui": fake.port})):
-        async with AsyncClient(fleet) as aclient:
-            job = await aclient.submit(txt2img(20, seed=3))
-            result = await job.wait(30)
-            assert [o.filename for o in result.outputs] == ["t_00001_.png"]
-            assert "preview" not in await _stream_types(fleet, aclient, job.id)
+    config = make_config(fleet, "m1", 1, {"comfyui": fake.port})
+    async with running_supervisor(config), AsyncClient(fleet) as aclient:
+        job = await aclient.submit(txt2img(20, seed=3))
+        result = await job.wait(30)
+        assert [o.filename for o in result.outputs] == ["t_00001_.png"]
+        assert "preview" not in await _stream_types(fleet, aclient, job.id)
     assert f"job {job.id}: skipping live previews over 64 bytes" in caplog.text
