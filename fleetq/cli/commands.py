@@ -88,7 +88,11 @@ def submit(client: Client, args: argparse.Namespace) -> int:
         print(job.id, flush=True)  # first, so a script reading stdout has it at once
     bar = None if args.json else render.ProgressBar()
     try:
-        result = job.wait(timeout_s=args.wait_timeout, on_progress=bar.update if bar else None)
+        result = job.wait(
+            timeout_s=args.wait_timeout,
+            on_progress=bar.update if bar else None,
+            previews=False,  # a text progress bar shows no image: never read one
+        )
     except (JobFailed, JobCancelled) as e:
         if bar:
             bar.close()
