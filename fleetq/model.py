@@ -161,7 +161,10 @@ class JobStatus:
     infra_faults: int = 0
     #: The latest live preview of a running job, given to ``wait(on_progress=...)``
     #: callbacks (None elsewhere; read one with ``client.preview(job_id)``).
-    preview: Preview | None = field(default=None, compare=False, repr=False)
+    #: Not part of a job's JSON form (``metadata``): a snapshot of the job, not of its image.
+    preview: Preview | None = field(
+        default=None, compare=False, repr=False, metadata={"json": False}
+    )
 
     @property
     def is_terminal(self) -> bool:

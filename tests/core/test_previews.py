@@ -180,3 +180,18 @@ def test_preview_records_read_back_only_when_whole() -> None:
     assert whole is not None and whole.at_ms == 7
     assert sniff_image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
     assert sniff_image_type(b"<html>") is None
+
+
+async def test_a_status_json_form_never_carries_the_preview(
+    aclient: AsyncClient, worker: WorkerQueue
+) -> None:
+    from fleetq.cli.render import to_jsonable
+
+    job = await _running(aclient, worker)
+    await worker.set_preview(job, PNG, "image/png")
+    follower = PreviewFollower()
+    status = await aclient.status(job.id)
+    follower.fetched(await aclient.preview(job.id))
+    shown = follower.attach(status)
+    assert shown.preview is not None and shown == status  # same job snapshot
+    assert "preview" not in to_jsonable(shown) and to_jsonable(shown) == to_jsonable(status)
