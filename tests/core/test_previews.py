@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fleetq import AsyncClient, Client, JobStatus, Settings, StaleLease
+from fleetq.cli.render import to_jsonable
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.previews import PreviewFollower, preview_from_hash, sniff_image_type
 from fleetq.worker import WorkerQueue
@@ -185,8 +186,6 @@ def test_preview_records_read_back_only_when_whole() -> None:
 async def test_a_status_json_form_never_carries_the_preview(
     aclient: AsyncClient, worker: WorkerQueue
 ) -> None:
-    from fleetq.cli.render import to_jsonable
-
     job = await _running(aclient, worker)
     await worker.set_preview(job, PNG, "image/png")
     follower = PreviewFollower()
