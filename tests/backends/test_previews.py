@@ -15,9 +15,9 @@ from backends_testkit import PNG_MAGIC, ProgressLog
 from supervisor.backends.a1111 import A1111Backend
 from supervisor.backends.comfyui import ComfyUIBackend
 from supervisor.backends.comfyui_previews import PreviewFrame, parse_binary_frame
-from supervisor.fakes.a1111 import FakeA1111
-from supervisor.fakes.comfyui import FakeComfyUI
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.a1111 import FakeA1111
+from supervisor.sim.comfyui import FakeComfyUI
+from supervisor.sim.png import encode_solid_png
 
 CKPT = "sd15.safetensors"
 PNG = encode_solid_png(8, 8, (10, 20, 30))

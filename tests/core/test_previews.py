@@ -13,7 +13,7 @@ from fleetq.cli.render import to_jsonable
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.previews import PreviewFollower, preview_from_hash, sniff_image_type
 from fleetq.worker import WorkerQueue
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.png import encode_solid_png
 from tests.helpers import eventually
 
 BODY = {"prompt": "a lighthouse", "steps": 4}

@@ -7,7 +7,7 @@ from typing import Any
 
 from fleetq.model import Output
 from fleetq.worker import WorkerQueue
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.png import encode_solid_png
 from tests.gateway.test_streams import next_event, submit
 
 PNG = encode_solid_png(16, 16, (9, 99, 199))

@@ -22,7 +22,7 @@ from fleetq import AsyncClient, Client, JobStatus, Settings
 from fleetq.gateway.app import create_app
 from fleetq.gateway.options import GatewayOptions
 from fleetq.keys import Keys
-from supervisor.fakes.group import FakeGroup
+from supervisor.sim.group import FakeGroup
 
 from .conftest import eventually, make_config, running_supervisor  # type: ignore[import-not-found]
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.png import encode_solid_png
 
 #: A sampler's latent as the fake keeps it: width, height and colour of its solid image.
 Latent = tuple[int, int, tuple[int, int, int]]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor.fakes.listener import STARTUP_MODES, StartupMode
+from supervisor.sim.listener import STARTUP_MODES, StartupMode
 
 PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")
 """``--preview-method`` of ComfyUI (``comfy/cli_args.py``); ``none`` is the default."""
