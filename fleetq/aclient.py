@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
+from fleetq.inputs import Inputs
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.protocol import Bumped
@@ -141,6 +142,7 @@ class AsyncClient:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        inputs: Inputs | None = None,
     ) -> AsyncJob:
         """Validate and enqueue a workflow; see :meth:`fleetq.Client.submit`."""
         spec = build_spec(
@@ -152,6 +154,7 @@ class AsyncClient:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            inputs=inputs,
         )
         return AsyncJob(self, (await self.store.submit(spec)).job_id)
 

@@ -25,6 +25,7 @@ import redis
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
+from fleetq.inputs import Inputs
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.protocol import Bumped
@@ -148,13 +149,18 @@ class Client:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        inputs: Inputs | None = None,
     ) -> Job:
         """Validate and enqueue a workflow; returns its :class:`Job` handle.
 
         ``workflow`` is the backend's native request: a ComfyUI API-format graph or an A1111
         ``txt2img``/``img2img`` body (a dict, or its JSON text). Higher ``priority`` runs first
         (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
-        resubmission returns the job already submitted under that key. Raises a
+        resubmission returns the job already submitted under that key. ``inputs`` attaches
+        files the workflow reads, by name: ``{"photo.png": b"..." or Path("photo.png")}``;
+        a ComfyUI ``LoadImage`` / ``LoadImageMask`` (its ``image`` input) or an A1111
+        ``init_images`` / ``mask`` / ControlNet ``image`` field names them, and the
+        supervisor delivers them to the backend that runs the job. Raises a
         :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad input.
         """
         spec = build_spec(
@@ -166,6 +172,7 @@ class Client:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            inputs=inputs,
         )
         return Job(self, self.store.submit(spec).job_id)
 
