@@ -57,9 +57,8 @@ def _keys(text: str) -> tuple[str, ...]:
 
 ROLES: Mapping[str, Role] = {
     # submit: q, waiting, job, in (input files), seq, services, idem, marker (wake), events;
-    # cancel: job, q,
-    # delayed, waiting, ended, jobev, idem, events, signal (tells the running job's
-    # supervisor); wait: jobev; list/stats read the rest.
+    # cancel: job, q, delayed, waiting, ended, jobev, in, idem, events, signal (tells the
+    # running job's supervisor); wait: jobev; list/stats read the rest.
     "client": Role(
         read_write=_keys(
             "job:* jobev:* in:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* "

@@ -108,7 +108,7 @@ def test_bad_inputs_are_refused_and_write_nothing(
 
 
 def test_unreadable_path_is_a_clear_error(client: Client, tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="cannot read input 'x.png'"):
+    with pytest.raises(InvalidInput, match=r"cannot read input 'x\.png'"):
         client.submit(load_graph("x.png"), inputs={"x.png": tmp_path / "missing.png"})
     assert keys_of(client) == []
 
