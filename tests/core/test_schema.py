@@ -20,8 +20,8 @@ def test_lua_key_builders_match_the_key_schema(redis_url: str) -> None:
         common
         + """
 return {k_job('J'), k_jobev('J'), k_out('J'), k_in('J'), k_queue('S'), k_delayed('S'),
-        k_waiting('S'), k_running('S'), k_ended('S', 'failed'), k_marker('S'), k_idem('I'), k_claim('T'),
-        k_signal('H'), K_LEASES, K_EVENTS, K_PAUSED}
+        k_waiting('S'), k_running('S'), k_ended('S', 'failed'), k_marker('S'), k_idem('I'),
+        k_claim('T'), k_signal('H'), K_LEASES, K_EVENTS, K_PAUSED}
 """
     )
     r = redis.Redis.from_url(redis_url)

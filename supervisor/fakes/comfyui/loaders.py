@@ -5,6 +5,7 @@ yet validation does not check the list: the classes' ``VALIDATE_INPUTS`` only as
 the (possibly ``subfolder/name`` or annotated ``name [output]``) file exists and answers
 ``Invalid image file: <name>`` otherwise, which ComfyUI reports as ``custom_validation_failed``.
 The image that flows on has the size of the PNG and the colour of its first pixel.
+``MaskToImage`` turns a loaded mask into an image an output node takes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,22 @@ from supervisor.fakes.png import png_first_pixel, png_size
 
 _ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
 LOADER_NAMES = ("LoadImage", "LoadImageMask")
+
+
+async def _mask_to_image(call: NodeCall) -> NodeResult:
+    return NodeResult((call.inputs["mask"],))
+
+
+#: ``MaskToImage`` (comfy_extras.nodes_mask): how a loaded mask reaches an image output.
+MASK_TO_IMAGE = NodeClass(
+    name="MaskToImage",
+    inputs=(InputSpec("mask", "MASK", bare=True),),
+    return_types=("IMAGE",),
+    run=_mask_to_image,
+    python_module="comfy_extras.nodes_mask",
+    category="mask",
+    display_name="Convert Mask to Image",
+)
 
 
 def annotated_path(base: Path, name: str) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.fakes.comfyui.fakework import FAKE_WORK
-from supervisor.fakes.comfyui.loaders import load_image_nodes
+from supervisor.fakes.comfyui.loaders import MASK_TO_IMAGE, load_image_nodes
 from supervisor.fakes.comfyui.schema import (
     FakeImage,
     FakeModel,
@@ -543,6 +543,7 @@ def node_classes(
         VAE_DECODE,
         FAKE_WORK,
         *load_image_nodes(base).values(),
+        MASK_TO_IMAGE,
     )
     known = {node.name: node for node in classes}
     if nodes is not None:
