@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, MutableMapping, MutableSequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fleetq.config import Settings
@@ -143,6 +144,24 @@ def load_inputs(inputs: object, settings: Settings) -> tuple[InputFile, ...]:
             )
         files.append(InputFile(name, content_type, data))
     return tuple(files)
+
+
+def inputs_from_args(specs: list[str] | None) -> dict[str, Path] | None:
+    """``--input NAME=PATH`` (or a bare ``PATH``, which keeps its file name), repeatable, as
+    the ``inputs`` of a submit. The files are read (and checked) by the submit itself."""
+    if not specs:
+        return None
+    files: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).name, spec
+        if not name or not path:
+            raise InvalidInput(f"--input takes NAME=PATH or PATH, not {spec!r}")
+        if name in files:
+            raise InvalidInput(f"--input names {name!r} twice")
+        files[name] = Path(path)
+    return files
 
 
 def _mib(size: int) -> str:
