@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 
 from fleetq.inputs import comfyui_slots, sniff_content_type
-from fleetq.model import JobError
+from fleetq.model import FaultKind, JobError
 
 from .base import BackendUnavailable, InputFiles, JobRejected
 from .comfyui_http import ComfyHttp, Unreachable
@@ -89,7 +89,7 @@ async def upload(http: ComfyHttp, name: str, data: bytes, subfolder: str, timeou
     if 400 <= answer.status < 500:
         reason = answer.body[:200].decode("utf-8", "replace") or "(no reason given)"
         message = f"ComfyUI refused input {name!r}: HTTP {answer.status} {reason}"
-        raise JobRejected(JobError("InputRefused", message, kind="final"))
+        raise JobRejected(JobError("InputRefused", message, kind=FaultKind.FINAL))
     if answer.status != 200:
         raise BackendUnavailable(f"uploading input {name!r}: HTTP {answer.status}")
     body = answer.parsed()
