@@ -159,22 +159,25 @@ async def test_an_a1111_img2img_job_gets_its_init_image(
 async def test_a_failed_upload_requeues_without_charging_an_attempt(
     settings: Settings, aclient: AsyncClient, comfy_factory: Start
 ) -> None:
-    fakes = await comfy_factory(1)
-    fakes[0].configure(upload_status=500)
-    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
-        job = await aclient.submit(
-            load_and_save("p.png"), inputs={"p.png": encode_solid_png(8, 8, (5, 6, 7))}
-        )
+    """The upload fails on m1 (ComfyUI answers 500): an infrastructure fault, no attempt
+    charged. The job then runs on another machine, m2, with its input intact from Redis."""
+    broken, healthy = await comfy_factory(1), await comfy_factory(1)
+    broken[0].configure(upload_status=500)
+    job = await aclient.submit(
+        load_and_save("p.png"), inputs={"p.png": encode_solid_png(8, 8, (5, 6, 7))}
+    )
+    async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": broken[0].port})):
 
         async def faulted() -> bool:
             return (await job.status()).infra_faults >= 1
 
         await eventually(faulted)
-        fakes[0].configure(upload_status=0)
+    async with running_supervisor(make_config(settings, "m2", 1, {"comfyui": healthy[0].port})):
         result = await job.wait(timeout_s=30)
     status = await job.status()
-    assert status.attempts == 0 and status.claims >= 2
+    assert status.attempts == 0 and status.host == "m2"
     assert png_first_pixel(result.outputs[0].data) == (5, 6, 7)
+    assert not (broken[0].files.base / "input" / "fleetq").exists()
 
 
 async def test_a_file_comfyui_refuses_fails_the_job_with_its_reason(
