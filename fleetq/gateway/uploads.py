@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from fleetq.errors import InvalidArgument, InvalidInput, PayloadTooLarge, ValidationError
 from fleetq.gateway.jsonio import BODY_CAP, BodyTimeout, MalformedJSON, read_object
@@ -46,7 +47,7 @@ async def read_submit(request: web.Request, max_payload_bytes: int) -> tuple[dic
             return await asyncio.wait_for(reading, timeout_s)
         except asyncio.TimeoutError as e:
             raise BodyTimeout(f"the request body did not arrive within {timeout_s:g} s") from e
-        except ValueError as e:  # aiohttp's multipart reader: bad boundary or part headers
+        except (ValueError, HttpProcessingError) as e:  # bad boundary, broken part headers
             raise MalformedMultipart(f"the multipart body cannot be read: {e}") from e
     body = await read_object(request)
     return body, decode_base64_inputs(body.pop("inputs", None))

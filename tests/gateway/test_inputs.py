@@ -144,3 +144,19 @@ async def test_a_streamed_multipart_body_is_held_to_the_body_cap(
         error = await expect_error(r, 413)
     assert "body cap" in error["message"]
     await footprint.assert_unchanged(before)
+
+
+async def test_broken_multipart_headers_are_a_400(
+    gw: Any, footprint: Any, expect_error: Any
+) -> None:
+    boundary = "b0undary"
+    raw = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="\x03\x17"\r\n\r\nx\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    before = await footprint.take()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    async with gw.post("/v1/jobs", data=raw, headers=headers) as r:
+        error = await expect_error(r, 400)
+    assert error["type"] == "MalformedMultipart"
+    await footprint.assert_unchanged(before)
