@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from fleetq._async.store import AsyncStore, _outputs
-from fleetq._async_support import AsyncProgressCallback, AsyncRedis, notify, sleep
+from fleetq._async_support import AsyncProgressCallback, AsyncRedis, blocking, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
@@ -152,7 +152,8 @@ class AsyncClient:
         Raises a :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad
         input.
         """
-        spec = build_spec(
+        build = partial(
+            build_spec,
             workflow,
             self.settings,
             service=service,
@@ -163,6 +164,8 @@ class AsyncClient:
             idempotency_key=idempotency_key,
             inputs=inputs,
         )
+        # Input files given as paths are read here (by the asyncio client, in a thread).
+        spec = await blocking(build) if inputs else build()
         outcome = await self.store.submit(spec)
         return AsyncJob(self, outcome.job_id)
 

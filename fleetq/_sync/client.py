@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from fleetq._sync.store import SyncStore, _outputs
-from fleetq._sync_support import ProgressCallback, Redis, notify, sleep
+from fleetq._sync_support import ProgressCallback, Redis, blocking, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
@@ -154,7 +154,8 @@ class Client:
         Raises a :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad
         input.
         """
-        spec = build_spec(
+        build = partial(
+            build_spec,
             workflow,
             self.settings,
             service=service,
@@ -165,6 +166,8 @@ class Client:
             idempotency_key=idempotency_key,
             inputs=inputs,
         )
+        # Input files given as paths are read here (by the asyncio client, in a thread).
+        spec = blocking(build) if inputs else build()
         outcome = self.store.submit(spec)
         return Job(self, outcome.job_id)
 
