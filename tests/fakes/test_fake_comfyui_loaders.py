@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 
-from supervisor.fakes.comfyui import FakeComfyUI
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.comfyui import FakeComfyUI
+from supervisor.sim.png import encode_solid_png
 
 
 def graph(name: str, loader: str = "LoadImage") -> dict[str, Any]:

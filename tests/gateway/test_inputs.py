@@ -11,7 +11,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from fleetq import Settings
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.png import encode_solid_png
 
 PNG = encode_solid_png(8, 8, (10, 20, 30))
 MASK = encode_solid_png(8, 8, (255, 255, 255))

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from fleetq import Client, Settings
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.png import encode_solid_png
 
 
 def fleetq(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

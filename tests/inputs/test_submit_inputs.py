@@ -13,7 +13,7 @@ import pytest
 from fleetq import AsyncClient, Client, InvalidInput, PayloadTooLarge, Settings
 from fleetq.inputs import sniff_content_type
 from fleetq.keys import Keys
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.png import encode_solid_png
 
 PNG = encode_solid_png(8, 8, (200, 10, 10))
 JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 64

@@ -17,15 +17,15 @@ import redis
 from security_testkit import ROOT, Roles, load_acl_rules
 
 from fleetq import Client
-from fleetq.embedded import RedisServer
+from fleetq.demo.embedded import RedisServer
 from fleetq.errors import FleetqError, PermissionDenied
 from fleetq.model import FaultKind, JobError, JobState, Output
 from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
 from supervisor.app import Supervisor
 from supervisor.config import BackendSpec, SupervisorConfig
-from supervisor.fakes.comfyui import serve_comfyui
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.sim.comfyui import serve_comfyui
+from supervisor.sim.comfyui.workflows import fake_work_workflow
 
 BODY = {"prompt": "a lighthouse", "steps": 4}
 PNG = Output("out.png", "image/png", b"\x89PNG\r\n\x1a\nbytes")
@@ -153,6 +153,17 @@ async def test_client_role_cannot_steer_the_fleet(roles: Roles, action: str) -> 
         with pytest.raises(PermissionDenied):
             STEERING[action](c, failed.id)
         assert snapshot(roles) == before, "a refused script changed nothing"
+
+
+def test_client_role_reads_who_paused_and_drained(roles: Roles) -> None:
+    with Client(roles.settings("operator")) as operator, Client(roles.settings("client")) as c:
+        operator.pause("a1111", by="cli:ana@ops-1")
+        operator.drain("gpu-host", by="tui:bo@ops-2")
+        marks = ["paused:a1111", "drained:gpu-host"]
+        assert c.changed_by(marks) == {
+            "paused:a1111": "cli:ana@ops-1",
+            "drained:gpu-host": "tui:bo@ops-2",
+        }
 
 
 async def test_supervisor_role_runs_jobs_but_cannot_submit_or_command(roles: Roles) -> None:

@@ -19,9 +19,9 @@ from fleetq import AsyncClient, JobFailed, Settings
 from supervisor.backends.comfyui import ComfyUIBackend
 from supervisor.backends.options import ComfyUIOptions
 from supervisor.config import BackendSpec, SupervisorConfig
-from supervisor.fakes.comfyui import FakeComfyUI
-from supervisor.fakes.group import FakeGroup
-from supervisor.fakes.png import encode_solid_png, png_first_pixel, png_size
+from supervisor.sim.comfyui import FakeComfyUI
+from supervisor.sim.group import FakeGroup
+from supervisor.sim.png import encode_solid_png, png_first_pixel, png_size
 
 from .conftest import eventually, make_config, running_supervisor  # type: ignore[import-not-found]
 
