@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from fleetq import AsyncClient, JobFailed, Settings
+from fleetq.demo.processes import consecutive_free_ports
+from supervisor.backends.base import BackendUnavailable
 from supervisor.backends.comfyui import ComfyUIBackend
 from supervisor.backends.options import ComfyUIOptions
 from supervisor.config import BackendSpec, SupervisorConfig
@@ -195,3 +197,16 @@ async def test_a_file_comfyui_refuses_fails_the_job_with_its_reason(
             await job.wait(timeout_s=20)
     assert (await job.status()).attempts == 1
     assert not (fakes[0].files.base / "input" / "fleetq").exists()
+
+
+async def test_an_unreachable_comfyui_makes_the_upload_an_infrastructure_fault() -> None:
+    port = consecutive_free_ports(1)  # nothing listens there
+    backend = ComfyUIBackend(f"http://127.0.0.1:{port}", request_timeout_s=2)
+    try:
+        with pytest.raises(BackendUnavailable, match=r"uploading input 'p\.png'"):
+            await backend.run(
+                "c" * 16, load_and_save("p.png"), lambda _p, _t: None,
+                {"p.png": encode_solid_png(4, 4, (0, 0, 0))},
+            )  # fmt: skip
+    finally:
+        await backend.aclose()
