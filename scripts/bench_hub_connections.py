@@ -75,6 +75,7 @@ class InstantBackend:
         job_id: str,
         workflow: Mapping[str, Any],
         progress: ProgressSink,
+        inputs: Mapping[str, bytes] | None = None,
         *,
         preview: PreviewSink | None = None,
     ) -> BackendResult:

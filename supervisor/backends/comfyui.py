@@ -60,6 +60,7 @@ from .base import (
     BackendProbe,
     BackendResult,
     BackendUnavailable,
+    InputFiles,
     JobInterrupted,
     JobRejected,
     JobRuntimeError,
@@ -67,6 +68,7 @@ from .base import (
     ProgressSink,
 )
 from .comfyui_http import NETWORK_ERRORS, ComfyHttp, Unreachable, describe
+from .comfyui_inputs import deliver, remove_uploads
 from .comfyui_previews import PreviewFrame
 from .comfyui_protocol import (
     FileRef,
@@ -123,6 +125,8 @@ class ComfyUIBackend:
     ``restart_grace_s`` of unreachability before the run gives up, ``reconnect_min_s`` ..
     ``reconnect_max_s`` WebSocket reconnect backoff, ``interrupt_timeout_s`` per interrupt
     call and ``interrupt_retry_s`` between repeated interrupts of a prompt that still runs.
+    ``input_dir`` is the instance's input folder, if this machine can reach it: uploads of a
+    job's input files are removed from it after the job (:mod:`.comfyui_inputs`).
     """
 
     service = "comfyui"
@@ -147,6 +151,7 @@ class ComfyUIBackend:
         reconnect_max_s: float = 5.0,
         interrupt_timeout_s: float = 3.0,
         interrupt_retry_s: float = 1.0,
+        input_dir: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         #: The URL without credentials, for logs and the dashboard.
@@ -165,6 +170,9 @@ class ComfyUIBackend:
         self.reconnect_max_s = reconnect_max_s
         self.interrupt_timeout_s = interrupt_timeout_s
         self.interrupt_retry_s = interrupt_retry_s
+        #: The instance's input folder, when the supervisor can reach it: a job's uploads
+        #: are removed from it after the job.
+        self.input_dir = input_dir
         ws_base = "ws" + self.url[len("http") :] if self.url.startswith("http") else self.url
         self._connect_timeout_s = connect_timeout_s
         self._socket = EventSocket(
@@ -205,13 +213,15 @@ class ComfyUIBackend:
         job_id: str,
         workflow: Mapping[str, Any],
         progress: ProgressSink,
+        inputs: InputFiles | None = None,
         *,
         preview: PreviewSink | None = None,
     ) -> BackendResult:
         """Run ``workflow`` (an API-format graph, or a ``/prompt`` body with ``prompt``) to
-        its end, handing its live previews to ``preview``. Raises JobRejected,
-        JobRuntimeError, JobInterrupted or BackendUnavailable; cancelling the calling task
-        interrupts the prompt (bounded) and propagates."""
+        its end, uploading ``inputs`` first (:mod:`.comfyui_inputs`) and handing its live
+        previews to ``preview``. Raises JobRejected, JobRuntimeError, JobInterrupted or
+        BackendUnavailable; cancelling the calling task interrupts the prompt (bounded) and
+        propagates."""
         if self._job is not None:
             raise RuntimeError(f"comfyui {self.display_url} already runs job {self._job.job_id}")
         try:
@@ -224,6 +234,8 @@ class ComfyUIBackend:
         tracker = ProgressTracker(graph, progress)
         self._job = job
         try:
+            if inputs:
+                graph = await deliver(self._http, job_id, graph, inputs, self.request_timeout_s)
             await self._ensure_socket()
             self._socket.listen(job.events)
             await self._submit(job, graph, extra)
@@ -251,6 +263,8 @@ class ComfyUIBackend:
         finally:
             self._socket.unlisten(job.events)
             self._job = None
+            if inputs and self.input_dir:
+                await remove_uploads(self.input_dir, job_id)
 
     async def clear(self) -> None:
         """``POST /queue {"clear": true}`` then a global ``POST /interrupt``; never raises."""
