@@ -65,15 +65,16 @@ ROLES: Mapping[str, Role] = {
             "events signal:*"
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
-        read_only=_keys("out:* running:* paused drained lastreq hosts host:* gpus:*"),
+        read_only=_keys("out:* preview:* running:* paused drained lastreq hosts host:* gpus:*"),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
     # write access to every key a script declares, so these three are read-write too. It
     # pops its signal (signal:*) with its work markers.
     "supervisor": Role(
         read_write=_keys(
-            "job:* jobev:* in:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
-            "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services "
+            "job:* jobev:* in:* out:* preview:* q:* delayed:* running:* waiting:* ended:* "
+            "marker:* leases events idem:* claim:* reaper:* hosts host:* gpus:* paused drained "
+            "services "
             "signal:*"
         ),
         read_only=_keys("ctl:*"),
