@@ -11,6 +11,7 @@ from fleetq.client import Client, Job
 from fleetq.config import Settings
 from fleetq.errors import (
     FleetqError,
+    InvalidInput,
     InvalidJobId,
     InvalidPriority,
     InvalidTransition,
@@ -28,6 +29,7 @@ from fleetq.errors import (
     ValidationError,
 )
 from fleetq.model import JobError, JobResult, JobState, JobStatus, Output, OutputFile, Stats
+from fleetq.previews import Preview
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,7 @@ __all__ = [
     "AsyncJob",
     "Client",
     "FleetqError",
+    "InvalidInput",
     "InvalidJobId",
     "InvalidPriority",
     "InvalidTransition",
@@ -54,6 +57,7 @@ __all__ = [
     "OutputsExpired",
     "PayloadTooLarge",
     "PermissionDenied",
+    "Preview",
     "RedisUnavailable",
     "Settings",
     "StaleLease",

@@ -75,6 +75,9 @@ class Settings:
     max_payload_bytes: int = _int(
         8 * MIB, "cap on one job's encoded workflow plus metadata", default_text="8 MiB"
     )
+    max_input_bytes: int = _int(
+        50 * MIB, "cap on one job's input files (images, masks) together", default_text="50 MiB"
+    )
     default_max_attempts: int = _int(3, "default max attempts of a job (submit --max-attempts)")
     default_timeout_s: float = _secs(900.0, "default job timeout (submit --timeout)")
     lease_ms: int = _int(30_000, "how long a claimed job stays leased without a renewal")
@@ -97,6 +100,15 @@ class Settings:
     )  # fmt: skip
     output_url_ttl_s: int = _int(3600, "how long a presigned output URL (result.urls()) is valid")
     events_maxlen: int = _int(10_000, "approximate cap of the fleet event stream")
+    #: Live previews of running jobs (fleetq.previews): small, short-lived, rate-limited.
+    preview_max_bytes: int = _int(
+        512 * 1024, "cap on one live preview image; larger frames are skipped (0: no previews)",
+        default_text="512 KiB",
+    )  # fmt: skip
+    preview_ttl_ms: int = _int(15_000, "how long a live preview is kept unless replaced")
+    preview_interval_ms: int = _int(
+        500, "a running job's live preview is written at most this often (0: every frame)"
+    )
     #: Retry backoff after a job fault: base * 2^(attempt-1), capped, with jitter
     #: (:meth:`job_retry_backoff`).
     backoff_base_ms: int = _int(2_000, "retry backoff after a job fault: first delay")
@@ -223,6 +235,7 @@ DAY_S = 24 * 3600
 #: Allowed range of every integer setting (inclusive).
 _INT_RANGES: Mapping[str, tuple[int, int]] = {
     "max_payload_bytes": (1, 512 * MIB),
+    "max_input_bytes": (1, 512 * MIB),
     "default_max_attempts": (1, 100),
     "lease_ms": (1, DAY_S * 1000),
     "retention_s": (1, 10 * 365 * DAY_S),
@@ -230,6 +243,9 @@ _INT_RANGES: Mapping[str, tuple[int, int]] = {
     "max_output_bytes": (1, 512 * MIB),
     "output_url_ttl_s": (1, 7 * DAY_S),
     "events_maxlen": (1, 100_000_000),
+    "preview_max_bytes": (0, 16 * MIB),
+    "preview_ttl_ms": (1, 3_600_000),
+    "preview_interval_ms": (0, 3_600_000),
     "backoff_base_ms": (0, DAY_S * 1000),
     "backoff_max_ms": (0, DAY_S * 1000),
     "max_lost_leases": (1, 1_000),

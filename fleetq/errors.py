@@ -46,6 +46,15 @@ class Unschedulable(ValidationError):
     live GPU meets; nothing was written."""
 
 
+class InvalidInput(ValidationError):
+    """An input file of a submit is refused: its name, its type, or how the workflow names it."""
+
+
+class InputsMissing(FleetqError):
+    """A claimed job's input files are not in Redis any more (evicted by a ``maxmemory``
+    policy, or deleted by hand): the job cannot run."""
+
+
 class JobNotFound(FleetqError):
     """No job with this id exists (it never did, or it expired after its retention)."""
 

@@ -12,6 +12,10 @@ key                        type    holds
 P job:<id>                 hash    the job record (fields in :mod:`fleetq.model`)
 P jobev:<id>               stream  this job's events (claimed, progress, cancel, finish...)
 P out:<id>                 hash    output file bytes, field = output index
+P in:<id>                  hash    input file bytes, field = file name (kept as long as
+                                   the job)
+P preview:<id>             hash    the latest live preview of a running job (image bytes,
+                                   content type, time), short TTL; gone once it stops running
 P q:<svc>                  zset    queued jobs without requirements, score = priority band *
                                    2^41 + submit seq
 P q:<svc>:<class>          zset    queued jobs of one requirement class (docs/SCHEDULING.md)
@@ -88,6 +92,12 @@ class Keys:
 
     def outputs(self, job_id: str) -> str:
         return f"{self.prefix}out:{job_id}"
+
+    def inputs(self, job_id: str) -> str:
+        return f"{self.prefix}in:{job_id}"
+
+    def preview(self, job_id: str) -> str:
+        return f"{self.prefix}preview:{job_id}"
 
     def queue(self, service: str) -> str:
         return f"{self.prefix}q:{service}"

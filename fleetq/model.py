@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetq.previews import Preview
 
 from fleetq.errors import OutputsInRedis
 
@@ -57,6 +60,16 @@ class FaultKind(str, Enum):
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """One input file a job carries (an image or mask its workflow reads), checked at the edge:
+    ``name`` is a plain file name, ``content_type`` sniffed from ``data``."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A validated job, ready to submit. Build it with :func:`fleetq.validation.build_spec`."""
 
@@ -71,6 +84,8 @@ class JobSpec:
     #: machine) and its canonical requirements (``Requirements.canonical``).
     class_id: str = ""
     requirements_json: str = ""
+    #: Input files stored with the job (:mod:`fleetq.inputs`).
+    inputs: tuple[InputFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +203,12 @@ class JobStatus:
     #: GPU closest to it ("needs checkpoint flux1-dev.safetensors"). It stays queued and is
     #: claimed as soon as a capable GPU appears.
     unschedulable: str | None = None
+    #: The latest live preview of a running job, given to ``wait(on_progress=...)``
+    #: callbacks (None elsewhere; read one with ``client.preview(job_id)``).
+    #: Not part of a job's JSON form (``metadata``): a snapshot of the job, not of its image.
+    preview: Preview | None = field(
+        default=None, compare=False, repr=False, metadata={"json": False}
+    )
 
     @property
     def is_terminal(self) -> bool:

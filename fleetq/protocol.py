@@ -22,10 +22,12 @@ from fleetq.errors import (
     InvalidTransition,
     JobNotFound,
     OutputTooLarge,
+    PayloadTooLarge,
     StaleLease,
     UnknownService,
 )
 from fleetq.identity import MAX_IDENTITY
+from fleetq.inputs import manifest_json
 from fleetq.keys import TERMINAL_STATES, Keys
 from fleetq.model import (
     Attempt,
@@ -102,6 +104,16 @@ class ClaimOutcome:
 
 
 @dataclass(frozen=True)
+class PreviewWrite:
+    """What a preview write did: stored, or refused for its size (over ``preview_max_bytes``)."""
+
+    stored: bool
+    size: int
+    #: When it was stored (Redis clock, ms); None when refused.
+    at_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class ReapOutcome:
     ran: bool
     requeued: int = 0
@@ -146,20 +158,27 @@ class Protocol:
         svc = spec.service
         keys = [
             k.class_queue(svc, spec.class_id), k.waiting(svc), k.job(job_id), k.seq, k.services,
-            k.classes(svc), k.class_version(svc),
+            k.inputs(job_id), k.classes(svc), k.class_version(svc),
         ]  # fmt: skip
         if spec.idempotency_key:
             keys.append(k.idempotency(spec.idempotency_key))
         args = [
             *self._base(), job_id, spec.service, spec.workflow_json, spec.priority,
             spec.max_attempts, spec.timeout_ms, spec.metadata_json, spec.idempotency_key or "",
+            self.settings.max_input_bytes, manifest_json(spec.inputs),
             spec.class_id, spec.requirements_json if spec.class_id else "",
+            *(f.data for f in spec.inputs),
         ]  # fmt: skip
 
         def parse(reply: Any) -> SubmitOutcome:
             kind = text(reply[0])
             if kind == "collision":
                 raise _IdCollision(job_id)
+            if kind == "too_large":
+                raise PayloadTooLarge(
+                    f"input files of the job are {int(reply[1])} bytes; the cap is "
+                    f"{self.settings.max_input_bytes} (FLEETQ_MAX_INPUT_BYTES)"
+                )
             return SubmitOutcome(text(reply[1]), kind == "created", _position(reply[2]))
 
         return Call("submit", tuple(keys), tuple(args), parse)
@@ -463,6 +482,36 @@ class Protocol:
             "renew",
             (self.keys.job(job_id), self.keys.leases),
             (*self._base(), job_id, token, lease, prog, progress_text[:200]),
+            parse,
+        )
+
+    def set_preview(
+        self, job_id: str, token: str, data: bytes, content_type: str
+    ) -> Call[PreviewWrite]:
+        """Keep ``data`` as the running job's latest live preview (see :mod:`fleetq.previews`).
+        Raises :class:`StaleLease` when the job no longer runs under ``token``."""
+        s = self.settings
+
+        def parse(reply: Any) -> PreviewWrite:
+            kind = text(reply[0])
+            if kind == "stale":
+                raise StaleLease(job_id, text(reply[1]))
+            if kind == "too_large":
+                return PreviewWrite(False, int(reply[1]))
+            return PreviewWrite(True, len(data), int(reply[1]))
+
+        return Call(
+            "preview",
+            (self.keys.job(job_id), self.keys.preview(job_id)),
+            (
+                *self._base(),
+                job_id,
+                token,
+                s.preview_ttl_ms,
+                s.preview_max_bytes,
+                content_type[:100],
+                data,
+            ),
             parse,
         )
 

@@ -18,6 +18,7 @@ from fleetq.errors import (
     PayloadTooLarge,
     UnknownService,
 )
+from fleetq.inputs import check_inputs
 from fleetq.model import JobSpec
 from fleetq.requirements import requirements_for
 
@@ -111,10 +112,12 @@ def build_spec(
     metadata: object = None,
     idempotency_key: object = None,
     requires: object = None,
+    inputs: object = None,
 ) -> JobSpec:
     """Validate every submit argument and encode the job; raises a ``ValidationError``.
 
-    The job's requirement class comes from its workflow and ``requires`` (explicit ones:
+    ``inputs`` maps file names to bytes or paths (:func:`fleetq.inputs.check_inputs`). The
+    job's requirement class comes from its workflow and ``requires`` (explicit ones:
     ``{"labels": {...}, "min_vram_gb": 24}``; see :mod:`fleetq.requirements`)."""
     svc = check_service(service, settings)
     prio = check_priority(priority)
@@ -126,6 +129,7 @@ def build_spec(
     key = _check_idempotency_key(idempotency_key)
     graph = normalize_workflow(workflow, svc)
     needs = requirements_for(svc, graph, requires)
+    files = check_inputs(inputs, graph, svc, settings)
     try:
         workflow_json = json.dumps(graph, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -148,6 +152,7 @@ def build_spec(
         idempotency_key=key,
         class_id="" if needs.empty else needs.class_id,
         requirements_json="" if needs.empty else needs.canonical,
+        inputs=files,
     )
 
 

@@ -56,17 +56,19 @@ def _keys(text: str) -> tuple[str, ...]:
 
 
 ROLES: Mapping[str, Role] = {
-    # submit: q, waiting, job, seq, services, idem, marker (wake), events, classes and
-    # classver (requirement classes); status reads caps (why a job is unschedulable);
-    # cancel: job, q, delayed, waiting, ended, jobev, idem, events, signal (tells the running
-    # job's supervisor); wait: jobev; list/stats read the rest.
+    # submit: q, waiting, job, in (input files), seq, services, idem, marker (wake), events,
+    # classes and classver (requirement classes); status reads caps (why a job is
+    # unschedulable); cancel: job, q, delayed, waiting, ended, jobev, in, idem, events, signal
+    # (tells the running job's supervisor); wait: jobev; list/stats read the rest.
     "client": Role(
         read_write=_keys(
-            "job:* jobev:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* events "
-            "signal:* classes:* classver:*"
+            "job:* jobev:* in:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* "
+            "events signal:* classes:* classver:*"
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
-        read_only=_keys("out:* running:* paused drained lastreq hosts host:* gpus:* caps:*"),
+        read_only=_keys(
+            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* caps:*"
+        ),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
     # write access to every key a script declares, so these three are read-write too (and
@@ -74,9 +76,9 @@ ROLES: Mapping[str, Role] = {
     # and publishes its GPUs' capabilities (caps:*).
     "supervisor": Role(
         read_write=_keys(
-            "job:* jobev:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
-            "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services "
-            "signal:* classes:* classver:* caps:*"
+            "job:* jobev:* in:* out:* preview:* q:* delayed:* running:* waiting:* ended:* "
+            "marker:* leases events idem:* claim:* reaper:* hosts host:* gpus:* paused drained "
+            "services signal:* classes:* classver:* caps:*"
         ),
         read_only=_keys("ctl:*"),
     ),

@@ -1,7 +1,7 @@
 """Claim cost with requirement classes: how a claim scales with the classes a GPU serves, and
 that it does not scale with the jobs queued.
 
-One run starts a private ``redis-server`` (:class:`fleetq.embedded.RedisServer`, loopback) and,
+One run starts a private ``redis-server`` (:class:`fleetq.demo.embedded.RedisServer`, loopback) and,
 for each configuration, flushes it, submits the queued jobs spread evenly over C requirement
 classes (one checkpoint per class), and times claims made through the worker API
 (``WorkerQueue.try_claim``, one connection, as a puller makes them) by a GPU that serves all C
@@ -43,7 +43,7 @@ from fleetbench.machine import machine_facts  # noqa: E402
 
 from fleetq import AsyncClient, Settings  # noqa: E402
 from fleetq.classes import ServiceScope  # noqa: E402
-from fleetq.embedded import RedisServer  # noqa: E402
+from fleetq.demo.embedded import RedisServer  # noqa: E402
 from fleetq.requirements import derive  # noqa: E402
 from fleetq.worker import WorkerQueue  # noqa: E402
 
@@ -87,6 +87,8 @@ def evalsha_stats(r: redis.Redis) -> tuple[int, int]:
 
 
 async def measure(url: str, classes: int, queued: int, claims: int, one_class: bool) -> Row:
+    if queued - claims - 1 < classes:
+        raise SystemExit(f"--queued {queued} is too few for {classes} classes and {claims} claims")
     r = redis.Redis.from_url(url)
     r.flushall()
     settings = Settings(redis_url=url, namespace=NAMESPACE)

@@ -9,13 +9,15 @@ from functools import partial
 from typing import Any, TypeVar
 
 from fleetq._async.store import AsyncStore
-from fleetq._async_support import AsyncProgressCallback, AsyncRedis, notify, sleep
+from fleetq._async_support import AsyncProgressCallback, AsyncRedis, blocking, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.fleet import FleetView
+from fleetq.inputs import Inputs
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import AsyncOutputReader
+from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
 from fleetq.schedulable import refuse_unschedulable
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
@@ -45,15 +47,25 @@ class AsyncJob:
         """The outputs of a completed job; raises ``JobFailed`` / ``JobCancelled`` otherwise."""
         return await self.client.result(self.id)
 
+    async def preview(self) -> Preview | None:
+        """The latest live preview; see :meth:`Client.preview`."""
+        return await self.client.preview(self.id)
+
     async def wait(
-        self, timeout_s: float | None = None, on_progress: AsyncProgressCallback | None = None
+        self,
+        timeout_s: float | None = None,
+        on_progress: AsyncProgressCallback | None = None,
+        *,
+        previews: bool = True,
     ) -> JobResult:
         """Wait until the job ends and return its result.
 
         Raises :class:`~fleetq.errors.JobFailed` or :class:`~fleetq.errors.JobCancelled` when
         it ends that way, and ``TimeoutError`` when ``timeout_s`` passes first (the job keeps
         running). ``on_progress`` is called with a fresh status whenever the job is claimed,
-        makes progress or is requeued (with asyncio it may be a coroutine function). It blocks
+        makes progress, shows a new live preview (``status.preview``, a
+        :class:`~fleetq.previews.Preview`; read only when ``previews`` is true and a new one
+        was announced) or is requeued (with asyncio it may be a coroutine function). It blocks
         on the job's own event stream in Redis, so it returns within milliseconds of the end
         without polling.
         """
@@ -62,13 +74,19 @@ class AsyncJob:
         outage = _AsyncOutage(deadline, f"waiting for job {self.id} ({timeout_s} s)")
         last_id = await outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
+        follower = PreviewFollower(include=previews and on_progress is not None)
         while True:
             status = await outage.retry(partial(self.client.status, self.id, explain=False))
             if status.is_terminal:
                 return await self.client.result_of(status)
-            marker = (status.state, status.progress, status.progress_text, status.claims)
+            if follower.wants_read(status):
+                follower.fetched(await outage.retry(self.preview))
+            marker = (
+                status.state, status.progress, status.progress_text, status.claims,
+                follower.marker(),
+            )  # fmt: skip
             if on_progress is not None and marker != seen:
-                await notify(on_progress, status)
+                await notify(on_progress, follower.attach(status))
             seen = marker
             block_s = self.client.settings.block_timeout_s
             if deadline is not None:
@@ -78,6 +96,7 @@ class AsyncJob:
                 block_s = min(block_s, remaining)
             block_ms = max(1, int(block_s * 1000))
             entries = await outage.retry(partial(store.read_job_events, self.id, last_id, block_ms))
+            follower.feed(entries)
             if entries:
                 last_id = entries[-1][0]
 
@@ -142,14 +161,20 @@ class AsyncClient:
         idempotency_key: str | None = None,
         requires: Mapping[str, Any] | None = None,
         require_schedulable: bool = False,
+        inputs: Inputs | None = None,
     ) -> AsyncJob:
         """Validate and enqueue a workflow; returns its job handle.
 
         ``workflow`` is the backend's native request: a ComfyUI API-format graph or an A1111
         ``txt2img``/``img2img`` body (a dict, or its JSON text). Higher ``priority`` runs first
         (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
-        resubmission returns the job already submitted under that key. Raises a
-        :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad input.
+        resubmission returns the job already submitted under that key. ``inputs`` attaches
+        files the workflow reads, by name: ``{"photo.png": b"..." or Path("photo.png")}``;
+        a ComfyUI ``LoadImage`` / ``LoadImageMask`` (its ``image`` input) or an A1111
+        ``init_images`` / ``mask`` / ControlNet ``image`` field names them, and the
+        supervisor delivers them to the backend that runs the job (:mod:`fleetq.inputs`).
+        Raises a :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad
+        input.
 
         ``requires`` adds explicit requirements to those derived from the workflow
         (``{"labels": {"gpu": "h100"}, "min_vram_gb": 24}``): only a GPU that meets them all
@@ -157,7 +182,8 @@ class AsyncClient:
         :class:`~fleetq.errors.Unschedulable` instead, writing nothing (without it, such a job
         waits, and ``status()`` says why).
         """
-        spec = build_spec(
+        build = partial(
+            build_spec,
             workflow,
             self.settings,
             service=service,
@@ -167,7 +193,10 @@ class AsyncClient:
             metadata=metadata,
             idempotency_key=idempotency_key,
             requires=requires,
+            inputs=inputs,
         )
+        # Input files given as paths are read here (by the asyncio client, in a thread).
+        spec = await blocking(build) if inputs else build()
         if require_schedulable:
             refuse_unschedulable(await self.store.unschedulable(spec))
         outcome = await self.store.submit(spec)
@@ -177,6 +206,16 @@ class AsyncClient:
         """The handle of an existing job; raises ``JobNotFound`` if there is none."""
         await self.status(job_id, explain=False)
         return AsyncJob(self, job_id)
+
+    async def preview(self, job_id: str) -> Preview | None:
+        """The latest live preview of a running job (:class:`~fleetq.previews.Preview`:
+        image bytes, content type, time), or None when there is none: the job is not running,
+        its backend sends no previews (ComfyUI without ``--preview-method``, A1111 with live
+        previews off) or the last one expired (``FLEETQ_PREVIEW_TTL_MS``). A preview is never
+        one of the job's outputs."""
+        job_id = check_job_id(job_id)
+        values = await self.store.command("hgetall", self.store.keys.preview(job_id))
+        return preview_from_hash(job_id, values)
 
     async def status(self, job_id: str, explain: bool = True) -> JobStatus:
         """One job's state, queue position, progress, attempts, host and GPU, and error.

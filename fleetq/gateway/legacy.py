@@ -40,7 +40,7 @@ async def submit(request: web.Request) -> web.Response:
         priority=body.get("priority", 0),
     )
     outcome = await gw.client.store.submit(spec)
-    status = await gw.client.status(outcome.job_id, explain=False)
+    status = await gw.client.status(outcome.job_id)
     return json_response(
         {
             "id": status.id,
@@ -54,7 +54,7 @@ async def submit(request: web.Request) -> web.Response:
 @routes.get("/status/{job_id}")
 async def status(request: web.Request) -> web.Response:
     gw = gateway(request)
-    job = await gw.client.status(check_job_id(request.match_info["job_id"]), explain=False)
+    job = await gw.client.status(check_job_id(request.match_info["job_id"]))
     return json_response(shapes.legacy_status(job, base_url(request)))
 
 

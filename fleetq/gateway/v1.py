@@ -1,4 +1,5 @@
-"""fleetq's own API under ``/v1``: jobs (submit, list, get, cancel, bump, retry, output files),
+"""fleetq's own API under ``/v1``: jobs (submit, list, get, cancel, bump, retry, output files,
+live previews),
 stats, service pause/resume, and the fleet (hosts, GPUs, drain/undrain).
 
 Every action goes through :class:`fleetq.AsyncClient`, the same calls the CLI and the
@@ -14,9 +15,10 @@ from aiohttp import web
 
 from fleetq.errors import InvalidArgument, InvalidWorkflow, OutputsExpired
 from fleetq.gateway import shapes
-from fleetq.gateway.errors import NotCompleted, OutputNotFound
+from fleetq.gateway.errors import NotCompleted, OutputNotFound, PreviewNotFound
 from fleetq.gateway.jsonio import json_response, read_object, reject_unknown
 from fleetq.gateway.state import base_url, gateway
+from fleetq.gateway.uploads import read_submit
 from fleetq.metrics import read_queue_snapshot
 from fleetq.model import JobState, safe_filename
 from fleetq.outputs.location import file_path, location_kind
@@ -36,7 +38,7 @@ LIST_LIMIT_MAX = 1000
 OUTPUT_INDEX_MAX = 999_999
 SUBMIT_FIELDS = (
     "workflow", "service", "priority", "max_attempts", "timeout_s", "metadata", "idempotency_key",
-    "requires", "require_schedulable",
+    "requires", "require_schedulable", "inputs",
 )  # fmt: skip
 # A content type from a backend's manifest is sent back only if it looks like one.
 _CONTENT_TYPE = re.compile(
@@ -51,10 +53,11 @@ def _job_id(request: web.Request) -> str:
 @routes.post("/v1/jobs")
 async def submit(request: web.Request) -> web.Response:
     """Enqueue a job; 201 with the job, or 200 with the existing job for a known
-    ``idempotency_key``. ``requires`` adds explicit requirements; ``require_schedulable``
-    refuses (400, nothing written) a job no live GPU can run now."""
+    ``idempotency_key``. Input files come as base64 in ``inputs`` or as multipart parts
+    (:mod:`fleetq.gateway.uploads`). ``requires`` adds explicit requirements;
+    ``require_schedulable`` refuses (400, nothing written) a job no live GPU can run now."""
     gw = gateway(request)
-    body = await read_object(request)
+    body, inputs = await read_submit(request, gw.settings.max_payload_bytes)
     reject_unknown(body, SUBMIT_FIELDS)
     if "workflow" not in body:
         raise InvalidWorkflow("the field 'workflow' is required")
@@ -68,6 +71,7 @@ async def submit(request: web.Request) -> web.Response:
         metadata=body.get("metadata"),
         idempotency_key=body.get("idempotency_key"),
         requires=body.get("requires"),
+        inputs=inputs,
     )
     schedulable = body.get("require_schedulable", False)
     if not isinstance(schedulable, bool):
@@ -168,6 +172,29 @@ async def output(request: web.Request) -> web.StreamResponse:
         )
     return web.Response(
         body=data, content_type=content_type or "application/octet-stream", headers=headers
+    )
+
+
+@routes.get("/v1/jobs/{job_id}/preview")
+async def preview(request: web.Request) -> web.Response:
+    """The latest live preview of a running job (an image; 404 ``PreviewNotFound`` when there
+    is none). Never cached: the next one replaces it within a second."""
+    gw = gateway(request)
+    job_id = _job_id(request)
+    latest = await gw.client.preview(job_id)
+    if latest is None:
+        status = await gw.client.status(job_id)  # 404 JobNotFound for an unknown job
+        why = "it is not running" if status.state is not JobState.RUNNING else "none yet"
+        raise PreviewNotFound(f"job {job_id} has no live preview: {why}")
+    content_type = latest.content_type if _CONTENT_TYPE.match(latest.content_type) else ""
+    return web.Response(
+        body=latest.data,
+        content_type=content_type or "application/octet-stream",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "X-Preview-At": shapes.iso(latest.at_ms) or "",
+        },
     )
 
 

@@ -24,7 +24,7 @@ LIVE_INDEXES = ("q", "delayed", "waiting", "running")
 #: (``q:<svc>:<class>`` is a live index like ``q:<svc>``: its name is ``q``).
 BOUNDED = ("marker", "host", "gpus", "ctl", "signal", "classes", "classver", "caps")
 #: Per-job keys (``<name>:<job id>``).
-PER_JOB = ("job", "jobev", "out")
+PER_JOB = ("job", "jobev", "out", "preview")
 
 
 def _text(value: bytes | str | None) -> str:

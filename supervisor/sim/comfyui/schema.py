@@ -63,6 +63,11 @@ class NodeRuntime(Protocol):
     def sampler_step_s(self) -> float:
         """How long one KSampler step takes (``ComfyUIOptions.sampler_step_s``)."""
 
+    @property
+    def previews(self) -> bool:
+        """Whether samplers send previews (the server's ``--preview-method``, or the prompt's
+        ``extra_data.preview_method``, is not ``none``)."""
+
     async def progress(self, value: int, total: int, preview: FakeImage | None = None) -> None:
         """Report progress (and optionally a preview image); raises
         ``InterruptProcessingError`` if an interrupt is pending."""
@@ -136,6 +141,10 @@ class NodeClass:
     output_tooltips: tuple[str | None, ...] | None = None
     v3: bool = False
     """Rendered like a ComfyUI "V3" node (extra keys, ``display_name`` may be null)."""
+    validate: Callable[[Mapping[str, Any]], bool | str] | None = None
+    """The class's ``VALIDATE_INPUTS``: True, or False / a reason for each input it takes."""
+    validate_inputs: tuple[str, ...] = ()
+    """The inputs ``validate`` takes; their combo lists are not checked (as in ComfyUI)."""
 
     def input(self, name: str) -> InputSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
