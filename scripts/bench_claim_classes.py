@@ -134,7 +134,9 @@ def report(rows: Sequence[Row], argv: Sequence[str], facts: dict[str, str]) -> s
         "A claim reads the head of each requirement-class queue the GPU serves (one "
         "`ZRANGE 0 0` each) and takes the best; it never scans queued jobs. Claims through "
         "`WorkerQueue.try_claim` on one connection; server time is the claim script's "
-        "(`INFO commandstats`, evalsha µs per call).",
+        "(`INFO commandstats`, evalsha µs per call). The claim's cost follows the classes the "
+        "GPU serves, not the jobs queued nor the classes that exist: compare a GPU serving all "
+        "classes with one serving a single class of the same queue.",
         "",
         "| classes | jobs queued | classes the GPU serves | claims | round trip p50 (ms) "
         "| p95 (ms) | server µs per claim |",
