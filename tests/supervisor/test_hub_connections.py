@@ -149,7 +149,9 @@ async def test_an_operator_drain_reaches_the_machine_while_it_waits_for_work(
         puller, queue = supervisor.pullers[0], supervisor.pullers[0].queue
         await eventually(lambda: queue.keys.marker("comfyui") in queue.wakeups.covering)
         await aclient.drain("m1")
-        await eventually(lambda: puller.state.blocked == "drained by operator", DEADLINE_S)
+        await eventually(
+            lambda: puller.state.blocked == "drained by operator", timeout_s=DEADLINE_S
+        )
 
 
 async def test_an_operator_command_reaches_the_machine_while_it_waits_for_work(
@@ -179,4 +181,4 @@ async def test_an_operator_command_reaches_the_machine_while_it_waits_for_work(
         async def unhealthy() -> bool:
             return not (await monitor.check(0)).can_claim
 
-        await eventually(unhealthy, DEADLINE_S)
+        await eventually(unhealthy, timeout_s=DEADLINE_S)
