@@ -27,6 +27,7 @@ from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.protocol import Bumped
 from fleetq.store import AsyncStore, _outputs
+from fleetq.tenants import parse_weights, weight_command
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
 AsyncProgressCallback = Callable[[JobStatus], Awaitable[None] | None]
@@ -141,6 +142,7 @@ class AsyncClient:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        tenant: str | None = None,
     ) -> AsyncJob:
         """Validate and enqueue a workflow; see :meth:`fleetq.Client.submit`."""
         spec = build_spec(
@@ -152,6 +154,7 @@ class AsyncClient:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            tenant=tenant,
         )
         return AsyncJob(self, (await self.store.submit(spec)).job_id)
 
@@ -184,6 +187,16 @@ class AsyncClient:
 
     async def stats(self) -> Stats:
         return await self.store.run(self.store.protocol.stats(self.settings.services))
+
+    async def set_tenant_weight(self, tenant: str, weight: float) -> None:
+        """Give ``tenant`` a fair-share weight (0.1..1000; default 1): within a priority band,
+        tenants with queued jobs are served in proportion to their weights. It applies to jobs
+        submitted from now on."""
+        await self.store.command(*weight_command(self.store.keys.tenants, tenant, weight))
+
+    async def tenant_weights(self) -> dict[str, float]:
+        """The tenants given a weight other than 1, with their weights."""
+        return parse_weights(await self.store.command("hgetall", self.store.keys.tenants))
 
     async def pause(self, service: str) -> bool:
         return await self.store.run(self.store.protocol.set_paused(service, True))

@@ -29,6 +29,7 @@ from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.protocol import Bumped
 from fleetq.store import SyncStore, _outputs
+from fleetq.tenants import parse_weights, weight_command
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
 ProgressCallback = Callable[[JobStatus], None]
@@ -148,13 +149,16 @@ class Client:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        tenant: str | None = None,
     ) -> Job:
         """Validate and enqueue a workflow; returns its :class:`Job` handle.
 
         ``workflow`` is the backend's native request: a ComfyUI API-format graph or an A1111
         ``txt2img``/``img2img`` body (a dict, or its JSON text). Higher ``priority`` runs first
         (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
-        resubmission returns the job already submitted under that key. Raises a
+        resubmission returns the job already submitted under that key. ``tenant`` names who
+        the job is for (default: the ``"tenant"`` key of ``metadata``, else ``"default"``):
+        within one priority, tenants share the fleet by weighted fair queueing. Raises a
         :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad input.
         """
         spec = build_spec(
@@ -166,6 +170,7 @@ class Client:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            tenant=tenant,
         )
         return Job(self, self.store.submit(spec).job_id)
 
@@ -207,6 +212,16 @@ class Client:
     def stats(self) -> Stats:
         """Counts per service and state, rates of the last minute, oldest wait, pauses."""
         return self.store.run(self.store.protocol.stats(self.settings.services))
+
+    def set_tenant_weight(self, tenant: str, weight: float) -> None:
+        """Give ``tenant`` a fair-share weight (0.1..1000; default 1): within a priority band,
+        tenants with queued jobs are served in proportion to their weights. It applies to jobs
+        submitted from now on."""
+        self.store.command(*weight_command(self.store.keys.tenants, tenant, weight))
+
+    def tenant_weights(self) -> dict[str, float]:
+        """The tenants given a weight other than 1, with their weights."""
+        return parse_weights(self.store.command("hgetall", self.store.keys.tenants))
 
     def pause(self, service: str) -> bool:
         """Stop claims from a service queue (jobs stay queued). True if it was running."""

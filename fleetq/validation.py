@@ -19,6 +19,7 @@ from fleetq.errors import (
     UnknownService,
 )
 from fleetq.model import JobSpec
+from fleetq.tenants import tenant_of
 
 PRIORITY_MIN = -1000
 PRIORITY_MAX = 1000
@@ -109,9 +110,11 @@ def build_spec(
     timeout_s: object = None,
     metadata: object = None,
     idempotency_key: object = None,
+    tenant: object = None,
 ) -> JobSpec:
     """Validate every submit argument and encode the job; raises a ``ValidationError``."""
     svc = check_service(service, settings)
+    who = tenant_of(tenant, metadata)
     prio = check_priority(priority)
     attempts = _check_attempts(
         settings.default_max_attempts if max_attempts is None else max_attempts
@@ -140,6 +143,7 @@ def build_spec(
         timeout_ms=int(timeout * 1000),
         metadata_json=meta_json,
         idempotency_key=key,
+        tenant=who,
     )
 
 

@@ -10,6 +10,7 @@ ARGV[3]  job id               ARGV[4]  service
 ARGV[5]  workflow (JSON)      ARGV[6]  priority (-1000..1000)
 ARGV[7]  max_attempts         ARGV[8]  timeout_ms
 ARGV[9]  metadata (JSON)      ARGV[10] idempotency key, or ''
+ARGV[11] tenant               ARGV[12] '1': fair share between tenants, '0': submit order
 Returns {'created', id, position} | {'existing', id, position or -1} | {'collision'}
 ('existing' also answers a resend of the same submit whose first reply was lost.)
 ]]
@@ -39,13 +40,18 @@ end
 local now = now_ms()
 local seq = redis.call('INCR', KEYS[4])
 local priority = tonumber(ARGV[6])
+local tenant, fair = ARGV[11], ARGV[12]
 redis.call('HSET', KEYS[3],
   'id', id, 'service', svc, 'state', 'queued', 'priority', priority, 'seq', seq,
+  'tenant', tenant, 'vtag', seq, 'fair', fair,
   'workflow', ARGV[5], 'metadata', ARGV[9], 'idem', idem,
   'max_attempts', ARGV[7], 'attempts', 0, 'claims', 0, 'lost', 0,
   'timeout_ms', ARGV[8], 'submitted_ms', now, 'enqueued_ms', now,
   'progress', '0', 'progress_text', '', 'timeline', '[]')
-redis.call('ZADD', KEYS[1], queue_score(priority, seq), id)
+-- The order key within the band: a fair-share tag (lib/fair.lua), or the submit sequence.
+if fair == '1' then fair_tag(KEYS[3], svc, tenant, priority) end
+tenant_move(KEYS[3], svc, nil, 'queued')
+redis.call('ZADD', KEYS[1], queue_score(priority, job_order(KEYS[3])), id)
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('SADD', KEYS[5], svc)
 if idem ~= '' then redis.call('SET', KEYS[6], id) end
