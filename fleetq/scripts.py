@@ -1,8 +1,8 @@
 """Loads the Lua scripts: one ``.lua`` file per transition under ``fleetq/lua``.
 
 A line ``--@include NAME`` is replaced by ``lua/lib/NAME.lua`` (also inside a library), so
-shared helpers are written once. Scripts are registered with redis-py, which runs them by EVALSHA and reloads them after a
-NOSCRIPT error (a restarted or failed-over Redis).
+shared helpers are written once. Scripts are registered with redis-py, which runs them by
+EVALSHA and reloads them after a NOSCRIPT error (a restarted or failed-over Redis).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: the smallest weight bounds how fast tags grow (see fleetq/lua/lib/fair.lua).
 WEIGHT_MIN = 0.1
 WEIGHT_MAX = 1000.0
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def check_tenant(tenant: object, source: str = "tenant") -> str:
@@ -45,11 +46,8 @@ def tenant_of(tenant: object, metadata: object) -> str:
 
 def check_weight(weight: object) -> float:
     """A tenant weight: a number in ``WEIGHT_MIN..WEIGHT_MAX``."""
-    if isinstance(weight, str):
-        try:
-            weight = float(weight)
-        except ValueError:
-            pass
+    if isinstance(weight, str) and _NUMBER.fullmatch(weight.strip()):
+        weight = float(weight)
     if (
         isinstance(weight, bool)
         or not isinstance(weight, (int, float))
