@@ -60,6 +60,7 @@ def status_lines(status: JobStatus, now_ms: int) -> list[str]:
         f"service    {status.service}",
         f"state      {status.state}" + (" (cancel requested)" if status.cancel_requested else ""),
         f"priority   {status.priority}",
+        f"tenant     {status.tenant}",
     ]
     if status.position is not None:
         lines.append(f"position   {status.position} (0 = next)")
@@ -115,6 +116,14 @@ def stats_table(stats: Stats, out: TextIO = sys.stdout) -> None:
         rows,
         out,
     )  # fmt: skip
+    tenants = [
+        [t.tenant, s.service, t.queued, t.running, f"{t.weight:g}"]
+        for s in stats.services
+        for t in s.tenants
+    ]
+    if tenants:
+        out.write("\n")
+        table(["TENANT", "SERVICE", "QUEUED", "RUNNING", "WEIGHT"], tenants, out)
     if stats.drained:
         out.write("drained: " + ", ".join(stats.drained) + "\n")
 
