@@ -34,6 +34,7 @@ LIST_LIMIT_MAX = 1000
 OUTPUT_INDEX_MAX = 999_999
 SUBMIT_FIELDS = (
     "workflow", "service", "priority", "max_attempts", "timeout_s", "metadata", "idempotency_key",
+    "tenant",
 )  # fmt: skip
 # A content type from a backend's manifest is sent back only if it looks like one.
 _CONTENT_TYPE = re.compile(
@@ -48,7 +49,7 @@ def _job_id(request: web.Request) -> str:
 @routes.post("/v1/jobs")
 async def submit(request: web.Request) -> web.Response:
     """Enqueue a job; 201 with the job, or 200 with the existing job for a known
-    ``idempotency_key``."""
+    ``idempotency_key``. ``tenant`` names who it is for (fair share between tenants)."""
     gw = gateway(request)
     body = await read_object(request)
     reject_unknown(body, SUBMIT_FIELDS)
@@ -63,6 +64,7 @@ async def submit(request: web.Request) -> web.Response:
         timeout_s=body.get("timeout_s"),
         metadata=body.get("metadata"),
         idempotency_key=body.get("idempotency_key"),
+        tenant=body.get("tenant"),
     )
     outcome = await gw.client.store.submit(spec)
     status = await gw.client.status(outcome.job_id)
