@@ -1,6 +1,7 @@
 --[[ claim: take the best queued job across several services and lease it to one GPU.
-Best = highest priority, then first in its band (fair share between tenants, else submit order), over every non-paused service given. Due retries
-(delayed jobs whose backoff elapsed) are promoted into their queue first. A drained host or GPU
+Best = highest priority, then first in its band (the fair-share order between tenants, or
+submit order), over every non-paused service given. Due retries (delayed jobs whose backoff
+elapsed) are promoted into their queue first. A drained host or GPU
 claims nothing.
 KEYS[1]  leases     KEYS[2]  paused     KEYS[3]  drained
 then for each service i (0-based), KEYS[4+5i .. 8+5i]:
