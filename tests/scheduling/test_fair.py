@@ -168,16 +168,19 @@ async def test_after_the_band_went_idle_virtual_time_restarts(
 async def test_a_bump_tags_the_job_again_in_its_new_band(
     client: Client, worker: WorkerQueue
 ) -> None:
+    client.set_tenant_weight("x", 2)  # quantum 500: x's tags fall between y's, never on them
     a1, a2 = submit_many(client, "x", 2)  # band 0
     b1, b2, b3 = submit_many(client, "y", 3, priority=5)  # tags 1, 1001, 2001
     assert await claim_ids(worker, 2) == [b1, b2]  # V of band 5 is 1001
     assert client.bump(a1, 5) == 0  # starts at V: 1001, ahead of b3 (2001)
-    assert client.bump_by(a2, 5).position == 2  # x's next turn in band 5: 2001, after b3
+    assert client.bump_by(a2, 5).position == 1  # x's next turn in band 5: 1501, after a1
     assert job_fields(client, a1, "vtag", "vband") == ["1001", "5"]
-    assert job_fields(client, a2, "vtag", "vband") == ["2001", "5"]
+    assert job_fields(client, a2, "vtag", "vband") == ["1501", "5"]
     fair = client.store.command("hgetall", client.store.keys.fair("comfyui"))
     assert (fair[b"N:0"], fair[b"N:5"]) == (b"0", b"5")  # live jobs holding a tag, per band
-    assert await drain(worker) == [a1, b3, a2]
+    assert client.bump(a1, 5) == 0  # the same band again: it keeps its tag and place
+    assert job_fields(client, a1, "vtag") == ["1001"]
+    assert await drain(worker) == [a1, a2, b3]
 
 
 async def test_tags_stay_exact_and_inside_their_band_near_the_limit(
