@@ -65,7 +65,8 @@ ROLES: Mapping[str, Role] = {
             "job:* jobev:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* events "
             "signal:* fair:* tcount:*"
         ),
-        read_only=_keys("out:* running:* paused drained hosts host:* gpus:* tenants"),
+        # lastreq: who paused or drained (fleetq stats and the dashboard name them).
+        read_only=_keys("out:* running:* paused drained lastreq hosts host:* gpus:* tenants"),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
     # write access to every key a script declares, so these three are read-write too. It

@@ -4,6 +4,7 @@ band has not gone idle since; see lib/fair.lua); its wait clock restarts now.
 KEYS[1]  job:<id>
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  request id (random per call; the same in a resend)
+ARGV[5]  who asked (optional, for the event log and the job's own stream)
 Returns {'ok', position} | {'missing'} | {'state', state}
 (A resend of a retry that was applied, its reply lost, answers {'ok', position} again.)
 ]]
@@ -30,6 +31,7 @@ redis.call('HSET', jkey, 'attempts', 0, 'lost', 0, 'infra', 0, 'enqueued_ms', no
 redis.call('HDEL', jkey, 'finished_ms', 'outputs')
 fair_rejoin(jkey, svc)
 enqueue(id, jkey, svc, now)
-emit('retried', id, svc, {'from', f[1]})
-job_emit(id, 'retried', {})
+local by = ARGV[5] or ''
+emit('retried', id, svc, {'from', f[1], 'by', by})
+job_emit(id, 'retried', {'by', by})
 return {'ok', position_of(id, svc)}
