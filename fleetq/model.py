@@ -57,6 +57,16 @@ class FaultKind(str, Enum):
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """One input file a job carries (an image or mask its workflow reads), checked at the edge:
+    ``name`` is a plain file name, ``content_type`` sniffed from ``data``."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A validated job, ready to submit. Build it with :func:`fleetq.validation.build_spec`."""
 
@@ -67,6 +77,8 @@ class JobSpec:
     timeout_ms: int
     metadata_json: str
     idempotency_key: str | None
+    #: Input files stored with the job (:mod:`fleetq.inputs`).
+    inputs: tuple[InputFile, ...] = ()
     #: Who the job is for: fair share is between tenants (docs/SCHEDULING.md).
     tenant: str = "default"
 

@@ -18,6 +18,7 @@ from fleetq.errors import (
     PayloadTooLarge,
     UnknownService,
 )
+from fleetq.inputs import check_inputs
 from fleetq.model import JobSpec
 from fleetq.tenants import tenant_of
 
@@ -110,9 +111,12 @@ def build_spec(
     timeout_s: object = None,
     metadata: object = None,
     idempotency_key: object = None,
+    inputs: object = None,
     tenant: object = None,
 ) -> JobSpec:
-    """Validate every submit argument and encode the job; raises a ``ValidationError``."""
+    """Validate every submit argument and encode the job; raises a ``ValidationError``.
+
+    ``inputs`` maps file names to bytes or paths (:func:`fleetq.inputs.check_inputs`)."""
     svc = check_service(service, settings)
     who = tenant_of(tenant, metadata)
     prio = check_priority(priority)
@@ -123,6 +127,7 @@ def build_spec(
     meta_json = _encode_metadata({} if metadata is None else metadata)
     key = _check_idempotency_key(idempotency_key)
     graph = normalize_workflow(workflow, svc)
+    files = check_inputs(inputs, graph, svc, settings)
     try:
         workflow_json = json.dumps(graph, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -143,6 +148,7 @@ def build_spec(
         timeout_ms=int(timeout * 1000),
         metadata_json=meta_json,
         idempotency_key=key,
+        inputs=files,
         tenant=who,
     )
 

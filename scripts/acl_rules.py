@@ -56,14 +56,15 @@ def _keys(text: str) -> tuple[str, ...]:
 
 
 ROLES: Mapping[str, Role] = {
-    # submit: q, waiting, job, seq, services, idem, marker (wake), events, fair (the tenant's
-    # fair-share tag), tcount (per-tenant counts), tenants (weights, read); cancel: job, q,
-    # delayed, waiting, ended, jobev, idem, events, fair, tcount, signal (tells the running
-    # job's supervisor); wait: jobev; list/stats read the rest. Weights are the operator's.
+    # submit: q, waiting, job, in (input files), seq, services, idem, marker (wake), events,
+    # fair (the tenant's fair-share tag), tcount (per-tenant counts), tenants (weights, read);
+    # cancel: job, q, delayed, waiting, ended, jobev, in, idem, events, fair, tcount, signal
+    # (tells the running job's supervisor); wait: jobev; list/stats read the rest. Weights are
+    # the operator's.
     "client": Role(
         read_write=_keys(
-            "job:* jobev:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* events "
-            "signal:* fair:* tcount:*"
+            "job:* jobev:* in:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* "
+            "events signal:* fair:* tcount:*"
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
         read_only=_keys("out:* running:* paused drained lastreq hosts host:* gpus:* tenants"),
@@ -74,7 +75,7 @@ ROLES: Mapping[str, Role] = {
     # virtual time (fair:*) and every transition moves the per-tenant counts (tcount:*).
     "supervisor": Role(
         read_write=_keys(
-            "job:* jobev:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
+            "job:* jobev:* in:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
             "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services "
             "signal:* fair:* tcount:*"
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetq.config import Settings
+from fleetq.inputs import MAX_INPUT_FILES
 from fleetq.protocol import LIST_STATES
 from fleetq.tenants import TENANT_PATTERN
 from fleetq.validation import MAX_TIMEOUT_S, PRIORITY_MAX, PRIORITY_MIN
@@ -220,6 +221,28 @@ def component_schemas(settings: Settings) -> Schema:
                     "pattern": TENANT_PATTERN.pattern,
                     "description": "who the job is for (fair share within a priority is between "
                     "tenants); default: metadata's tenant key, else 'default'",
+                },
+                "inputs": {
+                    "type": "object",
+                    "description": "input files by file name, each in base64",
+                    "maxProperties": MAX_INPUT_FILES,
+                    "additionalProperties": {"type": "string", "format": "byte"},
+                },
+            },
+        },
+        "SubmitMultipart": {
+            "type": "object",
+            "required": ["job"],
+            "properties": {
+                "job": {
+                    "type": "object",
+                    "description": "the submit object (as `Submit`, without `inputs`)",
+                },
+                "inputs": {
+                    "type": "array",
+                    "description": "one part per input file; its file name is the input's name",
+                    "maxItems": MAX_INPUT_FILES,
+                    "items": {"type": "string", "format": "binary"},
                 },
             },
         },

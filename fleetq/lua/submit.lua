@@ -4,20 +4,25 @@ KEYS[2]  waiting:<service>    enqueue times (oldest wait)
 KEYS[3]  job:<id>             the new job's hash
 KEYS[4]  seq                  submit counter (FIFO tie-break)
 KEYS[5]  services             set of known services
-KEYS[6]  idem:<key>           only when an idempotency key is given
+KEYS[6]  in:<id>              the new job's input files (name -> bytes)
+KEYS[7]  idem:<key>           only when an idempotency key is given
 ARGV[1]  key prefix           ARGV[2]  event stream cap
 ARGV[3]  job id               ARGV[4]  service
 ARGV[5]  workflow (JSON)      ARGV[6]  priority (-1000..1000)
 ARGV[7]  max_attempts         ARGV[8]  timeout_ms
 ARGV[9]  metadata (JSON)      ARGV[10] idempotency key, or ''
 ARGV[11] tenant               ARGV[12] '1': fair share between tenants, '0': submit order
+ARGV[13] cap on the input files together (bytes)
+ARGV[14] input manifest (JSON list of {name, content_type, size}), or '' without inputs
+ARGV[15..] the input files' bytes, in manifest order
 Returns {'created', id, position} | {'existing', id, position or -1} | {'collision'}
+      | {'too_large', bytes} (the inputs are over the cap; nothing was written)
 ('existing' also answers a resend of the same submit whose first reply was lost.)
 ]]
 --@include common
 local id, svc, idem = ARGV[3], ARGV[4], ARGV[10]
 if idem ~= '' then
-  local existing = redis.call('GET', KEYS[6])
+  local existing = redis.call('GET', KEYS[7])
   if existing and redis.call('EXISTS', k_job(existing)) == 1 then
     -- The position in the existing job's own queue (the resubmit may name another service).
     local f = redis.call('HMGET', k_job(existing), 'state', 'service')
@@ -37,6 +42,11 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   end
   return {'collision'}
 end
+-- The cap is checked here too, before any write, so no client can store more than it allows.
+local input_cap, input_manifest, FIRST_INPUT = ARGV[13], ARGV[14], 15
+local input_bytes = 0
+for i = FIRST_INPUT, #ARGV do input_bytes = input_bytes + #ARGV[i] end
+if input_bytes > tonumber(input_cap) then return {'too_large', input_bytes} end
 local now = now_ms()
 local seq = redis.call('INCR', KEYS[4])
 local priority = tonumber(ARGV[6])
@@ -54,7 +64,17 @@ tenant_move(KEYS[3], svc, nil, 'queued')
 redis.call('ZADD', KEYS[1], queue_score(priority, job_order(KEYS[3])), id)
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('SADD', KEYS[5], svc)
-if idem ~= '' then redis.call('SET', KEYS[6], id) end
+if input_manifest ~= '' then
+  local manifest = cjson.decode(input_manifest)
+  local fields = {}
+  for i, entry in ipairs(manifest) do
+    fields[#fields + 1] = entry['name']
+    fields[#fields + 1] = ARGV[FIRST_INPUT - 1 + i]
+  end
+  redis.call('HSET', KEYS[6], unpack(fields))
+  redis.call('HSET', KEYS[3], 'inputs', input_manifest)
+end
+if idem ~= '' then redis.call('SET', KEYS[7], id) end
 wake(svc)
 emit('submitted', id, svc, {'priority', tostring(priority)})
 return {'created', id, redis.call('ZRANK', KEYS[1], id)}
