@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetq.previews import Preview
 
 from fleetq.errors import OutputsInRedis
 
@@ -190,6 +193,12 @@ class JobStatus:
     #: Requeues for faults of GPUs or backends (not charged as attempts).
     infra_faults: int = 0
     tenant: str = "default"
+    #: The latest live preview of a running job, given to ``wait(on_progress=...)``
+    #: callbacks (None elsewhere; read one with ``client.preview(job_id)``).
+    #: Not part of a job's JSON form (``metadata``): a snapshot of the job, not of its image.
+    preview: Preview | None = field(
+        default=None, compare=False, repr=False, metadata={"json": False}
+    )
 
     @property
     def is_terminal(self) -> bool:

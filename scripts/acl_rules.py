@@ -67,7 +67,9 @@ ROLES: Mapping[str, Role] = {
             "events signal:* fair:* tcount:*"
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
-        read_only=_keys("out:* running:* paused drained lastreq hosts host:* gpus:* tenants"),
+        read_only=_keys(
+            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* tenants"
+        ),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
     # write access to every key a script declares, so these three are read-write too. It
@@ -75,9 +77,9 @@ ROLES: Mapping[str, Role] = {
     # virtual time (fair:*) and every transition moves the per-tenant counts (tcount:*).
     "supervisor": Role(
         read_write=_keys(
-            "job:* jobev:* in:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
-            "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services "
-            "signal:* fair:* tcount:*"
+            "job:* jobev:* in:* out:* preview:* q:* delayed:* running:* waiting:* ended:* "
+            "marker:* leases events idem:* claim:* reaper:* hosts host:* gpus:* paused drained "
+            "services signal:* fair:* tcount:*"
         ),
         read_only=_keys("ctl:*"),
     ),

@@ -25,7 +25,7 @@ BOUNDED = ("marker", "host", "gpus", "ctl", "signal")
 #: Per-service counters of live jobs (fair share, per-tenant counts): checked against the jobs.
 COUNTERS = ("fair", "tcount")
 #: Per-job keys (``<name>:<job id>``).
-PER_JOB = ("job", "jobev", "out")
+PER_JOB = ("job", "jobev", "out", "preview")
 
 
 def _text(value: bytes | str | None) -> str:
