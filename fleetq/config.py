@@ -16,7 +16,7 @@ from typing import Any
 from fleetq.backoff import BackoffPolicy
 from fleetq.cli.parsing import ascii_int, seconds
 from fleetq.errors import InvalidArgument
-from fleetq.fields import setting
+from fleetq.fields import bool_text, setting
 from fleetq.outputs.location import parse_store_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -143,6 +143,12 @@ class Settings:
     affinity_max_wait_s: float = _secs(
         60.0, "affinity never passes over a job that has waited this long"
     )
+    #: Off: plain priority then submit order (the benchmark baseline). Read at submit: a job is
+    #: tagged (or not) by the client that submits it, so every client of a fleet should agree.
+    fair_share: bool = setting(
+        True, "fair share between tenants within a priority band (weighted fair queueing); "
+        "off: submit order", flag=False, env=True, parse=bool_text, default_text="on",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         """Refuse any value the scripts could not use, with the variable to fix: a script that

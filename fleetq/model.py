@@ -86,6 +86,8 @@ class JobSpec:
     requirements_json: str = ""
     #: Input files stored with the job (:mod:`fleetq.inputs`).
     inputs: tuple[InputFile, ...] = ()
+    #: Who the job is for: fair share is between tenants (docs/SCHEDULING.md).
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ class JobStatus:
     #: GPU closest to it ("needs checkpoint flux1-dev.safetensors"). It stays queued and is
     #: claimed as soon as a capable GPU appears.
     unschedulable: str | None = None
+    tenant: str = "default"
     #: The latest live preview of a running job, given to ``wait(on_progress=...)``
     #: callbacks (None elsewhere; read one with ``client.preview(job_id)``).
     #: Not part of a job's JSON form (``metadata``): a snapshot of the job, not of its image.
@@ -306,6 +309,17 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class TenantStats:
+    """One tenant's jobs in one service: queued (delayed retries included) and running."""
+
+    tenant: str
+    queued: int
+    running: int
+    #: Its fair-share weight (1 unless an operator set one).
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class ServiceStats:
     """Counts for one service queue; every number is O(1) to read."""
 
@@ -320,6 +334,8 @@ class ServiceStats:
     failed_last_minute: int
     oldest_enqueued_ms: int | None
     paused: bool
+    #: Tenants with queued or running jobs, by tenant name.
+    tenants: tuple[TenantStats, ...] = ()
 
     def oldest_wait_ms(self, now_ms: int) -> int | None:
         return None if self.oldest_enqueued_ms is None else max(0, now_ms - self.oldest_enqueued_ms)

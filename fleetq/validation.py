@@ -21,6 +21,7 @@ from fleetq.errors import (
 from fleetq.inputs import check_inputs
 from fleetq.model import JobSpec
 from fleetq.requirements import requirements_for
+from fleetq.tenants import tenant_of
 
 PRIORITY_MIN = -1000
 PRIORITY_MAX = 1000
@@ -113,6 +114,7 @@ def build_spec(
     idempotency_key: object = None,
     requires: object = None,
     inputs: object = None,
+    tenant: object = None,
 ) -> JobSpec:
     """Validate every submit argument and encode the job; raises a ``ValidationError``.
 
@@ -120,6 +122,7 @@ def build_spec(
     job's requirement class comes from its workflow and ``requires`` (explicit ones:
     ``{"labels": {...}, "min_vram_gb": 24}``; see :mod:`fleetq.requirements`)."""
     svc = check_service(service, settings)
+    who = tenant_of(tenant, metadata)
     prio = check_priority(priority)
     attempts = _check_attempts(
         settings.default_max_attempts if max_attempts is None else max_attempts
@@ -153,6 +156,7 @@ def build_spec(
         class_id="" if needs.empty else needs.class_id,
         requirements_json="" if needs.empty else needs.canonical,
         inputs=files,
+        tenant=who,
     )
 
 

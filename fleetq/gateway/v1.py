@@ -38,7 +38,7 @@ LIST_LIMIT_MAX = 1000
 OUTPUT_INDEX_MAX = 999_999
 SUBMIT_FIELDS = (
     "workflow", "service", "priority", "max_attempts", "timeout_s", "metadata", "idempotency_key",
-    "requires", "require_schedulable", "inputs",
+    "requires", "require_schedulable", "inputs", "tenant",
 )  # fmt: skip
 # A content type from a backend's manifest is sent back only if it looks like one.
 _CONTENT_TYPE = re.compile(
@@ -55,7 +55,8 @@ async def submit(request: web.Request) -> web.Response:
     """Enqueue a job; 201 with the job, or 200 with the existing job for a known
     ``idempotency_key``. Input files come as base64 in ``inputs`` or as multipart parts
     (:mod:`fleetq.gateway.uploads`). ``requires`` adds explicit requirements;
-    ``require_schedulable`` refuses (400, nothing written) a job no live GPU can run now."""
+    ``require_schedulable`` refuses (400, nothing written) a job no live GPU can run now.
+    ``tenant`` names who it is for (fair share between tenants)."""
     gw = gateway(request)
     body, inputs = await read_submit(request, gw.settings.max_payload_bytes)
     reject_unknown(body, SUBMIT_FIELDS)
@@ -72,6 +73,7 @@ async def submit(request: web.Request) -> web.Response:
         idempotency_key=body.get("idempotency_key"),
         requires=body.get("requires"),
         inputs=inputs,
+        tenant=body.get("tenant"),
     )
     schedulable = body.get("require_schedulable", False)
     if not isinstance(schedulable, bool):

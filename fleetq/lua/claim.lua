@@ -2,11 +2,13 @@
 Each service keeps one queue per requirement class (docs/SCHEDULING.md); the claimer names the
 classes its GPU meets, and the script reads only the head of each of those queues: the cost
 grows with the number of classes served, never with the number of queued jobs.
-Best = highest priority, then first submitted, over every non-paused service given; with
-warm-model affinity on, the best head of a class using the GPU's loaded model wins instead when
-its priority band is within the window of the best one's and the best one has waited less than
-the bound. Due retries (delayed jobs whose backoff elapsed) are promoted into their class queue
-first. A drained host or GPU claims nothing.
+Best = highest priority, then first in its band (the fair-share order between tenants, or
+submit order: a job's score in its class queue is the same score it would have in one service
+queue, since the fair tags come from one virtual time per service and band), over every
+non-paused service given; with warm-model affinity on, the best head of a class using the
+GPU's loaded model wins instead when its priority band is within the window of the best one's
+and the best one has waited less than the bound. Due retries (delayed jobs whose backoff
+elapsed) are promoted into their class queue first. A drained host or GPU claims nothing.
 KEYS[1]  leases     KEYS[2]  paused     KEYS[3]  drained
 then for each service i (0-based), KEYS[4+4i .. 7+4i]:
          delayed:<svc>, running:<svc>, waiting:<svc>, classver:<svc>
@@ -108,13 +110,14 @@ for i = 0, n - 1 do
     if nxt[1] and tonumber(nxt[2]) <= now then
       local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)
       for _, id in ipairs(due) do
-        local f = redis.call('HMGET', k_job(id), 'priority', 'seq', 'class')
+        local f = redis.call('HMGET', k_job(id), 'priority', 'class')
         redis.call('ZREM', delayed, id)
         if f[1] then
-          redis.call('ZADD', k_cqueue(svc.name, f[3]), queue_score(f[1], f[2]), id)
+          redis.call('ZADD', k_cqueue(svc.name, f[2]), queue_score(f[1], job_order(k_job(id))),
+            id)
           redis.call('HDEL', k_job(id), 'ready_ms')
           -- Its class may be one only other GPUs can run: wake one of them.
-          if f[3] and f[3] ~= '' then wake(svc.name, f[3]) end
+          if f[2] and f[2] ~= '' then wake(svc.name, f[2]) end
         end
       end
       nxt = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
@@ -156,6 +159,7 @@ local claims = redis.call('HINCRBY', jkey, 'claims', 1)
 redis.call('HSET', jkey, 'state', 'running', 'token', token, 'host', host, 'gpu', gpu,
   'started_ms', now, 'lease_until_ms', now + lease_ms, 'progress', '0', 'progress_text', '')
 redis.call('HDEL', jkey, 'cancel_requested')
+fair_claimed(jkey, svc)
 redis.call('SET', k_claim(token), id, 'PX', lease_ms)
 local raw = redis.call('HGET', jkey, 'timeline')
 local timeline = {}
