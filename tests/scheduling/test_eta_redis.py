@@ -11,7 +11,6 @@ from fleetq import Client
 from fleetq.eta import updated_mean
 from fleetq.model import FaultKind, JobError
 from fleetq.worker import WorkerQueue
-from tests.fixtures import graph, worker  # noqa: F401 (fixtures)
 
 
 async def run_for(worker: WorkerQueue, client: Client, graph: dict[str, Any], ms: int) -> None:
