@@ -52,6 +52,8 @@ class ClassLoad:
 class Eta:
     """When a queued job is expected to start and finish (Redis clock, ms)."""
 
+    #: When the estimate was made.
+    now_ms: int
     start_ms: int
     finish_ms: int
     #: Jobs counted ahead of it on the GPUs able to run it.
@@ -65,6 +67,7 @@ class Eta:
     def to_dict(self) -> dict[str, float | int]:
         """The JSON form (gateway, ``fleetq status --json``)."""
         return {
+            "now_ms": self.now_ms,
             "start_ms": self.start_ms,
             "finish_ms": self.finish_ms,
             "ahead": round(self.ahead, 2),
@@ -117,7 +120,7 @@ def estimate(
     mean_ms = work_ms / ahead if ahead > 0 else own_ms
     wait_ms = _wait_ms(math.floor(ahead + 0.5), gpus, busy, mean_ms)
     start = now_ms + round(wait_ms)
-    return Eta(start, start + round(own_ms), ahead, gpus, busy, round(own_ms))
+    return Eta(now_ms, start, start + round(own_ms), ahead, gpus, busy, round(own_ms))
 
 
 def _wait_ms(ahead: int, gpus: int, busy: int, mean_ms: float) -> float:
