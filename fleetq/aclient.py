@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ import redis.asyncio as aioredis
 
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
+from fleetq.eta import estimate_from
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
@@ -159,8 +161,16 @@ class AsyncClient:
         await self.status(job_id)
         return AsyncJob(self, job_id)
 
-    async def status(self, job_id: str) -> JobStatus:
-        return await self.store.run(self.store.protocol.status(check_job_id(job_id)))
+    async def status(self, job_id: str, *, eta: bool = True) -> JobStatus:
+        """State, queue position, progress, attempts, host and GPU, error and timestamps; for
+        a queued job also its estimated start and finish (``eta``; False skips that read)."""
+        status = await self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        if not eta or status.state is not JobState.QUEUED:
+            return status
+        read, fleet = await asyncio.gather(
+            self.store.run(self.store.protocol.eta(job_id)), self.store.fleet()
+        )
+        return replace(status, eta=None if read is None else estimate_from(read, fleet))
 
     async def cancel(self, job_id: str, by: str = "client") -> str:
         return await self.store.run(self.store.protocol.cancel(check_job_id(job_id), by))

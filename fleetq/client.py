@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ import redis
 
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
+from fleetq.eta import estimate_from
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
@@ -174,8 +176,16 @@ class Client:
         self.status(job_id)
         return Job(self, job_id)
 
-    def status(self, job_id: str) -> JobStatus:
-        return self.store.run(self.store.protocol.status(check_job_id(job_id)))
+    def status(self, job_id: str, *, eta: bool = True) -> JobStatus:
+        """State, queue position, progress, attempts, host and GPU, error and timestamps; for
+        a queued job also its estimated start and finish (``eta``; False skips that read)."""
+        status = self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        if not eta or status.state is not JobState.QUEUED:
+            return status
+        read = self.store.run(self.store.protocol.eta(job_id))
+        return replace(
+            status, eta=None if read is None else estimate_from(read, self.store.fleet())
+        )
 
     def cancel(self, job_id: str, by: str = "client") -> str:
         """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running

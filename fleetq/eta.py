@@ -1,5 +1,6 @@
-"""The estimated start and finish of a queued job (no I/O: the numbers come from Redis and the
-fleet records, gathered by :mod:`fleetq.eta_read`).
+"""The estimated start and finish of a queued job. No I/O: the numbers come from one read-only
+script (``lua/eta.lua``: the jobs ahead in each requirement class, the run times on record)
+and from the fleet records (which live GPUs can run which classes, which of them are busy).
 
 The model. A queued job waits for the GPUs able to run it (``gpus``, of which ``busy`` run a
 job now). It competes with the queued jobs that rank before it in every requirement class
@@ -23,8 +24,12 @@ run times make single estimates noisy; ``scripts/bench_fleet_sim.py`` measures i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # fleetq.fleet imports the protocol, which imports this module
+    from fleetq.fleet import FleetView
 
 #: Weight of the newest run in a class's mean run time once it has ``1 / ALPHA`` runs (before
 #: that, the plain mean of the runs so far): about the last 32 runs count.
@@ -130,3 +135,62 @@ def _wait_ms(ahead: int, gpus: int, busy: int, mean_ms: float) -> float:
     rounds, r = divmod(ahead - idle, gpus)
     in_round = mean_ms * (r + 1) / (busy + 1) if r < busy else mean_ms
     return rounds * mean_ms + in_round
+
+
+@dataclass(frozen=True)
+class EtaRead:
+    """What ``lua/eta.lua`` read for one queued job."""
+
+    now_ms: int
+    service: str
+    class_id: str
+    #: The service's mean run time (every class), None when none is on record.
+    service_mean_ms: float | None
+    #: Per requirement class of the service (the job's own first): jobs ahead, mean run time.
+    classes: tuple[tuple[str, int, float | None], ...]
+
+
+def served_classes(gpu: Mapping[str, Any]) -> frozenset[str] | None:
+    """The requirement classes a GPU record says it can run (the empty class always), or None
+    when it publishes none: a claimer without capabilities claims from every class."""
+    classes = gpu.get("classes")
+    if not isinstance(classes, list):
+        return None
+    return frozenset(str(c) for c in classes) | {""}
+
+
+def _claims(gpu: Mapping[str, Any], service: str) -> bool:
+    """The GPU claims from ``service``: it lists it, and runs a job or is not blocked."""
+    services = gpu.get("services")
+    if isinstance(services, list) and service not in services:
+        return False
+    return bool(gpu.get("job")) or not gpu.get("blocked")
+
+
+def estimate_from(read: EtaRead, fleet: FleetView) -> Eta | None:
+    """The ETA of the job ``read`` describes, on the live GPUs of ``fleet``; None when no live
+    GPU can run it (the job is unschedulable for now) or when it waits out a retry backoff
+    (it is in no queue until then)."""
+    if not read.classes or read.classes[0][1] < 0:
+        return None
+    gpus = [
+        (served_classes(g), bool(g.get("job")))
+        for h in fleet.hosts
+        if h.online
+        for g in h.gpus
+        if _claims(g, read.service)
+    ]
+
+    def serves(served: frozenset[str] | None, class_id: str) -> bool:
+        return served is None or class_id in served
+
+    capable = [(s, busy) for s, busy in gpus if serves(s, read.class_id)]
+    loads = []
+    for class_id, ahead, mean_ms in read.classes:
+        servers = sum(1 for s, _ in gpus if serves(s, class_id))
+        shared = sum(1 for s, _ in capable if serves(s, class_id))
+        loads.append(ClassLoad(class_id, ahead, servers, shared, mean_ms))
+    return estimate(
+        read.now_ms, read.class_id, loads, len(capable), sum(1 for _, busy in capable if busy),
+        read.service_mean_ms,
+    )  # fmt: skip

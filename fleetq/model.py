@@ -15,6 +15,8 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fleetq.eta import Eta
+
 
 class JobState(str, Enum):
     """Where a job is in its life. ``queued`` includes jobs waiting out a retry backoff."""
@@ -156,6 +158,9 @@ class JobStatus:
     timeline: tuple[Attempt, ...]
     #: Requeues for faults of GPUs or backends (not charged as attempts).
     infra_faults: int = 0
+    #: A queued job's estimated start and finish (``fleetq.eta``): None when not queued, when
+    #: no live GPU can run it, or when the caller skipped it.
+    eta: Eta | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -64,7 +64,7 @@ ROLES: Mapping[str, Role] = {
             "job:* jobev:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* events "
             "signal:*"
         ),
-        read_only=_keys("out:* running:* paused drained hosts host:* gpus:*"),
+        read_only=_keys("out:* running:* paused drained hosts host:* gpus:* runtimes:* classes:*"),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
     # write access to every key a script declares, so these three are read-write too. It
@@ -73,7 +73,7 @@ ROLES: Mapping[str, Role] = {
         read_write=_keys(
             "job:* jobev:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
             "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services "
-            "signal:*"
+            "signal:* runtimes:*"
         ),
         read_only=_keys("ctl:*"),
     ),

@@ -121,6 +121,17 @@ def component_schemas(settings: Settings) -> Schema:
             "detail": nullable(STR),
         }
     )
+    eta = obj(
+        {
+            "start_at": TIME,
+            "finish_at": TIME,
+            "estimated_at": TIME,
+            "ahead": {"type": "number", "minimum": 0},
+            "gpus": COUNT,
+            "busy_gpus": COUNT,
+            "run_s": {"type": "number", "minimum": 0},
+        }
+    )
     job = obj(
         {
             "id": STR,
@@ -146,6 +157,7 @@ def component_schemas(settings: Settings) -> Schema:
             "cancel_requested": BOOL,
             "metadata": OBJ,
             "outputs": {"type": "array", "items": ref("Output")},
+            "eta": nullable(eta),
             "timeline": {"type": "array", "items": attempt},
         }
     )

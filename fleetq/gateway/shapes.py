@@ -12,6 +12,7 @@ from typing import Any
 
 from fleetq.fleet import FleetView
 from fleetq.metrics import QueueSnapshot
+from fleetq.eta import Eta
 from fleetq.model import JobState, JobStatus
 
 #: fleetq state -> the status word of the API fleetq replaces.
@@ -96,6 +97,7 @@ def job(status: JobStatus, base_url: str) -> dict[str, Any]:
         "cancel_requested": status.cancel_requested,
         "metadata": dict(status.metadata),
         "outputs": outputs(status, base_url),
+        "eta": None if status.eta is None else eta(status.eta),
         "timeline": [
             {
                 "claim": a.claim,
@@ -108,6 +110,19 @@ def job(status: JobStatus, base_url: str) -> dict[str, Any]:
             }
             for a in status.timeline
         ],
+    }
+
+
+def eta(e: Eta) -> dict[str, Any]:
+    """A queued job's estimated start and finish (fleetq.eta), and what they rest on."""
+    return {
+        "start_at": iso(e.start_ms),
+        "finish_at": iso(e.finish_ms),
+        "estimated_at": iso(e.now_ms),
+        "ahead": round(e.ahead, 2),
+        "gpus": e.gpus,
+        "busy_gpus": e.busy,
+        "run_s": e.run_ms / 1000,
     }
 
 

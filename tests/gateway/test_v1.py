@@ -13,7 +13,7 @@ JOB_KEYS = {
     "id", "service", "state", "priority", "position", "progress", "progress_text", "attempts",
     "max_attempts", "claims", "lost_leases", "host", "gpu", "error", "submitted_at",
     "enqueued_at", "started_at", "finished_at", "ready_at", "timeout_s", "cancel_requested",
-    "metadata", "outputs", "timeline",
+    "metadata", "outputs", "eta", "timeline",
 }  # fmt: skip
 
 
@@ -209,3 +209,18 @@ async def test_health_and_openapi(gw: Any) -> None:
     # Every route is documented, and every documented operation is served.
     assert served == documented - {("GET", "/next-job"), ("POST", "/next-job"),
                                    ("POST", "/complete-job/{job_id}")}  # fmt: skip
+
+
+async def test_a_queued_job_read_alone_has_an_eta(
+    gw: Any, graph: dict[str, Any], worker: WorkerQueue
+) -> None:
+    job = await submit(gw, graph)
+    assert job["eta"] is None  # no GPU can run it yet
+    gpu = {"index": 0, "services": ["comfyui"], "blocked": None, "job": None}
+    await worker.publish_host("box", {"host": "box"}, [gpu])
+    async with gw.get(f"/v1/jobs/{job['id']}") as r:
+        eta = (await r.json())["eta"]
+    assert set(eta) == {"start_at", "finish_at", "estimated_at", "ahead", "gpus", "busy_gpus",
+                        "run_s"}  # fmt: skip
+    assert (eta["ahead"], eta["gpus"], eta["busy_gpus"]) == (0, 1, 0)
+    assert eta["start_at"] == eta["estimated_at"]  # an idle GPU takes it at once

@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetq.eta import ALPHA, DEFAULT_RUN_MS, ClassLoad, estimate, updated_mean
+from fleetq.eta import (
+    ALPHA,
+    DEFAULT_RUN_MS,
+    ClassLoad,
+    EtaRead,
+    estimate,
+    estimate_from,
+    updated_mean,
+)
+from fleetq.fleet import FleetView, HostView
 
 NOW = 1_000_000
 
@@ -123,3 +132,37 @@ def test_the_mean_is_plain_at_first_then_exponentially_weighted() -> None:
     before = mean
     mean, runs = updated_mean(mean, runs, 2_000 + 32_000)
     assert mean == pytest.approx(before + ALPHA * (34_000 - before))
+
+
+def fleet_of(*gpus: dict[str, object], online: bool = True) -> FleetView:
+    return FleetView((HostView("h", online, NOW, {}, tuple(gpus)),))
+
+
+def test_the_fleet_records_say_which_gpus_can_run_which_classes() -> None:
+    # GPU 0 runs c1 and c2, GPU 1 only c2 (busy), GPU 2 only c3. A c1 job with 3 c2 jobs
+    # ahead: c2 has 2 servers of which 1 runs c1, so 1.5 of them count.
+    fleet = fleet_of(
+        {"index": 0, "services": ["comfyui"], "classes": ["c1", "c2"], "job": None},
+        {"index": 1, "services": ["comfyui"], "classes": ["c2"], "job": {"id": "j"}},
+        {"index": 2, "services": ["comfyui"], "classes": ["c3"], "job": None},
+    )
+    read = EtaRead(NOW, "comfyui", "c1", 5_000.0, (("c1", 0, None), ("c2", 3, 8_000.0),
+                                                    ("c3", 9, 1_000.0), ("", 0, None)))  # fmt: skip
+    eta = estimate_from(read, fleet)
+    assert eta is not None
+    assert (eta.gpus, eta.busy, eta.ahead) == (1, 0, 1.5)
+    assert eta.run_ms == 5_000  # no c1 run on record: the service's mean
+    # 2 counted ahead (1.5 rounded) on 1 idle GPU: one after the other, each a run time of
+    # the c2 work (8 s).
+    assert eta.start_ms == NOW + 16_000
+
+
+def test_offline_blocked_and_other_service_gpus_cannot_run_it() -> None:
+    read = EtaRead(NOW, "comfyui", "", None, (("", 0, None),))
+    assert (
+        estimate_from(read, fleet_of({"index": 0, "services": ["comfyui"]}, online=False)) is None
+    )
+    blocked = {"index": 0, "services": ["comfyui"], "blocked": "unhealthy: xid 79"}
+    assert estimate_from(read, fleet_of(blocked)) is None
+    assert estimate_from(read, fleet_of({"index": 0, "services": ["a1111"]})) is None
+    assert estimate_from(read, fleet_of({"index": 0})) is not None  # no list: as before classes
