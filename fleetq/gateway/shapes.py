@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from fleetq.eta import Eta
 from fleetq.fleet import FleetView
 from fleetq.metrics import QueueSnapshot
-from fleetq.eta import Eta
 from fleetq.model import JobState, JobStatus
 
 #: fleetq state -> the status word of the API fleetq replaces.
