@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from fleetq.connection import CONNECTION_ERRORS, unavailable
+from fleetq.connection import translate_errors
 from fleetq.fleet import FleetView
 from fleetq.model import Stats
 from fleetq.store import AsyncStore, cancel_safe
@@ -83,14 +83,12 @@ async def read_priority_bands(
     in one pipeline, each O(log n). Jobs waiting out a retry backoff are not in the queue."""
     if not services:
         return {}
-    try:
+    with translate_errors(store.settings, "count the queued jobs"):
         async with store.redis.pipeline(transaction=False) as pipe:
             for service in services:
                 for _name, low, high in PRIORITY_BANDS:
                     pipe.zcount(store.keys.queue(service), low, high)
             counts = await cancel_safe(pipe.execute())
-    except CONNECTION_ERRORS as e:
-        raise unavailable(store.settings, e) from e
     out: dict[str, dict[str, int]] = {}
     it = iter(counts)
     for service in services:

@@ -22,7 +22,8 @@ def test_scripts_check_runs_the_readme_test_command() -> None:
     test_command = next(c for c in readme_commands() if "scripts/test" in c)
     check = (ROOT / "scripts" / "check").read_text(encoding="utf-8")
     assert test_command + ' "$@"' in check.splitlines()
-    for checker in ("ruff format --check", "ruff check", "mypy", "lint-imports"):
+    checkers = ("ruff format --check", "ruff check", "mypy", "lint-imports", "unasync.py --check")
+    for checker in checkers:
         assert checker in check
 
 

@@ -18,7 +18,7 @@ import logging
 import time
 
 from fleetq.backoff import BackoffPolicy
-from fleetq.connection import CONNECTION_ERRORS, unavailable
+from fleetq.connection import translate_errors
 from fleetq.errors import RedisUnavailable
 from fleetq.gateway.fanout import StreamClosed, StreamFanout, StreamLagged, Subscription
 from fleetq.metrics import JobTimings
@@ -123,13 +123,11 @@ class EventFollower:
         if not timed:
             return
         keys = self.store.keys
-        try:
+        with translate_errors(self.store.settings, "read job timings"):
             async with self.store.redis.pipeline(transaction=False) as pipe:
                 for _entry_id, fields in timed:
                     pipe.hmget(keys.job(fields["job"]), "enqueued_ms", "started_ms")
                 rows = await pipe.execute()
-        except CONNECTION_ERRORS as e:
-            raise unavailable(self.store.settings, e) from e
         for (entry_id, fields), (enqueued, started) in zip(timed, rows, strict=True):
             at_ms = entry_ms(entry_id)
             service = fields.get("service", "")

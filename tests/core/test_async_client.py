@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -44,3 +45,12 @@ async def test_async_submit_wait_and_admin(
     assert (stats.total("completed"), stats.total("failed")) == (1, 1)
     assert await aclient.retry(other.id) == 0
     assert await aclient.cancel(other.id) == "cancelled"
+
+
+async def test_async_send_control_reaches_the_supervisors_command_stream(
+    aclient: AsyncClient,
+) -> None:
+    entry_id = await aclient.send_control("gpu-07", {"type": "fault", "gpu": 2, "spec": "xid=79"})
+    entries = await aclient.store.read_control("gpu-07", "0-0", None)
+    assert [e[0] for e in entries] == [entry_id]
+    assert json.loads(entries[0][1]["command"]) == {"type": "fault", "gpu": 2, "spec": "xid=79"}

@@ -1,0 +1,250 @@
+"""The client: submit jobs, follow them, and steer the queue (the public modules are
+:mod:`fleetq.client` and :mod:`fleetq.aclient`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from functools import partial
+from typing import Any, TypeVar
+
+from fleetq._async.store import AsyncStore, _outputs
+from fleetq._async_support import AsyncProgressCallback, AsyncRedis, notify, sleep
+from fleetq.config import Settings
+from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
+from fleetq.eta import estimate_from
+from fleetq.fleet import FleetView
+from fleetq.model import JobResult, JobState, JobStatus, Stats
+from fleetq.outage import OutageTolerance
+from fleetq.protocol import Bumped
+from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
+
+T = TypeVar("T")
+
+
+class AsyncJob:
+    """A handle on one submitted job."""
+
+    def __init__(self, client: AsyncClient, job_id: str) -> None:
+        self.client = client
+        self.id = job_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id!r})"
+
+    async def status(self) -> JobStatus:
+        """State, queue position, progress, attempts, host and GPU, error and timestamps."""
+        return await self.client.status(self.id)
+
+    async def cancel(self) -> str:
+        """Cancel the job; see :meth:`Client.cancel`."""
+        return await self.client.cancel(self.id)
+
+    async def result(self) -> JobResult:
+        """The outputs of a completed job; raises ``JobFailed`` / ``JobCancelled`` otherwise."""
+        return await self.client.result(self.id)
+
+    async def wait(
+        self, timeout_s: float | None = None, on_progress: AsyncProgressCallback | None = None
+    ) -> JobResult:
+        """Wait until the job ends and return its result.
+
+        Raises :class:`~fleetq.errors.JobFailed` or :class:`~fleetq.errors.JobCancelled` when
+        it ends that way, and ``TimeoutError`` when ``timeout_s`` passes first (the job keeps
+        running). ``on_progress`` is called with a fresh status whenever the job is claimed,
+        makes progress or is requeued (with asyncio it may be a coroutine function). It blocks
+        on the job's own event stream in Redis, so it returns within milliseconds of the end
+        without polling.
+        """
+        store = self.client.store
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        outage = _AsyncOutage(deadline, f"waiting for job {self.id} ({timeout_s} s)")
+        last_id = await outage.retry(lambda: store.last_job_event_id(self.id))
+        seen: tuple[Any, ...] | None = None
+        while True:
+            status = await outage.retry(self.status)
+            if status.is_terminal:
+                return await self.client.result_of(status)
+            marker = (status.state, status.progress, status.progress_text, status.claims)
+            if on_progress is not None and marker != seen:
+                await notify(on_progress, status)
+            seen = marker
+            block_s = self.client.settings.block_timeout_s
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"job {self.id} still {status.state} after {timeout_s} s")
+                block_s = min(block_s, remaining)
+            block_ms = max(1, int(block_s * 1000))
+            entries = await outage.retry(partial(store.read_job_events, self.id, last_id, block_ms))
+            if entries:
+                last_id = entries[-1][0]
+
+
+class _AsyncOutage:
+    """Rides out a short Redis outage while waiting (policy: :class:`OutageTolerance`)."""
+
+    def __init__(self, deadline: float | None = None, what: str = "the wait") -> None:
+        self.tolerance = OutageTolerance()
+        self.deadline = deadline
+        self.what = what
+
+    async def retry(self, read: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                value = await read()
+            except RedisUnavailable as e:
+                await sleep(self.tolerance.backoff(e, self.deadline, self.what))
+                continue
+            self.tolerance.recovered()
+            return value
+
+
+class AsyncClient:
+    """Submit and manage jobs of one fleet (one Redis, one namespace)."""
+
+    def __init__(self, settings: Settings | None = None, *, redis: AsyncRedis | None = None):
+        self.settings = settings or Settings.from_env()
+        self.store = AsyncStore(self.settings, redis)
+
+    @classmethod
+    def from_url(cls, url: str, **settings: Any) -> AsyncClient:
+        """A client for the Redis at ``url``; other settings as keyword arguments."""
+        return cls(Settings.from_env(redis_url=url, **settings))
+
+    @classmethod
+    def from_env(cls, **settings: Any) -> AsyncClient:
+        """A client configured from ``FLEETQ_*`` environment variables."""
+        return cls(Settings.from_env(**settings))
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis connections."""
+        await self.store.aclose()
+
+    async def submit(
+        self,
+        workflow: Any,
+        service: str = "comfyui",
+        priority: int = 0,
+        *,
+        max_attempts: int | None = None,
+        timeout_s: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncJob:
+        """Validate and enqueue a workflow; returns its job handle.
+
+        ``workflow`` is the backend's native request: a ComfyUI API-format graph or an A1111
+        ``txt2img``/``img2img`` body (a dict, or its JSON text). Higher ``priority`` runs first
+        (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
+        resubmission returns the job already submitted under that key. Raises a
+        :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad input.
+        """
+        spec = build_spec(
+            workflow,
+            self.settings,
+            service=service,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout_s=timeout_s,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        outcome = await self.store.submit(spec)
+        return AsyncJob(self, outcome.job_id)
+
+    async def get(self, job_id: str) -> AsyncJob:
+        """The handle of an existing job; raises ``JobNotFound`` if there is none."""
+        await self.status(job_id)
+        return AsyncJob(self, job_id)
+
+    async def status(self, job_id: str, *, eta: bool = True) -> JobStatus:
+        """One job's state, queue position, progress, attempts, host and GPU, and error; for
+        a queued job also its estimated start and finish (``eta``; False skips that read)."""
+        status = await self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        if not eta or status.state is not JobState.QUEUED:
+            return status
+        read = await self.store.run(self.store.protocol.eta(job_id))
+        if read is None:
+            return status
+        return replace(status, eta=estimate_from(read, await self.store.fleet()))
+
+    async def cancel(self, job_id: str, by: str = "client") -> str:
+        """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running
+        job is marked and its GPU's puller interrupts the backend (returns ``"cancelling"``)."""
+        return await self.store.run(self.store.protocol.cancel(check_job_id(job_id), by))
+
+    async def bump(self, job_id: str, priority: int) -> int | None:
+        """Set a queued job's priority; returns its new queue position (0 = next)."""
+        call = self.store.protocol.bump(check_job_id(job_id), check_priority(priority))
+        return await self.store.run(call)
+
+    async def bump_by(self, job_id: str, delta: int, by: str = "client") -> Bumped:
+        """Raise (or lower, with a negative ``delta``) a queued job's priority by ``delta``,
+        atomically in Redis, clamped to -1000..1000; returns the new priority and position."""
+        return await self.store.run(self.store.protocol.bump_by(check_job_id(job_id), delta, by))
+
+    async def retry(self, job_id: str) -> int | None:
+        """Send a failed or cancelled job back to its queue; returns its queue position."""
+        return await self.store.run(self.store.protocol.retry(check_job_id(job_id)))
+
+    async def jobs(
+        self, state: str = "queued", service: str | None = None, limit: int = 50
+    ) -> list[JobStatus]:
+        """One bounded page of jobs in ``state``: queued by priority then age, running by
+        priority then start, finished newest first."""
+        services = [service] if service else []
+        return await self.store.run(self.store.protocol.list_jobs(str(state), services, limit))
+
+    async def stats(self) -> Stats:
+        """Counts per service and state, rates of the last minute, oldest wait, pauses."""
+        return await self.store.run(self.store.protocol.stats(self.settings.services))
+
+    async def pause(self, service: str) -> bool:
+        """Stop claims from a service queue (jobs stay queued). True if it was running."""
+        return await self.store.run(self.store.protocol.set_paused(service, True))
+
+    async def resume(self, service: str) -> bool:
+        """Let a paused service queue be claimed from again. True if it was paused."""
+        return await self.store.run(self.store.protocol.set_paused(service, False))
+
+    async def drain(self, target: str) -> bool:
+        """Stop claims on a host (``"gpu-07"``) or one GPU (``"gpu-07:3"``)."""
+        call = self.store.protocol.set_drained(check_host_target(target), True)
+        return await self.store.run(call)
+
+    async def undrain(self, target: str) -> bool:
+        """Let a drained host or GPU claim jobs again."""
+        call = self.store.protocol.set_drained(check_host_target(target), False)
+        return await self.store.run(call)
+
+    async def fleet(self) -> FleetView:
+        """Every supervisor host with its published GPU readings; offline hosts included."""
+        return await self.store.fleet()
+
+    async def send_control(self, host: str, command: dict[str, Any]) -> str:
+        """Send an operator command to one supervisor, e.g. a simulated GPU fault:
+        ``{"type": "fault", "gpu": 2, "spec": "xid=79"}``."""
+        return await self.store.send_control(check_host_target(host), command)
+
+    async def result(self, job_id: str) -> JobResult:
+        """The outputs of a completed job; raises ``JobFailed`` / ``JobCancelled`` otherwise."""
+        return await self.result_of(await self.status(job_id))
+
+    async def result_of(self, status: JobStatus) -> JobResult:
+        """The result that a job's final ``status`` stands for (reads the stored outputs)."""
+        if status.state is JobState.FAILED:
+            raise JobFailed(status.id, status.error)
+        if status.state is JobState.CANCELLED:
+            raise JobCancelled(status.id)
+        if status.state is not JobState.COMPLETED:
+            raise InvalidTransition(status.id, str(status.state), "read the result of")
+        blobs = await self.store.output_blobs(status.id) if status.outputs else {}
+        return JobResult(status.id, _outputs(status, blobs))
