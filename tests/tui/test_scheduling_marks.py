@@ -1,0 +1,43 @@
+"""What the dashboard shows of scheduling: a queued job's ETA in its detail."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fleetq import AsyncClient
+from tests.tui.dash_helpers import comfy_graph, first_snapshot, gpu_record, wait_until
+from tests.tui.test_actions import MakeApp
+from tui.screens.detail import JobDetailScreen
+
+Publish = Callable[..., Awaitable[None]]
+
+
+def detail_overview(app: Any) -> str:
+    screen = app.screen
+    return screen.view.section_text("overview") if isinstance(screen, JobDetailScreen) else ""
+
+
+async def test_the_job_detail_gives_a_queued_jobs_eta(
+    make_app: MakeApp, aclient: AsyncClient, publish: Publish
+) -> None:
+    job = await aclient.submit(comfy_graph(1))
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await first_snapshot(pilot)
+        app.main_screen._open(job.id)
+        await wait_until(
+            pilot,
+            lambda: "eta          none: no live GPU can run it now" in detail_overview(app),
+            "no ETA without a GPU",
+        )
+        await publish("gpu-host-1", [gpu_record(0, job={"id": "other", "service": "comfyui"})])
+        # One busy GPU, nothing ahead, no run on record: half the default run time away.
+        await wait_until(
+            pilot,
+            lambda: (
+                "eta          starts in ~5s, done in ~15s  (0 ahead on 1 GPU, 1 busy, 10s a run)"
+                in detail_overview(app)
+            ),
+            "the ETA",
+        )
