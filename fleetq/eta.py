@@ -68,6 +68,8 @@ class Eta:
     busy: int
     #: The run time assumed for the job itself.
     run_ms: int
+    #: No run of the service was on record: the run times are :data:`DEFAULT_RUN_MS`, a guess.
+    guess: bool = False
 
     def to_dict(self) -> dict[str, float | int]:
         """The JSON form (gateway, ``fleetq status --json``)."""
@@ -79,6 +81,7 @@ class Eta:
             "gpus": self.gpus,
             "busy": self.busy,
             "run_ms": self.run_ms,
+            "guess": self.guess,
         }
 
 
@@ -111,6 +114,7 @@ def estimate(
         return None
     busy = max(0, min(busy, gpus))
     fallback = float(default_run_ms) if default_run_ms else float(DEFAULT_RUN_MS)
+    guess = not default_run_ms and not any(c.mean_run_ms for c in loads)
     own = next((c for c in loads if c.class_id == own_class), None)
     own_ms = own.mean_run_ms if own is not None and own.mean_run_ms else fallback
     ahead = 0.0
@@ -125,7 +129,7 @@ def estimate(
     mean_ms = work_ms / ahead if ahead > 0 else own_ms
     wait_ms = _wait_ms(math.floor(ahead + 0.5), gpus, busy, mean_ms)
     start = now_ms + round(wait_ms)
-    return Eta(now_ms, start, start + round(own_ms), ahead, gpus, busy, round(own_ms))
+    return Eta(now_ms, start, start + round(own_ms), ahead, gpus, busy, round(own_ms), guess)
 
 
 def _wait_ms(ahead: int, gpus: int, busy: int, mean_ms: float) -> float:
@@ -160,11 +164,13 @@ def served_classes(gpu: Mapping[str, Any]) -> frozenset[str] | None:
 
 
 def _claims(gpu: Mapping[str, Any], service: str) -> bool:
-    """The GPU claims from ``service``: it lists it, and runs a job or is not blocked."""
+    """The GPU claims from ``service``, now or once a passing state is over: it lists the
+    service, is not drained, and is not unhealthy or lost (a busy backend or a puller between
+    jobs still counts)."""
     services = gpu.get("services")
     if isinstance(services, list) and service not in services:
         return False
-    return bool(gpu.get("job")) or not gpu.get("blocked")
+    return not gpu.get("drained") and gpu.get("health") not in ("unhealthy", "lost")
 
 
 def estimate_from(read: EtaRead, fleet: FleetView) -> Eta | None:

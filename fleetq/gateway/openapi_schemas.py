@@ -130,6 +130,7 @@ def component_schemas(settings: Settings) -> Schema:
             "gpus": COUNT,
             "busy_gpus": COUNT,
             "run_s": {"type": "number", "minimum": 0},
+            "guess": BOOL,
         }
     )
     job = obj(

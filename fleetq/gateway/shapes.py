@@ -123,6 +123,7 @@ def eta(e: Eta) -> dict[str, Any]:
         "gpus": e.gpus,
         "busy_gpus": e.busy,
         "run_s": e.run_ms / 1000,
+        "guess": e.guess,
     }
 
 

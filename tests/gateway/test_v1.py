@@ -221,6 +221,7 @@ async def test_a_queued_job_read_alone_has_an_eta(
     async with gw.get(f"/v1/jobs/{job['id']}") as r:
         eta = (await r.json())["eta"]
     assert set(eta) == {"start_at", "finish_at", "estimated_at", "ahead", "gpus", "busy_gpus",
-                        "run_s"}  # fmt: skip
+                        "run_s", "guess"}  # fmt: skip
+    assert eta["guess"] is True  # no run on record
     assert (eta["ahead"], eta["gpus"], eta["busy_gpus"]) == (0, 1, 0)
     assert eta["start_at"] == eta["estimated_at"]  # an idle GPU takes it at once

@@ -91,10 +91,10 @@ def test_a_class_none_of_its_gpus_serves_does_not_count() -> None:
 def test_without_history_the_default_run_time_is_assumed() -> None:
     eta = estimate(NOW, "c1", [own(0, mean_ms=None)], gpus=1, busy=1)
     assert eta is not None
-    assert eta.run_ms == DEFAULT_RUN_MS
+    assert eta.run_ms == DEFAULT_RUN_MS and eta.guess
     service_mean = estimate(NOW, "c1", [own(0, mean_ms=None)], 1, 1, default_run_ms=4_000)
     assert service_mean is not None
-    assert service_mean.run_ms == 4_000
+    assert service_mean.run_ms == 4_000 and not service_mean.guess
     assert service_mean.start_ms == NOW + 2_000
 
 
@@ -157,12 +157,19 @@ def test_the_fleet_records_say_which_gpus_can_run_which_classes() -> None:
     assert eta.start_ms == NOW + 16_000
 
 
-def test_offline_blocked_and_other_service_gpus_cannot_run_it() -> None:
+def test_offline_drained_unhealthy_and_other_service_gpus_cannot_run_it() -> None:
     read = EtaRead(NOW, "comfyui", "", None, (("", 0, None),))
     assert (
         estimate_from(read, fleet_of({"index": 0, "services": ["comfyui"]}, online=False)) is None
     )
-    blocked = {"index": 0, "services": ["comfyui"], "blocked": "unhealthy: xid 79"}
-    assert estimate_from(read, fleet_of(blocked)) is None
+    for state in ({"drained": True}, {"health": "unhealthy"}, {"health": "lost"}):
+        assert estimate_from(read, fleet_of({"index": 0, "services": ["comfyui"], **state})) is None
+    busy_backend = {
+        "index": 0,
+        "services": ["comfyui"],
+        "blocked": "backend busy",
+        "health": "healthy",
+    }
+    assert estimate_from(read, fleet_of(busy_backend)) is not None
     assert estimate_from(read, fleet_of({"index": 0, "services": ["a1111"]})) is None
     assert estimate_from(read, fleet_of({"index": 0})) is not None  # no list: as before classes

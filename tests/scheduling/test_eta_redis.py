@@ -94,6 +94,7 @@ async def test_status_of_a_queued_job_gives_its_estimated_start_and_finish(
     # Two idle GPUs: the first job starts at once; the third waits for one of them to end
     # the job it takes first, one run time from now.
     assert first.eta.start_ms == first.eta.now_ms
+    assert not first.eta.guess
     assert first.eta.finish_ms - first.eta.start_ms == pytest.approx(4_000, abs=50)
     assert (third.eta.gpus, third.eta.busy, third.eta.ahead) == (2, 0, 2)
     assert third.eta.start_ms - third.eta.now_ms == pytest.approx(4_000, abs=50)
@@ -153,5 +154,8 @@ async def test_fleetq_status_prints_the_eta(
     eta = json.loads(capsys.readouterr().out)["eta"]
     assert (eta["gpus"], eta["busy"]) == (1, 1)
     assert main(args) == 0
-    line = "eta        starts in ~5s, done in ~15s (0 ahead on 1 GPU(s), 10s a run)"
+    line = (
+        "eta        starts in ~5s, done in ~15s (0 ahead on 1 GPU(s), 10s a run, a guess: "
+        "none on record)"
+    )
     assert line in capsys.readouterr().out

@@ -128,7 +128,7 @@ def eta_text(job: JobStatus, now_ms: int) -> Text:
     busy = f", {e.busy} busy" if e.busy else ""
     text.append(
         f"  ({e.ahead:.0f} ahead on {e.gpus} GPU{'s' if e.gpus != 1 else ''}{busy}, "
-        f"{duration(e.run_ms)} a run)",
+        f"{duration(e.run_ms)} a run{', a guess: none on record' if e.guess else ''})",
         style="dim",
     )
     return text

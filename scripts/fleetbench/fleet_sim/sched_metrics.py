@@ -25,6 +25,7 @@ class Waits:
 class EtaError:
     samples: int
     missing: int
+    guessed: int  # estimates made before any run time was on record (left out of the errors)
     #: Estimated minus actual start (simulated s): the median (bias), and quantiles of |error|.
     start_bias_s: float
     start_abs_p50_s: float
@@ -79,7 +80,10 @@ def eta_error(result: SchedResult, scale: float) -> EtaError | None:
     start_err: list[float] = []
     rel: list[float] = []
     finish_err: list[float] = []
+    guessed = sum(1 for s in result.eta if s.guess)
     for sample in result.eta:
+        if sample.guess:
+            continue
         r = by_index.get(sample.index)
         if r is None or math.isnan(r.record.claim):
             continue
@@ -95,7 +99,7 @@ def eta_error(result: SchedResult, scale: float) -> EtaError | None:
         return None
     absolute = [abs(e) for e in start_err]
     return EtaError(
-        samples=len(start_err), missing=result.eta_missing,
+        samples=len(start_err), missing=result.eta_missing, guessed=guessed,
         start_bias_s=statistics.median(start_err),
         start_abs_p50_s=percentile(absolute, 0.5), start_abs_p90_s=percentile(absolute, 0.9),
         start_rel_p50=percentile(rel, 0.5), start_rel_p90=percentile(rel, 0.9),

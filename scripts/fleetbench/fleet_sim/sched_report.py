@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from fleetbench.fleet_sim.metrics import percentile
 from fleetbench.fleet_sim.sched_metrics import SchedMetrics, Waits
-from fleetbench.fleet_sim.sched_run import SchedResult
+from fleetbench.fleet_sim.sched_run import ETA_TICK_S, SchedResult
 from fleetbench.fleet_sim.sched_trace import (
     FLOOD,
     NORMAL_PRIORITY,
@@ -24,6 +24,10 @@ BASELINE = "fifo"
 TARGET_LOADS_X = 3.0
 TARGET_MAKESPAN_CUT = 0.20
 TARGET_SMALL_X = 2.0
+
+
+def _ratio(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.2f}"
 
 
 def _w(w: Waits | None) -> str:
@@ -206,20 +210,26 @@ class SchedReport:
             "",
             "`status()` of a queued job gives its estimated start and finish (fleetq/eta.py). "
             "Read right after the submit of every job that arrives alone (the small tenant's "
-            f"and the top band's), and every {10:g} simulated s for a few random flood jobs "
-            "still queued; compared with the job's actual claim (start) and finish.",
+            f"and the top band's), and every {ETA_TICK_S:g} simulated s for a few random flood "
+            "jobs still queued; compared with the job's actual claim (start) and finish. Estimates "
+            "made before the first completion (no run time on record: a 10 s guess, here "
+            f"{1 / self.sizes.time_scale:g} times too long in wall time) are counted apart and "
+            "left out. Without one: queued jobs that had no estimate (no live GPU could run "
+            "them). The relative error divides by the wait that was left (estimates with at "
+            "least 1 s left).",
             "",
-            "| policy | trace | estimates | without one | start: median error (bias) s | start "
+            "| policy | trace | estimates | guesses left out | without one | start: median error "
+            "(bias) s | start "
             "\\|error\\| p50 / p90 s | start \\|error\\| / wait left, p50 / p90 | finish "
             "\\|error\\| p50 / p90 s |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r, e in rows:
             assert e is not None
             out.append(
-                f"| {r.policy} | {r.trace_name} | {e.samples} | {e.missing} "
+                f"| {r.policy} | {r.trace_name} | {e.samples} | {e.guessed} | {e.missing} "
                 f"| {e.start_bias_s:+.1f} | {e.start_abs_p50_s:.1f} / {e.start_abs_p90_s:.1f} "
-                f"| {e.start_rel_p50:.2f} / {e.start_rel_p90:.2f} "
+                f"| {_ratio(e.start_rel_p50)} / {_ratio(e.start_rel_p90)} "
                 f"| {e.finish_abs_p50_s:.1f} / {e.finish_abs_p90_s:.1f} |"
             )
         return [*out, ""]

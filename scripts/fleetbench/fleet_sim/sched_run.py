@@ -57,6 +57,7 @@ class EtaSample:
     asked_ms: int  # Redis clock, when the estimate was read
     start_ms: int
     finish_ms: int
+    guess: bool  # no run time on record yet: the default run time was assumed
 
 
 @dataclass
@@ -130,7 +131,8 @@ async def _sample(
         if status.eta is None:
             missing += 1
             continue
-        eta.append(EtaSample(index, status.eta.now_ms, status.eta.start_ms, status.eta.finish_ms))
+        e = status.eta
+        eta.append(EtaSample(index, e.now_ms, e.start_ms, e.finish_ms, e.guess))
     return missing
 
 
