@@ -5,6 +5,7 @@ ETA samples along the way, then every job's times read back."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import random
@@ -36,19 +37,33 @@ ETA_SAMPLES_PER_TICK = 6
 ETA_TICK_S = 10.0
 
 
+#: Settings that are durations: a policy gives them on the simulated scale, the run scales them.
+SCALED_SETTINGS = ("affinity_max_wait_s",)
+
+
 @dataclass(frozen=True)
 class Policy:
     """A scheduling policy: settings of fleetq (``Settings`` field -> value), given to the
-    supervisors as ``FLEETQ_*`` variables and to the submitting client."""
+    supervisors as ``FLEETQ_*`` variables and to the submitting client. Durations are on the
+    simulated scale; those left out take fleetq's defaults, scaled too."""
 
     name: str
     settings: Mapping[str, Any]
 
-    def env(self) -> dict[str, str]:
+    def scaled(self, time_scale: float) -> dict[str, Any]:
+        """The settings for a run ``1 / time_scale`` times faster than simulated time."""
+        out = dict(self.settings)
+        defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+        for name in SCALED_SETTINGS:
+            if name in defaults:
+                out[name] = round(float(out.get(name, defaults[name])) * time_scale, 3)
+        return out
+
+    def env(self, time_scale: float) -> dict[str, str]:
         def text(value: Any) -> str:
             return ("1" if value else "0") if isinstance(value, bool) else str(value)
 
-        return {f"FLEETQ_{k.upper()}": text(v) for k, v in self.settings.items()}
+        return {f"FLEETQ_{k.upper()}": text(v) for k, v in self.scaled(time_scale).items()}
 
 
 @dataclass
@@ -161,7 +176,8 @@ async def run_trace(
     trace: Sequence[SchedJob], sizes: SchedSizes, fleet: Fleet, redis_url: str,
     policy: Policy, say: Callable[[str], None], timeout_s: float, clock: RunClock, seed: int,
 ) -> tuple[dict[int, JobRecord], list[EtaSample], int]:  # fmt: skip
-    settings = Settings(redis_url=redis_url, namespace=fleet.namespace, **policy.settings)
+    settings = Settings(redis_url=redis_url, namespace=fleet.namespace,
+                        **policy.scaled(sizes.time_scale))  # fmt: skip
     client = AsyncClient(settings)
     records: dict[int, JobRecord] = {}
     ids: dict[int, str] = {}
@@ -244,7 +260,7 @@ def run_policy(
     tag = trace_name.replace(" ", "")
     name = f"{SCHED_NAMESPACE}-{policy.name.replace('+', '-')}-{tag}"
     fleet = Fleet(fleet_sizes(sizes), children, base, src, name, fake_args=fake_args(sizes),
-                  supervisor_env=policy.env())  # fmt: skip
+                  supervisor_env=policy.env(sizes.time_scale))  # fmt: skip
     first_child = len(children.processes)
     timeout_s = 300 + sizes.wall(20 * sizes.cap_s + sizes.span_s + 40 * sizes.load_s)
     try:
