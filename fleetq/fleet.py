@@ -5,14 +5,9 @@ A supervisor writes, every second, one JSON host record and one JSON list of GPU
 with a time to live; a machine that stops publishing disappears (shown as offline, never as
 zeros). The read is O(hosts): one ZRANGE and two MGETs, whatever the queue size.
 
-GPU record fields (``None`` means "not available on this GPU", shown as N/A)::
-
-    index, name, uuid, health ("healthy" | "degraded" | "unhealthy" | "lost"), reasons [str],
-    blocked (why the puller is not claiming, or None), drained (bool), services [str],
-    job {id, service, progress, progress_text, started_ms} or None,
-    readings {utilization_gpu_pct, utilization_memory_pct, memory_used_mb, memory_total_mb,
-              temperature_c, temperature_slowdown_c, power_w, power_limit_w, fan_pct,
-              sm_clock_mhz, throttle_reasons [str], ecc_uncorrected, ...}
+The records themselves (fields, wire format, tolerant reading) are defined in
+:mod:`fleetq.records`: :class:`~fleetq.records.HostRecord` and
+:class:`~fleetq.records.GpuRecord`.
 """
 
 from __future__ import annotations
@@ -23,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetq.protocol import text
+from fleetq.records import GpuRecord, HostRecord
 
 HOST_TTL_MS = 5_000
 FORGET_HOST_AFTER_MS = 24 * 3600 * 1000
@@ -35,8 +31,9 @@ class HostView:
     host: str
     online: bool
     last_seen_ms: int
-    record: Mapping[str, Any]
-    gpus: tuple[Mapping[str, Any], ...]
+    #: An offline host (its record expired) has an empty record and no GPUs.
+    record: HostRecord
+    gpus: tuple[GpuRecord, ...]
 
 
 @dataclass(frozen=True)
@@ -66,17 +63,15 @@ def parse_fleet(
     for (host, seen), record_raw, gpu_raw in zip(
         hosts_with_scores, host_raw, gpus_raw, strict=True
     ):
-        record = _load(record_raw, {})
         gpus = _load(gpu_raw, [])
+        records = (GpuRecord.from_json(g) for g in gpus) if isinstance(gpus, list) else ()
         views.append(
             HostView(
                 host=text(host),
                 online=record_raw is not None,
                 last_seen_ms=int(seen),
-                record=record if isinstance(record, dict) else {},
-                gpus=tuple(g for g in gpus if isinstance(g, dict))
-                if isinstance(gpus, list)
-                else (),
+                record=HostRecord.from_json(_load(record_raw, {})),
+                gpus=tuple(g for g in records if g is not None),
             )
         )
     views.sort(key=lambda v: v.host)

@@ -13,7 +13,7 @@ Reuse from the supervisor (its own per-GPU readings, ``--metrics-port``)::
     registry.register(gpus)
 
     async def refresh() -> None:
-        host = HostView(host_id, True, now_ms, host_record, tuple(gpu_records))
+        host = HostView(host_id, True, now_ms, host_record, tuple(gpu_records))  # fleetq.records
         gpus.set(gpu_families(FleetView((host,))))
 
     runner = await start_metrics_server(9400, registry, refresh=refresh, host="0.0.0.0")
@@ -25,10 +25,9 @@ Nothing here imports the supervisor, the dashboard or NVML.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -37,6 +36,7 @@ from prometheus_client.exposition import choose_encoder
 from fleetq.connection import translate_errors
 from fleetq.fleet import FleetView
 from fleetq.model import Stats
+from fleetq.records import GpuHealth
 from fleetq.store import AsyncStore, cancel_safe
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ PRIORITY_BANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 #: Every health word a supervisor publishes; each GPU gets one series per word (one-hot).
-GPU_HEALTH_STATES = ("healthy", "degraded", "unhealthy", "lost")
+GPU_HEALTH_STATES = tuple(h.value for h in GpuHealth)
 
 WAIT_BUCKETS_S = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 RUN_BUCKETS_S = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
@@ -189,14 +189,6 @@ _GPU_READINGS: tuple[tuple[str, str, str, float], ...] = (
 )
 
 
-def _number(value: Any) -> float | None:
-    """A finite number from a published record, or None (N/A: no series, never a fake 0)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def gpu_families(fleet: FleetView) -> list[Metric]:
     """Gauges of every host and GPU from the records supervisors publish (see
     :mod:`fleetq.fleet`). A reading a GPU does not support has no series at all."""
@@ -232,26 +224,19 @@ def gpu_families(fleet: FleetView) -> list[Metric]:
     for host in fleet.hosts:
         up.add_metric([host.host], 1 if host.online else 0)
         for record in host.gpus:
-            labels = [host.host, str(record.get("index", "?"))]
-            info.add_metric(
-                [*labels, str(record.get("name") or ""), str(record.get("uuid") or "")], 1
-            )
-            state = str(record.get("health") or "unknown")
+            labels = [host.host, str(record.index)]
+            info.add_metric([*labels, record.name or "", record.uuid or ""], 1)
+            state = "unknown" if record.health is None else record.health.value
             for word in (*GPU_HEALTH_STATES, *(() if state in GPU_HEALTH_STATES else (state,))):
                 health.add_metric([*labels, word], 1 if word == state else 0)
-            job = record.get("job")
-            busy.add_metric(labels, 1 if isinstance(job, Mapping) else 0)
-            if isinstance(job, Mapping):
-                done = _number(job.get("progress"))
-                if done is not None:
-                    progress.add_metric([*labels, str(job.get("service") or "")], done)
-            blocked.add_metric(labels, 1 if record.get("blocked") else 0)
-            drained.add_metric(labels, 1 if record.get("drained") else 0)
-            values = record.get("readings")
-            if not isinstance(values, Mapping):
-                continue
+            job = record.job
+            busy.add_metric(labels, 0 if job is None else 1)
+            if job is not None and job.progress is not None:
+                progress.add_metric([*labels, job.service], job.progress)
+            blocked.add_metric(labels, 1 if record.blocked else 0)
+            drained.add_metric(labels, 1 if record.drained else 0)
             for name, _text, field, scale in _GPU_READINGS:
-                value = _number(values.get(field))
+                value = record.reading(field)
                 if value is not None:
                     readings[name].add_metric(labels, value * scale)
     return [up, info, health, busy, blocked, drained, progress, *readings.values()]

@@ -45,6 +45,17 @@ class FaultKind(str, Enum):
     #: The GPU, backend or supervisor failed: requeue without charging an attempt.
     INFRA = "infra"
 
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, raw: Any) -> FaultKind | None:
+        """The kind named by ``raw``; None for a missing or unknown word (a newer writer)."""
+        try:
+            return cls(raw)
+        except ValueError:
+            return None
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -66,7 +77,8 @@ class JobError:
     type: str
     message: str
     node: str | None = None
-    kind: str | None = None
+    #: Who was to blame, when the writer said (the same kind the failed attempt was charged as).
+    kind: FaultKind | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -78,7 +90,7 @@ class JobError:
         if self.node is not None:
             data["node"] = self.node
         if self.kind is not None:
-            data["kind"] = self.kind
+            data["kind"] = self.kind.value
         if self.details:
             data["details"] = dict(self.details)
         return json.dumps(data, separators=(",", ":"))
@@ -99,7 +111,7 @@ class JobError:
             type=str(data.get("type", "Error")),
             message=str(data.get("message", "")),
             node=None if node is None else str(node),
-            kind=data.get("kind"),
+            kind=FaultKind.parse(data.get("kind")),
             details=details if isinstance(details, dict) else {},
         )
 

@@ -33,6 +33,7 @@ from fleetq.errors import RedisUnavailable
 from fleetq.fleet import HOST_TTL_MS
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, ReapOutcome
+from fleetq.records import GpuRecord, HostRecord
 from fleetq.store import AsyncStore, StreamEntry
 from fleetq.streamwatch import StreamWatcher, Subscription
 from fleetq.wakeups import WakeupWaiter
@@ -263,12 +264,13 @@ class WorkerQueue:
     async def publish_host(
         self,
         host: str,
-        record: dict[str, Any],
-        gpus: Sequence[dict[str, Any]],
+        record: HostRecord,
+        gpus: Sequence[GpuRecord],
         ttl_ms: int = HOST_TTL_MS,
     ) -> None:
-        """Publish one supervisor's host record and GPU readings, both expiring after ttl_ms."""
-        await self._run(lambda: self.store.publish_host(host, record, gpus, ttl_ms))
+        """Publish one supervisor's host record and GPU records, both expiring after ttl_ms."""
+        host_json, gpus_json = record.to_json(), [g.to_json() for g in gpus]
+        await self._run(lambda: self.store.publish_host(host, host_json, gpus_json, ttl_ms))
 
     async def withdraw_host(self, host: str) -> None:
         """Remove a supervisor's records (at a clean exit, so it shows offline at once)."""

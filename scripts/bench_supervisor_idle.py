@@ -66,6 +66,7 @@ from fleetbench.processes import (  # noqa: E402
 )
 
 from fleetq import Client, Settings  # noqa: E402
+from fleetq.records import PullerStatus  # noqa: E402
 
 DOC = BENCHMARKS_DOC
 HEADING = "## Supervisor idle overhead (scripts/bench_supervisor_idle.py)"
@@ -348,7 +349,7 @@ def wait_idle(settings: Settings, gpus: int, timeout_s: float, children: Childre
                     host.host == HOST_ID
                     and host.online
                     and len(host.gpus) == gpus
-                    and all(g.get("status") == "idle" for g in host.gpus)
+                    and all(g.status is PullerStatus.IDLE for g in host.gpus)
                 ):
                     return
             time.sleep(0.2)  # the publisher writes once a second; nothing to block on

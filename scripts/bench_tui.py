@@ -47,6 +47,7 @@ import textual  # noqa: E402
 from fleetq import AsyncClient, Client, Settings  # noqa: E402
 from fleetq.embedded import RedisServer  # noqa: E402
 from fleetq.model import ClaimedJob  # noqa: E402
+from fleetq.records import GpuHealth, GpuJobRecord, GpuRecord, HostRecord  # noqa: E402
 from fleetq.scripts import script_source  # noqa: E402
 from fleetq.store import new_job_id  # noqa: E402
 from fleetq.validation import build_spec  # noqa: E402
@@ -143,20 +144,18 @@ class Readings:
 
 def gpu_records(
     host: str, readings: Readings, jobs: dict[str, ClaimedJob], progress: dict[str, float]
-) -> list[dict[str, Any]]:
+) -> list[GpuRecord]:
     out = []
     for index in range(GPUS_PER_HOST):
         target = f"{host}:{index}"
         job = jobs.get(target)
-        out.append({
-            "index": index, "name": "NVIDIA RTX 4090", "uuid": f"GPU-{host}-{index}",
-            "health": "healthy", "reasons": [], "blocked": None, "drained": False,
-            "services": ["comfyui", "a1111"],
-            "job": None if job is None else {
-                "id": job.id, "service": job.service, "progress": progress[job.id],
-                "progress_text": "KSampler", "started_ms": 0},
-            "readings": readings.sample(target, busy=job is not None),
-        })  # fmt: skip
+        out.append(GpuRecord(
+            index=index, name="NVIDIA RTX 4090", uuid=f"GPU-{host}-{index}",
+            health=GpuHealth.HEALTHY, services=("comfyui", "a1111"),
+            job=None if job is None else GpuJobRecord(
+                job.id, job.service, progress[job.id], "KSampler", 0),
+            readings=readings.sample(target, busy=job is not None),
+        ))  # fmt: skip
     return out
 
 
@@ -189,7 +188,7 @@ class Fleet:
             self.progress[job_id] = done + 1 / 30 if done < 0.96 else 0.0
         for h in self.hosts:
             records = gpu_records(h, self.readings, self.running, self.progress)
-            await self.client.store.publish_host(h, {"version": "bench"}, records, 10_000)
+            await self.worker.publish_host(h, HostRecord(version="bench"), records, 10_000)
         jobs = list(self.running.values())
         for i in range(0, len(jobs), 50):  # in chunks: the connection pool is bounded
             await asyncio.gather(*(

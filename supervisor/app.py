@@ -16,6 +16,7 @@ from fleetq.metrics import SnapshotCollector, gpu_families, start_metrics_server
 from fleetq.worker import WorkerQueue
 from supervisor.backends.base import Backend
 from supervisor.config import SupervisorConfig
+from supervisor.execution import StopReason
 from supervisor.gpu.backend import open_gpu_backend
 from supervisor.gpu.monitor import GpuMonitor
 from supervisor.persist import until_written
@@ -80,7 +81,7 @@ class Supervisor:
     def _interrupt_all(self) -> None:
         for puller in self.pullers.values():
             if puller.current is not None:
-                puller.current.request_stop("shutdown")
+                puller.current.request_stop(StopReason.SHUTDOWN)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

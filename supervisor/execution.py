@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from enum import Enum
 from typing import TypeVar
 
 from fleetq.errors import OutputTooLarge, RedisUnavailable, StaleLease
@@ -33,6 +34,37 @@ T = TypeVar("T")
 PROGRESS_RENEW_MIN_S = 0.5
 
 
+class StopReason(str, Enum):
+    """Why a run was interrupted before the backend finished it."""
+
+    CANCEL = "cancel"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+    #: A critical XID on the GPU while the job ran.
+    GPU_FAULT = "gpu_fault"
+    #: The lease was taken back (the reaper requeued the job): someone else owns it now.
+    LEASE_LOST = "lease_lost"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunOutcome(str, Enum):
+    """How a run ended, as recorded in Redis (``lost``: nothing recorded, the lease was gone).
+    ``failed``, ``retrying``, ``requeued`` and ``cancelled`` are the answers of the fail
+    transition (``fleetq/lua/fail.lua``)."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    REQUEUED = "requeued"
+    LOST = "lost"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class JobExecution:
     """Runs one job; :meth:`request_stop` interrupts it (cancel, timeout, shutdown)."""
 
@@ -54,16 +86,15 @@ class JobExecution:
         self.interrupt_grace_s = interrupt_grace_s
         self.gpu_faults = gpu_faults
         self.gpu_fault: str | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         #: Why the backend failed this run (it was unreachable or answered nonsense), if it did.
         self.backend_error: str | None = None
         self._stop = asyncio.Event()
         self._progress_changed = asyncio.Event()
         self._progress: tuple[float | None, str] = (None, "")
 
-    def request_stop(self, reason: str) -> None:
-        """Interrupt the run: ``cancel``, ``timeout``, ``shutdown``, ``gpu_fault`` or
-        ``lease_lost``."""
+    def request_stop(self, reason: StopReason) -> None:
+        """Interrupt the run (the first reason given is the one acted on)."""
         if self.stop_reason is None:
             self.stop_reason = reason
             self._stop.set()
@@ -73,14 +104,14 @@ class JobExecution:
         self.state.set_progress(progress, text)
         self._progress_changed.set()
 
-    async def run(self) -> str:
+    async def run(self) -> RunOutcome:
         """Run the job to its end and record the outcome; returns it (for logs and tests)."""
         job = self.job
         started = time.monotonic()
         log.info("job %s claimed on %s (service %s, claim %d)", job.id, self.where, job.service,
                  job.claims)  # fmt: skip
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(job.timeout_ms / 1000, self.request_stop, "timeout")
+        timer = loop.call_later(job.timeout_ms / 1000, self.request_stop, StopReason.TIMEOUT)
         run_task = asyncio.create_task(
             self.backend.run(job.id, job.workflow, self._on_progress), name=f"run-{job.id}"
         )
@@ -141,13 +172,13 @@ class JobExecution:
                 cancel = await self.queue.renew(self.job, progress, text)
             except StaleLease as e:
                 log.warning("job %s: %s; stopping the run", self.job.id, e)
-                self.request_stop("lease_lost")
+                self.request_stop(StopReason.LEASE_LOST)
                 return
             except RedisUnavailable:
                 continue  # keep running; the reaper waits out Redis outages
             last_sent = loop.time()
             if cancel:
-                self.request_stop("cancel")
+                self.request_stop(StopReason.CANCEL)
 
     async def _watch_gpu(self, faults: asyncio.Queue[XidEvent]) -> None:
         """A critical XID while the job runs: its results cannot be trusted; stop it and give
@@ -156,18 +187,18 @@ class JobExecution:
             event = await faults.get()
             if event.xid in CRITICAL_XIDS:
                 self.gpu_fault = event.description
-                self.request_stop("gpu_fault")
+                self.request_stop(StopReason.GPU_FAULT)
                 return
 
     async def _watch_cancel(self) -> None:
         """A cancel request arrives on the job's own stream within milliseconds."""
         await self.queue.wait_for_cancel(self.job)
-        self.request_stop("cancel")
+        self.request_stop(StopReason.CANCEL)
 
-    async def _finish(self, run_task: asyncio.Task[BackendResult]) -> str:
+    async def _finish(self, run_task: asyncio.Task[BackendResult]) -> RunOutcome:
         job, reason = self.job, self.stop_reason
-        if reason == "lease_lost":
-            return "lost"
+        if reason is StopReason.LEASE_LOST:
+            return RunOutcome.LOST
         error: BaseException | None
         if run_task.cancelled():
             error = JobInterrupted("the backend did not stop after an interrupt")
@@ -179,50 +210,54 @@ class JobExecution:
             except OutputTooLarge as e:
                 return await self._fail(FaultKind.FINAL, JobError("OutputTooLarge", str(e)))
             except StaleLease:
-                return "lost"
-            return "completed"
-        if reason == "cancel":
+                return RunOutcome.LOST
+            return RunOutcome.COMPLETED
+        if reason is StopReason.CANCEL:
             try:
                 await self._write(lambda: self.queue.ack_cancel(job))
             except StaleLease:
-                return "lost"
-            return "cancelled"
-        if reason == "timeout":
+                return RunOutcome.LOST
+            return RunOutcome.CANCELLED
+        if reason is StopReason.TIMEOUT:
             message = f"job exceeded its timeout of {job.timeout_ms / 1000:g} s"
-            return await self._fail(FaultKind.JOB, JobError("Timeout", message, kind="job"))
-        if reason == "gpu_fault":
+            return await self._fail(FaultKind.JOB, JobError("Timeout", message, kind=FaultKind.JOB))
+        if reason is StopReason.GPU_FAULT:
             message = f"{self.gpu_fault} on {self.where} while the job ran"
-            return await self._fail(FaultKind.INFRA, JobError("GpuFault", message, kind="infra"))
-        if reason == "shutdown":
+            return await self._fail(
+                FaultKind.INFRA, JobError("GpuFault", message, kind=FaultKind.INFRA)
+            )
+        if reason is StopReason.SHUTDOWN:
             message = f"supervisor on {self.where} stopped before the job finished"
-            return await self._fail(FaultKind.INFRA, JobError("Shutdown", message, kind="infra"))
+            return await self._fail(
+                FaultKind.INFRA, JobError("Shutdown", message, kind=FaultKind.INFRA)
+            )
         return await self._fail(*self._blame(error))
 
     def _blame(self, error: BaseException) -> tuple[FaultKind, JobError]:
         if isinstance(error, JobRejected):
-            return FaultKind.FINAL, _with_kind(error.error, "final")
+            return FaultKind.FINAL, _with_kind(error.error, FaultKind.FINAL)
         if isinstance(error, JobRuntimeError):
-            return FaultKind.JOB, _with_kind(error.error, "job")
+            return FaultKind.JOB, _with_kind(error.error, FaultKind.JOB)
         if isinstance(error, JobInterrupted):
             message = f"the backend on {self.where} was interrupted by someone else"
-            return FaultKind.INFRA, JobError("Interrupted", message, kind="infra")
+            return FaultKind.INFRA, JobError("Interrupted", message, kind=FaultKind.INFRA)
         if isinstance(error, BackendUnavailable):
             self.backend_error = str(error)
-            return FaultKind.INFRA, JobError("BackendUnavailable", str(error), kind="infra")
+            return FaultKind.INFRA, JobError("BackendUnavailable", str(error), kind=FaultKind.INFRA)
         # An adapter bug triggered by this job: charge it, so it cannot loop forever.
         log.error("job %s: unexpected %s from the backend adapter", self.job.id,
                   type(error).__name__, exc_info=error)  # fmt: skip
         return FaultKind.JOB, JobError(type(error).__name__, str(error) or "adapter error")
 
-    async def _fail(self, kind: FaultKind, error: JobError) -> str:
+    async def _fail(self, kind: FaultKind, error: JobError) -> RunOutcome:
         try:
-            return await self._write(lambda: self.queue.fail(self.job, kind, error))
+            return RunOutcome(await self._write(lambda: self.queue.fail(self.job, kind, error)))
         except StaleLease:
-            return "lost"
+            return RunOutcome.LOST
 
     async def _write(self, write: Callable[[], Awaitable[T]]) -> T:
         return await until_written(write, f"job {self.job.id} result")
 
 
-def _with_kind(error: JobError, kind: str) -> JobError:
+def _with_kind(error: JobError, kind: FaultKind) -> JobError:
     return JobError(error.type, error.message, error.node, kind, error.details)

@@ -10,11 +10,11 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from fleetq import __version__
 from fleetq.errors import RedisUnavailable
 from fleetq.fleet import FleetView, HostView
+from fleetq.records import BlockedBy, GpuHealth, GpuRecord, HostRecord, HostState, PullerStatus
 from fleetq.urls import safe_url
 from fleetq.worker import WorkerQueue
 from supervisor.config import SupervisorConfig
@@ -25,43 +25,44 @@ from supervisor.puller import Puller
 log = logging.getLogger(__name__)
 
 
-def gpu_record(identity: GpuIdentity, status: GpuStatus, puller: Puller | None) -> dict[str, Any]:
+def gpu_record(identity: GpuIdentity, status: GpuStatus, puller: Puller | None) -> GpuRecord:
     reading = status.reading
     readings = reading.to_json_dict()
     readings["ecc_uncorrected"] = reading.ecc_volatile_uncorrected
     state = puller.state if puller is not None else None
-    return {
-        "index": identity.index,
-        "name": identity.name,
-        "uuid": identity.uuid,
-        "health": "lost" if reading.lost else status.verdict.status,
-        "reasons": list(status.verdict.reasons),
-        "status": state.status if state else "unmanaged",
-        "blocked": state.blocked if state else "no puller for this GPU",
-        "drained": bool(state and state.blocked == "drained by operator"),
-        "services": sorted(puller.backends) if puller else [],
-        "backends": {s: safe_url(b.url) for s, b in puller.backends.items()} if puller else {},
-        "job": state.job_record() if state else None,
-        "jobs_done": state.jobs_done if state else 0,
-        "readings": readings,
-    }
+    return GpuRecord(
+        index=identity.index,
+        name=identity.name,
+        uuid=identity.uuid,
+        health=GpuHealth.LOST if reading.lost else GpuHealth(status.verdict.status),
+        reasons=tuple(status.verdict.reasons),
+        status=state.status if state else PullerStatus.UNMANAGED,
+        blocked=state.blocked if state else "no puller for this GPU",
+        blocked_by=state.blocked_by if state else BlockedBy.NO_PULLER,
+        drained=bool(state and state.drained),
+        services=tuple(sorted(puller.backends)) if puller else (),
+        backends={s: safe_url(b.url) for s, b in puller.backends.items()} if puller else {},
+        job=state.job_record() if state else None,
+        jobs_done=state.jobs_done if state else 0,
+        readings=readings,
+    )
 
 
 def host_record(
     config: SupervisorConfig, started_ms: int, gpus: Sequence[GpuIdentity], draining: bool,
     simulated: bool,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "host": config.host_id,
-        "version": __version__,
-        "pid": os.getpid(),
-        "started_ms": started_ms,
-        "heartbeat_ms": int(time.time() * 1000),
-        "gpus": len(gpus),
-        "simulated": simulated,
-        "state": "draining" if draining else "running",
-        "backends": {b.service: safe_url(b.url_template) for b in config.backends},
-    }
+) -> HostRecord:  # fmt: skip
+    return HostRecord(
+        host=config.host_id,
+        version=__version__,
+        pid=os.getpid(),
+        started_ms=started_ms,
+        heartbeat_ms=int(time.time() * 1000),
+        gpus=len(gpus),
+        simulated=simulated,
+        state=HostState.DRAINING if draining else HostState.RUNNING,
+        backends={b.service: safe_url(b.url_template) for b in config.backends},
+    )
 
 
 class Publisher:
@@ -85,8 +86,8 @@ class Publisher:
         self.started_ms = int(time.time() * 1000)
         self.ttl_ms = max(3_000, int(config.publish_interval_s * 5_000))
         #: The latest records, also served by the metrics endpoint.
-        self.last_host: dict[str, Any] = {}
-        self.last_gpus: list[dict[str, Any]] = []
+        self.last_host = HostRecord()
+        self.last_gpus: list[GpuRecord] = []
 
     async def publish_once(self) -> None:
         statuses = {s.reading.index: s for s in await self.monitor.sample_and_judge(

@@ -9,10 +9,11 @@ from collections.abc import Mapping
 
 from fleetq.errors import RedisUnavailable
 from fleetq.model import ClaimedJob
+from fleetq.records import BlockedBy, PullerStatus
 from fleetq.worker import ClaimOutcome, WorkerQueue
 from supervisor.backends.base import Backend
 from supervisor.config import SupervisorConfig
-from supervisor.execution import JobExecution
+from supervisor.execution import JobExecution, RunOutcome
 from supervisor.gpu.monitor import GpuMonitor
 from supervisor.state import PullerState
 from supervisor.waiting import wait_event
@@ -69,27 +70,28 @@ class Puller:
                 if outcome.job is not None:
                     await self._execute(outcome.job)
                 elif outcome.drained:
-                    self.state.set_blocked("drained by operator")
+                    self.state.set_blocked(BlockedBy.DRAINED, "drained by operator")
                     await self._rest(self.config.gate_retry_s)
                 elif self._gate_closed:
                     await self._rest(self.config.gate_retry_s)
             except RedisUnavailable as e:
                 failures += 1
-                self.state.set_blocked("Redis unavailable")
+                self.state.set_blocked(BlockedBy.REDIS_UNAVAILABLE, "Redis unavailable")
                 log.warning("puller %s: %s", self.where, e)
                 await self._rest(min(10.0, 0.25 * 2**failures))
             except Exception:
                 failures += 1
                 log.exception("puller %s: unexpected error; continuing", self.where)
                 await self._rest(min(10.0, 0.25 * 2**failures))
-        self.state.status = "stopped"
+        self.state.status = PullerStatus.STOPPED
         log.info("puller %s stopped after %d job(s)", self.where, self.state.jobs_done)
 
     def _note_empty(self, outcome: ClaimOutcome) -> None:
         """Nothing to claim: say whether this GPU waits for work or for a paused service."""
         services = set(self._open)
         if services and services <= set(outcome.paused):
-            self.state.set_blocked("service paused: " + ", ".join(sorted(services)))
+            paused = "service paused: " + ", ".join(sorted(services))
+            self.state.set_blocked(BlockedBy.SERVICE_PAUSED, paused)
         else:
             self.state.set_idle()
 
@@ -107,7 +109,8 @@ class Puller:
     async def _open_services(self) -> list[str]:
         verdict = await self.monitor.check(self.gpu, self.config.min_free_mb)
         if not verdict.can_claim:
-            self.state.set_blocked("GPU unhealthy: " + "; ".join(verdict.reasons))
+            reasons = "GPU unhealthy: " + "; ".join(verdict.reasons)
+            self.state.set_blocked(BlockedBy.GPU_UNHEALTHY, reasons)
             return []
         # Drains and pauses are checked by the claim itself, atomically.
         candidates = list(self.backends)
@@ -116,7 +119,8 @@ class Puller:
         candidates = [s for s in candidates if s not in cooling]
         if not candidates:
             until, _, why = min(cooling.values())
-            self.state.set_blocked(f"backend failing: {why} (retry in {until - now:.0f} s)")
+            why = f"backend failing: {why} (retry in {until - now:.0f} s)"
+            self.state.set_blocked(BlockedBy.BACKEND_FAILING, why)
             return []
         # Right after our own job completed, the backend is known alive and idle: skip one probe.
         fresh = [s for s in candidates if self._just_finished.pop(s, 0.0) > now - 2.0]
@@ -125,8 +129,12 @@ class Puller:
         ready = fresh + [s for s, p in zip(to_probe, probes, strict=True) if p.ready]
         if not ready and probes:
             probe = probes[0]
-            state = "backend down" if not probe.alive else "backend busy"
-            self.state.set_blocked(f"{state}: {probe.detail}" if probe.detail else state)
+            by, state = (
+                (BlockedBy.BACKEND_DOWN, "backend down")
+                if not probe.alive
+                else (BlockedBy.BACKEND_BUSY, "backend busy")
+            )
+            self.state.set_blocked(by, f"{state}: {probe.detail}" if probe.detail else state)
         return ready
 
     async def _execute(self, job: ClaimedJob) -> None:
@@ -147,7 +155,7 @@ class Puller:
             self.current = None
             self.state.set_finished()
         self._note_backend(job.service, execution.backend_error)
-        if outcome == "completed":
+        if outcome is RunOutcome.COMPLETED:
             self._just_finished[job.service] = asyncio.get_running_loop().time()
 
     def _note_backend(self, service: str, error: str | None) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from fleetq.model import ClaimedJob
+from fleetq.records import BlockedBy, GpuJobRecord, PullerStatus
 
 
 @dataclass
@@ -27,20 +27,25 @@ class PullerState:
     """Mutable, owned by one puller; the publisher reads it once a second."""
 
     gpu: int
-    #: idle (waiting for work), running, blocked (gate closed), stopping, stopped
-    status: str = "idle"
+    status: PullerStatus = PullerStatus.IDLE
+    #: Why the puller does not claim, in words, and as a kind (None while it may claim).
     blocked: str | None = None
+    blocked_by: BlockedBy | None = None
     job: CurrentJob | None = None
     jobs_done: int = 0
 
-    def set_idle(self) -> None:
-        self.status, self.blocked = "idle", None
+    @property
+    def drained(self) -> bool:
+        return self.blocked_by is BlockedBy.DRAINED
 
-    def set_blocked(self, reason: str) -> None:
-        self.status, self.blocked = "blocked", reason
+    def set_idle(self) -> None:
+        self.status, self.blocked, self.blocked_by = PullerStatus.IDLE, None, None
+
+    def set_blocked(self, by: BlockedBy, reason: str) -> None:
+        self.status, self.blocked, self.blocked_by = PullerStatus.BLOCKED, reason, by
 
     def set_running(self, job: ClaimedJob) -> None:
-        self.status, self.blocked = "running", None
+        self.status, self.blocked, self.blocked_by = PullerStatus.RUNNING, None, None
         self.job = CurrentJob(job.id, job.service, int(time.time() * 1000))
 
     def set_progress(self, progress: float, text: str) -> None:
@@ -50,15 +55,10 @@ class PullerState:
     def set_finished(self) -> None:
         self.job = None
         self.jobs_done += 1
-        self.status = "idle"
+        self.status = PullerStatus.IDLE
 
-    def job_record(self) -> dict[str, Any] | None:
+    def job_record(self) -> GpuJobRecord | None:
         if self.job is None:
             return None
-        return {
-            "id": self.job.id,
-            "service": self.job.service,
-            "progress": round(self.job.progress, 4),
-            "progress_text": self.job.progress_text,
-            "started_ms": self.job.started_ms,
-        }
+        job = self.job
+        return GpuJobRecord(job.id, job.service, job.progress, job.progress_text, job.started_ms)

@@ -14,7 +14,8 @@ from typing import Any
 
 from fleetq import JobError, JobState, JobStatus, Settings, Stats
 from fleetq.fleet import FleetView, HostView
-from fleetq.model import Attempt, OutputFile, ServiceStats
+from fleetq.model import Attempt, FaultKind, OutputFile, ServiceStats
+from fleetq.records import GpuHealth, GpuJobRecord, GpuRecord, HostRecord
 from tui.app import FleetqApp, create_app
 from tui.source import StaticSource
 
@@ -98,19 +99,19 @@ def job(
 def _gpu(
     index: int, name: str, util: int | None, mem: int | None, total: int, temp: int | None,
     power: float | None, limit: float | None, job: JobStatus | None = None,
-    health: str = "healthy", reasons: tuple[str, ...] = (), blocked: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "index": index,
-        "name": name,
-        "uuid": f"GPU-{index:04d}",
-        "health": health,
-        "reasons": list(reasons),
-        "blocked": blocked,
-        "drained": False,
-        "services": ["comfyui", "a1111"],
-        "job": None if job is None else _gpu_job(job),
-        "readings": {
+    health: GpuHealth = GpuHealth.HEALTHY, reasons: tuple[str, ...] = (),
+    blocked: str | None = None,
+) -> GpuRecord:  # fmt: skip
+    return GpuRecord(
+        index=index,
+        name=name,
+        uuid=f"GPU-{index:04d}",
+        health=health,
+        reasons=reasons,
+        blocked=blocked,
+        services=("comfyui", "a1111"),
+        job=None if job is None else _gpu_job(job),
+        readings={
             "utilization_gpu_pct": util,
             "memory_used_mb": mem,
             "memory_total_mb": total,
@@ -119,17 +120,11 @@ def _gpu(
             "power_w": power,
             "power_limit_w": limit,
         },
-    }
+    )
 
 
-def _gpu_job(job: JobStatus) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "service": job.service,
-        "progress": job.progress,
-        "progress_text": job.progress_text,
-        "started_ms": job.started_ms,
-    }
+def _gpu_job(job: JobStatus) -> GpuJobRecord:
+    return GpuJobRecord(job.id, job.service, job.progress, job.progress_text, job.started_ms)
 
 
 def demo_source() -> StaticSource:
@@ -159,13 +154,13 @@ def demo_source() -> StaticSource:
     ]  # fmt: skip
     retry_wait = job(
         30, JobState.QUEUED, age_ms=5 * M, attempts=1, claims=1, ready_ms=NOW_MS + 20 * S,
-        error=JobError("RuntimeError", "CUDA out of memory", node="3", kind="job"),
+        error=JobError("RuntimeError", "CUDA out of memory", node="3", kind=FaultKind.JOB),
     )  # fmt: skip
     failed = job(
         40, JobState.FAILED, age_ms=20 * M, attempts=3, claims=4, lost_leases=1,
         finished_ms=NOW_MS - 2 * M, host="gpu-node-02", gpu=1,
         error=JobError("ValueError", "ckpt_name 'sd_xl_refiner.safetensors' not in list",
-                       node="4", kind="final"),
+                       node="4", kind=FaultKind.FINAL),
         timeline=(
             Attempt(1, "gpu-node-02", 1, NOW_MS - 19 * M, NOW_MS - 17 * M, "requeued",
                     "backend lost (ComfyUI restarted)"),
@@ -190,25 +185,25 @@ def demo_source() -> StaticSource:
     r = {f"{i + 1:02d}": j for i, j in enumerate(running)}
     ada, a100, l40 = "RTX 4090", "A100-SXM4-80GB", "L40S"
     hosts = (
-        HostView("gpu-node-01", True, NOW_MS - S, {"version": "fleetq 0.1.0"}, (
+        HostView("gpu-node-01", True, NOW_MS - S, HostRecord(version="fleetq 0.1.0"), (
             _gpu(0, ada, 97, 21_800, 24_564, 74, 402.3, 450, r["01"]),
             _gpu(1, ada, 88, 18_211, 24_564, 71, 377.0, 450, r["02"]),
             _gpu(2, ada, 64, 12_020, 24_564, 66, 301.9, 450, r["03"]),
             _gpu(3, ada, 0, 610, 24_564, 38, 31.2, 450),
         )),
-        HostView("gpu-node-02", True, NOW_MS - S, {"version": "fleetq 0.1.0"}, (
+        HostView("gpu-node-02", True, NOW_MS - S, HostRecord(version="fleetq 0.1.0"), (
             _gpu(0, a100, 91, 61_440, 81_920, 63, 331.0, 400, r["04"]),
-            _gpu(1, a100, None, None, 81_920, None, None, None, health="lost",
+            _gpu(1, a100, None, None, 81_920, None, None, None, health=GpuHealth.LOST,
                  reasons=("XID 79: GPU has fallen off the bus",), blocked="GPU lost"),
-            _gpu(2, a100, 3, 1_024, 81_920, 86, 88.0, 400, health="degraded",
+            _gpu(2, a100, 3, 1_024, 81_920, 86, 88.0, 400, health=GpuHealth.DEGRADED,
                  reasons=("temperature 86°C near slowdown 90°C",), blocked="too hot"),
             _gpu(3, a100, 79, 40_960, 81_920, 58, 290.5, 400, r["06"]),
         )),
-        HostView("gpu-node-03", True, NOW_MS - 2 * S, {"version": "fleetq 0.1.0"}, (
+        HostView("gpu-node-03", True, NOW_MS - 2 * S, HostRecord(version="fleetq 0.1.0"), (
             _gpu(0, l40, 0, 480, 46_068, 35, None, None, blocked="backend down: ComfyUI"),
             _gpu(1, l40, 45, 9_800, 46_068, 52, None, None, r["05"]),
         )),
-        HostView("gpu-node-04", False, NOW_MS - 3 * M - 7 * S, {}, ()),
+        HostView("gpu-node-04", False, NOW_MS - 3 * M - 7 * S, HostRecord(), ()),
     )  # fmt: skip
     services = (
         ServiceStats("comfyui", queued=1_284, delayed=1, running=5, completed=18_912,
@@ -251,10 +246,10 @@ def prefill_history(app: FleetqApp, samples: int = 60) -> None:
     assert isinstance(source, StaticSource)
     for host in source.fleet.hosts:
         for gpu in host.gpus:
-            target = f"{host.host}:{gpu['index']}"
-            util = gpu["readings"]["utilization_gpu_pct"]
+            target = f"{host.host}:{gpu.index}"
+            util = gpu.readings["utilization_gpu_pct"]
             # The first refresh adds the current reading as the last sample.
-            values = [curve(gpu["index"] + len(host.host), t) for t in range(samples - 1)]
+            values = [curve(gpu.index + len(host.host), t) for t in range(samples - 1)]
             if util is None:
                 values[-8:] = [-1.0] * 8  # the GPU fell off the bus 8 s ago
             builder.seed_history(target, values)

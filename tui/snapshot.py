@@ -15,14 +15,13 @@ from typing import Any
 
 from fleetq.fleet import HostView
 from fleetq.model import JobState, JobStatus, ServiceStats
+from fleetq.records import GpuJobRecord, GpuRecord
 from tui.latency import Latency, LatencyTracker
 from tui.source import FleetRead, JobAction, JobFilter
 from tui.workflow import WorkflowSummary, summarize_workflow
 
 #: Utilization samples kept per GPU: one a second for a minute.
 HISTORY_LEN = 60
-#: What a supervisor's GPU record says while the GPU or its machine is drained.
-DRAINED_BY_OPERATOR = "drained by operator"
 #: Two samples closer than this (an extra refresh after an action) count as one.
 MIN_SAMPLE_GAP_MS = 900
 
@@ -174,7 +173,6 @@ class SnapshotBuilder:
 
     def _host(self, view: HostView, drained: frozenset[str], now_ms: int) -> HostSnapshot:
         host_drained = view.host in drained
-        version = view.record.get("version")
         if not view.online:
             known = self._known_gpus.get(view.host, ())
             gpus = tuple(
@@ -191,55 +189,52 @@ class SnapshotBuilder:
             view.last_seen_ms,
             host_drained,
             gpus,
-            version=None if version is None else str(version),
+            version=view.record.version,
         )
 
     def _gpu(
         self,
         host: str,
-        record: Mapping[str, Any],
+        record: GpuRecord,
         drained: frozenset[str],
         host_drained: bool,
         now_ms: int,
     ) -> GpuSnapshot:
-        index = _int(record.get("index"), 0)
-        readings = record.get("readings")
-        r: Mapping[str, Any] = readings if isinstance(readings, Mapping) else {}
-        util = _num(r.get("utilization_gpu_pct"))
+        index = record.index
+        util = record.reading("utilization_gpu_pct")
         target = f"{host}:{index}"
         history = self._sample(target, util, now_ms)
-        reasons = record.get("reasons")
-        blocked = record.get("blocked")
-        health = None if record.get("health") is None else str(record.get("health"))
+        blocked = record.blocked
+        health = None if record.health is None else record.health.value
         since = self._fault(target, health, now_ms)
         gpu_drained = target in drained
-        if blocked == DRAINED_BY_OPERATOR and not (gpu_drained or host_drained):
+        if record.drained and not (gpu_drained or host_drained):
             # The drain set in Redis is the truth; the supervisor's record catches up with an
             # undrain only at its next publish (1-2 s), so its "drained" is not shown.
             blocked = None
         return GpuSnapshot(
             host=host,
             index=index,
-            name=str(record.get("name") or "GPU"),
+            name=record.name or "GPU",
             online=True,
             health=health,
-            reasons=tuple(str(x) for x in reasons) if isinstance(reasons, list) else (),
-            blocked=None if not blocked else str(blocked),
+            reasons=record.reasons,
+            blocked=blocked,
             drained=gpu_drained,
             host_drained=host_drained,
             util_pct=util,
-            mem_used_mb=_num(r.get("memory_used_mb")),
-            mem_total_mb=_num(r.get("memory_total_mb")),
-            temp_c=_num(r.get("temperature_c")),
-            temp_slowdown_c=_num(r.get("temperature_slowdown_c")),
-            power_w=_num(r.get("power_w")),
-            power_limit_w=_num(r.get("power_limit_w")),
-            job=_gpu_job(record.get("job")),
+            mem_used_mb=record.reading("memory_used_mb"),
+            mem_total_mb=record.reading("memory_total_mb"),
+            temp_c=record.reading("temperature_c"),
+            temp_slowdown_c=record.reading("temperature_slowdown_c"),
+            power_w=record.reading("power_w"),
+            power_limit_w=record.reading("power_limit_w"),
+            job=_gpu_job(record.job),
             history=history,
             history_count=self._sample_count.get(target, 0),
             fault_since_ms=None if since is None else since[0],
             fault_before_start=since is not None and since[1],
-            readings=r,
+            readings=record.readings,
         )
 
     def _fault(self, target: str, health: str | None, now_ms: int) -> tuple[int, bool] | None:
@@ -298,22 +293,7 @@ def _pos(job: JobStatus) -> int:
     return -1 if job.position is None else job.position
 
 
-def _gpu_job(raw: Any) -> GpuJob | None:
-    if not isinstance(raw, Mapping) or not raw.get("id"):
+def _gpu_job(job: GpuJobRecord | None) -> GpuJob | None:
+    if job is None:
         return None
-    return GpuJob(
-        id=str(raw["id"]),
-        service=str(raw.get("service") or ""),
-        progress=_num(raw.get("progress")),
-        progress_text=str(raw.get("progress_text") or ""),
-    )
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _int(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+    return GpuJob(job.id, job.service, job.progress, job.progress_text)

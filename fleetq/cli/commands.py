@@ -213,9 +213,9 @@ def _check_known_target(client: Client, target: str) -> None:
         raise InvalidArgument(
             f"no supervisor has ever registered as host {name!r} in namespace {namespace!r}"
         )
-    indices = {g.get("index") for g in host.gpus}
+    indices = {g.index for g in host.gpus}
     if gpu.isascii() and gpu.isdigit() and host.online and host.gpus and int(gpu) not in indices:
-        known = ", ".join(str(i) for i in sorted(i for i in indices if isinstance(i, int)))
+        known = ", ".join(str(i) for i in sorted(indices))
         raise InvalidArgument(f"host {name!r} has no GPU {gpu} (its GPUs: {known})")
 
 

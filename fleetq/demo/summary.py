@@ -86,7 +86,7 @@ def summarize(
     busy: dict[str, float] = defaultdict(float)
     for host in fleet.hosts:
         for gpu in host.gpus:
-            busy[f"{host.host}:{gpu.get('index')}"] += 0.0
+            busy[f"{host.host}:{gpu.index}"] += 0.0
     states: Counter[str] = Counter()
     kinds: dict[str, Counter[str]] = defaultdict(Counter)
     waits: dict[str, list[int]] = defaultdict(list)

@@ -87,7 +87,12 @@ def job(status: JobStatus, base_url: str) -> dict[str, Any]:
         "gpu": status.gpu,
         "error": None
         if error is None
-        else {"type": error.type, "message": error.message, "node": error.node, "kind": error.kind},
+        else {
+            "type": error.type,
+            "message": error.message,
+            "node": error.node,
+            "kind": None if error.kind is None else error.kind.value,
+        },
         "submitted_at": iso(status.submitted_ms),
         "enqueued_at": iso(status.enqueued_ms),
         "started_at": iso(status.started_ms),
@@ -186,8 +191,8 @@ def fleet(view: FleetView) -> dict[str, Any]:
                 "host": h.host,
                 "online": h.online,
                 "last_seen_at": iso(h.last_seen_ms),
-                "record": dict(h.record),
-                "gpus": [dict(g) for g in h.gpus],
+                "record": h.record.to_json() if h.online else {},
+                "gpus": [g.to_json() for g in h.gpus],
             }
             for h in view.hosts
         ],

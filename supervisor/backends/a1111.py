@@ -66,7 +66,7 @@ from typing import Any
 
 import aiohttp
 
-from fleetq.model import JobError, Output
+from fleetq.model import FaultKind, JobError, Output
 from fleetq.urls import safe_url
 
 from .a1111_protocol import (
@@ -212,7 +212,7 @@ class A1111Backend:
         endpoint = "img2img" if "init_images" in workflow else "txt2img"
         if workflow.get("send_images") is False:
             message = "send_images is false: A1111 would return no images"
-            raise JobRejected(JobError("invalid_request", message, kind="final"))
+            raise JobRejected(JobError("invalid_request", message, kind=FaultKind.FINAL))
         body = dict(workflow)
         keep_extras = body.pop(KEEP_EXTRAS_KEY, None) is True or self.keep_extras
         if not body.get("force_task_id"):
@@ -221,7 +221,9 @@ class A1111Backend:
         try:
             data = json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise JobRejected(JobError("invalid_request", f"not JSON: {e}", kind="final")) from e
+            raise JobRejected(
+                JobError("invalid_request", f"not JSON: {e}", kind=FaultKind.FINAL)
+            ) from e
         loop = asyncio.get_running_loop()
         job = _Job(job_id, endpoint, task_id, loop.time(), keep_extras=keep_extras)
         job.hires = endpoint == "txt2img" and bool(workflow.get("enable_hr"))
@@ -350,7 +352,7 @@ class A1111Backend:
         details = {"status": status}
         if status == 422:
             raise JobRejected(
-                JobError("validation_error", message or what, kind="final", details=details)
+                JobError("validation_error", message or what, kind=FaultKind.FINAL, details=details)
             )
         if status in (401, 403):
             raise BackendUnavailable(f"{what}: check the adapter's auth")
@@ -358,7 +360,10 @@ class A1111Backend:
             if body is None or (status == 404 and error_type is None and message == "Not Found"):
                 raise BackendUnavailable(f"{what} (is the API enabled?)")
             error = JobError(
-                error_type or "HTTPException", message or what, kind="final", details=details
+                error_type or "HTTPException",
+                message or what,
+                kind=FaultKind.FINAL,
+                details=details,
             )
             raise JobRejected(error)
         if status == 500:
@@ -367,11 +372,14 @@ class A1111Backend:
                 message = f"{what} without details: {text}"
             if is_request_error(message):  # the request is wrong: retrying cannot help
                 error = JobError(
-                    error_type or "HTTPException", message, kind="final", details=details
+                    error_type or "HTTPException", message, kind=FaultKind.FINAL, details=details
                 )
                 raise JobRejected(error)
             error = JobError(
-                error_type or "InternalServerError", message or what, kind="job", details=details
+                error_type or "InternalServerError",
+                message or what,
+                kind=FaultKind.JOB,
+                details=details,
             )
             raise JobRuntimeError(error)
         raise BackendUnavailable(f"{what}: {answer.body[:200]!r}")
@@ -384,7 +392,7 @@ class A1111Backend:
         wanted = requested_checkpoint(workflow)
         mismatch = checkpoint_mismatch(wanted, info) if wanted else None
         if mismatch:
-            raise JobRejected(JobError("CheckpointNotFound", mismatch, kind="final"))
+            raise JobRejected(JobError("CheckpointNotFound", mismatch, kind=FaultKind.FINAL))
         outputs: list[Output] = []
         described: list[dict[str, Any]] = []
         counters = {"image": 0, "grid": 0, "extra": 0}
@@ -426,7 +434,7 @@ class A1111Backend:
                 f"{' and '.join(stopped)} by another client of A1111 (or its UI): the images "
                 "are only partly denoised"
             )
-            raise JobRuntimeError(JobError("InterruptedElsewhere", message, kind="job"))
+            raise JobRuntimeError(JobError("InterruptedElsewhere", message, kind=FaultKind.JOB))
 
     async def _is_ours(self, job: _Job, data: Mapping[str, Any]) -> bool:
         """Is the job holding the lock ours? Asked only while one is running."""

@@ -50,7 +50,7 @@ from typing import Any
 import aiohttp
 
 from fleetq.backoff import BackoffPolicy
-from fleetq.model import JobError, Output
+from fleetq.model import FaultKind, JobError, Output
 from fleetq.urls import safe_url
 
 from .base import (
@@ -206,7 +206,7 @@ class ComfyUIBackend:
             graph, extra = extract_prompt(workflow)
         except ValueError as e:
             log.info("job %s rejected before submitting: %s", job_id, e)
-            raise JobRejected(JobError("invalid_prompt", str(e), kind="final")) from e
+            raise JobRejected(JobError("invalid_prompt", str(e), kind=FaultKind.FINAL)) from e
         loop = asyncio.get_running_loop()
         job = _Job(job_id, str(uuid.uuid4()), loop.time())
         tracker = ProgressTracker(graph, progress)
@@ -291,7 +291,9 @@ class ComfyUIBackend:
         try:
             data = json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise JobRejected(JobError("invalid_prompt", f"not JSON: {e}", kind="final")) from e
+            raise JobRejected(
+                JobError("invalid_prompt", f"not JSON: {e}", kind=FaultKind.FINAL)
+            ) from e
         # From here on the prompt may exist on the server (an answer can be lost), so a
         # cancel or an interrupt must reach it.
         job.submitted = True
@@ -533,7 +535,7 @@ class ComfyUIBackend:
                 "OutputMissing",
                 f"{where} ({ref.type}) is listed in history but /view answered 404",
                 node=ref.node,
-                kind="job",
+                kind=FaultKind.JOB,
             )
             raise JobRuntimeError(error)
         if answer.status != 200:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetq.model import JobError
+from fleetq.model import FaultKind, JobError
 
 from .base import ProgressSink
 
@@ -144,7 +144,9 @@ def rejection(body: Any) -> JobError:
             count = sum(len(entry["errors"]) for entry in trimmed.values())
             if count > 1:
                 message += f" (+{count - 1} more)"
-    return JobError(type=error_type, message=message, node=node, kind="final", details=details)
+    return JobError(
+        type=error_type, message=message, node=node, kind=FaultKind.FINAL, details=details
+    )
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def runtime_error(data: Mapping[str, Any]) -> JobError:
         type=exception_type,
         message=message,
         node=None if node_id is None else str(node_id),
-        kind="job",
+        kind=FaultKind.JOB,
         details=details,
     )
 
@@ -232,7 +234,7 @@ def unfetchable(ref: FileRef) -> JobError | None:
         f"character {bad!r}, which ComfyUI cannot serve; remove it from the node's "
         "filename_prefix",
         node=ref.node,
-        kind="final",
+        kind=FaultKind.FINAL,
     )
 
 
@@ -308,7 +310,7 @@ def finished(entry: Any) -> Finished:
         error = JobError(
             type="ExecutionError",
             message=f"ComfyUI reported status {status_str!r} without an execution_error",
-            kind="job",
+            kind=FaultKind.JOB,
         )
         return Finished("error", error=error)
     return Finished("success", files=output_files(outputs), texts=_texts(outputs))

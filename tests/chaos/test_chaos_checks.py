@@ -78,7 +78,7 @@ async def test_checks_find_planted_faults(
         charged = await submit(3, max_attempts=1)  # an ok job charged for a job fault
         claimed = (await queue.try_claim(["comfyui"], "chaos-0", 0)).job
         assert claimed is not None and claimed.id == charged
-        await queue.fail(claimed, FaultKind.JOB, JobError("Oops", "planted", kind="job"))
+        await queue.fail(claimed, FaultKind.JOB, JobError("Oops", "planted", kind=FaultKind.JOB))
         stuck = await submit(4)  # left queued
         cancelled = await submit(5)  # cancelled with no cancel on record
         await aclient.cancel(cancelled)

@@ -89,7 +89,9 @@ async def test_job_fault_retries_with_backoff_then_fails_with_reason(
 async def test_final_fault_fails_at_once(client: Client, worker: WorkerQueue, graph: Any) -> None:
     job = client.submit(graph, max_attempts=5)
     claimed = await claim(worker)
-    error = JobError("prompt_outputs_failed_validation", "Value not in list", "4", kind="final")
+    error = JobError(
+        "prompt_outputs_failed_validation", "Value not in list", "4", kind=FaultKind.FINAL
+    )
     assert await worker.fail(claimed, FaultKind.FINAL, error) == "failed"
     status = job.status()
     assert status.attempts == 1 and status.error == error

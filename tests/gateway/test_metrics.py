@@ -13,6 +13,7 @@ from fleetq.fleet import FleetView, HostView
 from fleetq.gateway.state import GATEWAY
 from fleetq.metrics import SnapshotCollector, gpu_families, start_metrics_server
 from fleetq.model import FaultKind, JobError, Output
+from fleetq.records import GpuRecord, HostRecord
 from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
 
@@ -162,7 +163,9 @@ async def test_start_metrics_server_for_a_supervisor() -> None:
     async def refresh() -> None:
         nonlocal refreshed
         refreshed += 1
-        host = HostView("box-9", True, 0, {}, (GPU_0,))
+        gpu = GpuRecord.from_json(GPU_0)
+        assert gpu is not None
+        host = HostView("box-9", True, 0, HostRecord(), (gpu,))
         gpus.set(gpu_families(FleetView((host,))))
 
     runner = await start_metrics_server(0, registry, refresh=refresh)

@@ -23,8 +23,8 @@ async def gpu_record(client: AsyncClient, host: str, index: int) -> dict[str, An
     for view in (await client.fleet()).hosts:
         if view.host == host and view.online:
             for gpu in view.gpus:
-                if gpu.get("index") == index:
-                    return dict(gpu)
+                if gpu.index == index:
+                    return gpu.to_json()
     return None
 
 
@@ -177,10 +177,16 @@ async def test_paused_service_and_drained_gpu_block_claims(
     async with running_supervisor(make_config(settings, "m1", 1, {"comfyui": fakes[0].port})):
         await aclient.drain("m1:0")
         await eventually(lambda: _blocked_with(aclient, "drained by operator"))
+        record = await gpu_record(aclient, "m1", 0)
+        assert record is not None
+        assert (record["drained"], record["blocked_by"]) == (True, "drained")
         job = await aclient.submit(fake_work_workflow(0.1, 0, seed=9))
         await aclient.pause("comfyui")
         await aclient.undrain("m1:0")
         await eventually(lambda: _blocked_with(aclient, "service paused"))
+        record = await gpu_record(aclient, "m1", 0)
+        assert record is not None
+        assert (record["drained"], record["blocked_by"]) == (False, "service_paused")
         assert (await job.status()).claims == 0
         await aclient.resume("comfyui")
         await job.wait(timeout_s=15)

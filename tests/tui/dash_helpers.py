@@ -10,6 +10,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
+from fleetq.records import GpuRecord
 from tests.helpers import eventually as eventually  # re-exported for the tests here
 from tui.app import FleetqApp
 
@@ -47,6 +48,13 @@ def gpu_record(index: int, util: int | None = 50, **extra: Any) -> dict[str, Any
         },
     }
     record.update(extra)
+    return record
+
+
+def typed_gpu(index: int, util: int | None = 50, **extra: Any) -> GpuRecord:
+    """:func:`gpu_record` as the core reads it back."""
+    record = GpuRecord.from_json(gpu_record(index, util, **extra))
+    assert record is not None
     return record
 
 

@@ -6,7 +6,8 @@ import json
 
 from fleetq import JobState, Stats
 from fleetq.fleet import FleetView, HostView
-from tests.tui.dash_helpers import comfy_graph, gpu_record
+from fleetq.records import HostRecord
+from tests.tui.dash_helpers import comfy_graph, typed_gpu
 from tui.demo import NOW_MS, demo_source, job
 from tui.snapshot import SnapshotBuilder, jobs_total, sort_jobs
 from tui.source import FleetRead, JobFilter
@@ -63,7 +64,7 @@ def _read(
 def test_history_keeps_one_sample_a_second_for_a_minute() -> None:
     builder = SnapshotBuilder()
     for t in range(70):
-        host = HostView("h", True, NOW_MS, {}, (gpu_record(0, util=t),))
+        host = HostView("h", True, NOW_MS, HostRecord(), (typed_gpu(0, util=t),))
         snap = builder.build(_read((host,)), JobFilter(), now_ms=NOW_MS + t * 1000)
         # A quick extra refresh (after an action) adds no sample.
         snap = builder.build(_read((host,)), JobFilter(), now_ms=NOW_MS + t * 1000 + 100)
@@ -74,10 +75,10 @@ def test_history_keeps_one_sample_a_second_for_a_minute() -> None:
 
 def test_offline_host_keeps_its_gpus_marked_offline() -> None:
     builder = SnapshotBuilder()
-    online = HostView("h", True, NOW_MS, {}, (gpu_record(1), gpu_record(0)))
+    online = HostView("h", True, NOW_MS, HostRecord(), (typed_gpu(1), typed_gpu(0)))
     first = builder.build(_read((online,)), JobFilter())
     assert [g.index for g in first.hosts[0].gpus] == [0, 1]
-    offline = HostView("h", False, NOW_MS - 9000, {}, ())
+    offline = HostView("h", False, NOW_MS - 9000, HostRecord(), ())
     snap = builder.build(_read((offline,)), JobFilter())
     host = snap.hosts[0]
     assert not host.online
@@ -89,7 +90,7 @@ def test_offline_host_keeps_its_gpus_marked_offline() -> None:
 
 def test_drained_flags_come_from_the_drained_set() -> None:
     builder = SnapshotBuilder()
-    host = HostView("h", True, NOW_MS, {}, (gpu_record(0), gpu_record(1)))
+    host = HostView("h", True, NOW_MS, HostRecord(), (typed_gpu(0), typed_gpu(1)))
     snap = builder.build(_read((host,), drained=("h:1",)), JobFilter())
     assert [g.drained for g in snap.hosts[0].gpus] == [False, True]
     snap = builder.build(_read((host,), drained=("h",)), JobFilter())
@@ -112,3 +113,16 @@ def test_jobs_total_follows_the_filter() -> None:
     services = stats.services
     assert jobs_total(services, JobFilter()) == 1_284 + 5 + 52 + 1
     assert jobs_total(services, JobFilter("failed", "a1111")) == 3
+
+
+def test_a_stale_drained_record_is_told_by_its_drained_field_not_its_words() -> None:
+    """An undrain shows at once: the record's ``drained`` (whatever its text says) is hidden
+    once the drain set no longer holds the GPU; other blocks stay shown."""
+    builder = SnapshotBuilder()
+    stale = typed_gpu(0, drained=True, blocked="vom Operator gesperrt")
+    paused = typed_gpu(1, blocked="service paused: comfyui")
+    host = HostView("h", True, NOW_MS, HostRecord(), (stale, paused))
+    gpus = builder.build(_read((host,)), JobFilter()).hosts[0].gpus
+    assert [g.blocked for g in gpus] == [None, "service paused: comfyui"]
+    gpus = builder.build(_read((host,), drained=("h:0",)), JobFilter()).hosts[0].gpus
+    assert gpus[0].blocked == "vom Operator gesperrt" and gpus[0].drained

@@ -231,7 +231,7 @@ def error_text(job: JobStatus, workflow: WorkflowSummary | None = None) -> Text:
             text.append(f" ({kind})", style="dim")
     if job.error.kind:
         text.append("\nfault: ", style="dim")
-        text.append(job.error.kind)
+        text.append(job.error.kind.value)
     return text
 
 

@@ -23,6 +23,7 @@ from fleetq.errors import (
     StaleLease,
 )
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
+from fleetq.records import GpuHealth
 from fleetq.worker import WorkerQueue
 
 
@@ -222,7 +223,7 @@ class FaultInjectors(ChaosState):
         for view in (await self.client.fleet()).hosts:
             if view.host == host and view.online:
                 for record in view.gpus:
-                    if record.get("index") == gpu and record.get("health") != "healthy":
+                    if record.index == gpu and record.health is not GpuHealth.HEALTHY:
                         return True
         return False
 
@@ -280,7 +281,7 @@ class FaultInjectors(ChaosState):
 
     async def _stale_writes(self, queue: WorkerQueue, job: ClaimedJob, phase: str) -> None:
         junk = [Output("zombie.png", "image/png", b"not a png, written by a zombie")]
-        error = JobError("Zombie", "a stale worker reports a failure", kind="job")
+        error = JobError("Zombie", "a stale worker reports a failure", kind=FaultKind.JOB)
         writes: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
             ("renew", lambda: queue.renew(job, 0.5, "zombie")),
             ("complete", lambda: queue.complete(job, junk)),

@@ -29,6 +29,7 @@ from fleetbench.processes import (
 )
 from fleetq import AsyncClient, Settings
 from fleetq.model import JobState
+from fleetq.records import PullerStatus
 
 # -- the fleet ------------------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ async def wait_online(client: AsyncClient, sizes: Sizes, children: Children) -> 
             for h in fleet.hosts
             if h.online
             and len(h.gpus) == sizes.gpus_per_host
-            and all(g.get("status") == "idle" for g in h.gpus)
+            and all(g.status is PullerStatus.IDLE for g in h.gpus)
         }
         if idle >= wanted:
             return
