@@ -24,9 +24,11 @@ run times make single estimates noisy; ``scripts/bench_fleet_sim.py`` measures i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fleetq.records import GpuHealth, GpuRecord
 
 if TYPE_CHECKING:  # fleetq.fleet imports the protocol, which imports this module
     from fleetq.fleet import FleetView
@@ -154,23 +156,22 @@ class EtaRead:
     classes: tuple[tuple[str, int, float | None], ...]
 
 
-def served_classes(gpu: Mapping[str, Any]) -> frozenset[str] | None:
+def served_classes(gpu: GpuRecord) -> frozenset[str] | None:
     """The requirement classes a GPU record says it can run (the empty class always), or None
     when it publishes none: a claimer without capabilities claims from every class."""
-    classes = gpu.get("classes")
+    classes = gpu.extra.get("classes")
     if not isinstance(classes, list):
         return None
     return frozenset(str(c) for c in classes) | {""}
 
 
-def _claims(gpu: Mapping[str, Any], service: str) -> bool:
+def _claims(gpu: GpuRecord, service: str) -> bool:
     """The GPU claims from ``service``, now or once a passing state is over: it lists the
     service, is not drained, and is not unhealthy or lost (a busy backend or a puller between
     jobs still counts)."""
-    services = gpu.get("services")
-    if isinstance(services, list) and service not in services:
+    if service not in gpu.services:
         return False
-    return not gpu.get("drained") and gpu.get("health") not in ("unhealthy", "lost")
+    return not gpu.drained and gpu.health not in (GpuHealth.UNHEALTHY, GpuHealth.LOST)
 
 
 def estimate_from(read: EtaRead, fleet: FleetView) -> Eta | None:
@@ -180,7 +181,7 @@ def estimate_from(read: EtaRead, fleet: FleetView) -> Eta | None:
     if not read.classes or read.classes[0][1] < 0:
         return None
     gpus = [
-        (served_classes(g), bool(g.get("job")))
+        (served_classes(g), g.job is not None)
         for h in fleet.hosts
         if h.online
         for g in h.gpus

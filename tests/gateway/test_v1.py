@@ -6,6 +6,7 @@ from typing import Any
 
 from fleetq import Settings
 from fleetq.model import FaultKind, JobError, Output
+from fleetq.records import GpuRecord, HostRecord
 from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
 
@@ -216,8 +217,7 @@ async def test_a_queued_job_read_alone_has_an_eta(
 ) -> None:
     job = await submit(gw, graph)
     assert job["eta"] is None  # no GPU can run it yet
-    gpu = {"index": 0, "services": ["comfyui"], "blocked": None, "job": None}
-    await worker.publish_host("box", {"host": "box"}, [gpu])
+    await worker.publish_host("box", HostRecord(host="box"), [GpuRecord(0, services=("comfyui",))])
     async with gw.get(f"/v1/jobs/{job['id']}") as r:
         eta = (await r.json())["eta"]
     assert set(eta) == {"start_at", "finish_at", "estimated_at", "ahead", "gpus", "busy_gpus",

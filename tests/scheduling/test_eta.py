@@ -16,6 +16,7 @@ from fleetq.eta import (
     updated_mean,
 )
 from fleetq.fleet import FleetView, HostView
+from fleetq.records import GpuRecord, HostRecord
 
 NOW = 1_000_000
 
@@ -135,7 +136,9 @@ def test_the_mean_is_plain_at_first_then_exponentially_weighted() -> None:
 
 
 def fleet_of(*gpus: dict[str, object], online: bool = True) -> FleetView:
-    return FleetView((HostView("h", online, NOW, {}, tuple(gpus)),))
+    """A one-host fleet of GPU records in their wire form (read back as a dashboard does)."""
+    records = tuple(r for g in gpus if (r := GpuRecord.from_json(g)) is not None)
+    return FleetView((HostView("h", online, NOW, HostRecord(host="h"), records),))
 
 
 def test_the_fleet_records_say_which_gpus_can_run_which_classes() -> None:
@@ -172,4 +175,4 @@ def test_offline_drained_unhealthy_and_other_service_gpus_cannot_run_it() -> Non
     }
     assert estimate_from(read, fleet_of(busy_backend)) is not None
     assert estimate_from(read, fleet_of({"index": 0, "services": ["a1111"]})) is None
-    assert estimate_from(read, fleet_of({"index": 0})) is not None  # no list: as before classes
+    assert estimate_from(read, fleet_of({"index": 0, "services": ["comfyui"]})) is not None

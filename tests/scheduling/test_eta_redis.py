@@ -11,6 +11,7 @@ import pytest
 from fleetq import Client
 from fleetq.eta import updated_mean
 from fleetq.model import FaultKind, JobError
+from fleetq.records import GpuRecord, HostRecord
 from fleetq.worker import WorkerQueue
 
 
@@ -75,19 +76,26 @@ async def test_the_lua_key_of_the_run_times_matches_the_key_schema(worker: Worke
     assert got.decode() == worker.keys.runtimes("S")
 
 
-def gpu(index: int, busy: bool = False, classes: list[str] | None = None) -> dict[str, Any]:
-    job = {"id": "x", "service": "comfyui"} if busy else None
-    record: dict[str, Any] = {"index": index, "services": ["comfyui"], "blocked": None, "job": job}
+def gpu(
+    index: int, busy: bool = False, classes: list[str] | None = None, service: str = "comfyui"
+) -> GpuRecord:
+    job = {"id": "x", "service": service} if busy else None
+    record: dict[str, Any] = {"index": index, "services": [service], "job": job}
     if classes is not None:
         record["classes"] = classes
-    return record
+    parsed = GpuRecord.from_json(record)
+    assert parsed is not None
+    return parsed
+
+
+HOST = HostRecord(host="h")
 
 
 async def test_status_of_a_queued_job_gives_its_estimated_start_and_finish(
     client: Client, worker: WorkerQueue, graph: dict[str, Any]
 ) -> None:
     await run_for(worker, client, graph, 4_000)  # the class's mean run time: 4 s
-    await worker.publish_host("h", {"host": "h"}, [gpu(0), gpu(1)])
+    await worker.publish_host("h", HOST, [gpu(0), gpu(1)])
     jobs = [client.submit(graph) for _ in range(3)]
     first, third = jobs[0].status(), jobs[2].status()
     assert first.eta is not None and third.eta is not None
@@ -107,16 +115,16 @@ async def test_no_estimate_without_a_live_gpu_able_to_run_the_job(
 ) -> None:
     job = client.submit(graph)
     assert job.status().eta is None  # no supervisor at all
-    await worker.publish_host("h", {"host": "h"}, [gpu(0, classes=[])])
+    await worker.publish_host("h", HOST, [gpu(0, classes=[])])
     assert job.status().eta is not None  # the empty class: every GPU runs it
-    await worker.publish_host("h", {"host": "h"}, [{**gpu(0), "services": ["a1111"]}])
+    await worker.publish_host("h", HOST, [gpu(0, service="a1111")])
     assert job.status().eta is None  # the only GPU claims for another service
 
 
 async def test_a_running_job_and_a_job_in_retry_backoff_have_no_estimate(
     client: Client, worker: WorkerQueue, graph: dict[str, Any]
 ) -> None:
-    await worker.publish_host("h", {"host": "h"}, [gpu(0)])
+    await worker.publish_host("h", HOST, [gpu(0)])
     job = client.submit(graph, max_attempts=3)
     claimed = (await worker.try_claim(["comfyui"], "h", 0)).job
     assert claimed is not None
@@ -130,7 +138,7 @@ async def test_a_running_job_and_a_job_in_retry_backoff_have_no_estimate(
 async def test_async_status_gives_the_same_estimate(
     aclient: Any, worker: WorkerQueue, graph: dict[str, Any]
 ) -> None:
-    await worker.publish_host("h", {"host": "h"}, [gpu(0, busy=True)])
+    await worker.publish_host("h", HOST, [gpu(0, busy=True)])
     job = await aclient.submit(graph)
     status = await job.status()
     assert status.eta is not None
@@ -149,7 +157,7 @@ async def test_fleetq_status_prints_the_eta(
     args = ["--redis", settings.redis_url, "--namespace", settings.namespace, "status", job.id]
     assert main(args) == 0
     assert "eta        - (no live GPU can run it now)" in capsys.readouterr().out
-    await worker.publish_host("h", {"host": "h"}, [gpu(0, busy=True)])
+    await worker.publish_host("h", HOST, [gpu(0, busy=True)])
     assert main([*args, "--json"]) == 0
     eta = json.loads(capsys.readouterr().out)["eta"]
     assert (eta["gpus"], eta["busy"]) == (1, 1)
