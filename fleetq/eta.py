@@ -24,11 +24,13 @@ run times make single estimates noisy; ``scripts/bench_fleet_sim.py`` measures i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fleetq.errors import InvalidArgument
 from fleetq.records import GpuHealth, GpuRecord
+from fleetq.requirements import Capabilities, Requirements, meets
 
 if TYPE_CHECKING:  # fleetq.fleet imports the protocol, which imports this module
     from fleetq.fleet import FleetView
@@ -144,6 +146,19 @@ def _wait_ms(ahead: int, gpus: int, busy: int, mean_ms: float) -> float:
 
 
 @dataclass(frozen=True)
+class ClassRow:
+    """One requirement class of the service, as ``lua/eta.lua`` reads it for a job."""
+
+    class_id: str
+    #: Its queued jobs ranked before the job (the job's own class: its rank; -1: none, the job
+    #: waits out a retry backoff).
+    ahead: int
+    mean_run_ms: float | None
+    #: Its canonical requirements (``Requirements.canonical``); '' for the empty class.
+    requirements: str = ""
+
+
+@dataclass(frozen=True)
 class EtaRead:
     """What ``lua/eta.lua`` read for one queued job."""
 
@@ -152,17 +167,44 @@ class EtaRead:
     class_id: str
     #: The service's mean run time (every class), None when none is on record.
     service_mean_ms: float | None
-    #: Per requirement class of the service (the job's own first): jobs ahead, mean run time.
-    classes: tuple[tuple[str, int, float | None], ...]
+    #: Every requirement class of the service, the job's own first.
+    classes: tuple[ClassRow, ...]
 
 
-def served_classes(gpu: GpuRecord) -> frozenset[str] | None:
-    """The requirement classes a GPU record says it can run (the empty class always), or None
-    when it publishes none: a claimer without capabilities claims from every class."""
-    classes = gpu.extra.get("classes")
-    if not isinstance(classes, list):
-        return None
-    return frozenset(str(c) for c in classes) | {""}
+class _Serving:
+    """Which classes a GPU can run, from the capabilities its supervisor published: a digest
+    per service in its record (``capabilities``), the documents by digest. A GPU without
+    published capabilities claims from every class (as a claimer that knows none does)."""
+
+    def __init__(self, read: EtaRead, documents: Mapping[str, Capabilities]) -> None:
+        self.service = read.service
+        self.documents = documents
+        self.requirements: dict[str, Requirements] = {}
+        for row in read.classes:
+            if row.class_id and row.requirements:
+                try:
+                    self.requirements[row.class_id] = Requirements.from_canonical(row.requirements)
+                except (ValueError, TypeError, InvalidArgument):
+                    continue  # unreadable: treated as servable by all, like the empty class
+        self._by_digest: dict[str, frozenset[str]] = {}
+
+    def classes(self, gpu: GpuRecord) -> frozenset[str] | None:
+        """The classes ``gpu`` can run (None: every class)."""
+        published = gpu.extra.get("capabilities")
+        digest = published.get(self.service) if isinstance(published, Mapping) else None
+        capabilities = self.documents.get(digest) if isinstance(digest, str) else None
+        if capabilities is None or not isinstance(digest, str):
+            return None
+        served = self._by_digest.get(digest)
+        if served is None:
+            served = frozenset(
+                [""] + [c for c, r in self.requirements.items() if meets(r, capabilities) is None]
+            )
+            self._by_digest[digest] = served
+        return served
+
+    def serves(self, served: frozenset[str] | None, class_id: str) -> bool:
+        return served is None or class_id in served or class_id not in self.requirements
 
 
 def _claims(gpu: GpuRecord, service: str) -> bool:
@@ -174,29 +216,30 @@ def _claims(gpu: GpuRecord, service: str) -> bool:
     return not gpu.drained and gpu.health not in (GpuHealth.UNHEALTHY, GpuHealth.LOST)
 
 
-def estimate_from(read: EtaRead, fleet: FleetView) -> Eta | None:
-    """The ETA of the job ``read`` describes, on the live GPUs of ``fleet``; None when no live
-    GPU can run it (the job is unschedulable for now) or when it waits out a retry backoff
-    (it is in no queue until then)."""
-    if not read.classes or read.classes[0][1] < 0:
+def estimate_from(
+    read: EtaRead, fleet: FleetView, documents: Mapping[str, Capabilities] | None = None
+) -> Eta | None:
+    """The ETA of the job ``read`` describes, on the live GPUs of ``fleet`` (``documents``: the
+    published capabilities by digest); None when no live GPU can run it (the job is
+    unschedulable for now) or when it waits out a retry backoff (it is in no queue then)."""
+    if not read.classes or read.classes[0].ahead < 0:
         return None
+    serving = _Serving(read, documents or {})
+    serves = serving.serves
     gpus = [
-        (served_classes(g), g.job is not None)
+        (serving.classes(g), g.job is not None)
         for h in fleet.hosts
         if h.online
         for g in h.gpus
         if _claims(g, read.service)
     ]
 
-    def serves(served: frozenset[str] | None, class_id: str) -> bool:
-        return served is None or class_id in served
-
     capable = [(s, busy) for s, busy in gpus if serves(s, read.class_id)]
     loads = []
-    for class_id, ahead, mean_ms in read.classes:
-        servers = sum(1 for s, _ in gpus if serves(s, class_id))
-        shared = sum(1 for s, _ in capable if serves(s, class_id))
-        loads.append(ClassLoad(class_id, ahead, servers, shared, mean_ms))
+    for row in read.classes:
+        servers = sum(1 for s, _ in gpus if serves(s, row.class_id))
+        shared = sum(1 for s, _ in capable if serves(s, row.class_id))
+        loads.append(ClassLoad(row.class_id, row.ahead, servers, shared, row.mean_run_ms))
     return estimate(
         read.now_ms, read.class_id, loads, len(capable), sum(1 for _, busy in capable if busy),
         read.service_mean_ms,

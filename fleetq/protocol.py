@@ -24,7 +24,7 @@ from fleetq.errors import (
     StaleLease,
     UnknownService,
 )
-from fleetq.eta import EtaRead
+from fleetq.eta import ClassRow, EtaRead
 from fleetq.keys import TERMINAL_STATES, Keys
 from fleetq.model import (
     Attempt,
@@ -185,8 +185,10 @@ class Protocol:
                 return None
             rows = reply[5:]
             classes = tuple(
-                (text(rows[i]), int(rows[i + 1]), _opt_float(rows[i + 2]))
-                for i in range(0, len(rows) - 2, 3)
+                ClassRow(
+                    text(rows[i]), int(rows[i + 1]), _opt_float(rows[i + 2]), text(rows[i + 3])
+                )
+                for i in range(0, len(rows) - 3, 4)
             )
             return EtaRead(int(reply[1]), text(reply[2]), text(reply[3]), _opt_float(reply[4]),
                            classes)  # fmt: skip

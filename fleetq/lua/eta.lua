@@ -5,7 +5,7 @@ ARGV[3]  job id
 Returns {'missing'} | {'not_queued', state}
       | {'queued', now_ms, service, class, service mean run ms or '',
          then per requirement class of the service (the job's own first):
-         class, jobs ahead of the job in it, mean run ms or ''}
+         class, jobs ahead of the job in it, mean run ms or '', canonical requirements or ''}
 A class's jobs ahead are those with a better score (priority band, then order) than the
 job's; for the job's own class, its rank. A job waiting out a retry backoff is in no queue:
 its class rank is -1. Cost: O(classes x log n), nothing grows with the queued jobs.
@@ -28,9 +28,15 @@ local q = queue_of(own)
 local score = redis.call('ZSCORE', q, ARGV[3])
 local rank = -1
 if score then rank = redis.call('ZRANK', q, ARGV[3]) end
-local out = {'queued', now_ms(), svc, own, mean_of('*'), own, rank, mean_of(own)}
-local classes = redis.call('HKEYS', P .. 'classes:' .. svc)
-table.insert(classes, '')
+local known = redis.call('HGETALL', P .. 'classes:' .. svc)
+local canonical = {['']= ''}
+local classes = {''}
+for i = 1, #known, 2 do
+  canonical[known[i]] = known[i + 1]
+  classes[#classes + 1] = known[i]
+end
+local out = {'queued', now_ms(), svc, own, mean_of('*'), own, rank, mean_of(own),
+             canonical[own] or ''}
 for _, cls in ipairs(classes) do
   if cls ~= own then
     local ahead = 0
@@ -38,6 +44,7 @@ for _, cls in ipairs(classes) do
     out[#out + 1] = cls
     out[#out + 1] = ahead
     out[#out + 1] = mean_of(cls)
+    out[#out + 1] = canonical[cls]
   end
 end
 return out

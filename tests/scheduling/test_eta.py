@@ -10,6 +10,7 @@ from fleetq.eta import (
     ALPHA,
     DEFAULT_RUN_MS,
     ClassLoad,
+    ClassRow,
     EtaRead,
     estimate,
     estimate_from,
@@ -17,6 +18,7 @@ from fleetq.eta import (
 )
 from fleetq.fleet import FleetView, HostView
 from fleetq.records import GpuRecord, HostRecord
+from fleetq.requirements import Capabilities, Requirements
 
 NOW = 1_000_000
 
@@ -141,27 +143,44 @@ def fleet_of(*gpus: dict[str, object], online: bool = True) -> FleetView:
     return FleetView((HostView("h", online, NOW, HostRecord(host="h"), records),))
 
 
-def test_the_fleet_records_say_which_gpus_can_run_which_classes() -> None:
-    # GPU 0 runs c1 and c2, GPU 1 only c2 (busy), GPU 2 only c3. A c1 job with 3 c2 jobs
-    # ahead: c2 has 2 servers of which 1 runs c1, so 1.5 of them count.
+def needs(checkpoint: str) -> Requirements:
+    return Requirements.make(models={"checkpoints": [checkpoint]})
+
+
+def test_the_published_capabilities_say_which_gpus_can_run_which_classes() -> None:
+    # GPU 0 has checkpoints a and b, GPU 1 only b (busy), GPU 2 only c. A job of class "a"
+    # with 3 "b" jobs ahead: "b" has 2 servers of which 1 runs "a", so 1.5 of them count.
+    a, b, c = needs("a.safetensors"), needs("b.safetensors"), needs("c.safetensors")
+    docs = {
+        "ab": Capabilities.make(models={"checkpoints": ["a.safetensors", "b.safetensors"]}),
+        "b": Capabilities.make(models={"checkpoints": ["b.safetensors"]}),
+        "c": Capabilities.make(models={"checkpoints": ["c.safetensors"]}),
+    }
     fleet = fleet_of(
-        {"index": 0, "services": ["comfyui"], "classes": ["c1", "c2"], "job": None},
-        {"index": 1, "services": ["comfyui"], "classes": ["c2"], "job": {"id": "j"}},
-        {"index": 2, "services": ["comfyui"], "classes": ["c3"], "job": None},
+        {"index": 0, "services": ["comfyui"], "capabilities": {"comfyui": "ab"}},
+        {"index": 1, "services": ["comfyui"], "capabilities": {"comfyui": "b"}, "job": {"id": "j"}},
+        {"index": 2, "services": ["comfyui"], "capabilities": {"comfyui": "c"}},
     )
-    read = EtaRead(NOW, "comfyui", "c1", 5_000.0, (("c1", 0, None), ("c2", 3, 8_000.0),
-                                                    ("c3", 9, 1_000.0), ("", 0, None)))  # fmt: skip
-    eta = estimate_from(read, fleet)
+    read = EtaRead(NOW, "comfyui", a.class_id, 5_000.0, (
+        ClassRow(a.class_id, 0, None, a.canonical), ClassRow(b.class_id, 3, 8_000.0, b.canonical),
+        ClassRow(c.class_id, 9, 1_000.0, c.canonical), ClassRow("", 0, None),
+    ))  # fmt: skip
+    eta = estimate_from(read, fleet, docs)
     assert eta is not None
     assert (eta.gpus, eta.busy, eta.ahead) == (1, 0, 1.5)
-    assert eta.run_ms == 5_000  # no c1 run on record: the service's mean
+    assert eta.run_ms == 5_000  # no run of class "a" on record: the service's mean
     # 2 counted ahead (1.5 rounded) on 1 idle GPU: one after the other, each a run time of
-    # the c2 work (8 s).
+    # the "b" work (8 s).
     assert eta.start_ms == NOW + 16_000
+    # A GPU that published no capabilities runs every class; one whose document is not
+    # known (not read yet) too.
+    assert estimate_from(read, fleet) is not None
+    only_c = fleet_of({"index": 2, "services": ["comfyui"], "capabilities": {"comfyui": "c"}})
+    assert estimate_from(read, only_c, docs) is None
 
 
 def test_offline_drained_unhealthy_and_other_service_gpus_cannot_run_it() -> None:
-    read = EtaRead(NOW, "comfyui", "", None, (("", 0, None),))
+    read = EtaRead(NOW, "comfyui", "", None, (ClassRow("", 0, None),))
     assert (
         estimate_from(read, fleet_of({"index": 0, "services": ["comfyui"]}, online=False)) is None
     )
