@@ -142,6 +142,9 @@ def _host_cells(host: HostSnapshot, now_ms: int) -> tuple[Text, ...]:
     if unhealthy:
         health.append(f" · {unhealthy} unhealthy", style="yellow")
     job = Text(f"{busy}/{len(host.gpus)} busy", style="dim")
+    loads = [g.model_loads for g in host.gpus if g.model_loads is not None]
+    if loads:
+        job.append(f" · {sum(loads)} model loads", style="dim")
     cells = (
         name,
         number(avg, "{:>4.0f}%", load_style(avg)),
@@ -212,7 +215,16 @@ def _state(gpu: GpuSnapshot) -> Text:
         return Text(f"blocked: {gpu.blocked}", style="yellow")
     if not gpu.online:
         return Text("")
-    return Text("busy", style="green") if gpu.job else Text("idle", style="dim")
+    state = Text("busy", style="green") if gpu.job else Text("idle", style="dim")
+    if gpu.warm_model:
+        state.append(f" · {model_name(gpu.warm_model)}", style="cyan")
+    return state
+
+
+def model_name(file: str) -> str:
+    """A checkpoint as the dashboard names it: the file name without its extension."""
+    stem, dot, ext = file.rpartition(".")
+    return stem if dot and ext in ("safetensors", "ckpt", "pt", "pth", "bin", "gguf") else file
 
 
 def _job(gpu: GpuSnapshot) -> Text:
@@ -230,6 +242,9 @@ def _note(gpu: GpuSnapshot, now_ms: int) -> str:
         parts.append(f"since {_clock(gpu.fault_since_ms)}{' or earlier' * gpu.fault_before_start}")
     if gpu.blocked:
         parts.append(f"blocked: {gpu.blocked}")
+    if gpu.warm_model or gpu.model_loads is not None:
+        loads = "" if gpu.model_loads is None else f", {gpu.model_loads} model loads"
+        parts.append(f"warm model: {gpu.warm_model or 'none'}{loads}")
     return f"{gpu.target} " + " · ".join(parts) if parts else ""
 
 
