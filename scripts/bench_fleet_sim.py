@@ -35,6 +35,7 @@ off) against fleetq's scheduling, time-scaled to run in minutes, with the ETA's 
 
     .venv/bin/python scripts/bench_fleet_sim.py --scheduling --write     # about 5 minutes
     .venv/bin/python scripts/bench_fleet_sim.py --scheduling --quick     # 16 GPUs, about 1 min
+    .venv/bin/python scripts/bench_fleet_sim.py --scheduling --e2e --write   # real time, ~6 min
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ from fleetbench.fleet_sim.sched_metrics import sched_metrics  # noqa: E402
 from fleetbench.fleet_sim.sched_report import SchedReport  # noqa: E402
 from fleetbench.fleet_sim.sched_run import DEFAULT_POLICIES, POLICIES, run_policy  # noqa: E402
 from fleetbench.fleet_sim.sched_trace import (  # noqa: E402
+    E2E_HEADING,
+    SCHED_E2E,
     SCHED_FULL,
     SCHED_HEADING,
     SCHED_QUICK,
@@ -146,7 +149,8 @@ def on_signal(signum: int, _frame: Any) -> None:
 
 def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """The scheduling benchmark: each policy on the same trace, then the small tenant alone."""
-    sizes = SCHED_QUICK if args.quick else SCHED_FULL
+    sizes = SCHED_QUICK if args.quick else SCHED_E2E if args.e2e else SCHED_FULL
+    heading = E2E_HEADING if args.e2e else SCHED_HEADING
     if args.time_scale:
         sizes = replace(sizes, time_scale=args.time_scale)
     names = [n.strip() for n in args.policies.split(",") if n.strip()]
@@ -157,7 +161,7 @@ def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     trace = make_sched_trace(sizes, args.seed)
     report = SchedReport(sizes, command_line(argv, Path(__file__)), args.seed, trace,
-                         {n: dict(POLICIES[n].settings) for n in names})  # fmt: skip
+                         {n: dict(POLICIES[n].settings) for n in names}, heading)  # fmt: skip
     src = (args.supervisor_src or ROOT).resolve()
     tmp = Path(tempfile.mkdtemp(prefix="fleetq-bench-sched-"))
     children = Children(tmp)
@@ -188,7 +192,7 @@ def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
     section = report.markdown()
     print(section)
     if args.write:
-        write_doc(section, SCHED_HEADING)
+        write_doc(section, heading)
         say(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

@@ -43,6 +43,7 @@ class SchedReport:
     seed: int
     trace: list[SchedJob]
     policies: dict[str, dict[str, object]]
+    heading: str = SCHED_HEADING
     facts: dict[str, str] = field(default_factory=dict)
     runs: list[tuple[SchedResult, SchedMetrics]] = field(default_factory=list)
 
@@ -85,7 +86,7 @@ class SchedReport:
     def markdown(self) -> str:
         s, f = self.sizes, self.facts
         lines = [
-            SCHED_HEADING,
+            self.heading,
             "",
             f"Measured {f['date']} on {f['cpus']} CPUs ({f['cpu']}), {f['os']}, Python "
             f"{f['python']}, redis-server {f['redis_server']}, redis-py {f['redis_py']}, fleetq "
@@ -111,7 +112,12 @@ class SchedReport:
             f"started fakes and supervisors. Policies: {self._policy_text()}. The small "
             "tenant's baseline (`no flood`) runs the same trace without the flood.",
             "",
-            f"**Time scale.** Everything runs {1 / s.time_scale:g} times faster than the "
+            (
+                "**Time scale.** None: real time, so the loads and jobs take their simulated "
+                "times on the fakes."
+            )
+            if s.time_scale == 1
+            else f"**Time scale.** Everything runs {1 / s.time_scale:g} times faster than the "
             f"simulated times: a {s.load_s:g} s load takes {s.wall(s.load_s):g} s on the fakes, "
             f"a {s.median_s:g} s job {s.wall(s.median_s):g} s. Every figure below is converted "
             f"back to the simulated scale (wall seconds x {1 / s.time_scale:g}), so fleetq's "

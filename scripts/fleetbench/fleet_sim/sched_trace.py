@@ -16,6 +16,9 @@ from typing import Any
 from supervisor.fakes.comfyui.workflows import checkpoint_work_workflow
 
 SCHED_HEADING = "## Fleet simulation: scheduling (scripts/bench_fleet_sim.py --scheduling)"
+E2E_HEADING = (
+    "## Scheduling end to end at real time (scripts/bench_fleet_sim.py --scheduling --e2e)"
+)
 SCHED_NAMESPACE = "benchsched"
 FLOOD, SMALL = "studio", "webapp"
 TOP_PRIORITY, NORMAL_PRIORITY = 10, 0
@@ -51,6 +54,13 @@ SCHED_FULL = SchedSizes(
     hosts=6, gpus_per_host=40, fake_processes=4, checkpoints=20, zipf_s=1.0, load_s=10.0,
     median_s=5.0, sigma=1.0, min_s=1.0, cap_s=60.0, flood_per_gpu=10, small_jobs=240,
     top_jobs=240, span_s=150.0, time_scale=0.2,
+)  # fmt: skip
+#: The shorter end-to-end run: a small fleet at real time (no scaling), to check that the
+#: time-scaled figures carry over.
+SCHED_E2E = SchedSizes(
+    hosts=2, gpus_per_host=8, fake_processes=2, checkpoints=8, zipf_s=1.0, load_s=10.0,
+    median_s=5.0, sigma=1.0, min_s=1.0, cap_s=60.0, flood_per_gpu=6, small_jobs=16,
+    top_jobs=16, span_s=60.0, time_scale=1.0,
 )  # fmt: skip
 SCHED_QUICK = SchedSizes(
     hosts=2, gpus_per_host=8, fake_processes=1, checkpoints=6, zipf_s=1.0, load_s=10.0,
