@@ -31,6 +31,8 @@ from fleetbench.processes import Children, consecutive_free_ports
 from fleetq import AsyncClient, Settings
 from fleetq.model import JobState
 
+#: Submits of the flood in flight at once.
+FLOOD_CONCURRENCY = 32
 #: Queued jobs of the flood whose ETA is read at each sampling instant.
 ETA_SAMPLES_PER_TICK = 6
 #: Sampling instants: every this many simulated seconds while jobs are queued.
@@ -116,13 +118,13 @@ async def _submit_all(
     client: AsyncClient, trace: Sequence[SchedJob], sizes: SchedSizes, clock: RunClock,
     ids: dict[int, str], records: dict[int, JobRecord], eta: list[EtaSample],
 ) -> int:  # fmt: skip
-    """Play the trace; read the ETA of each job that arrives alone (not the flood) right after
-    its submit. Returns how many queued jobs had no estimate."""
+    """Play the trace: the flood (every job at t=0) with FLOOD_CONCURRENCY submits in flight,
+    so that it lands at once rather than one round trip at a time, then the rest at their
+    times, each followed by a read of its ETA. Returns how many queued jobs had no estimate."""
     t0 = clock.t0
-    missing = 0
-    for job in trace:
-        await sleep_until(t0, sizes.wall(job.at_s))
-        clock.late_s = max(clock.late_s, time.monotonic() - t0 - sizes.wall(job.at_s))
+    gate = asyncio.Semaphore(FLOOD_CONCURRENCY)
+
+    async def submit(job: SchedJob) -> None:
         arrival = time.time()
         handle = await client.submit(
             sched_workflow(job, sizes), priority=job.priority, tenant=job.tenant,
@@ -130,8 +132,19 @@ async def _submit_all(
         )  # fmt: skip
         ids[job.index] = handle.id
         records[job.index] = JobRecord(job.index, job.seconds, arrival)
-        if job.at_s > 0:
-            missing += await _sample(client, [job.index], ids, eta)
+
+    async def flood_one(job: SchedJob) -> None:
+        async with gate:
+            await submit(job)
+
+    await asyncio.gather(*(flood_one(j) for j in trace if j.at_s == 0))
+    clock.late_s = time.monotonic() - t0  # the flood's spread
+    missing = 0
+    for job in (j for j in trace if j.at_s > 0):
+        await sleep_until(t0, sizes.wall(job.at_s))
+        clock.late_s = max(clock.late_s, time.monotonic() - t0 - sizes.wall(job.at_s))
+        await submit(job)
+        missing += await _sample(client, [job.index], ids, eta)
     return missing
 
 
