@@ -169,7 +169,8 @@ def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ok = False
     runs = [(n, "flood", trace) for n in names]
     if not args.no_baseline:
-        # The small tenant without the flood, under the last policy (fleetq's scheduling).
+        # The small tenant without the flood, under the last policy: alone on the fleet it
+        # barely competes, so one baseline serves every policy.
         runs.append((names[-1], "no flood", without_flood(trace)))
     try:
         redis_port = start_redis(children, tmp)

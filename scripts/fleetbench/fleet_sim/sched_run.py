@@ -271,7 +271,7 @@ def run_policy(
     """Start fresh fakes and supervisors under ``policy``, run the trace, stop them all."""
     base = consecutive_free_ports(sizes.gpus)
     tag = trace_name.replace(" ", "")
-    name = f"{SCHED_NAMESPACE}-{policy.name.replace('+', '-')}-{tag}"
+    name = f"{SCHED_NAMESPACE}-{policy.name.replace('+', '-').replace('/', '-')}-{tag}"
     fleet = Fleet(fleet_sizes(sizes), children, base, src, name, fake_args=fake_args(sizes),
                   supervisor_env=policy.env(sizes.time_scale))  # fmt: skip
     first_child = len(children.processes)
@@ -308,5 +308,8 @@ POLICIES = {
     "affinity": Policy("affinity", {"fair_share": False}),
     "fair": Policy("fair", {"affinity": False}),
     "affinity+fair": Policy("affinity+fair", {}),
+    # Affinity gives way once the best job has waited affinity_max_wait_s in all (default 60 s):
+    # in a flood every job soon has, so a longer bound shows what affinity alone can save.
+    "affinity+fair/wait600": Policy("affinity+fair/wait600", {"affinity_max_wait_s": 600.0}),
 }
 DEFAULT_POLICIES = ("fifo", "affinity+fair")
