@@ -68,7 +68,7 @@ class LoadGenerator(threading.Thread):
         try:
             handle = self.client.submit(job.workflow, service=job.service, priority=job.priority,
                                         max_attempts=job.max_attempts, timeout_s=120,
-                                        metadata={"demo": job.kind})  # fmt: skip
+                                        metadata={"demo": job.kind, "tenant": job.tenant})  # fmt: skip
         except FleetqError as e:
             self.errors.append(str(e))
             return

@@ -11,7 +11,7 @@ preferably to a GPU that has it loaded.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -22,6 +22,9 @@ class DemoJob:
     priority: int
     kind: str  # short, long, urgent, failing, a1111
     max_attempts: int = 3
+    #: Who it is for: the studio sends most of the work, the web app a share of it and every
+    #: urgent job; fair share keeps the web app's jobs from waiting behind the studio's.
+    tenant: str = "studio"
 
 
 #: Every machine has the base model; the others are spread over the machines.
@@ -72,6 +75,12 @@ class Workload:
         self.counter = 0
 
     def next(self) -> DemoJob:
+        job = self._draw()
+        if job.kind == "urgent" or self.rng.random() < 0.25:
+            return replace(job, tenant="webapp")
+        return job
+
+    def _draw(self) -> DemoJob:
         self.counter += 1
         seed = self.rng.randrange(1 << 30)
         roll = self.rng.random()
