@@ -66,9 +66,11 @@ class LoadGenerator(threading.Thread):
     def submit_one(self) -> None:
         job = self.workload.next()
         try:
-            handle = self.client.submit(job.workflow, service=job.service, priority=job.priority,
-                                        max_attempts=job.max_attempts, timeout_s=120,
-                                        metadata={"demo": job.kind, "tenant": job.tenant})  # fmt: skip
+            handle = self.client.submit(
+                job.workflow, service=job.service, priority=job.priority,
+                max_attempts=job.max_attempts, timeout_s=120,
+                metadata={"demo": job.kind, "tenant": job.tenant},
+            )  # fmt: skip
         except FleetqError as e:
             self.errors.append(str(e))
             return
