@@ -10,13 +10,14 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from fleetq.backoff import BackoffPolicy
 from fleetq.cli.parsing import ascii_int, seconds
 from fleetq.errors import InvalidArgument
 from fleetq.fields import setting
+from fleetq.outputs.location import parse_store_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SERVICES = ("comfyui", "a1111")
@@ -69,7 +70,22 @@ class Settings:
     lease_ms: int = _int(30_000, "how long a claimed job stays leased without a renewal")
     retention_s: int = _int(7 * 24 * 3600, "how long finished jobs are kept", default_text="7 days")
     output_ttl_s: int = _int(24 * 3600, "how long output files are kept", default_text="1 day")
-    max_output_bytes: int = _int(64 * MIB, "cap on one job's outputs", default_text="64 MiB")
+    max_output_bytes: int = _int(
+        64 * MIB, "cap on one job's outputs kept in Redis", default_text="64 MiB"
+    )
+    output_store: str = setting(
+        "redis", "where output files go: redis, file:///shared/folder or s3://bucket/prefix "
+        "(see fleetq.outputs)", flag="--output-store", env=True, metavar="URL",
+    )  # fmt: skip
+    s3_endpoint_url: str = setting(
+        "", "endpoint of an s3:// output store (MinIO, Ceph, R2); empty: AWS", flag=False,
+        env=True, default_text="AWS",
+    )  # fmt: skip
+    s3_region: str = setting(
+        "", "region of an s3:// output store; empty: from AWS_REGION or the AWS config",
+        flag=False, env=True, default_text="-",
+    )  # fmt: skip
+    output_url_ttl_s: int = _int(3600, "how long a presigned output URL (result.urls()) is valid")
     events_maxlen: int = _int(10_000, "approximate cap of the fleet event stream")
     #: Retry backoff after a job fault: base * 2^(attempt-1), capped, with jitter
     #: (:meth:`job_retry_backoff`).
@@ -92,7 +108,6 @@ class Settings:
         0, "replicas to confirm each submit and complete (WAIT; 0: off)", default_text="0 (off)"
     )
     wait_timeout_ms: int = _int(1_000, "how long a submit or complete waits for the replicas")
-    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Refuse any value the scripts could not use, with the variable to fix: a script that
@@ -114,6 +129,7 @@ class Settings:
                     f"service name {name!r} must be lowercase letters, digits or _.- "
                     "(at most 63 characters) (FLEETQ_SERVICES)"
                 )
+        parse_store_url(self.output_store)
         for name, (low, high) in _INT_RANGES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -158,8 +174,6 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = env.get("FLEETQ_" + f.name.upper())
             if raw is None or raw == "":
                 continue
@@ -189,6 +203,7 @@ _INT_RANGES: Mapping[str, tuple[int, int]] = {
     "retention_s": (1, 10 * 365 * DAY_S),
     "output_ttl_s": (1, 10 * 365 * DAY_S),
     "max_output_bytes": (1, 512 * MIB),
+    "output_url_ttl_s": (1, 7 * DAY_S),
     "events_maxlen": (1, 100_000_000),
     "backoff_base_ms": (0, DAY_S * 1000),
     "backoff_max_ms": (0, DAY_S * 1000),

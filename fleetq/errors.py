@@ -76,6 +76,16 @@ class OutputsExpired(FleetqError):
     """The job completed, but its output files are past their time to live."""
 
 
+class OutputsInRedis(FleetqError):
+    """URLs were asked of outputs kept in Redis, which have none."""
+
+
+class OutputStoreError(FleetqError):
+    """The output store (a shared folder or S3) is unreachable, refused a write or a read, or
+    holds a file that does not match its record. A supervisor that meets it while storing a
+    job's outputs gives the job back to the queue without charging an attempt."""
+
+
 class RedisUnavailable(FleetqError):
     """Redis could not be reached or answered with a connection-level error."""
 

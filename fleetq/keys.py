@@ -29,7 +29,8 @@ P paused                   set     paused services
 P drained                  set     drained ``host`` and ``host:gpu`` targets
 P lastreq                  hash    ``paused:<svc>`` / ``drained:<target>`` -> request id of the
                                    last change (a resent pause or drain is answered as the
-                                   first)
+                                   first); ``by:paused:<svc>`` / ``by:drained:<target>`` ->
+                                   the operator who made it
 P idem:<key>               string  idempotency key -> job id
 P claim:<token>            string  lease token -> job id while it runs (a resent claim
                                    is answered with the job the first one leased)

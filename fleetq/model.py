@@ -6,7 +6,6 @@ Timestamps are integers of milliseconds since the epoch (Redis server time), nam
 from __future__ import annotations
 
 import json
-import mimetypes
 import os
 import re
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fleetq.errors import OutputsInRedis
 from fleetq.eta import Eta
 
 
@@ -118,11 +118,17 @@ class JobError:
 
 @dataclass(frozen=True)
 class OutputFile:
-    """One output file of a finished job, as listed in its manifest (without the bytes)."""
+    """One output file of a finished job, as listed in its manifest (without the bytes).
+
+    ``location`` says where the bytes are: ``redis`` (or empty, for records older than it),
+    ``file:///...`` or ``s3://bucket/key`` (see :mod:`fleetq.outputs`).
+    """
 
     filename: str
     content_type: str
     size: int
+    sha256: str = ""
+    location: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,22 @@ class JobResult:
 
     job_id: str
     outputs: tuple[Output, ...]
+    #: The record of each output (same order as ``outputs``).
+    files: tuple[OutputFile, ...] = ()
+    #: Where each output can be fetched from outside fleetq: see :meth:`urls`.
+    links: tuple[str, ...] = ()
+
+    def urls(self) -> list[str]:
+        """A URL per output: a presigned HTTPS URL for the S3 store (valid for
+        ``FLEETQ_OUTPUT_URL_TTL_S`` from when the result was read), a ``file://`` URL for the
+        file store. Outputs kept in Redis have none: serve them through the gateway or
+        :meth:`save` them; this raises :class:`~fleetq.errors.OutputsInRedis` then."""
+        if len(self.links) != len(self.outputs) or not all(self.links):
+            raise OutputsInRedis(
+                f"the outputs of job {self.job_id} are kept in Redis and have no URL; "
+                "use result.outputs, result.save() or the gateway (FLEETQ_OUTPUT_STORE)"
+            )
+        return list(self.links)
 
     def save(self, folder: str | Path) -> list[Path]:
         """Write every output into ``folder`` (created if needed); returns the paths written.
@@ -294,7 +316,3 @@ def safe_filename(name: str, fallback: str) -> str:
     base = PurePosixPath(name.replace("\\", "/")).name
     base = _UNSAFE.sub("_", base).strip(" .")
     return base[:200] or fallback
-
-
-def guess_content_type(filename: str) -> str:
-    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

@@ -25,6 +25,7 @@ from fleetq.errors import (
     UnknownService,
 )
 from fleetq.eta import ClassRow, EtaRead
+from fleetq.identity import MAX_IDENTITY
 from fleetq.keys import TERMINAL_STATES, Keys
 from fleetq.model import (
     Attempt,
@@ -34,7 +35,6 @@ from fleetq.model import (
     JobSpec,
     JobState,
     JobStatus,
-    Output,
     OutputFile,
     ServiceStats,
     Stats,
@@ -259,14 +259,17 @@ class Protocol:
         return Call(
             "cancel",
             (self.keys.job(job_id),),
-            (*self._base(), job_id, self._retention_ms(), by),
+            (*self._base(), job_id, self._retention_ms(), _who(by)),
             parse,
         )
 
-    def bump(self, job_id: str, priority: int, request_id: str | None = None) -> Call[int | None]:
+    def bump(
+        self, job_id: str, priority: int, request_id: str | None = None, by: str = ""
+    ) -> Call[int | None]:
         """Returns the new queue position (None while it waits out a retry backoff, or when a
         resend finds the job claimed since). ``request_id`` (random when left out) lets the
-        script answer a resend whose first reply was lost like the first."""
+        script answer a resend whose first reply was lost like the first. ``by`` (who asked)
+        goes to the event log and the job's own stream."""
 
         def parse(reply: Any) -> int | None:
             kind = text(reply[0])
@@ -276,7 +279,7 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "bump")
             return _position(reply[2])
 
-        args = (*self._base(), job_id, priority, request_id or _request_id())
+        args = (*self._base(), job_id, priority, request_id or _request_id(), _who(by))
         return Call("bump", (self.keys.job(job_id),), args, parse)
 
     def bump_by(
@@ -302,12 +305,13 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "bump")
             return Bumped(int(text(reply[1])), int(reply[2]), _position(reply[3]))
 
-        args = (*self._base(), job_id, delta, by[:200], request_id or _request_id())
+        args = (*self._base(), job_id, delta, _who(by), request_id or _request_id())
         return Call("bump_by", (self.keys.job(job_id),), args, parse)
 
-    def retry(self, job_id: str, request_id: str | None = None) -> Call[int | None]:
+    def retry(self, job_id: str, request_id: str | None = None, by: str = "") -> Call[int | None]:
         """Returns the queue position. ``request_id`` (random when left out) lets the script
-        answer a resend whose first reply was lost like the first."""
+        answer a resend whose first reply was lost like the first. ``by`` (who asked) goes to
+        the event log and the job's own stream."""
 
         def parse(reply: Any) -> int | None:
             kind = text(reply[0])
@@ -317,11 +321,14 @@ class Protocol:
                 raise InvalidTransition(job_id, text(reply[1]), "retry")
             return _position(reply[1])
 
-        args = (*self._base(), job_id, request_id or _request_id())
+        args = (*self._base(), job_id, request_id or _request_id(), _who(by))
         return Call("retry", (self.keys.job(job_id),), args, parse)
 
-    def set_paused(self, service: str, paused: bool, request_id: str | None = None) -> Call[bool]:
+    def set_paused(
+        self, service: str, paused: bool, request_id: str | None = None, by: str = ""
+    ) -> Call[bool]:
         """True when the state changed (a resend of an applied change answers True again).
+        ``by`` (who asked) goes to the event log and is kept as the last change's operator.
 
         ``service`` must be registered in the settings or already known to the fleet (jobs
         were submitted to it); anything else raises :class:`UnknownService`, writing nothing.
@@ -345,7 +352,7 @@ class Protocol:
         k = self.keys
         args = (
             *self._base(), service, "1" if paused else "0", request_id or _request_id(),
-            "1" if registered else "0",
+            "1" if registered else "0", _who(by),
         )  # fmt: skip
         return Call(
             "set_paused",
@@ -354,12 +361,16 @@ class Protocol:
             parse,
         )
 
-    def set_drained(self, target: str, drained: bool, request_id: str | None = None) -> Call[bool]:
-        """True when the state changed (a resend of an applied change answers True again)."""
+    def set_drained(
+        self, target: str, drained: bool, request_id: str | None = None, by: str = ""
+    ) -> Call[bool]:
+        """True when the state changed (a resend of an applied change answers True again).
+        ``by`` (who asked) goes to the event log and is kept as the last change's operator."""
+        flag = "1" if drained else "0"
         return Call(
             "set_drained",
             (self.keys.drained, self.keys.last_request),
-            (*self._base(), target, "1" if drained else "0", request_id or _request_id()),
+            (*self._base(), target, flag, request_id or _request_id(), _who(by)),
             lambda reply: bool(int(reply)),
         )
 
@@ -438,11 +449,23 @@ class Protocol:
             parse,
         )
 
-    def complete(self, job_id: str, token: str, outputs: Sequence[Output]) -> Call[None]:
+    def complete(
+        self, job_id: str, token: str, files: Sequence[OutputFile], inline: Sequence[bytes] = ()
+    ) -> Call[None]:
+        """Finish a job with the records of its stored outputs (``files``); ``inline`` holds
+        the bytes of every output when the store is Redis, else nothing."""
+        if inline and len(inline) != len(files):
+            raise ValueError("inline output bytes must match the records one to one")
         manifest = json.dumps(
             [
-                {"filename": o.filename, "content_type": o.content_type, "size": len(o.data)}
-                for o in outputs
+                {
+                    "filename": f.filename,
+                    "content_type": f.content_type,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "location": f.location,
+                }
+                for f in files
             ]
         )
         s = self.settings
@@ -469,7 +492,7 @@ class Protocol:
                 s.output_ttl_s * 1000,
                 s.max_output_bytes,
                 manifest,
-                *(o.data for o in outputs),
+                *inline,
             ),
             parse,
         )
@@ -567,6 +590,13 @@ class Protocol:
         return self.settings.retention_s * 1000
 
 
+def _who(by: str) -> str:
+    """Who asked, as kept in the audit trail: text, cut to a bounded length."""
+    if not isinstance(by, str):
+        raise InvalidArgument(f"who asked must be text, not {type(by).__name__}")
+    return by[:MAX_IDENTITY]
+
+
 def _request_id() -> str:
     """A random id for one request, so that its resend (same arguments) is recognised."""
     return secrets.token_hex(8)
@@ -581,7 +611,11 @@ def parse_status(values: dict[str, Any], position: Any) -> JobStatus:
     v = {name: (None if raw is None or raw is False else text(raw)) for name, raw in values.items()}
     outputs = tuple(
         OutputFile(
-            str(o.get("filename", "")), str(o.get("content_type", "")), int(o.get("size", 0))
+            str(o.get("filename", "")),
+            str(o.get("content_type", "")),
+            int(o.get("size", 0)),
+            str(o.get("sha256", "")),
+            str(o.get("location", "")),
         )
         for o in json.loads(v["outputs"] or "[]")
     )

@@ -8,7 +8,7 @@ from it by ``scripts/unasync.py``.
 
 from __future__ import annotations
 
-from fleetq._async.store import AsyncStore, StreamEntry, _decode_entries, _outputs, new_job_id
+from fleetq._async.store import AsyncStore, StreamEntry, _decode_entries, new_job_id
 from fleetq._async_support import cancel_safe
 from fleetq._sync.store import SyncStore
 from fleetq.errors import FleetqError
@@ -19,7 +19,6 @@ __all__ = [
     "StreamEntry",
     "SyncStore",
     "_decode_entries",
-    "_outputs",
     "cancel_safe",
     "new_job_id",
 ]

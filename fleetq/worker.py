@@ -32,6 +32,8 @@ from fleetq.connection import connect_async
 from fleetq.errors import RedisUnavailable
 from fleetq.fleet import HOST_TTL_MS
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
+from fleetq.outputs.base import StoredOutputs
+from fleetq.outputs.writers import open_writer
 from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, ReapOutcome
 from fleetq.records import GpuRecord, HostRecord
 from fleetq.store import AsyncStore, StreamEntry
@@ -55,6 +57,8 @@ class WorkerQueue:
         #: The command connection's store. Supervisors use the methods below; tests and tools
         #: may use it for plain commands.
         self.store = AsyncStore(settings, redis)
+        #: Where this supervisor puts job outputs (``FLEETQ_OUTPUT_STORE``).
+        self.outputs = open_writer(settings)
         self.protocol = self.store.protocol
         self.keys = self.store.keys
         # The blocking pop gets its own connection; with a given client (fakeredis) it shares
@@ -90,6 +94,7 @@ class WorkerQueue:
         for client in self._blocking:
             await client.aclose()
         await self.store.aclose()
+        await self.outputs.close()
 
     async def _set_signal(self, key: str, member: str) -> None:
         await self._command("zadd", key, {member: 0})
@@ -209,8 +214,16 @@ class WorkerQueue:
         call = self.protocol.renew(job.id, job.token, progress, progress_text)
         return await self._run(lambda: self.store.run(call))
 
-    async def complete(self, job: ClaimedJob, outputs: Sequence[Output]) -> None:
-        call = self.protocol.complete(job.id, job.token, outputs)
+    async def store_outputs(self, job: ClaimedJob, outputs: Sequence[Output]) -> StoredOutputs:
+        """Put a claim's outputs into the output store (Redis is not written yet); raises
+        :class:`~fleetq.errors.OutputStoreError` when the store fails."""
+        return await self.outputs.store(job.id, job.claims, outputs)
+
+    async def complete(self, job: ClaimedJob, outputs: Sequence[Output] | StoredOutputs) -> None:
+        """Finish ``job`` with its outputs (stored first unless already ``StoredOutputs``)."""
+        if not isinstance(outputs, StoredOutputs):
+            outputs = await self.store_outputs(job, outputs)
+        call = self.protocol.complete(job.id, job.token, outputs.files, outputs.inline)
         await self._run(lambda: self.store.run(call))
 
     async def fail(self, job: ClaimedJob, kind: FaultKind, error: JobError) -> str:

@@ -64,7 +64,10 @@ ROLES: Mapping[str, Role] = {
             "job:* jobev:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* events "
             "signal:*"
         ),
-        read_only=_keys("out:* running:* paused drained hosts host:* gpus:* runtimes:* classes:*"),
+        # lastreq: who paused or drained (fleetq stats and the dashboard name them).
+        read_only=_keys(
+            "out:* running:* paused drained lastreq hosts host:* gpus:* runtimes:* classes:*"
+        ),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
     # write access to every key a script declares, so these three are read-write too. It

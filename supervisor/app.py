@@ -22,17 +22,11 @@ from supervisor.gpu.monitor import GpuMonitor
 from supervisor.persist import until_written
 from supervisor.publisher import Publisher
 from supervisor.puller import Puller
-from supervisor.upkeep import follow_control, reap_forever, reaper_owner
+from supervisor.upkeep import follow_control, reap_forever, reaper_owner, sweep_outputs_forever
 
 log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[str, str], Backend]
-
-
-def default_backend_factory(service: str, url: str) -> Backend:
-    from supervisor.backends.factory import make_backend
-
-    return make_backend(service, url)
 
 
 async def serve_metrics(port: int, publisher: Publisher) -> web.AppRunner:
@@ -101,6 +95,8 @@ class Supervisor:
         publisher: Publisher | None = None
         metrics: web.AppRunner | None = None
         try:
+            # A store that cannot take writes stops the supervisor here, not mid-job.
+            await queue.outputs.check()
             gpus = await monitor.start()
             if config.gpu_indices is not None:
                 gpus = [g for g in gpus if g.index in config.gpu_indices]
@@ -127,6 +123,7 @@ class Supervisor:
                     follow_control(queue, config.host_id, monitor, control_since),
                     name="control",
                 ),
+                asyncio.create_task(sweep_outputs_forever(queue.outputs), name="output-sweeper"),
             ]
             tasks.extend(upkeep)
             if config.metrics_port is not None:

@@ -72,7 +72,9 @@ def main(argv: Sequence[str], settings: Settings | None = None) -> int:
     """Parse ``argv`` as ``fleetq supervisor`` does and run; returns the exit code."""
     args = build_parser().parse_args(list(argv))
     base = settings or Settings.from_env(
-        redis_url=getattr(args, "redis", None), namespace=getattr(args, "namespace", None)
+        redis_url=getattr(args, "redis", None),
+        namespace=getattr(args, "namespace", None),
+        output_store=getattr(args, "output_store", None),
     )
     return run(args, base)
 
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             config_file=args.config,
             redis_url=getattr(args, "redis", None),
             namespace=getattr(args, "namespace", None),
+            output_store=getattr(args, "output_store", None),
             backend_options=args.backend_options,
             **flags,
         )

@@ -43,7 +43,7 @@ import re
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,7 +203,6 @@ class SupervisorConfig:
         "INFO", "log verbosity: DEBUG, INFO, WARNING or ERROR", env="FLEETQ_LOG_LEVEL",
         metavar="LEVEL", parse=log_level,
     )  # fmt: skip
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not HOST_PATTERN.fullmatch(self.host_id):
@@ -359,6 +358,7 @@ def load_config(
     config_file: str | None = None,
     redis_url: str | None = None,
     namespace: str | None = None,
+    output_store: str | None = None,
     backend_options: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     **flags: Any,
@@ -379,7 +379,7 @@ def load_config(
     data = read_toml(config_file) if config_file else {}
     _check_keys(data, where)
     settings = _settings_from_toml(base, data, where).with_overrides(
-        redis_url=redis_url, namespace=namespace
+        redis_url=redis_url, namespace=namespace, output_store=output_store
     )
     values: dict[str, Any] = {}
     for option in options.values():

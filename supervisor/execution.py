@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TypeVar
 
-from fleetq.errors import OutputTooLarge, RedisUnavailable, StaleLease
+from fleetq.errors import OutputStoreError, OutputTooLarge, RedisUnavailable, StaleLease
 from fleetq.model import ClaimedJob, FaultKind, JobError
+from fleetq.outputs.base import StoredOutputs
 from fleetq.worker import WorkerQueue
 from supervisor.backends.base import (
     Backend,
@@ -127,6 +128,7 @@ class JobExecution:
             stop_wait.cancel()
             if not run_task.done():
                 await self._interrupt(run_task)
+            stored = await self._store_outputs(run_task)
         finally:
             timer.cancel()
             for helper in helpers:
@@ -136,7 +138,7 @@ class JobExecution:
                 run_task.cancel()
                 await asyncio.gather(run_task, return_exceptions=True)
         # The final write must not be cut in half by a cancellation of the puller.
-        outcome = await asyncio.shield(self._finish(run_task))
+        outcome = await asyncio.shield(self._finish(run_task, stored))
         log.info("job %s %s on %s after %.1f s", job.id, outcome, self.where,
                  time.monotonic() - started)  # fmt: skip
         return outcome
@@ -195,7 +197,26 @@ class JobExecution:
         await self.queue.wait_for_cancel(self.job)
         self.request_stop(StopReason.CANCEL)
 
-    async def _finish(self, run_task: asyncio.Task[BackendResult]) -> RunOutcome:
+    async def _store_outputs(
+        self, run_task: asyncio.Task[BackendResult]
+    ) -> StoredOutputs | OutputStoreError | None:
+        """Put a successful run's outputs into the output store while the heartbeat still
+        renews the lease (a large upload to a slow store may outlast a lease). None when the
+        run did not succeed or the lease is gone."""
+        if run_task.cancelled() or run_task.exception() is not None:
+            return None
+        if self.stop_reason is StopReason.LEASE_LOST:
+            return None
+        try:
+            return await self.queue.store_outputs(self.job, run_task.result().outputs)
+        except OutputStoreError as e:
+            return e
+
+    async def _finish(
+        self,
+        run_task: asyncio.Task[BackendResult],
+        stored: StoredOutputs | OutputStoreError | None,
+    ) -> RunOutcome:
         job, reason = self.job, self.stop_reason
         if reason is StopReason.LEASE_LOST:
             return RunOutcome.LOST
@@ -205,8 +226,15 @@ class JobExecution:
         else:
             error = run_task.exception()
         if error is None:
+            if isinstance(stored, OutputStoreError):
+                # The store's fault, not the job's: another attempt (maybe elsewhere) is free.
+                log.warning("job %s: output store failed: %s", job.id, stored)
+                fault = JobError("OutputStoreUnavailable", str(stored), kind=FaultKind.INFRA)
+                return await self._fail(FaultKind.INFRA, fault)
+            assert stored is not None  # a successful run's outputs were stored
+            done = stored
             try:
-                await self._write(lambda: self.queue.complete(job, run_task.result().outputs))
+                await self._write(lambda: self.queue.complete(job, done))
             except OutputTooLarge as e:
                 return await self._fail(FaultKind.FINAL, JobError("OutputTooLarge", str(e)))
             except StaleLease:

@@ -7,8 +7,10 @@ import asyncio
 import json
 import logging
 import os
+import time
 
 from fleetq.errors import RedisUnavailable
+from fleetq.outputs.base import OutputWriter
 from fleetq.worker import WorkerQueue
 from supervisor.gpu.errors import GpuError
 from supervisor.gpu.faults import parse_fault
@@ -36,6 +38,20 @@ async def reap_forever(queue: WorkerQueue, owner: str, interval_s: float) -> Non
         await asyncio.sleep(interval_s)  # the reaping period
 
 
+async def sweep_outputs_forever(outputs: OutputWriter) -> None:
+    """Remove expired outputs from a store that does not expire them itself (the shared
+    folder). Every supervisor sweeps; removing what another removed already is harmless."""
+    interval_s = outputs.sweep_interval_s
+    if interval_s is None:
+        return  # Redis expires its own keys; S3 follows the bucket's lifecycle rule
+    while True:
+        try:
+            await outputs.sweep(time.time())
+        except Exception:
+            log.exception("output sweeper: unexpected error")
+        await asyncio.sleep(interval_s)  # expiry folders are this wide; no event to wait on
+
+
 def reaper_owner(host: str) -> str:
     return f"{host}:{os.getpid()}"
 
@@ -57,6 +73,7 @@ async def apply_control(raw: str, monitor: GpuMonitor) -> None:
         command = json.loads(raw)
         gpu = int(command["gpu"])
         kind = command["type"]
+        who = str(command.get("by") or "an operator")[:200]
     except (ValueError, KeyError, TypeError):
         log.warning("control: ignoring malformed command %r", raw[:200])
         return
@@ -64,9 +81,17 @@ async def apply_control(raw: str, monitor: GpuMonitor) -> None:
         if kind == "fault":
             fault = parse_fault(str(command.get("spec", "")))
             await monitor.inject(gpu, fault)  # "clear" also forgets sticky health findings
-            log.warning("control: injected fault %r into simulated GPU %d", fault.spec, gpu)
+            log.warning(
+                "control: injected fault %r into simulated GPU %d (asked by %s)",
+                fault.spec,
+                gpu,
+                who,
+            )
         elif kind == "clear-health":
             monitor.clear_faults(gpu)
+            log.info(
+                "control: cleared the sticky health findings of GPU %d (asked by %s)", gpu, who
+            )
         else:
             log.warning("control: unknown command type %r", kind)
     except GpuError as e:

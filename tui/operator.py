@@ -3,32 +3,24 @@ uses. Every method returns the line to show the operator; refusals raise ``Fleet
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
-
 from fleetq import AsyncClient, JobStatus
-from fleetq.fleet import encode_record
+from fleetq.identity import operator_identity as identity_of
 from tui.widgets.format import queue_position
 
 
 def operator_identity() -> str:
     """Who acts, for the audit trail: ``tui:user@host`` (the user and machine running it)."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a bare container)
-        user = str(os.getuid())
-    return f"tui:{user}@{socket.gethostname()}"
+    return identity_of("tui")
 
 
 class Operator:
     def __init__(self, client: AsyncClient, identity: str | None = None) -> None:
         self.client = client
-        #: Recorded with each cancel and bump (the job's timeline shows it).
+        #: Recorded with each action (the job's timeline and the event log show it).
         self.identity = identity or operator_identity()
 
     async def set_priority(self, job: JobStatus, priority: int) -> str:
-        position = await self.client.bump(job.id, priority)
+        position = await self.client.bump(job.id, priority, by=self.identity)
         where = "waiting out its retry backoff" if position is None else queue_position(position)
         return f"job {job.id}: priority {job.priority} -> {priority}, now {where}"
 
@@ -50,30 +42,28 @@ class Operator:
         return f"job {job.id}: cancel requested{where}; its GPU was told to interrupt it"
 
     async def retry(self, job: JobStatus) -> str:
-        position = await self.client.retry(job.id)
+        position = await self.client.retry(job.id, by=self.identity)
         where = "" if position is None else f" at {queue_position(position)}"
         return f"job {job.id} requeued{where}"
 
     async def set_paused(self, service: str, paused: bool) -> str:
         if paused:
-            changed = await self.client.pause(service)
+            changed = await self.client.pause(service, by=self.identity)
             return f"{service} paused: no new claims" if changed else f"{service} was paused"
-        changed = await self.client.resume(service)
+        changed = await self.client.resume(service, by=self.identity)
         return f"{service} resumed" if changed else f"{service} was not paused"
 
     async def set_drained(self, target: str, drained: bool) -> str:
         if drained:
-            changed = await self.client.drain(target)
+            changed = await self.client.drain(target, by=self.identity)
             return f"{target} drained: no new claims" if changed else f"{target} was drained"
-        changed = await self.client.undrain(target)
+        changed = await self.client.undrain(target, by=self.identity)
         return f"{target} undrained" if changed else f"{target} was not drained"
 
     async def clear_health(self, host: str, gpu: int) -> str:
         """Ask a supervisor to forget a GPU's sticky findings (as ``fleetq clear-health``)."""
-        # The same control stream entry the CLI's Client.send_control writes.
-        store = self.client.store
-        command = encode_record({"type": "clear-health", "gpu": gpu})
-        await store.command("xadd", store.keys.control(host), {"command": command}, maxlen=100)
+        command = {"type": "clear-health", "gpu": gpu}
+        await self.client.send_control(host, command, by=self.identity)
         return (
             f"asked {host} to clear the sticky health findings of GPU {gpu}; its next check decides"
         )

@@ -111,6 +111,8 @@ class Snapshot:
     detail: JobDetail | None = None
     #: Wait percentiles per service, from the starts this dashboard saw (see tui.latency).
     latency: Mapping[str, Latency] = field(default_factory=dict)
+    #: Who paused or drained (``paused:<svc>``, ``drained:<target>`` -> operator).
+    changed_by: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def gpu_count(self) -> int:
@@ -164,6 +166,7 @@ class SnapshotBuilder:
             jobs_total=jobs_total(read.stats.services, job_filter),
             hosts=hosts,
             detail=self._detail(read),
+            changed_by=read.changed_by,
         )
 
     def _detail(self, read: FleetRead) -> JobDetail | None:

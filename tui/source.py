@@ -7,12 +7,13 @@ reads a bounded page of jobs and the fleet records (O(hosts)), never a whole que
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from fleetq import AsyncClient, JobNotFound, JobStatus, Stats
 from fleetq.fleet import FleetView
+from fleetq.identity import marked_targets
 
 #: Jobs read per refresh (per state): the table shows this page, whatever the queue size.
 PAGE_SIZE = 200
@@ -44,7 +45,7 @@ class JobAction:
 
     at_ms: int
     kind: str
-    #: Who asked, where the core records it (cancels and bumps: "tui:user@host", "cli"...).
+    #: Who asked, where the core records it ("tui:user@host", "cli:user@host", "client"...).
     by: str | None = None
     #: For a bump: the priority before and after.
     change: tuple[str, str] | None = None
@@ -63,6 +64,9 @@ class FleetRead:
     workflow: str | None = None
     #: The detail job's cancels and retries, oldest first.
     actions: tuple[JobAction, ...] = ()
+    #: Who paused each paused service and drained each drained target (``paused:<svc>``,
+    #: ``drained:<target>`` -> operator), where recorded.
+    changed_by: Mapping[str, str] = field(default_factory=dict)
 
 
 class SnapshotSource(Protocol):
@@ -82,7 +86,10 @@ class RedisSource:
         stats, jobs, fleet = await asyncio.gather(
             self.client.stats(), self._jobs(request), self.client.fleet()
         )
-        read = FleetRead(stats=stats, jobs=jobs, fleet=fleet)
+        # A second round trip only while something is paused or drained.
+        marks = marked_targets(stats)
+        changed_by = await self.client.changed_by(marks) if marks else {}
+        read = FleetRead(stats=stats, jobs=jobs, fleet=fleet, changed_by=changed_by)
         if request.detail_id is None:
             return read
         (detail, workflow), actions = await asyncio.gather(

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
-from fleetq._async.store import AsyncStore, _outputs
+from fleetq._async.store import AsyncStore
 from fleetq._async_support import AsyncProgressCallback, AsyncRedis, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
@@ -17,6 +17,7 @@ from fleetq.eta import estimate_from
 from fleetq.fleet import FleetView
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
+from fleetq.outputs.readers import AsyncOutputReader
 from fleetq.protocol import Bumped
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -107,6 +108,8 @@ class AsyncClient:
     def __init__(self, settings: Settings | None = None, *, redis: AsyncRedis | None = None):
         self.settings = settings or Settings.from_env()
         self.store = AsyncStore(self.settings, redis)
+        #: Reads outputs from whichever store holds them (``FLEETQ_OUTPUT_STORE``).
+        self.outputs = AsyncOutputReader(self.settings)
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> AsyncClient:
@@ -181,9 +184,10 @@ class AsyncClient:
         job is marked and its GPU's puller interrupts the backend (returns ``"cancelling"``)."""
         return await self.store.run(self.store.protocol.cancel(check_job_id(job_id), by))
 
-    async def bump(self, job_id: str, priority: int) -> int | None:
-        """Set a queued job's priority; returns its new queue position (0 = next)."""
-        call = self.store.protocol.bump(check_job_id(job_id), check_priority(priority))
+    async def bump(self, job_id: str, priority: int, by: str = "client") -> int | None:
+        """Set a queued job's priority; returns its new queue position (0 = next). ``by``
+        (who asked) is recorded in the job's timeline and the event log."""
+        call = self.store.protocol.bump(check_job_id(job_id), check_priority(priority), by=by)
         return await self.store.run(call)
 
     async def bump_by(self, job_id: str, delta: int, by: str = "client") -> Bumped:
@@ -191,9 +195,10 @@ class AsyncClient:
         atomically in Redis, clamped to -1000..1000; returns the new priority and position."""
         return await self.store.run(self.store.protocol.bump_by(check_job_id(job_id), delta, by))
 
-    async def retry(self, job_id: str) -> int | None:
-        """Send a failed or cancelled job back to its queue; returns its queue position."""
-        return await self.store.run(self.store.protocol.retry(check_job_id(job_id)))
+    async def retry(self, job_id: str, by: str = "client") -> int | None:
+        """Send a failed or cancelled job back to its queue; returns its queue position.
+        ``by`` (who asked) is recorded in the job's timeline and the event log."""
+        return await self.store.run(self.store.protocol.retry(check_job_id(job_id), by=by))
 
     async def jobs(
         self, state: str = "queued", service: str | None = None, limit: int = 50
@@ -207,32 +212,41 @@ class AsyncClient:
         """Counts per service and state, rates of the last minute, oldest wait, pauses."""
         return await self.store.run(self.store.protocol.stats(self.settings.services))
 
-    async def pause(self, service: str) -> bool:
-        """Stop claims from a service queue (jobs stay queued). True if it was running."""
-        return await self.store.run(self.store.protocol.set_paused(service, True))
+    async def pause(self, service: str, by: str = "client") -> bool:
+        """Stop claims from a service queue (jobs stay queued). True if it was running.
+        ``by`` (who asked) goes to the event log; :meth:`changed_by` tells it later."""
+        return await self.store.run(self.store.protocol.set_paused(service, True, by=by))
 
-    async def resume(self, service: str) -> bool:
+    async def resume(self, service: str, by: str = "client") -> bool:
         """Let a paused service queue be claimed from again. True if it was paused."""
-        return await self.store.run(self.store.protocol.set_paused(service, False))
+        return await self.store.run(self.store.protocol.set_paused(service, False, by=by))
 
-    async def drain(self, target: str) -> bool:
-        """Stop claims on a host (``"gpu-07"``) or one GPU (``"gpu-07:3"``)."""
-        call = self.store.protocol.set_drained(check_host_target(target), True)
+    async def drain(self, target: str, by: str = "client") -> bool:
+        """Stop claims on a host (``"gpu-07"``) or one GPU (``"gpu-07:3"``). ``by`` (who
+        asked) goes to the event log; :meth:`changed_by` tells it later."""
+        call = self.store.protocol.set_drained(check_host_target(target), True, by=by)
         return await self.store.run(call)
 
-    async def undrain(self, target: str) -> bool:
+    async def undrain(self, target: str, by: str = "client") -> bool:
         """Let a drained host or GPU claim jobs again."""
-        call = self.store.protocol.set_drained(check_host_target(target), False)
+        call = self.store.protocol.set_drained(check_host_target(target), False, by=by)
         return await self.store.run(call)
+
+    async def changed_by(self, targets: Sequence[str]) -> dict[str, str]:
+        """Who made the last pause or resume of services and drain or undrain of hosts and
+        GPUs: ``targets`` are ``"paused:<service>"`` or ``"drained:<host>[:<gpu>]"``; the
+        answer maps those with a recorded operator to it (e.g. ``"cli:ana@ops-1"``)."""
+        return await self.store.changed_by(targets)
 
     async def fleet(self) -> FleetView:
         """Every supervisor host with its published GPU readings; offline hosts included."""
         return await self.store.fleet()
 
-    async def send_control(self, host: str, command: dict[str, Any]) -> str:
+    async def send_control(self, host: str, command: dict[str, Any], by: str = "client") -> str:
         """Send an operator command to one supervisor, e.g. a simulated GPU fault:
-        ``{"type": "fault", "gpu": 2, "spec": "xid=79"}``."""
-        return await self.store.send_control(check_host_target(host), command)
+        ``{"type": "fault", "gpu": 2, "spec": "xid=79"}``. ``by`` (who asked) travels with
+        it, for the supervisor's log."""
+        return await self.store.send_control(check_host_target(host), {**command, "by": by})
 
     async def result(self, job_id: str) -> JobResult:
         """The outputs of a completed job; raises ``JobFailed`` / ``JobCancelled`` otherwise."""
@@ -246,5 +260,5 @@ class AsyncClient:
             raise JobCancelled(status.id)
         if status.state is not JobState.COMPLETED:
             raise InvalidTransition(status.id, str(status.state), "read the result of")
-        blobs = await self.store.output_blobs(status.id) if status.outputs else {}
-        return JobResult(status.id, _outputs(status, blobs))
+        blobs = await self.store.output_blobs(status.id) if self.outputs.needs_blobs(status) else {}
+        return await self.outputs.result(status, blobs)

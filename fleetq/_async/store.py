@@ -13,10 +13,9 @@ from typing import Any, TypeVar
 from fleetq._async.connection import connect, run_script_ro, run_script_waited
 from fleetq._async_support import AsyncRedis, AsyncScript, cancel_safe
 from fleetq.config import Settings
-from fleetq.errors import OutputsExpired
 from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
-from fleetq.model import JobSpec, JobStatus, Output
+from fleetq.model import JobSpec
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
 from fleetq.redis_errors import check_replicated, translate_errors
 from fleetq.redis_options import READ_ONLY_SCRIPTS, WAITED_SCRIPTS
@@ -37,18 +36,6 @@ def _decode_entries(reply: Any) -> list[StreamEntry]:
         for entry_id, fields in items:
             entries.append((text(entry_id), {text(k): text(v) for k, v in fields.items()}))
     return entries
-
-
-def _outputs(status: JobStatus, blobs: dict[bytes, bytes]) -> tuple[Output, ...]:
-    """Pair a finished job's manifest with the stored bytes."""
-    if status.outputs and not blobs:
-        raise OutputsExpired(
-            f"the outputs of job {status.id} have expired (kept for FLEETQ_OUTPUT_TTL_S)"
-        )
-    return tuple(
-        Output(f.filename, f.content_type, blobs.get(str(i).encode(), b""))
-        for i, f in enumerate(status.outputs)
-    )
 
 
 class AsyncStore:
@@ -136,6 +123,15 @@ class AsyncStore:
         """Queue an operator command (e.g. a simulated fault) for one supervisor, and signal
         it so it reads the command at once."""
         return await self.run(self.protocol.send_control(host, encode_record(command)))
+
+    async def changed_by(self, targets: Sequence[str]) -> dict[str, str]:
+        """The operator of the last change of each pause (``paused:<svc>``) or drain
+        (``drained:<target>``) target, where one was recorded."""
+        if not targets:
+            return {}
+        fields = [f"by:{t}" for t in targets]
+        raw = await self.command("hmget", self.keys.last_request, fields)
+        return {t: text(v) for t, v in zip(targets, raw, strict=True) if v}
 
     async def publish_host(
         self,

@@ -14,7 +14,13 @@ from fleetq.cli import render
 from fleetq.cli.parsing import ascii_int, non_negative_int, positive_int, seconds
 from fleetq.client import Client
 from fleetq.errors import InvalidArgument, InvalidWorkflow, JobCancelled, JobFailed
+from fleetq.identity import marked_targets, operator_identity
 from fleetq.validation import check_host_target, check_service
+
+
+def _who() -> str:
+    """Who acts, recorded with each operator action: ``cli:user@host``."""
+    return operator_identity("cli")
 
 
 def _now_ms() -> int:
@@ -149,7 +155,7 @@ def stats(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         render.print_json(st)
     else:
-        render.stats_table(st)
+        render.stats_table(st, who=client.changed_by(marked_targets(st)))
     _note_empty_namespace(client)
     return 0
 
@@ -164,7 +170,7 @@ def _report(args: argparse.Namespace, text: str, **fields: Any) -> int:
 
 
 def cancel(client: Client, args: argparse.Namespace) -> int:
-    outcome = client.cancel(args.job_id, by="cli")
+    outcome = client.cancel(args.job_id, by=_who())
     if outcome == "cancelled":
         text = f"cancelled {args.job_id}"
     else:
@@ -173,7 +179,7 @@ def cancel(client: Client, args: argparse.Namespace) -> int:
 
 
 def bump(client: Client, args: argparse.Namespace) -> int:
-    position = client.bump(args.job_id, args.priority)
+    position = client.bump(args.job_id, args.priority, by=_who())
     where = (
         "waiting for its retry" if position is None else f"now at position {position} (0 = next)"
     )
@@ -182,7 +188,7 @@ def bump(client: Client, args: argparse.Namespace) -> int:
 
 
 def retry(client: Client, args: argparse.Namespace) -> int:
-    position = client.retry(args.job_id)
+    position = client.retry(args.job_id, by=_who())
     where = "waiting for its backoff" if position is None else f"at position {position} (0 = next)"
     return _report(args, f"requeued {args.job_id} {where}",
                    id=args.job_id, position=position)  # fmt: skip
@@ -190,14 +196,14 @@ def retry(client: Client, args: argparse.Namespace) -> int:
 
 def pause(client: Client, args: argparse.Namespace) -> int:
     service = check_service(args.service, client.settings)
-    changed = client.pause(service)
+    changed = client.pause(service, by=_who())
     text = f"paused {service}" if changed else f"{service} was already paused"
     return _report(args, text, service=service, paused=True, changed=changed)
 
 
 def resume(client: Client, args: argparse.Namespace) -> int:
     service = check_service(args.service, client.settings)
-    changed = client.resume(service)
+    changed = client.resume(service, by=_who())
     text = f"resumed {service}" if changed else f"{service} was not paused"
     return _report(args, text, service=service, paused=False, changed=changed)
 
@@ -221,25 +227,26 @@ def _check_known_target(client: Client, target: str) -> None:
 
 def drain(client: Client, args: argparse.Namespace) -> int:
     _check_known_target(client, args.target)
-    changed = client.drain(args.target)
+    changed = client.drain(args.target, by=_who())
     text = f"drained {args.target}" if changed else f"{args.target} was already drained"
     return _report(args, text, target=args.target, drained=True, changed=changed)
 
 
 def undrain(client: Client, args: argparse.Namespace) -> int:
-    changed = client.undrain(args.target)
+    changed = client.undrain(args.target, by=_who())
     text = f"undrained {args.target}" if changed else f"{args.target} was not drained"
     return _report(args, text, target=args.target, drained=False, changed=changed)
 
 
 def fault(client: Client, args: argparse.Namespace) -> int:
-    client.send_control(args.host, {"type": "fault", "gpu": args.gpu, "spec": args.spec})
+    command = {"type": "fault", "gpu": args.gpu, "spec": args.spec}
+    client.send_control(args.host, command, by=_who())
     text = f"sent fault {args.spec!r} to {args.host}:{args.gpu} (simulated GPUs only)"
     return _report(args, text, host=args.host, gpu=args.gpu, sent={"fault": args.spec})
 
 
 def clear_health(client: Client, args: argparse.Namespace) -> int:
-    client.send_control(args.host, {"type": "clear-health", "gpu": args.gpu})
+    client.send_control(args.host, {"type": "clear-health", "gpu": args.gpu}, by=_who())
     text = f"asked {args.host} to clear the sticky health findings of GPU {args.gpu}"
     return _report(args, text, host=args.host, gpu=args.gpu, sent="clear-health")
 

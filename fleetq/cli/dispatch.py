@@ -39,7 +39,7 @@ def _fake_a1111(args: argparse.Namespace, settings: Settings) -> int:
 #: Commands whose options live in another package (added to the tree only when needed).
 EXTERNAL = ("supervisor", "fake-comfyui", "fake-a1111")
 #: Top-level options that take a value (skipped when looking for the command's name).
-VALUED_OPTIONS = ("--redis", "--namespace")
+VALUED_OPTIONS = ("--redis", "--namespace", "--output-store")
 
 
 def command_name(argv: Sequence[str]) -> str | None:

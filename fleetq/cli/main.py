@@ -24,11 +24,11 @@ from fleetq.config import Settings
 from fleetq.errors import FleetqError
 
 #: Options of the top-level parser that only some sub-commands take.
-SHARED = ("redis", "namespace", "json")
+SHARED = ("redis", "namespace", "output_store", "json")
 
 
 def common_options() -> argparse.ArgumentParser:
-    """``--redis``, ``--namespace`` and ``--json`` in one parent parser."""
+    """``--redis``, ``--namespace``, ``--output-store`` and ``--json`` in one parent parser."""
     return argparse.ArgumentParser(add_help=False, parents=[connection_options(), output_options()])
 
 
@@ -82,7 +82,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
-        redis_url=getattr(args, "redis", None), namespace=getattr(args, "namespace", None)
+        redis_url=getattr(args, "redis", None),
+        namespace=getattr(args, "namespace", None),
+        output_store=getattr(args, "output_store", None),
     )
 
 

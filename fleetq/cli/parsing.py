@@ -71,7 +71,7 @@ def index_list(raw: str) -> list[int]:
 
 
 def connection_options() -> argparse.ArgumentParser:
-    """``--redis`` and ``--namespace``: for every command that talks to a fleet's Redis."""
+    """``--redis``, ``--namespace``, ``--output-store``: for every command that talks to a fleet."""
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
         "--redis",
@@ -85,6 +85,13 @@ def connection_options() -> argparse.ArgumentParser:
         metavar="NS",
         default=argparse.SUPPRESS,
         help="fleet namespace (default $FLEETQ_NAMESPACE or fleetq)",
+    )
+    options.add_argument(
+        "--output-store",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="where outputs are kept: redis, file:///folder or s3://bucket/prefix "
+        "(default $FLEETQ_OUTPUT_STORE or redis)",
     )
     return options
 

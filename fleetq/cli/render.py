@@ -7,7 +7,7 @@ import enum
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from fleetq.humanize import duration
@@ -110,7 +110,11 @@ def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO = sys.stdout)
     )
 
 
-def stats_table(stats: Stats, out: TextIO = sys.stdout) -> None:
+def stats_table(
+    stats: Stats, out: TextIO = sys.stdout, who: Mapping[str, str] | None = None
+) -> None:
+    """The per-service table, then the paused services and drained targets, each with the
+    operator who made the change where ``who`` (from ``Client.changed_by``) has one."""
     rows = []
     for s in stats.services:
         rows.append(
@@ -124,8 +128,17 @@ def stats_table(stats: Stats, out: TextIO = sys.stdout) -> None:
         rows,
         out,
     )  # fmt: skip
+    who = who or {}
+
+    def named(kind: str, target: str) -> str:
+        by = who.get(f"{kind}:{target}")
+        return f"{target} (by {by})" if by else target
+
+    paused = [named("paused", s.service) for s in stats.services if s.paused]
+    if paused:
+        out.write("paused: " + ", ".join(paused) + "\n")
     if stats.drained:
-        out.write("drained: " + ", ".join(stats.drained) + "\n")
+        out.write("drained: " + ", ".join(named("drained", t) for t in stats.drained) + "\n")
 
 
 class ProgressBar:

@@ -197,16 +197,23 @@ def _paths(settings: Settings) -> Schema:
                         "schema": {"type": "integer", "minimum": 0, "maximum": 999999},
                     },
                 ],
-                "responses": responses(
-                    {
-                        "description": "The file, with its stored content type",
-                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                "responses": {
+                    **responses(
+                        {
+                            "description": "The file, with its stored content type (outputs "
+                            "kept in Redis or a shared folder)",
+                            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        "400",
+                        "404",
+                        "409",
+                        "410",
+                    ),
+                    "302": {
+                        "description": "Outputs kept in S3: a presigned URL of the file in "
+                        "Location, valid for FLEETQ_OUTPUT_URL_TTL_S"
                     },
-                    "400",
-                    "404",
-                    "409",
-                    "410",
-                ),
+                },
             }
         },
         "/v1/jobs/{job_id}/events": {

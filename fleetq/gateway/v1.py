@@ -19,6 +19,7 @@ from fleetq.gateway.jsonio import json_response, read_object, reject_unknown
 from fleetq.gateway.state import base_url, gateway
 from fleetq.metrics import read_queue_snapshot
 from fleetq.model import JobState, safe_filename
+from fleetq.outputs.location import file_path, location_kind
 from fleetq.protocol import LIST_STATES
 from fleetq.validation import (
     build_spec,
@@ -110,7 +111,7 @@ async def bump(request: web.Request) -> web.Response:
     reject_unknown(body, ("priority",))
     if "priority" not in body:
         raise InvalidArgument("the field 'priority' is required")
-    position = await gateway(request).client.bump(job_id, body["priority"])
+    position = await gateway(request).client.bump(job_id, body["priority"], by="gateway")
     return json_response({"id": job_id, "priority": body["priority"], "position": position})
 
 
@@ -118,13 +119,14 @@ async def bump(request: web.Request) -> web.Response:
 async def retry(request: web.Request) -> web.Response:
     """Send a failed or cancelled job back to its queue with fresh attempts."""
     job_id = _job_id(request)
-    position = await gateway(request).client.retry(job_id)
+    position = await gateway(request).client.retry(job_id, by="gateway")
     return json_response({"id": job_id, "position": position})
 
 
 @routes.get("/v1/jobs/{job_id}/outputs/{index}")
-async def output(request: web.Request) -> web.Response:
-    """One output file, with its stored content type and a download file name."""
+async def output(request: web.Request) -> web.StreamResponse:
+    """One output file, with its stored content type and a download file name: served from
+    Redis or the shared folder, or a redirect to a presigned URL for the S3 store."""
     gw = gateway(request)
     job_id = _job_id(request)
     index = parse_ascii_int(request.match_info["index"], "output index", 0, OUTPUT_INDEX_MAX)
@@ -133,22 +135,30 @@ async def output(request: web.Request) -> web.Response:
         raise NotCompleted(job_id, status.state.value, "read the outputs of")
     if index >= len(status.outputs):
         raise OutputNotFound(f"job {job_id} has {len(status.outputs)} output file(s); no {index}")
+    meta = status.outputs[index]
+    name = safe_filename(meta.filename, fallback=f"{job_id}_{index}")
+    content_type = meta.content_type if _CONTENT_TYPE.match(meta.content_type) else ""
+    headers = {
+        "Content-Disposition": _disposition(name),
+        # The bytes come from a backend; never let a browser sniff them into HTML.
+        "X-Content-Type-Options": "nosniff",
+    }
+    kind = location_kind(meta.location)
+    if kind == "s3":
+        raise web.HTTPFound(gw.client.outputs.link(meta))
+    if kind == "file":
+        path = file_path(meta.location)
+        if not path.is_file():
+            raise OutputsExpired(f"the outputs of job {job_id} have expired ({meta.location})")
+        headers["Content-Type"] = content_type or "application/octet-stream"
+        return web.FileResponse(path, headers=headers)
     data = await gw.client.store.command("hget", gw.client.store.keys.outputs(job_id), str(index))
     if data is None:
         raise OutputsExpired(
             f"the outputs of job {job_id} have expired (kept for FLEETQ_OUTPUT_TTL_S)"
         )
-    meta = status.outputs[index]
-    name = safe_filename(meta.filename, fallback=f"{job_id}_{index}")
-    content_type = meta.content_type if _CONTENT_TYPE.match(meta.content_type) else ""
     return web.Response(
-        body=data,
-        content_type=content_type or "application/octet-stream",
-        headers={
-            "Content-Disposition": _disposition(name),
-            # The bytes come from a backend; never let a browser sniff them into HTML.
-            "X-Content-Type-Options": "nosniff",
-        },
+        body=data, content_type=content_type or "application/octet-stream", headers=headers
     )
 
 

@@ -3,8 +3,9 @@ KEYS[1]  job:<id>    KEYS[2]  leases    KEYS[3]  out:<id>
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  lease token
 ARGV[5]  retention_ms (finished job)    ARGV[6]  output_ttl_ms    ARGV[7]  max_output_bytes
-ARGV[8]  output manifest (JSON list of {filename, content_type, size})
-ARGV[9..] output file bytes, in manifest order
+ARGV[8]  output manifest (JSON list of {filename, content_type, size, sha256, location})
+ARGV[9..] output file bytes, in manifest order, for outputs kept in Redis (location 'redis');
+          none when the outputs are in a file or S3 store (Redis then keeps only the manifest)
 Returns {'ok'} | {'stale', state or 'missing'} | {'too_large', total_bytes}
 (A resend of a completion that succeeded answers {'ok'} again.)
 The run (claim to now) goes into the run times of the job's class (lib/runtimes.lua).

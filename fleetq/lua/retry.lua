@@ -3,6 +3,7 @@ It keeps its priority and submit order; its wait clock restarts now.
 KEYS[1]  job:<id>
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  request id (random per call; the same in a resend)
+ARGV[5]  who asked (optional, for the event log and the job's own stream)
 Returns {'ok', position} | {'missing'} | {'state', state}
 (A resend of a retry that was applied, its reply lost, answers {'ok', position} again.)
 ]]
@@ -28,6 +29,7 @@ redis.call('HSET', jkey, 'attempts', 0, 'lost', 0, 'infra', 0, 'enqueued_ms', no
   'retry_request', ARGV[4])
 redis.call('HDEL', jkey, 'finished_ms', 'outputs')
 enqueue(id, jkey, svc, now)
-emit('retried', id, svc, {'from', f[1]})
-job_emit(id, 'retried', {})
+local by = ARGV[5] or ''
+emit('retried', id, svc, {'from', f[1], 'by', by})
+job_emit(id, 'retried', {'by', by})
 return {'ok', position_of(id, svc)}

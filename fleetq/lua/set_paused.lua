@@ -6,6 +6,7 @@ ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  service     ARGV[4]  '1' to pause, '0' to resume
 ARGV[5]  request id (random per call; the same in a resend)
 ARGV[6]  '1' if the caller's settings register the service, else '0'
+ARGV[7]  who asked (optional): on the event and in lastreq as 'by:paused:<svc>'
 Returns 1 if the state changed, 0 if it already was so, -1 (nothing written) for a service
 neither registered by the caller nor ever submitted to: the services set is permanent and the
 reaper visits each member every pass, so it takes no arbitrary names.
@@ -15,6 +16,7 @@ reaper visits each member every pass, so it takes no arbitrary names.
 local svc = ARGV[3]
 if ARGV[6] ~= '1' and redis.call('SISMEMBER', KEYS[4], svc) == 0 then return -1 end
 local field = 'paused:' .. svc
+local by = ARGV[7] or ''
 local function unchanged()
   if redis.call('HGET', KEYS[5], field) == ARGV[5] then return 1 end
   return 0
@@ -22,15 +24,15 @@ end
 redis.call('SADD', KEYS[4], svc)
 if ARGV[4] == '1' then
   if redis.call('SADD', KEYS[1], svc) == 0 then return unchanged() end
-  redis.call('HSET', KEYS[5], field, ARGV[5])
+  redis.call('HSET', KEYS[5], field, ARGV[5], 'by:' .. field, by)
   redis.call('DEL', KEYS[2])
-  emit('paused', '', svc, {})
+  emit('paused', '', svc, {'by', by})
   return 1
 end
 if redis.call('SREM', KEYS[1], svc) == 0 then return unchanged() end
-redis.call('HSET', KEYS[5], field, ARGV[5])
+redis.call('HSET', KEYS[5], field, ARGV[5], 'by:' .. field, by)
 if redis.call('ZCARD', KEYS[3]) > 0 or redis.call('ZCARD', k_delayed(svc)) > 0 then
   redis.call('ZADD', KEYS[2], 0, '0')
 end
-emit('resumed', '', svc, {})
+emit('resumed', '', svc, {'by', by})
 return 1

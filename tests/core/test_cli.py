@@ -233,10 +233,12 @@ def test_shared_options_only_where_they_mean_something() -> None:
     parser = build_parser()
     takes = {name: _takes(_subparser(parser, name)) for name in [*QUEUE_COMMANDS, "tui",
              "gateway", "supervisor", "demo", "fake-comfyui", "fake-a1111"]}  # fmt: skip
+    # A fleet is its Redis, its namespace and the store that holds its outputs.
+    fleet = {"redis", "namespace", "output_store"}
     for name in QUEUE_COMMANDS:
-        assert takes[name] == {"redis", "namespace", "json"}, name
+        assert takes[name] == {*fleet, "json"}, name
     for name in ("tui", "gateway", "supervisor"):
-        assert takes[name] == {"redis", "namespace"}, name
+        assert takes[name] == fleet, name
     for name in ("demo", "fake-comfyui", "fake-a1111"):
         assert takes[name] == set(), name
 

@@ -183,7 +183,7 @@ async def test_the_node_set_limits_what_validates(
         "1": {"class_type": "EmptyImage", "inputs": empty},
         "2": {"class_type": "IPAdapterAdvanced", "inputs": {"image": ["1", 0]}},
         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "c"}},
-    }  # fmt: skip
+    }
     await run(http, comfy, custom)
     caps = await read_comfyui_capabilities(HttpClient(comfy.url, http, Answer))
     assert meets(derive("comfyui", custom), caps) is None

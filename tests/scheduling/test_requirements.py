@@ -87,7 +87,7 @@ def test_links_and_custom_none_choices_name_no_file() -> None:
         },
         "4": {"class_type": "UNETLoader", "inputs": {"unet_name": "flux\\flux1-dev.safetensors"}},
         "5": {"class_type": "KSampler", "inputs": {"sampler_name": "euler", "model_name": "x"}},
-    }  # fmt: skip
+    }
     req = derive("comfyui", graph)
     assert req.model_files == {
         "checkpoints": ("a.safetensors",),

@@ -155,6 +155,17 @@ async def test_client_role_cannot_steer_the_fleet(roles: Roles, action: str) -> 
         assert snapshot(roles) == before, "a refused script changed nothing"
 
 
+def test_client_role_reads_who_paused_and_drained(roles: Roles) -> None:
+    with Client(roles.settings("operator")) as operator, Client(roles.settings("client")) as c:
+        operator.pause("a1111", by="cli:ana@ops-1")
+        operator.drain("gpu-host", by="tui:bo@ops-2")
+        marks = ["paused:a1111", "drained:gpu-host"]
+        assert c.changed_by(marks) == {
+            "paused:a1111": "cli:ana@ops-1",
+            "drained:gpu-host": "tui:bo@ops-2",
+        }
+
+
 async def test_supervisor_role_runs_jobs_but_cannot_submit_or_command(roles: Roles) -> None:
     with Client(roles.settings("client")) as client:
         first, second = (client.submit(BODY, service="a1111") for _ in range(2))

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from fleetq import AsyncClient
 from tests.tui.dash_helpers import actions_done, first_snapshot, fresh, gpu_record, wait_until
 from tests.tui.test_actions import MakeApp, Notes
+from tui.operator import operator_identity
 from tui.screens.gpu_detail import GpuDetailScreen
 
 Publish = Callable[..., Awaitable[None]]
@@ -61,6 +62,8 @@ async def test_fault_since_gpu_detail_and_clear_health(
         store = aclient.store
         entries = await store.command("xrange", store.keys.control("gpu-host-1"), "-", "+")
         command = json.loads(entries[-1][1][b"command"])
-        assert command == {"type": "clear-health", "gpu": 0}
+        assert command == {"type": "clear-health", "gpu": 0, "by": operator_identity()}
+        signal = await store.command("zrange", store.keys.signal("gpu-host-1"), 0, -1)
+        assert signal == [b"streams"]  # the supervisor is woken to read it at once
         await pilot.press("escape")
         assert app.screen is app.main_screen

@@ -94,10 +94,13 @@ class GpuTable(SyncedTable):
             signature = (host, None if host.online else age(now - host.last_seen_ms))
             rows.append((host.host, signature, partial(_host_cells, host, now)))
             targets[host.host] = DrainTarget(host.host, host.drained, host.host, host.drained)
+            who = snapshot.changed_by
+            if host.drained:
+                notes[host.host] = drained_note(host.host, who.get(f"drained:{host.host}"))
             for gpu in host.gpus:
                 since = None if gpu.fault_since_ms is None else age(now - gpu.fault_since_ms)
                 rows.append((gpu.target, (gpu, since), partial(_gpu_cells, gpu, now)))
-                notes[gpu.target] = _note(gpu, now)
+                notes[gpu.target] = _note(gpu, now, who.get(f"drained:{gpu.target}"))
                 targets[gpu.target] = DrainTarget(gpu.target, gpu.drained, host.host, host.drained)
         self.targets = targets
         self.gpus = {g.target: g for h in snapshot.hosts for g in h.gpus}
@@ -234,7 +237,12 @@ def _job(gpu: GpuSnapshot) -> Text:
     return cell + progress_cell(gpu.job.progress, width=10)
 
 
-def _note(gpu: GpuSnapshot, now_ms: int) -> str:
+def drained_note(target: str, by: str | None) -> str:
+    """The note of a drained machine: who drained it, where recorded."""
+    return f"{target} drained by {by}" if by else f"{target} drained"
+
+
+def _note(gpu: GpuSnapshot, now_ms: int, drained_by: str | None = None) -> str:
     parts = []
     if gpu.health not in (None, "healthy") or gpu.reasons:
         parts.append(f"{gpu.health or 'health N/A'}: {'; '.join(gpu.reasons) or 'no reason given'}")
@@ -242,6 +250,8 @@ def _note(gpu: GpuSnapshot, now_ms: int) -> str:
         parts.append(f"since {_clock(gpu.fault_since_ms)}{' or earlier' * gpu.fault_before_start}")
     if gpu.blocked:
         parts.append(f"blocked: {gpu.blocked}")
+    if gpu.drained and drained_by:
+        parts.append(f"drained by {drained_by}")
     if gpu.warm_model or gpu.model_loads is not None:
         loads = "" if gpu.model_loads is None else f", {gpu.model_loads} model loads"
         parts.append(f"warm model: {gpu.warm_model or 'none'}{loads}")

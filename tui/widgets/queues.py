@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from rich.markup import escape
 from rich.text import Text
 from textual.binding import Binding
 
@@ -42,9 +43,16 @@ class QueueTable(SyncedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.services: dict[str, ServiceStats] = {}
+        #: Who paused each paused service (shown under the table for the selected one).
+        self.paused_by: dict[str, str] = {}
 
     def show(self, snapshot: Snapshot) -> None:
         self.services = {s.service: s for s in snapshot.services}
+        self.paused_by = {
+            s.service: by
+            for s in snapshot.services
+            if s.paused and (by := snapshot.changed_by.get(f"paused:{s.service}"))
+        }
         now = snapshot.now_ms
         latency = snapshot.latency
         self.sync(
@@ -57,6 +65,18 @@ class QueueTable(SyncedTable):
                 for s in snapshot.services
             ]
         )
+        self._show_note()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._show_note()
+
+    def _show_note(self) -> None:
+        # Who paused the service under the cursor (the audit trail of pauses).
+        key = self.cursor_key
+        by = self.paused_by.get(key) if key is not None else None
+        note = escape(f"{key} paused by {by}") if by else ""
+        if note != self.border_subtitle:
+            self.border_subtitle = note
 
     @property
     def selected(self) -> ServiceStats | None:

@@ -108,10 +108,6 @@ class InputSpec:
     bare: bool = False
     """Declared as a 1-tuple ``("IMAGE",)``: rendered without the options dict."""
 
-    @property
-    def is_combo(self) -> bool:
-        return isinstance(self.type, tuple)
-
     def declared(self) -> list[Any]:
         """The ``/object_info`` form: ``["INT", {...}]``, ``[[choices], {...}]``, ``["IMAGE"]``."""
         kind: Any = list(self.type) if isinstance(self.type, tuple) else self.type
