@@ -1,6 +1,6 @@
 """Gateway benchmark: open event streams cost the other routes nothing.
 
-Starts a private ``redis-server`` (:class:`fleetq.embedded.RedisServer`) and a gateway process
+Starts a private ``redis-server`` (:class:`fleetq.demo.embedded.RedisServer`) and a gateway process
 (``run_gateway`` on a free loopback port), then for each stream count (default 0, 100, 500 and
 1,000 open ``GET /v1/events``, plain sockets from this process) measures:
 
@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fleetq.embedded import RedisServer  # noqa: E402
+from fleetq.demo.embedded import RedisServer  # noqa: E402
 
 GRAPH = {"1": {"class_type": "EmptyImage", "inputs": {}}}
 

@@ -1,8 +1,8 @@
 """Hub connections: what idle supervisors cost the Redis hub, and how fast they still wake.
 
-One run starts a private ``redis-server`` (:class:`fleetq.embedded.RedisServer`, loopback, AOF and
-RDB off) and, for each layout (1 supervisor with 1, 8 and 64 simulated GPUs; 10 supervisors with
-8 each), starts the real supervisors in this process with an instant in-memory backend per GPU
+One run starts a private ``redis-server`` (:class:`fleetq.demo.embedded.RedisServer`, loopback, AOF
+and RDB off) and, for each layout (1 supervisor with 1, 8 and 64 simulated GPUs; 10 supervisors
+with 8 each), starts the real supervisors in this process with an instant in-memory backend per GPU
 (no HTTP: the backend answers the gate's probe at once and completes a job when it starts). Once
 every puller is idle it reads ``INFO clients`` and ``INFO memory`` (connected clients and hub
 memory above the empty server, the benchmark's own named connection left out), then measures the
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))  # this checkout first, also when another one is i
 import redis.asyncio as aioredis  # noqa: E402
 
 from fleetq import AsyncClient, Settings  # noqa: E402
-from fleetq.embedded import RedisServer  # noqa: E402
+from fleetq.demo.embedded import RedisServer  # noqa: E402
 from fleetq.scripts import SCRIPT_NAMES, script_source  # noqa: E402
 from supervisor.app import Supervisor  # noqa: E402
 from supervisor.backends.base import BackendProbe, BackendResult, ProgressSink  # noqa: E402

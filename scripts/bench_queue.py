@@ -1,6 +1,6 @@
 """Queue benchmark: fleetq side by side with arq, RQ, saq and BullMQ (Python) on one redis-server.
 
-One run starts one private ``redis-server`` (:class:`fleetq.embedded.RedisServer`, AOF off,
+One run starts one private ``redis-server`` (:class:`fleetq.demo.embedded.RedisServer`, AOF off,
 loopback) and measures every system against it, flushing the database between systems:
 
 (a) submit-to-claim latency with one idle worker: the time from just before a submit to the moment
@@ -48,7 +48,7 @@ from fleetbench.queue.report import Report  # noqa: E402
 from fleetbench.queue.sizes import ALL_SYSTEMS, DOC, FULL, HEADING, QUICK, TINY, Sizes, installed  # noqa: E402
 from fleetbench.queue.workers import Children, fleetq_worker_main, rq_worker_main  # noqa: E402
 
-from fleetq.embedded import RedisServer  # noqa: E402
+from fleetq.demo.embedded import RedisServer  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

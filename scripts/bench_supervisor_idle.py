@@ -100,8 +100,8 @@ def serve_counting_fakes(port: int, count: int) -> None:
     /bench/requests`` on any of them returns the requests of all of them, by method and path."""
     from aiohttp import web
 
-    from supervisor.fakes.comfyui import FakeComfyUI
-    from supervisor.fakes.group import run_until_signalled, start_group
+    from supervisor.sim.comfyui import FakeComfyUI
+    from supervisor.sim.group import run_until_signalled, start_group
 
     counts: collections.Counter[str] = collections.Counter()
 

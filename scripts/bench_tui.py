@@ -1,7 +1,7 @@
 """Dashboard benchmark: the CPU cost of one refresh does not grow with the queue.
 
-Starts a private ``redis-server`` (:class:`fleetq.embedded.RedisServer`), and for each queue size
-(default 1,000 and 100,000 queued jobs) seeds a fresh namespace with that many queued jobs (the
+Starts a private ``redis-server`` (:class:`fleetq.demo.embedded.RedisServer`), and for each queue
+size (default 1,000 and 100,000 queued jobs) seeds a fresh namespace with that many queued jobs (the
 submit script in pipelines), 200 running jobs (claimed, with progress) and 240 GPUs on 30 hosts
 (published as supervisors do). Then, over ``--refreshes`` refreshes in which every GPU reading,
 the running jobs' progress and a few priorities change, it measures with ``time.process_time``:
@@ -45,7 +45,7 @@ import psutil  # type: ignore[import-untyped]  # noqa: E402
 import textual  # noqa: E402
 
 from fleetq import AsyncClient, Client, Settings  # noqa: E402
-from fleetq.embedded import RedisServer  # noqa: E402
+from fleetq.demo.embedded import RedisServer  # noqa: E402
 from fleetq.model import ClaimedJob  # noqa: E402
 from fleetq.records import GpuHealth, GpuJobRecord, GpuRecord, HostRecord  # noqa: E402
 from fleetq.scripts import script_source  # noqa: E402

@@ -79,7 +79,7 @@ from fleetbench.chaos.run import ChaosRun  # noqa: E402
 from fleetbench.chaos.state import Accepted  # noqa: E402
 from fleetbench.chaos.workload import JobPlan, plan_jobs, plan_schedule, schedule_digest  # noqa: E402
 
-from fleetq.embedded import redis_server_binary  # noqa: E402
+from fleetq.demo.embedded import redis_server_binary  # noqa: E402
 
 # What the chaos tests use from this file, besides run_chaos.
 __all__ = [

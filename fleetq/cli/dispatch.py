@@ -1,11 +1,15 @@
 """Sub-commands implemented outside the core (supervisor, dashboard, fake backends, demo,
 gateway). They are sub-parsers of the one ``fleetq`` parser tree, but their packages are
 imported only when that command is the one being run (or the whole tree is built, for
-``--help`` pages and tests), so ``fleetq stats`` never loads Textual, NVML or the supervisor."""
+``--help`` pages and tests), so ``fleetq stats`` never loads Textual, NVML or the supervisor.
+
+Their libraries come with fleetq's extras (``pip install 'fleetq[tui]'``): a command whose extra
+is not installed says which one to install instead of failing with an ImportError."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,15 +29,42 @@ def _tui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fake_comfyui(args: argparse.Namespace, settings: Settings) -> int:
-    from supervisor.fakes.comfyui.cli import run
+    from supervisor.sim.comfyui.cli import run
 
     return run(args)
 
 
 def _fake_a1111(args: argparse.Namespace, settings: Settings) -> int:
-    from supervisor.fakes.a1111.cli import run
+    from supervisor.sim.a1111.cli import run
 
     return run(args)
+
+
+#: The extra each command needs, and the modules of that extra it imports (their presence is
+#: checked without importing them; nvidia-ml-py is left out: a supervisor that simulates its GPUs
+#: runs without it, and one that does not says so when NVML cannot be loaded).
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "supervisor": ("supervisor", ("aiohttp", "prometheus_client")),
+    "fake-comfyui": ("supervisor", ("aiohttp",)),
+    "fake-a1111": ("supervisor", ("aiohttp",)),
+    "tui": ("tui", ("textual",)),
+    "gateway": ("gateway", ("aiohttp", "prometheus_client")),
+    "demo": ("demo", ("aiohttp", "prometheus_client", "textual")),
+}
+
+
+def missing_extra(command: str | None) -> str | None:
+    """Why ``command`` cannot run in this installation (its extra is missing), or None."""
+    if command not in EXTRAS:
+        return None
+    extra, modules = EXTRAS[command]
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (
+        f"'fleetq {command}' needs fleetq's {extra} extra, which is not installed (missing: "
+        f"{', '.join(missing)}): pip install 'fleetq[{extra}]'"
+    )
 
 
 #: Commands whose options live in another package (added to the tree only when needed).
@@ -64,11 +95,11 @@ def _external_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
         add_supervisor_arguments(parser)
     elif name == "fake-comfyui":
-        from supervisor.fakes.comfyui.cli import add_arguments as add_comfyui_arguments
+        from supervisor.sim.comfyui.cli import add_arguments as add_comfyui_arguments
 
         add_comfyui_arguments(parser)
     else:
-        from supervisor.fakes.a1111.cli import add_arguments as add_a1111_arguments
+        from supervisor.sim.a1111.cli import add_arguments as add_a1111_arguments
 
         add_a1111_arguments(parser)
 
@@ -100,6 +131,7 @@ def add_parsers(sub: Any, connection: argparse.ArgumentParser, load: str | None)
         p = sub.add_parser(
             name, parents=parents, help=text, formatter_class=argparse.RawDescriptionHelpFormatter
         )
-        if load is None or load == name:
+        # The whole tree (help pages) leaves out the options of a command that cannot run here.
+        if load == name or (load is None and missing_extra(name) is None):
             _external_arguments(name, p)
         p.set_defaults(delegate=handler)

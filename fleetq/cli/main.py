@@ -89,7 +89,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    missing = dispatch.missing_extra(dispatch.command_name(argv))
+    if missing is not None:  # before parsing: the command's options come with its extra
+        print(f"fleetq: error: {missing}", file=sys.stderr)
+        return 1
+    args = parse(argv)
     logging.basicConfig(
         level=os.environ.get("FLEETQ_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -22,16 +22,16 @@ from typing import Any
 from fleetq.cli.parsing import ascii_int, positive_int, seconds
 from fleetq.client import Client
 from fleetq.config import Settings
-from fleetq.demo.processes import ProcessGroup, consecutive_free_ports, wait_for_port
-from fleetq.demo.summary import summarize
-from fleetq.demo.workload import MODEL_LOAD_S, Workload, machine_checkpoints
-from fleetq.embedded import (
+from fleetq.demo.embedded import (
     FakeRedisServer,
     RedisServer,
     redis_server_binary,
     server_version,
     start_embedded_redis,
 )
+from fleetq.demo.processes import ProcessGroup, consecutive_free_ports, wait_for_port
+from fleetq.demo.summary import summarize
+from fleetq.demo.workload import MODEL_LOAD_S, Workload, machine_checkpoints
 from fleetq.errors import FleetqError, JobNotFound
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import IO
 
 import redis
 
-from fleetq.embedded import INSTALL_HINT, redis_server_binary
+from fleetq.demo.embedded import INSTALL_HINT, redis_server_binary
 
 
 def _child_setup() -> None:

@@ -1,7 +1,8 @@
-"""The supervisor's GPU layer: discovery, readings, XID events, health policy, simulation.
+"""The supervisor's GPU layer: discovery, readings, XID events, health policy.
 
 Only ``supervisor.gpu.nvml`` imports pynvml, and only when a real backend is opened; importing
-this package never loads it.
+this package never loads it. The simulated GPUs live in ``supervisor.sim.gpu``, loaded only by
+``open_gpu_backend`` when the supervisor is asked to simulate.
 """
 
 from supervisor.gpu.backend import GpuBackend, SimulatedBackend, open_gpu_backend
@@ -13,7 +14,6 @@ from supervisor.gpu.errors import (
     NvmlUnavailableError,
     UnknownGpuError,
 )
-from supervisor.gpu.fake import FakeNvml
 from supervisor.gpu.faults import Fault, parse_fault
 from supervisor.gpu.health import (
     GpuHealthTracker,
@@ -26,7 +26,6 @@ from supervisor.gpu.monitor import GpuMonitor, GpuStatus
 from supervisor.gpu.readings import GpuIdentity, GpuReading, XidEvent
 
 __all__ = [
-    "FakeNvml",
     "Fault",
     "FaultNotApplicableError",
     "FaultSpecError",

@@ -67,7 +67,7 @@ def open_gpu_backend(simulate_gpus: int | None) -> GpuBackend:
     the message says which.
     """
     if simulate_gpus is not None:
-        from supervisor.gpu.fake import FakeNvml
+        from supervisor.sim.gpu import FakeNvml
 
         return FakeNvml(simulate_gpus)
     try:

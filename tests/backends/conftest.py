@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from supervisor.backends.a1111 import A1111Backend
 from supervisor.backends.comfyui import ComfyUIBackend
-from supervisor.fakes.a1111 import A1111Options, FakeA1111
-from supervisor.fakes.comfyui import ComfyUIOptions, FakeComfyUI
+from supervisor.sim.a1111 import A1111Options, FakeA1111
+from supervisor.sim.comfyui import ComfyUIOptions, FakeComfyUI
 from tests.fixtures import http  # noqa: F401 (fixture)
 
 FAST_COMFYUI: dict[str, Any] = {

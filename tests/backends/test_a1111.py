@@ -19,8 +19,8 @@ from supervisor.backends.base import (
     JobRejected,
     JobRuntimeError,
 )
-from supervisor.fakes.a1111 import FakeA1111
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.a1111 import FakeA1111
+from supervisor.sim.png import encode_solid_png
 from tests.helpers import eventually
 
 ADAPTER_LOG = "supervisor.backends.a1111"
@@ -265,7 +265,7 @@ async def test_interrupt_mid_run_is_job_interrupted(
         await run
     assert a1111_server.shared_state.interrupted
     assert any("a1111" in r.getMessage() and "interrupt" in r.getMessage()
-               for r in caplog.records if r.name.startswith("supervisor.fakes"))  # fmt: skip
+               for r in caplog.records if r.name.startswith("supervisor.sim"))  # fmt: skip
 
 
 @pytest.mark.parametrize("webui", [False, True])

@@ -24,7 +24,7 @@ from supervisor.backends.base import (
     JobRuntimeError,
 )
 from supervisor.backends.comfyui import ComfyUIBackend
-from supervisor.fakes.comfyui import FakeComfyUI
+from supervisor.sim.comfyui import FakeComfyUI
 from tests.helpers import eventually
 
 ADAPTER_LOG = "supervisor.backends.comfyui"
@@ -220,7 +220,7 @@ async def test_interrupt_mid_run_is_targeted(
         await run
     entry = comfy_server.queue.history[prompt_id]
     assert entry["status"]["messages"][-1][0] == "execution_interrupted"
-    fake_lines = [r.getMessage() for r in caplog.records if r.name.startswith("supervisor.fakes")]
+    fake_lines = [r.getMessage() for r in caplog.records if r.name.startswith("supervisor.sim")]
     assert any(f"interrupting prompt {prompt_id}" in line for line in fake_lines)
     assert not any("global interrupt" in line for line in fake_lines)
 

@@ -10,7 +10,7 @@ from backends_testkit import PNG_MAGIC, ProgressLog, fake_graph
 
 from supervisor.backends.base import JobRejected
 from supervisor.backends.comfyui import ComfyUIBackend
-from supervisor.fakes.comfyui import FakeComfyUI
+from supervisor.sim.comfyui import FakeComfyUI
 
 
 def saving_as(job_id: str, prefix: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from supervisor.backends.a1111 import A1111Backend
 from supervisor.backends.base import Backend
 from supervisor.backends.comfyui import ComfyUIBackend
 from supervisor.backends.factory import make_backend
-from supervisor.fakes.comfyui import FakeComfyUI
+from supervisor.sim.comfyui import FakeComfyUI
 
 
 @pytest.mark.parametrize(

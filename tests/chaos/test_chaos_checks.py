@@ -17,7 +17,7 @@ import redis
 from fleetq import AsyncClient, Settings
 from fleetq.model import FaultKind, JobError, Output
 from fleetq.worker import WorkerQueue
-from supervisor.fakes.png import encode_solid_png, rgb_from_int
+from supervisor.sim.png import encode_solid_png, rgb_from_int
 
 PORT = 40000
 

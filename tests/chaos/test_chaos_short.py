@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from fleetq.embedded import redis_server_binary
+from fleetq.demo.embedded import redis_server_binary
 
 pytestmark = [
     pytest.mark.slow,

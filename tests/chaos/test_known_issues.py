@@ -9,7 +9,7 @@ import pytest
 from fault_proxy import FaultProxy
 
 from fleetq import Client, Settings
-from fleetq.embedded import RedisServer, redis_server_binary
+from fleetq.demo.embedded import RedisServer, redis_server_binary
 
 needs_redis = pytest.mark.skipif(redis_server_binary() is None, reason="no redis-server")
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from fleetq import Client, RedisUnavailable, Settings
-from fleetq.embedded import RedisServer, redis_server_binary
+from fleetq.demo.embedded import RedisServer, redis_server_binary
 from fleetq.worker import WorkerQueue
 
 pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="needs redis-server")
@@ -48,7 +48,7 @@ async def test_restart_with_aof_loses_no_acknowledged_job(
 
 
 def test_redis_down_is_one_clear_error(graph: dict[str, Any]) -> None:
-    from fleetq.embedded import free_port
+    from fleetq.demo.embedded import free_port
 
     settings = Settings(redis_url=f"redis://:secret@127.0.0.1:{free_port()}/0")
     with Client(settings) as client, pytest.raises(RedisUnavailable) as info:

@@ -18,7 +18,7 @@ import redis
 from fault_proxy import FaultProxy
 
 from fleetq import Client, InvalidTransition, Settings
-from fleetq.embedded import RedisServer
+from fleetq.demo.embedded import RedisServer
 from fleetq.model import FaultKind, JobError
 from fleetq.scripts import script_source
 from fleetq.worker import WorkerQueue

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fleetq import AsyncClient, Client, Settings
-from fleetq.embedded import RedisServer
+from fleetq.demo.embedded import RedisServer
 
 
 @pytest.fixture

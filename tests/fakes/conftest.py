@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes_testkit import Socket
 
-from supervisor.fakes.a1111 import FakeA1111
-from supervisor.fakes.comfyui import FakeComfyUI
+from supervisor.sim.a1111 import FakeA1111
+from supervisor.sim.comfyui import FakeComfyUI
 from tests.fixtures import A1111Factory, ComfyFactory, a1111_factory, comfy_factory, http
 
 # The shared fixtures this folder uses, registered here by their import.

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.sim.comfyui.workflows import fake_work_workflow
 
 HERE = Path(__file__).resolve().parent
 LOCAL_CAPTURES = HERE / "captures"

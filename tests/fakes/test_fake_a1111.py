@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from fakes_testkit import png_chunks, png_pixels
 
-from supervisor.fakes.png import encode_solid_png
+from supervisor.sim.png import encode_solid_png
 
 INFO_KEYS = [
     "prompt", "all_prompts", "negative_prompt", "all_negative_prompts", "seed", "all_seeds",
@@ -378,7 +378,7 @@ async def test_override_checkpoint_switch_and_silent_fallback(http, a1111_factor
 
 
 def test_model_load_time_is_a_cli_flag():
-    from supervisor.fakes.a1111.cli import build_parser
+    from supervisor.sim.a1111.cli import build_parser
 
     args = build_parser().parse_args(["--model-load-seconds", "2.5"])
     assert args.model_load_seconds == 2.5

@@ -14,7 +14,7 @@ from fakes_testkit import (
     ws_messages,
 )
 
-from supervisor.fakes.comfyui import FakeComfyUI
+from supervisor.sim.comfyui import FakeComfyUI
 
 
 async def post(http: aiohttp.ClientSession, server: FakeComfyUI, body: object) -> dict:

@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 from fakes_testkit import of_type, work_workflow
 
-from supervisor.fakes.comfyui import FakeComfyUI
+from supervisor.sim.comfyui import FakeComfyUI
 
 
 async def submit(http, server, body) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakes_testkit import png_chunks, png_pixels
 
-from supervisor.fakes.png import encode_solid_png, png_size, rgb_from_int
+from supervisor.sim.png import encode_solid_png, png_size, rgb_from_int
 
 
 @pytest.mark.parametrize(("width", "height"), [(1, 1), (64, 48), (3, 700), (1000, 2)])

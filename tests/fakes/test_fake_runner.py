@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.fakes.a1111 import A1111Options, serve_a1111
-from supervisor.fakes.comfyui import ComfyUIOptions, run_fake_comfyui, serve_comfyui
-from supervisor.fakes.comfyui.cli import build_parser
+from supervisor.sim.a1111 import A1111Options, serve_a1111
+from supervisor.sim.comfyui import ComfyUIOptions, run_fake_comfyui, serve_comfyui
+from supervisor.sim.comfyui.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,8 +81,8 @@ def test_bad_arguments_are_rejected():
 @pytest.mark.parametrize(
     ("module", "extra"),
     [
-        ("supervisor.fakes.comfyui", ["--history-delay", "0.1"]),
-        ("supervisor.fakes.a1111", ["--step-seconds", "0.01", "--errors", "forge"]),
+        ("supervisor.sim.comfyui", ["--history-delay", "0.1"]),
+        ("supervisor.sim.a1111", ["--step-seconds", "0.01", "--errors", "forge"]),
     ],
 )
 async def test_command_line_serves_until_sigterm(http, module, extra):

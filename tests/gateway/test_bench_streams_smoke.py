@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetq.embedded import redis_server_binary
+from fleetq.demo.embedded import redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 

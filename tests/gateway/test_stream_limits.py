@@ -14,7 +14,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from fleetq import Settings
-from fleetq.embedded import RedisServer
+from fleetq.demo.embedded import RedisServer
 from fleetq.gateway.state import GATEWAY
 from fleetq.worker import WorkerQueue
 from tests.gateway.gateway_testkit import SpawnGateway

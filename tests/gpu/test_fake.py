@@ -9,7 +9,6 @@ import pytest
 
 from supervisor.gpu.backend import GpuBackend, SimulatedBackend, open_gpu_backend
 from supervisor.gpu.errors import FaultNotApplicableError, GpuBackendClosedError, UnknownGpuError
-from supervisor.gpu.fake import H100, RTX_4090, V100, FakeNvml
 from supervisor.gpu.faults import (
     ClearFaults,
     EccFault,
@@ -22,6 +21,7 @@ from supervisor.gpu.faults import (
     XidFault,
     parse_fault,
 )
+from supervisor.sim.gpu import H100, RTX_4090, V100, FakeNvml
 
 if TYPE_CHECKING:
     from conftest import Clock

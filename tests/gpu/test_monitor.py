@@ -13,12 +13,12 @@ import pytest
 
 from supervisor.gpu import monitor as monitor_module
 from supervisor.gpu.errors import FaultNotApplicableError, GpuError, UnknownGpuError
-from supervisor.gpu.fake import FakeNvml
 from supervisor.gpu.faults import ClearFaults, EccFault, LowMemoryFault, XidFault
 from supervisor.gpu.health import HealthVerdict
 from supervisor.gpu.monitor import GpuMonitor, GpuStatus
 from supervisor.gpu.nvml import NvmlBackend
 from supervisor.gpu.readings import GpuReading, XidEvent
+from supervisor.sim.gpu import FakeNvml
 
 if TYPE_CHECKING:
     from conftest import FakeDriver

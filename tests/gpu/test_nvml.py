@@ -60,7 +60,7 @@ def test_missing_pynvml_package_raises_the_clear_no_nvml_error(
 
 def test_importing_the_gpu_package_does_not_load_pynvml() -> None:
     code = (
-        "import sys, supervisor.gpu, supervisor.gpu.monitor, supervisor.gpu.fake;"
+        "import sys, supervisor.gpu, supervisor.gpu.monitor, supervisor.sim.gpu;"
         "assert 'pynvml' not in sys.modules, 'pynvml was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -14,7 +14,7 @@ import redis
 from ha_testkit import until
 from redis.crc import key_slot
 
-from fleetq.embedded import RedisServer, free_port
+from fleetq.demo.embedded import RedisServer, free_port
 
 
 def cluster_port() -> int:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster_testkit import LocalCluster
 from ha_testkit import HaCluster
 
-from fleetq.embedded import INSTALL_HINT, redis_server_binary, server_has_tls, server_version
+from fleetq.demo.embedded import INSTALL_HINT, redis_server_binary, server_has_tls, server_version
 
 
 def _require_tls_server() -> None:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import redis
 
-from fleetq.embedded import RedisServer, free_port, redis_server_binary
+from fleetq.demo.embedded import RedisServer, free_port, redis_server_binary
 
 SERVICE = "fleetq-ha"
 T = TypeVar("T")

@@ -20,8 +20,8 @@ from fleetq.urls import parse_cluster_url, safe_url
 from fleetq.worker import WorkerQueue
 from supervisor.app import Supervisor
 from supervisor.config import BackendSpec, SupervisorConfig
-from supervisor.fakes.comfyui import serve_comfyui
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.sim.comfyui import serve_comfyui
+from supervisor.sim.comfyui.workflows import fake_work_workflow
 from tui.source import JobFilter, ReadRequest, RedisSource
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from ha_testkit import until
 
 from fleetq import Client, Settings
 from fleetq.connection import parse_sentinel_url, permission_denied
-from fleetq.embedded import RedisServer, redis_server_binary
+from fleetq.demo.embedded import RedisServer, redis_server_binary
 from fleetq.errors import InvalidArgument, PermissionDenied, RedisUnavailable
 from fleetq.worker import WorkerQueue
 

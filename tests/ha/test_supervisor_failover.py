@@ -18,8 +18,8 @@ from fleetq.errors import JobNotFound, RedisUnavailable
 from fleetq.model import JobState
 from supervisor.app import Supervisor
 from supervisor.config import BackendSpec, SupervisorConfig
-from supervisor.fakes.comfyui import serve_comfyui
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.sim.comfyui import serve_comfyui
+from supervisor.sim.comfyui.workflows import fake_work_workflow
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import pytest
 from fleetq import AsyncClient, Settings
 from fleetq.outputs.files import SLOT_PREFIX
 from fleetq.outputs.location import parse_store_url
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
-from supervisor.fakes.png import PNG_SIGNATURE
+from supervisor.sim.comfyui.workflows import fake_work_workflow
+from supervisor.sim.png import PNG_SIGNATURE
 from tests.helpers import eventually
 from tests.s3server import S3_ENV
 from tests.supervisor.conftest import supervisor_process

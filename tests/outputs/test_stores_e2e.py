@@ -20,8 +20,8 @@ from fleetq.gateway.options import GatewayOptions
 from fleetq.keys import Keys
 from fleetq.outputs.location import file_path
 from supervisor.app import Supervisor
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
-from supervisor.fakes.png import PNG_SIGNATURE
+from supervisor.sim.comfyui.workflows import fake_work_workflow
+from supervisor.sim.png import PNG_SIGNATURE
 from tests.helpers import eventually
 from tests.s3server import s3_client
 from tests.supervisor.conftest import make_config, running_supervisor

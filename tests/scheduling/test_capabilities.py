@@ -24,8 +24,8 @@ from supervisor.capabilities import (
     read_capabilities,
     read_comfyui_capabilities,
 )
-from supervisor.fakes.a1111 import FakeA1111
-from supervisor.fakes.comfyui import FakeComfyUI
+from supervisor.sim.a1111 import FakeA1111
+from supervisor.sim.comfyui import FakeComfyUI
 
 ComfyFactory = Callable[..., Awaitable[FakeComfyUI]]
 A1111Factory = Callable[..., Awaitable[FakeA1111]]

@@ -19,8 +19,8 @@ import pytest
 from fleetq.requirements import derive, meets
 from supervisor.backends.http import Answer, HttpClient
 from supervisor.capabilities import read_comfyui_capabilities
-from supervisor.fakes.comfyui import ComfyUIOptions, FakeComfyUI
-from supervisor.fakes.comfyui.workflows import checkpoint_work_workflow
+from supervisor.sim.comfyui import ComfyUIOptions, FakeComfyUI
+from supervisor.sim.comfyui.workflows import checkpoint_work_workflow
 
 ComfyFactory = Callable[..., Awaitable[FakeComfyUI]]
 
@@ -288,7 +288,7 @@ def _free_port() -> int:
 async def test_command_line_flags(http: aiohttp.ClientSession) -> None:
     port = _free_port()
     command = [
-        sys.executable, "-m", "supervisor.fakes.comfyui", "--port", str(port),
+        sys.executable, "-m", "supervisor.sim.comfyui", "--port", str(port),
         "--node", "LoraLoader", "--node", "SaveImage", "--custom-node", "MyNode",
         "--model", "loras=a.safetensors", "--model", "loras=b.safetensors",
         "--model-load-seconds", "2.5", "--log-level", "WARNING",

@@ -26,7 +26,7 @@ from security_testkit import (
     tls_redis,
 )
 
-from fleetq.embedded import RedisServer, redis_server_binary, server_has_tls, server_version
+from fleetq.demo.embedded import RedisServer, redis_server_binary, server_has_tls, server_version
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from fleetq import Settings
-from fleetq.embedded import INSTALL_HINT, RedisServer, free_port, redis_server_binary
+from fleetq.demo.embedded import INSTALL_HINT, RedisServer, free_port, redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,15 +17,15 @@ import redis
 from security_testkit import ROOT, Roles, load_acl_rules
 
 from fleetq import Client
-from fleetq.embedded import RedisServer
+from fleetq.demo.embedded import RedisServer
 from fleetq.errors import FleetqError, PermissionDenied
 from fleetq.model import FaultKind, JobError, JobState, Output
 from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
 from supervisor.app import Supervisor
 from supervisor.config import BackendSpec, SupervisorConfig
-from supervisor.fakes.comfyui import serve_comfyui
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.sim.comfyui import serve_comfyui
+from supervisor.sim.comfyui.workflows import fake_work_workflow
 
 BODY = {"prompt": "a lighthouse", "steps": 4}
 PNG = Output("out.png", "image/png", b"\x89PNG\r\n\x1a\nbytes")

@@ -24,7 +24,7 @@ from security_testkit import Roles
 
 from fleetq import AsyncClient, Client, Settings
 from fleetq.connection import safe_url, scrub
-from fleetq.embedded import free_port
+from fleetq.demo.embedded import free_port
 from fleetq.errors import FleetqError, PermissionDenied, RedisUnavailable
 from fleetq.worker import WorkerQueue
 

@@ -18,9 +18,9 @@ from fleetq import Settings
 from fleetq.demo.processes import consecutive_free_ports
 from supervisor.app import Supervisor
 from supervisor.config import BackendSpec, SupervisorConfig
-from supervisor.fakes.a1111 import serve_a1111
-from supervisor.fakes.comfyui import serve_comfyui
-from supervisor.fakes.group import FakeGroup
+from supervisor.sim.a1111 import serve_a1111
+from supervisor.sim.comfyui import serve_comfyui
+from supervisor.sim.group import FakeGroup
 from tests.helpers import eventually as eventually  # re-exported for the tests here
 
 T = TypeVar("T")

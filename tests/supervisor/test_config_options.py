@@ -20,8 +20,8 @@ from supervisor.backends.comfyui import ComfyUIBackend
 from supervisor.backends.options import ADAPTER_OPTIONS, A1111Options, ComfyUIOptions
 from supervisor.cli import build_parser
 from supervisor.config import SupervisorConfig, load_config, option_rows
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
-from supervisor.fakes.group import FakeGroup
+from supervisor.sim.comfyui.workflows import fake_work_workflow
+from supervisor.sim.group import FakeGroup
 
 from .conftest import running_supervisor  # type: ignore[import-not-found]
 

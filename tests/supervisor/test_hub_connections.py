@@ -14,10 +14,10 @@ import redis
 import redis.asyncio as aioredis
 
 from fleetq import AsyncClient, Client, Settings
-from fleetq.embedded import RedisServer, redis_server_binary
+from fleetq.demo.embedded import RedisServer, redis_server_binary
 from fleetq.errors import JobCancelled
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
-from supervisor.fakes.group import FakeGroup
+from supervisor.sim.comfyui.workflows import fake_work_workflow
+from supervisor.sim.group import FakeGroup
 
 from .conftest import eventually, make_config, running_supervisor  # type: ignore[import-not-found]
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from fleetq import AsyncClient, Settings
-from fleetq.embedded import RedisServer
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
-from supervisor.fakes.group import FakeGroup
+from fleetq.demo.embedded import RedisServer
+from supervisor.sim.comfyui.workflows import fake_work_workflow
+from supervisor.sim.group import FakeGroup
 
 from .conftest import (  # type: ignore[import-not-found]
     LOG_DIR,
@@ -130,7 +130,7 @@ async def test_redis_outage_mid_job_loses_nothing(comfy_factory: Start) -> None:
 
 
 async def test_supervisor_started_while_redis_is_down_waits_for_it(comfy_factory: Start) -> None:
-    from fleetq.embedded import free_port
+    from fleetq.demo.embedded import free_port
 
     fakes = await comfy_factory(1)
     port = free_port()

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from fleetq import AsyncClient, Client, JobCancelled, JobFailed, Settings
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
-from supervisor.fakes.group import FakeGroup
+from supervisor.sim.comfyui.workflows import fake_work_workflow
+from supervisor.sim.group import FakeGroup
 
 from .conftest import eventually, make_config, running_supervisor  # type: ignore[import-not-found]
 
@@ -217,7 +217,7 @@ async def test_supervisor_serves_prometheus_metrics(
 ) -> None:
     import aiohttp
 
-    from fleetq.embedded import free_port
+    from fleetq.demo.embedded import free_port
 
     fakes = await comfy_factory(1)
     port = free_port()

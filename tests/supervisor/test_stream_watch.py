@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fleetq import AsyncClient, Client, Settings
-from fleetq.embedded import RedisServer, redis_server_binary
+from fleetq.demo.embedded import RedisServer, redis_server_binary
 from fleetq.worker import StreamEntry, WorkerQueue
 
 from .conftest import eventually  # type: ignore[import-not-found]

@@ -13,7 +13,7 @@ import redis
 import redis.asyncio as aioredis
 
 from fleetq import AsyncClient, Settings
-from fleetq.embedded import RedisServer, redis_server_binary
+from fleetq.demo.embedded import RedisServer, redis_server_binary
 from fleetq.errors import RedisUnavailable
 from fleetq.worker import ClaimOutcome, WorkerQueue
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from fleetq import AsyncClient, Settings
-from fleetq.embedded import RedisServer
+from fleetq.demo.embedded import RedisServer
 from tests.tui.dash_helpers import comfy_graph, first_snapshot, fresh, gpu_record
 from tui.app import create_app
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from fleetq import AsyncClient, Client, JobError, Settings
-from fleetq.embedded import RedisServer, free_port
+from fleetq.demo.embedded import RedisServer, free_port
 from fleetq.model import FaultKind, Output
 from fleetq.worker import WorkerQueue
 from tests.tui.dash_helpers import (

@@ -7,7 +7,7 @@ import io
 import logging
 
 from fleetq import Settings
-from fleetq.embedded import free_port
+from fleetq.demo.embedded import free_port
 from tests.tui.dash_helpers import wait_until
 from tui.app import create_app
 

@@ -7,7 +7,7 @@ from textual.message import Message
 from textual.notifications import Notify
 
 from fleetq import AsyncClient, Settings
-from fleetq.embedded import RedisServer
+from fleetq.demo.embedded import RedisServer
 from fleetq.model import Output
 from fleetq.worker import WorkerQueue
 from tests.tui.dash_helpers import actions_done, comfy_graph, first_snapshot, wait_until

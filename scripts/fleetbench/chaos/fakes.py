@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from supervisor.fakes.comfyui.options import ComfyUIOptions
-from supervisor.fakes.comfyui.prompt_queue import PromptQueue, QueueItem
-from supervisor.fakes.comfyui.server import FakeComfyUI
-from supervisor.fakes.group import start_group
+from supervisor.sim.comfyui.options import ComfyUIOptions
+from supervisor.sim.comfyui.prompt_queue import PromptQueue, QueueItem
+from supervisor.sim.comfyui.server import FakeComfyUI
+from supervisor.sim.group import start_group
 
 # -- the fake ComfyUI machines, with an execution log that survives restarts -----------------
 
@@ -97,7 +97,7 @@ class RecordingComfyUI(FakeComfyUI):
 
 def serve_fakes(port: int, count: int, log_path: Path) -> None:
     """Blocking (the ``serve-fakes`` sub-command): ``count`` recording fakes until SIGTERM."""
-    from supervisor.fakes.group import run_until_signalled
+    from supervisor.sim.group import run_until_signalled
 
     log = ExecutionLog(log_path)
     try:

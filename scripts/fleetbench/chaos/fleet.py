@@ -16,7 +16,7 @@ from fleetbench.chaos.options import NAMESPACE, ChaosOptions
 from fleetbench.paths import ROOT, SCRIPTS
 from fleetbench.processes import consecutive_free_ports, wait_for_port
 from fleetq import Settings
-from fleetq.embedded import RedisServer
+from fleetq.demo.embedded import RedisServer
 
 # -- the processes ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fleetbench.chaos.options import ChaosOptions
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.sim.comfyui.workflows import fake_work_workflow
 
 # -- the workload ----------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ class Fleet:
             count = per + (1 if k < extra else 0)
             self.children.start(
                 f"fake-comfyui-{k}",
-                [sys.executable, "-m", "supervisor.fakes.comfyui", "--port", str(port),
+                [sys.executable, "-m", "supervisor.sim.comfyui", "--port", str(port),
                  "--count", str(count), "--log-level", "WARNING", *self.fake_args],
                 env=python_env(ROOT), cwd=ROOT,
             )  # fmt: skip

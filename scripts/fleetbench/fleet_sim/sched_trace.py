@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor.fakes.comfyui.workflows import checkpoint_work_workflow
+from supervisor.sim.comfyui.workflows import checkpoint_work_workflow
 
 SCHED_HEADING = "## Fleet simulation: scheduling (scripts/bench_fleet_sim.py --scheduling)"
 E2E_HEADING = (

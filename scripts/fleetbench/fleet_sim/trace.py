@@ -8,7 +8,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor.fakes.comfyui.workflows import fake_work_workflow
+from supervisor.sim.comfyui.workflows import fake_work_workflow
 
 HEADING = "## Fleet simulation: pull vs round-robin push (scripts/bench_fleet_sim.py)"
 NAMESPACE = "benchsim"

@@ -20,8 +20,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from supervisor.fakes.comfyui.fakework import FAKE_WORK
-from supervisor.fakes.comfyui.schema import (
+from supervisor.sim.comfyui.fakework import FAKE_WORK
+from supervisor.sim.comfyui.schema import (
     FakeImage,
     FakeModel,
     InputSpec,

@@ -25,24 +25,24 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from supervisor.fakes.comfyui.cache import CacheEntry, OutputCache, is_link, node_signatures
-from supervisor.fakes.comfyui.files import OutputFiles
-from supervisor.fakes.comfyui.graph import execution_order
-from supervisor.fakes.comfyui.interrupt import InterruptFlag
-from supervisor.fakes.comfyui.prompt_queue import QueueItem
-from supervisor.fakes.comfyui.schema import (
+from supervisor.sim.comfyui.cache import CacheEntry, OutputCache, is_link, node_signatures
+from supervisor.sim.comfyui.files import OutputFiles
+from supervisor.sim.comfyui.graph import execution_order
+from supervisor.sim.comfyui.interrupt import InterruptFlag
+from supervisor.sim.comfyui.prompt_queue import QueueItem
+from supervisor.sim.comfyui.schema import (
     FakeImage,
     InterruptProcessingError,
     NodeCall,
     NodeClass,
 )
-from supervisor.fakes.comfyui.sockets import (
+from supervisor.sim.comfyui.sockets import (
     PREVIEW_IMAGE,
     PREVIEW_IMAGE_WITH_METADATA,
     SocketHub,
 )
-from supervisor.fakes.comfyui.validation import full_type_name
-from supervisor.fakes.png import encode_solid_png, rgb_from_int
+from supervisor.sim.comfyui.validation import full_type_name
+from supervisor.sim.png import encode_solid_png, rgb_from_int
 
 PREVIEW_SIZE = 512
 PNG_FORMAT = 2

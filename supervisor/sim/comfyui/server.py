@@ -11,19 +11,19 @@ from typing import Any
 
 from aiohttp import web
 
-from supervisor.fakes.base import FakeServer
-from supervisor.fakes.comfyui.cache import OutputCache
-from supervisor.fakes.comfyui.executor import Execution, PromptExecutor
-from supervisor.fakes.comfyui.files import OutputFiles
-from supervisor.fakes.comfyui.interrupt import InterruptFlag
-from supervisor.fakes.comfyui.nodes import node_classes
-from supervisor.fakes.comfyui.options import RUNTIME_FIELDS, ComfyUIOptions
-from supervisor.fakes.comfyui.prompt_queue import PromptQueue
-from supervisor.fakes.comfyui.routes import add_api_routes
-from supervisor.fakes.comfyui.schema import NodeClass
-from supervisor.fakes.comfyui.sockets import SocketHub
-from supervisor.fakes.hooks import add_hook_routes
-from supervisor.fakes.listener import StartupMode
+from supervisor.sim.base import FakeServer
+from supervisor.sim.comfyui.cache import OutputCache
+from supervisor.sim.comfyui.executor import Execution, PromptExecutor
+from supervisor.sim.comfyui.files import OutputFiles
+from supervisor.sim.comfyui.interrupt import InterruptFlag
+from supervisor.sim.comfyui.nodes import node_classes
+from supervisor.sim.comfyui.options import RUNTIME_FIELDS, ComfyUIOptions
+from supervisor.sim.comfyui.prompt_queue import PromptQueue
+from supervisor.sim.comfyui.routes import add_api_routes
+from supervisor.sim.comfyui.schema import NodeClass
+from supervisor.sim.comfyui.sockets import SocketHub
+from supervisor.sim.hooks import add_hook_routes
+from supervisor.sim.listener import StartupMode
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import NoReturn
 
-from supervisor.fakes.comfyui.schema import InterruptProcessingError
+from supervisor.sim.comfyui.schema import InterruptProcessingError
 
 
 class InterruptFlag:

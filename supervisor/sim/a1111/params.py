@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from supervisor.fakes.a1111.errors import ApiError, RequestValidationError
+from supervisor.sim.a1111.errors import ApiError, RequestValidationError
 
 Kind = Literal["txt2img", "img2img"]
 

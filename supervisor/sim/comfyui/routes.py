@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from supervisor.fakes.comfyui.nodes import object_info
-from supervisor.fakes.comfyui.options import MODEL_FOLDERS
-from supervisor.fakes.comfyui.validation import MalformedPrompt, validate_prompt
-from supervisor.fakes.png import encode_solid_png, png_size
+from supervisor.sim.comfyui.nodes import object_info
+from supervisor.sim.comfyui.options import MODEL_FOLDERS
+from supervisor.sim.comfyui.validation import MalformedPrompt, validate_prompt
+from supervisor.sim.png import encode_solid_png, png_size
 
 if TYPE_CHECKING:
-    from supervisor.fakes.comfyui.server import FakeComfyUI
+    from supervisor.sim.comfyui.server import FakeComfyUI
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from supervisor.fakes.a1111.errors import ApiError, RequestValidationError
-from supervisor.fakes.a1111.generate import Model, generate, info_json
-from supervisor.fakes.a1111.options import IMG2IMG_SCRIPTS, TXT2IMG_SCRIPTS
-from supervisor.fakes.a1111.params import SAMPLERS, SCHEDULERS, Kind, parse_request
+from supervisor.sim.a1111.errors import ApiError, RequestValidationError
+from supervisor.sim.a1111.generate import Model, generate, info_json
+from supervisor.sim.a1111.options import IMG2IMG_SCRIPTS, TXT2IMG_SCRIPTS
+from supervisor.sim.a1111.params import SAMPLERS, SCHEDULERS, Kind, parse_request
 
 if TYPE_CHECKING:
-    from supervisor.fakes.a1111.server import FakeA1111
+    from supervisor.sim.a1111.server import FakeA1111
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Start fake ComfyUI instances: from Python (``serve_comfyui``), blocking
 (``run_fake_comfyui``) or from the shell (``fleetq fake-comfyui`` or
-``python -m supervisor.fakes.comfyui``)."""
+``python -m supervisor.sim.comfyui``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fleetq.cli.parsing import CliParser, port, positive_int, seconds
-from supervisor.fakes.comfyui.options import ComfyUIOptions
-from supervisor.fakes.comfyui.server import FakeComfyUI
-from supervisor.fakes.group import FakeGroup, run_until_signalled, start_group
-from supervisor.fakes.listener import STARTUP_MODES
+from supervisor.sim.comfyui.options import ComfyUIOptions
+from supervisor.sim.comfyui.server import FakeComfyUI
+from supervisor.sim.group import FakeGroup, run_until_signalled, start_group
+from supervisor.sim.listener import STARTUP_MODES
 
 
 async def serve_comfyui(
@@ -67,7 +67,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``fleetq fake-comfyui`` and ``python -m supervisor.fakes.comfyui``."""
+    """The options of ``fleetq fake-comfyui`` and ``python -m supervisor.sim.comfyui``."""
     parser.description = textwrap.fill(DESCRIPTION, 78)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=port, default=8188, help="first port (default 8188)")
@@ -151,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(prog: str = "python -m supervisor.fakes.comfyui") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m supervisor.sim.comfyui") -> argparse.ArgumentParser:
     parser = CliParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return parser
@@ -179,5 +179,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m supervisor.fakes.comfyui --port 8188 --count 4``; returns the exit code."""
+    """``python -m supervisor.sim.comfyui --port 8188 --count 4``; returns the exit code."""
     return run(build_parser().parse_args(argv))

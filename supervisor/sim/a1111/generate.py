@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor.fakes.a1111.errors import OutOfMemoryError
-from supervisor.fakes.a1111.params import GenerationRequest
-from supervisor.fakes.a1111.state import SharedState
-from supervisor.fakes.png import encode_solid_png, rgb_from_int
+from supervisor.sim.a1111.errors import OutOfMemoryError
+from supervisor.sim.a1111.params import GenerationRequest
+from supervisor.sim.a1111.state import SharedState
+from supervisor.sim.png import encode_solid_png, rgb_from_int
 
 CONTROL_FAIL = "fleetq:fail"
 CONTROL_OOM = "fleetq:oom"

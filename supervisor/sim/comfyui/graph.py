@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from supervisor.fakes.comfyui.cache import is_link
-from supervisor.fakes.comfyui.schema import NodeClass
+from supervisor.sim.comfyui.cache import is_link
+from supervisor.sim.comfyui.schema import NodeClass
 
 
 class _TopologicalSort:

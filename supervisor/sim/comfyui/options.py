@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor.fakes.listener import STARTUP_MODES, StartupMode
+from supervisor.sim.listener import STARTUP_MODES, StartupMode
 
 MAXIMUM_HISTORY_SIZE = 10000
 """ComfyUI's own cap (``execution.py``); the oldest entry is evicted first."""

@@ -13,8 +13,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from supervisor.fakes.comfyui.schema import FakeImage
-from supervisor.fakes.png import encode_solid_png, rgb_from_int
+from supervisor.sim.comfyui.schema import FakeImage
+from supervisor.sim.png import encode_solid_png, rgb_from_int
 
 FOLDER_TYPES = ("output", "input", "temp")
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor.fakes.comfyui.schema import InputSpec, NodeClass
+from supervisor.sim.comfyui.schema import InputSpec, NodeClass
 
 Reason = dict[str, Any]
 Validated = dict[str, tuple[bool, list[Reason], str]]

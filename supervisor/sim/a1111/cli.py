@@ -1,5 +1,5 @@
 """Start fake A1111 instances: from Python (``serve_a1111``), blocking (``run_fake_a1111``)
-or from the shell (``fleetq fake-a1111`` or ``python -m supervisor.fakes.a1111``)."""
+or from the shell (``fleetq fake-a1111`` or ``python -m supervisor.sim.a1111``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fleetq.cli.parsing import CliParser, port, positive_int, seconds
-from supervisor.fakes.a1111.options import ERROR_SHAPES, A1111Options
-from supervisor.fakes.a1111.server import FakeA1111
-from supervisor.fakes.group import FakeGroup, run_until_signalled, start_group
-from supervisor.fakes.listener import STARTUP_MODES
+from supervisor.sim.a1111.options import ERROR_SHAPES, A1111Options
+from supervisor.sim.a1111.server import FakeA1111
+from supervisor.sim.group import FakeGroup, run_until_signalled, start_group
+from supervisor.sim.listener import STARTUP_MODES
 
 
 async def serve_a1111(
@@ -52,7 +52,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The fake's options, for ``fleetq fake-a1111`` and ``python -m supervisor.fakes.a1111``."""
+    """The fake's options, for ``fleetq fake-a1111`` and ``python -m supervisor.sim.a1111``."""
     parser.description = textwrap.fill(DESCRIPTION, 78)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=port, default=7860, help="first port (default 7860)")
@@ -123,7 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(prog: str = "python -m supervisor.fakes.a1111") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m supervisor.sim.a1111") -> argparse.ArgumentParser:
     parser = CliParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return parser
@@ -150,5 +150,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m supervisor.fakes.a1111 --port 7860 --count 2``; returns the exit code."""
+    """``python -m supervisor.sim.a1111 --port 7860 --count 2``; returns the exit code."""
     return run(build_parser().parse_args(argv))

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 
-from supervisor.fakes.comfyui.schema import FakeImage, InputSpec, NodeCall, NodeClass, NodeResult
+from supervisor.sim.comfyui.schema import FakeImage, InputSpec, NodeCall, NodeClass, NodeResult
 
 OUTCOMES = ("ok", "error", "hang")
 DEFAULT_IMAGE = FakeImage(64, 64, 1, 0x808080)

@@ -24,13 +24,13 @@ Control through the prompt text:
 
 Faults: ``FakeA1111.configure`` / ``restart`` / ``state`` / ``wait_until``, or over HTTP
 ``/fake/config``, ``/fake/restart``, ``/fake/state``. Entry points: ``FakeA1111``,
-``serve_a1111``, ``run_fake_a1111`` and ``python -m supervisor.fakes.a1111 --port 7860``.
+``serve_a1111``, ``run_fake_a1111`` and ``python -m supervisor.sim.a1111 --port 7860``.
 """
 
-from supervisor.fakes.a1111.cli import main, run_fake_a1111, serve_a1111
-from supervisor.fakes.a1111.generate import CONTROL_FAIL, CONTROL_HANG, CONTROL_OOM
-from supervisor.fakes.a1111.options import A1111Options
-from supervisor.fakes.a1111.server import FakeA1111
+from supervisor.sim.a1111.cli import main, run_fake_a1111, serve_a1111
+from supervisor.sim.a1111.generate import CONTROL_FAIL, CONTROL_HANG, CONTROL_OOM
+from supervisor.sim.a1111.options import A1111Options
+from supervisor.sim.a1111.server import FakeA1111
 
 __all__ = [
     "CONTROL_FAIL",

@@ -9,7 +9,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Generic, TypeVar
 
-from supervisor.fakes.base import FakeServer
+from supervisor.sim.base import FakeServer
 
 log = logging.getLogger(__name__)
 

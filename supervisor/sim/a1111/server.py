@@ -12,14 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
-from supervisor.fakes.a1111.errors import api_middleware
-from supervisor.fakes.a1111.generate import Model
-from supervisor.fakes.a1111.options import RUNTIME_FIELDS, A1111Options
-from supervisor.fakes.a1111.routes import add_api_routes
-from supervisor.fakes.a1111.state import SharedState, TaskRegistry
-from supervisor.fakes.base import FakeServer
-from supervisor.fakes.hooks import add_hook_routes
-from supervisor.fakes.listener import StartupMode
+from supervisor.sim.a1111.errors import api_middleware
+from supervisor.sim.a1111.generate import Model
+from supervisor.sim.a1111.options import RUNTIME_FIELDS, A1111Options
+from supervisor.sim.a1111.routes import add_api_routes
+from supervisor.sim.a1111.state import SharedState, TaskRegistry
+from supervisor.sim.base import FakeServer
+from supervisor.sim.hooks import add_hook_routes
+from supervisor.sim.listener import StartupMode
 
 log = logging.getLogger(__name__)
 

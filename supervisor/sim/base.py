@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from aiohttp import web
 
-from supervisor.fakes.listener import Listener, StartupMode, unavailable_middleware
+from supervisor.sim.listener import Listener, StartupMode, unavailable_middleware
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 """ComfyUI's default ``--max-upload-size``; also room for base64 images sent to A1111."""

@@ -13,13 +13,13 @@ contract: ``seconds``, ``steps``, ``outcome`` = ok | error | hang, optional ``im
 
 Entry points: ``FakeComfyUI`` (one instance, ``async with``), ``serve_comfyui`` (N instances
 on consecutive ports), ``run_fake_comfyui`` (blocking, for ``fleetq fake-comfyui``) and
-``python -m supervisor.fakes.comfyui --port 8188 --count 4``.
+``python -m supervisor.sim.comfyui --port 8188 --count 4``.
 """
 
-from supervisor.fakes.comfyui.cli import main, run_fake_comfyui, serve_comfyui
-from supervisor.fakes.comfyui.fakework import OUTCOMES as FAKE_WORK_OUTCOMES
-from supervisor.fakes.comfyui.options import ComfyUIOptions
-from supervisor.fakes.comfyui.server import FakeComfyUI
+from supervisor.sim.comfyui.cli import main, run_fake_comfyui, serve_comfyui
+from supervisor.sim.comfyui.fakework import OUTCOMES as FAKE_WORK_OUTCOMES
+from supervisor.sim.comfyui.options import ComfyUIOptions
+from supervisor.sim.comfyui.server import FakeComfyUI
 
 __all__ = [
     "FAKE_WORK_OUTCOMES",

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from supervisor.fakes.listener import STARTUP_MODES, StartupMode
+from supervisor.sim.listener import STARTUP_MODES, StartupMode
 
 ErrorShape = Literal["a1111", "forge", "forge-legacy"]
 ERROR_SHAPES: tuple[ErrorShape, ...] = ("a1111", "forge", "forge-legacy")

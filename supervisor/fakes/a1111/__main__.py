@@ -1,7 +1,0 @@
-"""``python -m supervisor.fakes.a1111 --port 7860 --count 2``"""
-
-import sys
-
-from supervisor.fakes.a1111.cli import main
-
-sys.exit(main())
