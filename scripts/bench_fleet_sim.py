@@ -132,11 +132,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="--scheduling: wall seconds per simulated second (default 0.2)",
     )
     p.add_argument(
+        "--e2e",
+        action="store_true",
+        help="--scheduling: the shorter end-to-end run, 16 GPUs at real time",
+    )
+    p.add_argument(
         "--no-baseline",
         action="store_true",
         help="--scheduling: skip the small tenant's run without the flood",
     )
-    return p.parse_args(list(argv))  # fmt: skip
+    return p.parse_args(list(argv))
 
 
 def say(message: str) -> None:
