@@ -175,8 +175,8 @@ class AsyncClient:
         if not eta or status.state is not JobState.QUEUED:
             return status
         read = await self.store.run(self.store.protocol.eta(job_id))
-        if read is None:
-            return status
+        if read is None:  # claimed or cancelled since: what it is now
+            return await self.status(job_id, eta=False)
         return replace(status, eta=estimate_from(read, await self.store.fleet()))
 
     async def cancel(self, job_id: str, by: str = "client") -> str:

@@ -177,8 +177,8 @@ class Client:
         if not eta or status.state is not JobState.QUEUED:
             return status
         read = self.store.run(self.store.protocol.eta(job_id))
-        if read is None:
-            return status
+        if read is None:  # claimed or cancelled since: what it is now
+            return self.status(job_id, eta=False)
         return replace(status, eta=estimate_from(read, self.store.fleet()))
 
     def cancel(self, job_id: str, by: str = "client") -> str:

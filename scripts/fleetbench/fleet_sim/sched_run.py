@@ -31,6 +31,7 @@ from fleetbench.processes import Children, consecutive_free_ports
 from fleetq import AsyncClient, Settings
 from fleetq.model import JobState
 
+SERVICE = "comfyui"
 #: Submits of the flood in flight at once.
 FLOOD_CONCURRENCY = 32
 #: Queued jobs of the flood whose ETA is read at each sampling instant.
@@ -117,28 +118,37 @@ def fleet_sizes(sizes: SchedSizes) -> Sizes:
 async def _submit_all(
     client: AsyncClient, trace: Sequence[SchedJob], sizes: SchedSizes, clock: RunClock,
     ids: dict[int, str], records: dict[int, JobRecord], eta: list[EtaSample],
+    started: asyncio.Event,
 ) -> int:  # fmt: skip
-    """Play the trace: the flood (every job at t=0) with FLOOD_CONCURRENCY submits in flight,
-    so that it lands at once rather than one round trip at a time, then the rest at their
-    times, each followed by a read of its ETA. Returns how many queued jobs had no estimate."""
-    t0 = clock.t0
+    """Play the trace. The flood (every job at t=0) is submitted while the service is paused,
+    FLOOD_CONCURRENCY submits in flight, so that it is all queued when the clock starts (the
+    resume); then the rest at their times, each followed by a read of its ETA. Returns how
+    many queued jobs had no estimate."""
     gate = asyncio.Semaphore(FLOOD_CONCURRENCY)
 
-    async def submit(job: SchedJob) -> None:
-        arrival = time.time()
+    async def submit(job: SchedJob, arrival: float | None = None) -> None:
+        sent = time.time()
         handle = await client.submit(
             sched_workflow(job, sizes), priority=job.priority, tenant=job.tenant,
             timeout_s=600, max_attempts=3,
         )  # fmt: skip
         ids[job.index] = handle.id
-        records[job.index] = JobRecord(job.index, job.seconds, arrival)
+        records[job.index] = JobRecord(job.index, job.seconds, sent if arrival is None else arrival)
 
     async def flood_one(job: SchedJob) -> None:
         async with gate:
             await submit(job)
 
-    await asyncio.gather(*(flood_one(j) for j in trace if j.at_s == 0))
-    clock.late_s = time.monotonic() - t0  # the flood's spread
+    flood = [j for j in trace if j.at_s == 0]
+    if flood:
+        await client.pause(SERVICE)
+        await asyncio.gather(*(flood_one(j) for j in flood))
+    t0 = clock.start()
+    if flood:
+        await client.resume(SERVICE)
+        for job in flood:  # they all arrive at the start
+            records[job.index].arrival = time.time() - (time.monotonic() - t0)
+    started.set()
     missing = 0
     for job in (j for j in trace if j.at_s > 0):
         await sleep_until(t0, sizes.wall(job.at_s))
@@ -166,9 +176,11 @@ async def _sample(
 
 async def _sample_flood(
     client: AsyncClient, trace: Sequence[SchedJob], sizes: SchedSizes, ids: Mapping[int, str],
-    eta: list[EtaSample], done: asyncio.Event, seed: int,
+    eta: list[EtaSample], started: asyncio.Event, done: asyncio.Event, seed: int,
 ) -> int:  # fmt: skip
-    """Every ETA_TICK_S (simulated), the ETA of a few random flood jobs still queued."""
+    """Every ETA_TICK_S (simulated) from the start, the ETA of a few random flood jobs still
+    queued."""
+    await started.wait()
     rng = random.Random(f"{seed}-eta")
     flood = [j.index for j in trace if j.at_s == 0]
     missing = 0
@@ -195,15 +207,14 @@ async def run_trace(
     records: dict[int, JobRecord] = {}
     ids: dict[int, str] = {}
     eta: list[EtaSample] = []
-    done = asyncio.Event()
+    done, started = asyncio.Event(), asyncio.Event()
     try:
         await wait_online(client, fleet.sizes, fleet.children)
         say(f"{policy.name}: {fleet.sizes.gpus} GPUs idle; submitting {len(trace)} jobs")
-        clock.start()
         sampler = asyncio.create_task(
-            _sample_flood(client, trace, sizes, ids, eta, done, seed), name="eta-sampler"
+            _sample_flood(client, trace, sizes, ids, eta, started, done, seed), name="eta-sampler"
         )
-        missing = await _submit_all(client, trace, sizes, clock, ids, records, eta)
+        missing = await _submit_all(client, trace, sizes, clock, ids, records, eta, started)
         deadline = time.monotonic() + timeout_s
         while True:
             stats = await client.stats()
