@@ -58,9 +58,9 @@ SCHED_FULL = SchedSizes(
 #: The shorter end-to-end run: a small fleet at real time (no scaling), to check that the
 #: time-scaled figures carry over.
 SCHED_E2E = SchedSizes(
-    hosts=2, gpus_per_host=8, fake_processes=2, checkpoints=8, zipf_s=1.0, load_s=10.0,
-    median_s=5.0, sigma=1.0, min_s=1.0, cap_s=60.0, flood_per_gpu=6, small_jobs=16,
-    top_jobs=16, span_s=60.0, time_scale=1.0,
+    hosts=2, gpus_per_host=8, fake_processes=2, checkpoints=6, zipf_s=1.0, load_s=10.0,
+    median_s=5.0, sigma=1.0, min_s=1.0, cap_s=30.0, flood_per_gpu=5, small_jobs=12,
+    top_jobs=12, span_s=45.0, time_scale=1.0,
 )  # fmt: skip
 SCHED_QUICK = SchedSizes(
     hosts=2, gpus_per_host=8, fake_processes=1, checkpoints=6, zipf_s=1.0, load_s=10.0,
