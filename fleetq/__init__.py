@@ -11,6 +11,7 @@ from fleetq.client import Client, Job
 from fleetq.config import Settings
 from fleetq.errors import (
     FleetqError,
+    InvalidInput,
     InvalidJobId,
     InvalidPriority,
     InvalidTransition,
@@ -36,6 +37,7 @@ __all__ = [
     "AsyncJob",
     "Client",
     "FleetqError",
+    "InvalidInput",
     "InvalidJobId",
     "InvalidPriority",
     "InvalidTransition",

@@ -36,6 +36,7 @@ __all__ = [
     "AsyncSentinel",
     "_AsyncFollowingPool",
     "_AsyncSentinelRedis",
+    "blocking",
     "cancel_safe",
     "notify",
     "sleep",
@@ -47,6 +48,11 @@ T = TypeVar("T")
 AsyncProgressCallback = Callable[[JobStatus], Awaitable[None] | None]
 
 sleep = asyncio.sleep
+
+
+async def blocking(call: Callable[[], T]) -> T:
+    """Run a call that reads files (input paths of a submit) in a thread, off the loop."""
+    return await asyncio.to_thread(call)
 
 
 async def notify(on_progress: AsyncProgressCallback, status: JobStatus) -> None:

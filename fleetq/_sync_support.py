@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import Redis
 from redis.cluster import ClusterNode, RedisCluster
@@ -28,14 +28,22 @@ __all__ = [
     "Sentinel",
     "_FollowingPool",
     "_SentinelRedis",
+    "blocking",
     "notify",
     "sleep",
 ]
+
+T = TypeVar("T")
 
 #: Called with a fresh status while a job is waited for.
 ProgressCallback = Callable[[JobStatus], None]
 
 sleep = time.sleep
+
+
+def blocking(call: Callable[[], T]) -> T:
+    """Run a call that reads files; the synchronous client simply calls it."""
+    return call()
 
 
 def notify(on_progress: ProgressCallback, status: JobStatus) -> None:

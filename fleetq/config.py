@@ -65,6 +65,9 @@ class Settings:
     max_payload_bytes: int = _int(
         8 * MIB, "cap on one job's encoded workflow plus metadata", default_text="8 MiB"
     )
+    max_input_bytes: int = _int(
+        50 * MIB, "cap on one job's input files (images, masks) together", default_text="50 MiB"
+    )
     default_max_attempts: int = _int(3, "default max attempts of a job (submit --max-attempts)")
     default_timeout_s: float = _secs(900.0, "default job timeout (submit --timeout)")
     lease_ms: int = _int(30_000, "how long a claimed job stays leased without a renewal")
@@ -198,6 +201,7 @@ DAY_S = 24 * 3600
 #: Allowed range of every integer setting (inclusive).
 _INT_RANGES: Mapping[str, tuple[int, int]] = {
     "max_payload_bytes": (1, 512 * MIB),
+    "max_input_bytes": (1, 512 * MIB),
     "default_max_attempts": (1, 100),
     "lease_ms": (1, DAY_S * 1000),
     "retention_s": (1, 10 * 365 * DAY_S),

@@ -41,6 +41,15 @@ class InvalidArgument(ValidationError):
     """Some other argument (attempts, timeout, metadata, names) is out of range or malformed."""
 
 
+class InvalidInput(ValidationError):
+    """An input file of a submit is refused: its name, its type, or how the workflow names it."""
+
+
+class InputsMissing(FleetqError):
+    """A claimed job's input files are not in Redis any more (evicted by a ``maxmemory``
+    policy, or deleted by hand): the job cannot run."""
+
+
 class JobNotFound(FleetqError):
     """No job with this id exists (it never did, or it expired after its retention)."""
 

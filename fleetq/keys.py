@@ -12,6 +12,8 @@ key                        type    holds
 P job:<id>                 hash    the job record (fields in :mod:`fleetq.model`)
 P jobev:<id>               stream  this job's events (claimed, progress, cancel, finish...)
 P out:<id>                 hash    output file bytes, field = output index
+P in:<id>                  hash    input file bytes, field = file name (kept as long as
+                                   the job)
 P q:<svc>                  zset    queued jobs, score = priority band * 2^41 + submit seq
 P delayed:<svc>            zset    jobs waiting out a retry backoff, score = ready time (ms)
 P waiting:<svc>            zset    queued and delayed jobs, score = enqueue time (oldest wait)
@@ -73,6 +75,9 @@ class Keys:
 
     def outputs(self, job_id: str) -> str:
         return f"{self.prefix}out:{job_id}"
+
+    def inputs(self, job_id: str) -> str:
+        return f"{self.prefix}in:{job_id}"
 
     def queue(self, service: str) -> str:
         return f"{self.prefix}q:{service}"

@@ -58,6 +58,16 @@ class FaultKind(str, Enum):
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """One input file a job carries (an image or mask its workflow reads), checked at the edge:
+    ``name`` is a plain file name, ``content_type`` sniffed from ``data``."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A validated job, ready to submit. Build it with :func:`fleetq.validation.build_spec`."""
 
@@ -68,6 +78,8 @@ class JobSpec:
     timeout_ms: int
     metadata_json: str
     idempotency_key: str | None
+    #: Input files stored with the job (:mod:`fleetq.inputs`).
+    inputs: tuple[InputFile, ...] = ()
 
 
 @dataclass(frozen=True)

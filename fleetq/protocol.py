@@ -21,11 +21,13 @@ from fleetq.errors import (
     InvalidTransition,
     JobNotFound,
     OutputTooLarge,
+    PayloadTooLarge,
     StaleLease,
     UnknownService,
 )
 from fleetq.eta import ClassRow, EtaRead
 from fleetq.identity import MAX_IDENTITY
+from fleetq.inputs import manifest_json
 from fleetq.keys import TERMINAL_STATES, Keys
 from fleetq.model import (
     Attempt,
@@ -144,18 +146,28 @@ class Protocol:
 
     def submit(self, spec: JobSpec, job_id: str) -> Call[SubmitOutcome]:
         k = self.keys
-        keys = [k.queue(spec.service), k.waiting(spec.service), k.job(job_id), k.seq, k.services]
+        keys = [
+            k.queue(spec.service), k.waiting(spec.service), k.job(job_id), k.seq, k.services,
+            k.inputs(job_id),
+        ]  # fmt: skip
         if spec.idempotency_key:
             keys.append(k.idempotency(spec.idempotency_key))
         args = [
             *self._base(), job_id, spec.service, spec.workflow_json, spec.priority,
             spec.max_attempts, spec.timeout_ms, spec.metadata_json, spec.idempotency_key or "",
+            self.settings.max_input_bytes, manifest_json(spec.inputs),
+            *(f.data for f in spec.inputs),
         ]  # fmt: skip
 
         def parse(reply: Any) -> SubmitOutcome:
             kind = text(reply[0])
             if kind == "collision":
                 raise _IdCollision(job_id)
+            if kind == "too_large":
+                raise PayloadTooLarge(
+                    f"input files of the job are {int(reply[1])} bytes; the cap is "
+                    f"{self.settings.max_input_bytes} (FLEETQ_MAX_INPUT_BYTES)"
+                )
             return SubmitOutcome(text(reply[1]), kind == "created", _position(reply[2]))
 
         return Call("submit", tuple(keys), tuple(args), parse)

@@ -18,6 +18,7 @@ from fleetq.errors import (
     PayloadTooLarge,
     UnknownService,
 )
+from fleetq.inputs import check_inputs
 from fleetq.model import JobSpec
 
 PRIORITY_MIN = -1000
@@ -109,8 +110,11 @@ def build_spec(
     timeout_s: object = None,
     metadata: object = None,
     idempotency_key: object = None,
+    inputs: object = None,
 ) -> JobSpec:
-    """Validate every submit argument and encode the job; raises a ``ValidationError``."""
+    """Validate every submit argument and encode the job; raises a ``ValidationError``.
+
+    ``inputs`` maps file names to bytes or paths (:func:`fleetq.inputs.check_inputs`)."""
     svc = check_service(service, settings)
     prio = check_priority(priority)
     attempts = _check_attempts(
@@ -120,6 +124,7 @@ def build_spec(
     meta_json = _encode_metadata({} if metadata is None else metadata)
     key = _check_idempotency_key(idempotency_key)
     graph = normalize_workflow(workflow, svc)
+    files = check_inputs(inputs, graph, svc, settings)
     try:
         workflow_json = json.dumps(graph, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -140,6 +145,7 @@ def build_spec(
         timeout_ms=int(timeout * 1000),
         metadata_json=meta_json,
         idempotency_key=key,
+        inputs=files,
     )
 
 

@@ -29,12 +29,13 @@ import redis.asyncio as aioredis
 
 from fleetq.config import Settings
 from fleetq.connection import connect_async
-from fleetq.errors import RedisUnavailable
+from fleetq.errors import InputsMissing, RedisUnavailable
 from fleetq.fleet import HOST_TTL_MS
+from fleetq.inputs import parse_manifest
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.outputs.base import StoredOutputs
 from fleetq.outputs.writers import open_writer
-from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, ReapOutcome
+from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, ReapOutcome, text
 from fleetq.records import GpuRecord, HostRecord
 from fleetq.store import AsyncStore, StreamEntry
 from fleetq.streamwatch import StreamWatcher, Subscription
@@ -213,6 +214,24 @@ class WorkerQueue:
         """Extend the lease (and record progress); True when a cancel was requested."""
         call = self.protocol.renew(job.id, job.token, progress, progress_text)
         return await self._run(lambda: self.store.run(call))
+
+    async def inputs(self, job: ClaimedJob) -> dict[str, bytes]:
+        """The input files of a claimed job by name ({} for a job without any).
+
+        Raises :class:`~fleetq.errors.InputsMissing` when the job lists files Redis no longer
+        holds."""
+        listed = parse_manifest(text(await self._command("hget", self.keys.job(job.id), "inputs")))
+        if not listed:
+            return {}
+        stored = await self._command("hgetall", self.keys.inputs(job.id))
+        files = {text(name): bytes(data) for name, data in stored.items()}
+        missing = [entry["name"] for entry in listed if entry["name"] not in files]
+        if missing:
+            raise InputsMissing(
+                f"input file(s) {', '.join(map(repr, missing))} of job {job.id} are missing "
+                "from Redis (evicted? fleetq needs maxmemory-policy noeviction)"
+            )
+        return files
 
     async def store_outputs(self, job: ClaimedJob, outputs: Sequence[Output]) -> StoredOutputs:
         """Put a claim's outputs into the output store (Redis is not written yet); raises

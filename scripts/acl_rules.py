@@ -56,13 +56,13 @@ def _keys(text: str) -> tuple[str, ...]:
 
 
 ROLES: Mapping[str, Role] = {
-    # submit: q, waiting, job, seq, services, idem, marker (wake), events; cancel: job, q,
-    # delayed, waiting, ended, jobev, idem, events, signal (tells the running job's
-    # supervisor); wait: jobev; list/stats read the rest.
+    # submit: q, waiting, job, in (input files), seq, services, idem, marker (wake), events;
+    # cancel: job, q, delayed, waiting, ended, jobev, in, idem, events, signal (tells the
+    # running job's supervisor); wait: jobev; list/stats read the rest.
     "client": Role(
         read_write=_keys(
-            "job:* jobev:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* events "
-            "signal:*"
+            "job:* jobev:* in:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* "
+            "events signal:*"
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
         read_only=_keys(
@@ -74,7 +74,7 @@ ROLES: Mapping[str, Role] = {
     # pops its signal (signal:*) with its work markers.
     "supervisor": Role(
         read_write=_keys(
-            "job:* jobev:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
+            "job:* jobev:* in:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
             "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services "
             "signal:* runtimes:*"
         ),

@@ -66,7 +66,11 @@ class InstantBackend:
         return BackendProbe(alive=True, idle=True)
 
     async def run(
-        self, job_id: str, workflow: Mapping[str, Any], progress: ProgressSink
+        self,
+        job_id: str,
+        workflow: Mapping[str, Any],
+        progress: ProgressSink,
+        inputs: Mapping[str, bytes] | None = None,
     ) -> BackendResult:
         self._started[job_id] = time.perf_counter()
         return BackendResult(outputs=())

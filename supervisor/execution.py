@@ -10,7 +10,13 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TypeVar
 
-from fleetq.errors import OutputStoreError, OutputTooLarge, RedisUnavailable, StaleLease
+from fleetq.errors import (
+    InputsMissing,
+    OutputStoreError,
+    OutputTooLarge,
+    RedisUnavailable,
+    StaleLease,
+)
 from fleetq.model import ClaimedJob, FaultKind, JobError
 from fleetq.outputs.base import StoredOutputs
 from fleetq.worker import WorkerQueue
@@ -113,9 +119,7 @@ class JobExecution:
                  job.claims)  # fmt: skip
         loop = asyncio.get_running_loop()
         timer = loop.call_later(job.timeout_ms / 1000, self.request_stop, StopReason.TIMEOUT)
-        run_task = asyncio.create_task(
-            self.backend.run(job.id, job.workflow, self._on_progress), name=f"run-{job.id}"
-        )
+        run_task = asyncio.create_task(self._run_backend(), name=f"run-{job.id}")
         helpers = [
             asyncio.create_task(self._heartbeat(), name=f"heartbeat-{job.id}"),
             asyncio.create_task(self._watch_cancel(), name=f"cancel-watch-{job.id}"),
@@ -142,6 +146,15 @@ class JobExecution:
         log.info("job %s %s on %s after %.1f s", job.id, outcome, self.where,
                  time.monotonic() - started)  # fmt: skip
         return outcome
+
+    async def _run_backend(self) -> BackendResult:
+        """Read the job's input files, then run it on the backend, which delivers them."""
+        job = self.job
+        try:
+            inputs = await self.queue.inputs(job)
+        except RedisUnavailable as e:
+            raise _InputsUnreadable(f"could not read the job's input files: {e}") from e
+        return await self.backend.run(job.id, job.workflow, self._on_progress, inputs or None)
 
     async def _interrupt(self, run_task: asyncio.Task[BackendResult]) -> None:
         log.info("job %s: interrupting backend (%s)", self.job.id, self.stop_reason)
@@ -269,6 +282,10 @@ class JobExecution:
         if isinstance(error, JobInterrupted):
             message = f"the backend on {self.where} was interrupted by someone else"
             return FaultKind.INFRA, JobError("Interrupted", message, kind=FaultKind.INFRA)
+        if isinstance(error, _InputsUnreadable):
+            return FaultKind.INFRA, JobError("RedisUnavailable", str(error), kind=FaultKind.INFRA)
+        if isinstance(error, InputsMissing):
+            return FaultKind.FINAL, JobError("InputsMissing", str(error), kind=FaultKind.FINAL)
         if isinstance(error, BackendUnavailable):
             self.backend_error = str(error)
             return FaultKind.INFRA, JobError("BackendUnavailable", str(error), kind=FaultKind.INFRA)
@@ -285,6 +302,10 @@ class JobExecution:
 
     async def _write(self, write: Callable[[], Awaitable[T]]) -> T:
         return await until_written(write, f"job {self.job.id} result")
+
+
+class _InputsUnreadable(Exception):
+    """Redis failed while the job's inputs were read: nobody's fault but the hub's."""
 
 
 def _with_kind(error: JobError, kind: FaultKind) -> JobError:

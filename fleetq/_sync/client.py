@@ -12,11 +12,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 from fleetq._sync.store import SyncStore
-from fleetq._sync_support import ProgressCallback, Redis, notify, sleep
+from fleetq._sync_support import ProgressCallback, Redis, blocking, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
 from fleetq.eta import estimate_from
 from fleetq.fleet import FleetView
+from fleetq.inputs import Inputs
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import SyncOutputReader
@@ -143,16 +144,23 @@ class Client:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        inputs: Inputs | None = None,
     ) -> Job:
         """Validate and enqueue a workflow; returns its job handle.
 
         ``workflow`` is the backend's native request: a ComfyUI API-format graph or an A1111
         ``txt2img``/``img2img`` body (a dict, or its JSON text). Higher ``priority`` runs first
         (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
-        resubmission returns the job already submitted under that key. Raises a
-        :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad input.
+        resubmission returns the job already submitted under that key. ``inputs`` attaches
+        files the workflow reads, by name: ``{"photo.png": b"..." or Path("photo.png")}``;
+        a ComfyUI ``LoadImage`` / ``LoadImageMask`` (its ``image`` input) or an A1111
+        ``init_images`` / ``mask`` / ControlNet ``image`` field names them, and the
+        supervisor delivers them to the backend that runs the job (:mod:`fleetq.inputs`).
+        Raises a :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad
+        input.
         """
-        spec = build_spec(
+        build = partial(
+            build_spec,
             workflow,
             self.settings,
             service=service,
@@ -161,7 +169,10 @@ class Client:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            inputs=inputs,
         )
+        # Input files given as paths are read here (by the asyncio client, in a thread).
+        spec = blocking(build) if inputs else build()
         outcome = self.store.submit(spec)
         return Job(self, outcome.job_id)
 

@@ -15,6 +15,7 @@ from fleetq.cli.parsing import ascii_int, non_negative_int, positive_int, second
 from fleetq.client import Client
 from fleetq.errors import InvalidArgument, InvalidWorkflow, JobCancelled, JobFailed
 from fleetq.identity import marked_targets, operator_identity
+from fleetq.inputs import inputs_from_args
 from fleetq.validation import check_host_target, check_service
 
 
@@ -77,6 +78,7 @@ def submit(client: Client, args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             metadata=_metadata(args.meta),
             idempotency_key=args.idempotency_key,
+            inputs=inputs_from_args(args.input),
         )
     except InvalidWorkflow as e:
         if args.service == "comfyui" and _looks_like_a1111(workflow):
@@ -315,6 +317,13 @@ def add_parsers(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="KEY",
         help="submitting again with the same key returns the same job",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        metavar="NAME=PATH",
+        help="attach a file the workflow names (a LoadImage image, an A1111 init image); "
+        "a bare PATH keeps its file name (repeatable)",
     )
     p.add_argument(
         "--wait",

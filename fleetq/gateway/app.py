@@ -40,12 +40,17 @@ def create_app(
     """Build the gateway for one fleet.
 
     ``tokens``: accepted bearer tokens; empty means no authentication. ``max_body_bytes``: the
-    request body cap (default: the core's ``max_payload_bytes`` plus room for the envelope).
+    request body cap (default: the core's ``max_payload_bytes`` and ``max_input_bytes`` in
+    base64, plus room for the envelope).
     ``options``: public URL, accepted host names and origins, limits (see
     :class:`~fleetq.gateway.options.GatewayOptions`).
     Redis is first touched when the application starts; a Redis outage is answered with 503.
     """
-    cap = default_body_cap(settings.max_payload_bytes) if max_body_bytes is None else max_body_bytes
+    cap = (
+        default_body_cap(settings.max_payload_bytes, settings.max_input_bytes)
+        if max_body_bytes is None
+        else max_body_bytes
+    )
     if cap <= 0:
         raise InvalidArgument(f"max_body_bytes must be positive, not {cap}")
     opts = (options or GatewayOptions()).checked()

@@ -12,7 +12,9 @@ DNS-rebinding page can even read the answers under its own host name. So:
   configured name), else 421: a rebinding page's requests carry the attacker's host name;
 - JSON bodies must be sent as ``application/json`` (415 otherwise, see ``jsonio.read_object``),
   which a simple request cannot do without a CORS preflight, and the gateway answers no
-  preflight.
+  preflight. The one exception is a submit with input files as ``multipart/form-data``
+  (``POST /v1/jobs``, see ``uploads``), which any page can send: the ``Origin`` rule above is
+  what keeps other sites' pages from submitting.
 
 ``/healthz``, ``/readyz`` and ``/openapi.json`` stay open to any ``Host``: probes often use an
 IP address, and they hold no fleet data.

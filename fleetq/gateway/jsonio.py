@@ -40,10 +40,12 @@ def json_response(
     return web.json_response(data, status=status, headers=headers, dumps=dumps)
 
 
-def default_body_cap(max_payload_bytes: int) -> int:
-    """The default request cap: the core's payload cap plus room for the JSON envelope and
-    indentation, so the core's own check (with its clearer message) decides near the limit."""
-    return max_payload_bytes + max(1024 * 1024, max_payload_bytes // 4)
+def default_body_cap(max_payload_bytes: int, max_input_bytes: int = 0) -> int:
+    """The default request cap: the core's payload cap, plus its input files cap grown by
+    base64 (4/3), plus room for the JSON envelope and indentation, so the core's own checks
+    (with their clearer messages) decide near the limits."""
+    inputs = -(-max_input_bytes // 3) * 4
+    return max_payload_bytes + inputs + max(1024 * 1024, max_payload_bytes // 4)
 
 
 @web.middleware

@@ -118,9 +118,21 @@ def _paths(settings: Settings) -> Schema:
         "/v1/jobs": {
             "post": {
                 "summary": "Submit a job (201 created, 200 when the idempotency key is known)",
+                "description": (
+                    "Input files (images, masks) the workflow names travel with the job: as "
+                    "base64 in `inputs` of a JSON body, or as a multipart body with a `job` "
+                    "part (the submit object as JSON) and one `inputs` part per file, named "
+                    "by its file name."
+                ),
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": ref("Submit")}},
+                    "content": {
+                        "application/json": {"schema": ref("Submit")},
+                        "multipart/form-data": {
+                            "schema": ref("SubmitMultipart"),
+                            "encoding": {"job": {"contentType": "application/json"}},
+                        },
+                    },
                 },
                 "responses": {
                     **responses(json_content(ref("Job"), "Created"), "400", "413", ok_code="201"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetq.config import Settings
+from fleetq.inputs import MAX_INPUT_FILES
 from fleetq.protocol import LIST_STATES
 from fleetq.validation import MAX_TIMEOUT_S, PRIORITY_MAX, PRIORITY_MIN
 
@@ -219,6 +220,28 @@ def component_schemas(settings: Settings) -> Schema:
                 },
                 "metadata": {"type": "object"},
                 "idempotency_key": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+                "inputs": {
+                    "type": "object",
+                    "description": "input files by file name, each in base64",
+                    "maxProperties": MAX_INPUT_FILES,
+                    "additionalProperties": {"type": "string", "format": "byte"},
+                },
+            },
+        },
+        "SubmitMultipart": {
+            "type": "object",
+            "required": ["job"],
+            "properties": {
+                "job": {
+                    "type": "object",
+                    "description": "the submit object (as `Submit`, without `inputs`)",
+                },
+                "inputs": {
+                    "type": "array",
+                    "description": "one part per input file; its file name is the input's name",
+                    "maxItems": MAX_INPUT_FILES,
+                    "items": {"type": "string", "format": "binary"},
+                },
             },
         },
         "Job": job,

@@ -17,6 +17,7 @@ from fleetq.gateway import shapes
 from fleetq.gateway.errors import NotCompleted, OutputNotFound
 from fleetq.gateway.jsonio import json_response, read_object, reject_unknown
 from fleetq.gateway.state import base_url, gateway
+from fleetq.gateway.uploads import read_submit
 from fleetq.metrics import read_queue_snapshot
 from fleetq.model import JobState, safe_filename
 from fleetq.outputs.location import file_path, location_kind
@@ -35,6 +36,7 @@ LIST_LIMIT_MAX = 1000
 OUTPUT_INDEX_MAX = 999_999
 SUBMIT_FIELDS = (
     "workflow", "service", "priority", "max_attempts", "timeout_s", "metadata", "idempotency_key",
+    "inputs",
 )  # fmt: skip
 # A content type from a backend's manifest is sent back only if it looks like one.
 _CONTENT_TYPE = re.compile(
@@ -49,9 +51,10 @@ def _job_id(request: web.Request) -> str:
 @routes.post("/v1/jobs")
 async def submit(request: web.Request) -> web.Response:
     """Enqueue a job; 201 with the job, or 200 with the existing job for a known
-    ``idempotency_key``."""
+    ``idempotency_key``. Input files come as base64 in ``inputs`` or as multipart parts
+    (:mod:`fleetq.gateway.uploads`)."""
     gw = gateway(request)
-    body = await read_object(request)
+    body, inputs = await read_submit(request, gw.settings.max_payload_bytes)
     reject_unknown(body, SUBMIT_FIELDS)
     if "workflow" not in body:
         raise InvalidWorkflow("the field 'workflow' is required")
@@ -64,6 +67,7 @@ async def submit(request: web.Request) -> web.Response:
         timeout_s=body.get("timeout_s"),
         metadata=body.get("metadata"),
         idempotency_key=body.get("idempotency_key"),
+        inputs=inputs,
     )
     outcome = await gw.client.store.submit(spec)
     status = await gw.client.status(outcome.job_id)

@@ -24,6 +24,7 @@ redis.call('DEL', k_out(id))
 redis.call('ZREM', k_ended(svc, f[1]), id)
 redis.call('PERSIST', jkey)
 redis.call('PERSIST', k_jobev(id))
+redis.call('PERSIST', k_in(id))
 if f[3] and f[3] ~= '' then redis.call('PERSIST', k_idem(f[3])) end
 redis.call('HSET', jkey, 'attempts', 0, 'lost', 0, 'infra', 0, 'enqueued_ms', now,
   'retry_request', ARGV[4])

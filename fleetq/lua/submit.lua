@@ -4,19 +4,24 @@ KEYS[2]  waiting:<service>    enqueue times (oldest wait)
 KEYS[3]  job:<id>             the new job's hash
 KEYS[4]  seq                  submit counter (FIFO tie-break)
 KEYS[5]  services             set of known services
-KEYS[6]  idem:<key>           only when an idempotency key is given
+KEYS[6]  in:<id>              the new job's input files (name -> bytes)
+KEYS[7]  idem:<key>           only when an idempotency key is given
 ARGV[1]  key prefix           ARGV[2]  event stream cap
 ARGV[3]  job id               ARGV[4]  service
 ARGV[5]  workflow (JSON)      ARGV[6]  priority (-1000..1000)
 ARGV[7]  max_attempts         ARGV[8]  timeout_ms
 ARGV[9]  metadata (JSON)      ARGV[10] idempotency key, or ''
+ARGV[11] cap on the input files together (bytes)
+ARGV[12] input manifest (JSON list of {name, content_type, size}), or '' without inputs
+ARGV[13..] the input files' bytes, in manifest order
 Returns {'created', id, position} | {'existing', id, position or -1} | {'collision'}
+      | {'too_large', bytes} (the inputs are over the cap; nothing was written)
 ('existing' also answers a resend of the same submit whose first reply was lost.)
 ]]
 --@include common
 local id, svc, idem = ARGV[3], ARGV[4], ARGV[10]
 if idem ~= '' then
-  local existing = redis.call('GET', KEYS[6])
+  local existing = redis.call('GET', KEYS[7])
   if existing and redis.call('EXISTS', k_job(existing)) == 1 then
     -- The position in the existing job's own queue (the resubmit may name another service).
     local f = redis.call('HMGET', k_job(existing), 'state', 'service')
@@ -36,6 +41,10 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   end
   return {'collision'}
 end
+-- The cap is checked here too, before any write, so no client can store more than it allows.
+local input_bytes = 0
+for i = 13, #ARGV do input_bytes = input_bytes + #ARGV[i] end
+if input_bytes > tonumber(ARGV[11]) then return {'too_large', input_bytes} end
 local now = now_ms()
 local seq = redis.call('INCR', KEYS[4])
 local priority = tonumber(ARGV[6])
@@ -48,7 +57,17 @@ redis.call('HSET', KEYS[3],
 redis.call('ZADD', KEYS[1], queue_score(priority, seq), id)
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('SADD', KEYS[5], svc)
-if idem ~= '' then redis.call('SET', KEYS[6], id) end
+if ARGV[12] ~= '' then
+  local manifest = cjson.decode(ARGV[12])
+  local fields = {}
+  for i, entry in ipairs(manifest) do
+    fields[#fields + 1] = entry['name']
+    fields[#fields + 1] = ARGV[12 + i]
+  end
+  redis.call('HSET', KEYS[6], unpack(fields))
+  redis.call('HSET', KEYS[3], 'inputs', ARGV[12])
+end
+if idem ~= '' then redis.call('SET', KEYS[7], id) end
 wake(svc)
 emit('submitted', id, svc, {'priority', tostring(priority)})
 return {'created', id, redis.call('ZRANK', KEYS[1], id)}

@@ -69,6 +69,7 @@ import aiohttp
 from fleetq.model import FaultKind, JobError, Output
 from fleetq.urls import safe_url
 
+from .a1111_inputs import inline
 from .a1111_protocol import (
     Malformed,
     checkpoint_mismatch,
@@ -86,6 +87,7 @@ from .base import (
     BackendProbe,
     BackendResult,
     BackendUnavailable,
+    InputFiles,
     JobInterrupted,
     JobRejected,
     JobRuntimeError,
@@ -202,9 +204,14 @@ class A1111Backend:
         return BackendProbe(True, True, "", info)
 
     async def run(
-        self, job_id: str, workflow: Mapping[str, Any], progress: ProgressSink
+        self,
+        job_id: str,
+        workflow: Mapping[str, Any],
+        progress: ProgressSink,
+        inputs: InputFiles | None = None,
     ) -> BackendResult:
-        """Post the body to txt2img (img2img with ``init_images``) and wait for the images.
+        """Post the body to txt2img (img2img with ``init_images``) and wait for the images;
+        fields that name one of ``inputs`` carry its bytes as base64 (:mod:`.a1111_inputs`).
         Raises JobRejected, JobRuntimeError, JobInterrupted or BackendUnavailable; cancelling
         the calling task interrupts the generation (bounded) and propagates."""
         if self._job is not None:
@@ -213,7 +220,7 @@ class A1111Backend:
         if workflow.get("send_images") is False:
             message = "send_images is false: A1111 would return no images"
             raise JobRejected(JobError("invalid_request", message, kind=FaultKind.FINAL))
-        body = dict(workflow)
+        body = inline(workflow, inputs) if inputs else dict(workflow)
         keep_extras = body.pop(KEEP_EXTRAS_KEY, None) is True or self.keep_extras
         if not body.get("force_task_id"):
             body["force_task_id"] = f"fleetq-{job_id}"

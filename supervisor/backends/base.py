@@ -21,6 +21,9 @@ from typing import Any, Protocol
 from fleetq.errors import FleetqError
 from fleetq.model import JobError, Output
 
+#: The input files of a job by name (:mod:`fleetq.inputs`), as its workflow names them.
+InputFiles = Mapping[str, bytes]
+
 #: Receives progress (0..1) and a short text, e.g. ``(0.4, "KSampler 8/20")``. Cheap and
 #: synchronous: the puller keeps the latest value and renews its lease with it.
 ProgressSink = Callable[[float, str], None]
@@ -89,12 +92,19 @@ class Backend(Protocol):
         ...
 
     async def run(
-        self, job_id: str, workflow: Mapping[str, Any], progress: ProgressSink
+        self,
+        job_id: str,
+        workflow: Mapping[str, Any],
+        progress: ProgressSink,
+        inputs: InputFiles | None = None,
     ) -> BackendResult:
         """Run one job to its end; raises a :class:`BackendError` subclass unless it completed.
 
-        ``job_id`` is fleetq's id (put in file name prefixes, logs). Cancellation of the
-        calling task must propagate (and should try to interrupt the backend).
+        ``job_id`` is fleetq's id (put in file name prefixes, logs). ``inputs`` are the files
+        the job carries; the adapter delivers them to its backend before the job starts (a
+        delivery that fails for the backend's sake is :class:`BackendUnavailable`, a file the
+        backend refuses :class:`JobRejected`). Cancellation of the calling task must
+        propagate (and should try to interrupt the backend).
         """
         ...
 

@@ -57,12 +57,14 @@ from .base import (
     BackendProbe,
     BackendResult,
     BackendUnavailable,
+    InputFiles,
     JobInterrupted,
     JobRejected,
     JobRuntimeError,
     ProgressSink,
 )
 from .comfyui_http import NETWORK_ERRORS, ComfyHttp, Unreachable, describe
+from .comfyui_inputs import deliver, remove_uploads
 from .comfyui_protocol import (
     FileRef,
     Finished,
@@ -117,6 +119,8 @@ class ComfyUIBackend:
     ``restart_grace_s`` of unreachability before the run gives up, ``reconnect_min_s`` ..
     ``reconnect_max_s`` WebSocket reconnect backoff, ``interrupt_timeout_s`` per interrupt
     call and ``interrupt_retry_s`` between repeated interrupts of a prompt that still runs.
+    ``input_dir`` is the instance's input folder, if this machine can reach it: uploads of a
+    job's input files are removed from it after the job (:mod:`.comfyui_inputs`).
     """
 
     service = "comfyui"
@@ -141,6 +145,7 @@ class ComfyUIBackend:
         reconnect_max_s: float = 5.0,
         interrupt_timeout_s: float = 3.0,
         interrupt_retry_s: float = 1.0,
+        input_dir: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         #: The URL without credentials, for logs and the dashboard.
@@ -159,6 +164,9 @@ class ComfyUIBackend:
         self.reconnect_max_s = reconnect_max_s
         self.interrupt_timeout_s = interrupt_timeout_s
         self.interrupt_retry_s = interrupt_retry_s
+        #: The instance's input folder, when the supervisor can reach it: a job's uploads
+        #: are removed from it after the job.
+        self.input_dir = input_dir
         ws_base = "ws" + self.url[len("http") :] if self.url.startswith("http") else self.url
         self._connect_timeout_s = connect_timeout_s
         self._socket = EventSocket(
@@ -195,11 +203,16 @@ class ComfyUIBackend:
         return BackendProbe(True, True, "", info)
 
     async def run(
-        self, job_id: str, workflow: Mapping[str, Any], progress: ProgressSink
+        self,
+        job_id: str,
+        workflow: Mapping[str, Any],
+        progress: ProgressSink,
+        inputs: InputFiles | None = None,
     ) -> BackendResult:
         """Run ``workflow`` (an API-format graph, or a ``/prompt`` body with ``prompt``) to
-        its end. Raises JobRejected, JobRuntimeError, JobInterrupted or BackendUnavailable;
-        cancelling the calling task interrupts the prompt (bounded) and propagates."""
+        its end, uploading ``inputs`` first (:mod:`.comfyui_inputs`). Raises JobRejected,
+        JobRuntimeError, JobInterrupted or BackendUnavailable; cancelling the calling task
+        interrupts the prompt (bounded) and propagates."""
         if self._job is not None:
             raise RuntimeError(f"comfyui {self.display_url} already runs job {self._job.job_id}")
         try:
@@ -212,6 +225,8 @@ class ComfyUIBackend:
         tracker = ProgressTracker(graph, progress)
         self._job = job
         try:
+            if inputs:
+                graph = await deliver(self._http, job_id, graph, inputs, self.request_timeout_s)
             await self._ensure_socket()
             self._socket.listen(job.events)
             await self._submit(job, graph, extra)
@@ -239,6 +254,8 @@ class ComfyUIBackend:
         finally:
             self._socket.unlisten(job.events)
             self._job = None
+            if inputs and self.input_dir:
+                await remove_uploads(self.input_dir, job_id)
 
     async def clear(self) -> None:
         """``POST /queue {"clear": true}`` then a global ``POST /interrupt``; never raises."""

@@ -96,18 +96,22 @@ class HttpClient(Generic[AnswerT]):
         *,
         data: str | None = None,
         params: Mapping[str, str] | None = None,
+        form: aiohttp.FormData | None = None,
     ) -> AnswerT:
         """One request (``timeout_s`` None: no total limit); raises :class:`Unreachable`
-        when no usable answer came."""
+        when no usable answer came. ``data`` is a JSON body; ``form`` a multipart one."""
         headers = dict(self._headers)
+        payload: str | aiohttp.FormData | None = data
         if data is not None:
             headers["Content-Type"] = "application/json"
+        elif form is not None:
+            payload = form  # aiohttp sets the multipart Content-Type with its boundary
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self._connect_timeout_s)
         try:
             async with self.session().request(
                 method,
                 self.url + path,
-                data=data,
+                data=payload,
                 params=params,
                 headers=headers or None,
                 timeout=timeout,

@@ -52,6 +52,10 @@ class ComfyUIOptions:
     reconnect_max_s: float = _secs(5.0, "longest WebSocket reconnect delay")
     interrupt_timeout_s: float = _secs(3.0, "timeout of one interrupt call")
     interrupt_retry_s: float = _secs(1.0, "between repeated interrupts of a prompt that runs on")
+    input_dir: str | None = setting(
+        None, "the instance's input folder, if this machine reaches it: each job's uploaded "
+        "inputs (input/fleetq/<job id>) are removed after the job", flag=False, parse=str,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.reconnect_min_s > self.reconnect_max_s:

@@ -65,3 +65,29 @@ def png_size(data: bytes) -> tuple[int, int]:
         raise ValueError("not a PNG")
     width, height = struct.unpack(">II", data[16:24])
     return int(width), int(height)
+
+
+def png_first_pixel(data: bytes) -> tuple[int, int, int] | None:
+    """The colour of the first pixel of an 8-bit RGB PNG (what :func:`encode_solid_png`
+    writes), or None for any other PNG. Only the first row is inflated."""
+    try:
+        width, _ = png_size(data)
+    except ValueError:
+        return None
+    if data[24:26] != b"\x08\x02":  # bit depth 8, colour type 2 (RGB)
+        return None
+    idat = []
+    offset = 8
+    while offset + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        if kind == b"IDAT":
+            idat.append(data[offset + 8 : offset + 8 + length])
+        offset += 12 + length
+    try:
+        row = zlib.decompressobj().decompress(b"".join(idat), 1 + 3 * width)
+    except zlib.error:
+        return None
+    if len(row) < 4 or row[0] != 0:  # filter type 0 (None), as the encoder writes
+        return None
+    return row[1], row[2], row[3]

@@ -53,4 +53,5 @@ async def test_async_send_control_reaches_the_supervisors_command_stream(
     entry_id = await aclient.send_control("gpu-07", {"type": "fault", "gpu": 2, "spec": "xid=79"})
     entries = await aclient.store.read_control("gpu-07", "0-0", None)
     assert [e[0] for e in entries] == [entry_id]
-    assert json.loads(entries[0][1]["command"]) == {"type": "fault", "gpu": 2, "spec": "xid=79"}
+    command = json.loads(entries[0][1]["command"])
+    assert command == {"type": "fault", "gpu": 2, "spec": "xid=79", "by": "client"}

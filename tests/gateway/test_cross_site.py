@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import test_utils
 
@@ -42,8 +43,26 @@ async def test_a_json_body_of_another_content_type_is_415_and_writes_nothing(
     # What a form or fetch() on any web site can send without a CORS preflight.
     headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
     async with gw.post(path, data=body(graph).encode(), headers=headers) as r:
-        error = await expect_error(r, 415)
-    assert error["type"] == "UnsupportedMediaType"
+        if path == "/v1/jobs" and content_type and content_type.startswith("multipart/"):
+            # /v1/jobs takes multipart uploads (the guard's Origin rule keeps web pages out):
+            # this body is no multipart body.
+            error = await expect_error(r, 400)
+            assert error["type"] == "MalformedMultipart"
+        else:
+            error = await expect_error(r, 415)
+            assert error["type"] == "UnsupportedMediaType"
+    await footprint.assert_unchanged(before)
+
+
+async def test_a_multipart_submit_from_another_site_is_refused(
+    gw: Any, footprint: Any, expect_error: Any, graph: dict[str, Any]
+) -> None:
+    """A web page can post a multipart form anywhere; its browser names the page's origin."""
+    before = await footprint.take()
+    form = aiohttp.FormData()
+    form.add_field("job", body(graph), content_type="application/json")
+    async with gw.post("/v1/jobs", data=form, headers={"Origin": EVIL}) as r:
+        await expect_error(r, 403)
     await footprint.assert_unchanged(before)
 
 

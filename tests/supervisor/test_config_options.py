@@ -82,7 +82,8 @@ def test_adapter_options_from_toml_reach_the_adapter(tmp_path: Path) -> None:
     path = toml(tmp_path, '[backends.a1111]\nurl = "http://127.0.0.1:{port:7860}"\n'
                 'auth = "ops:s3cret"\nkeep_extras = true\npoll_interval_s = 0.2\n'
                 '[backends.comfyui]\nurl = "http://127.0.0.1:{port:8188}"\n'
-                'request_timeout_s = 20\nreconnect_max_s = 2\n')  # fmt: skip
+                'request_timeout_s = 20\nreconnect_max_s = 2\n'
+                'input_dir = "/opt/ComfyUI/input"\n')  # fmt: skip
     config = load_config(Settings(), config_file=path)
     a1111 = config.make_backend("a1111", "http://127.0.0.1:7861")
     assert isinstance(a1111, A1111Backend)
@@ -91,6 +92,7 @@ def test_adapter_options_from_toml_reach_the_adapter(tmp_path: Path) -> None:
     comfy = config.make_backend("comfyui", "http://127.0.0.1:8189")
     assert isinstance(comfy, ComfyUIBackend)
     assert comfy.request_timeout_s == 20 and comfy.reconnect_max_s == 2
+    assert comfy.input_dir == "/opt/ComfyUI/input"
     assert "s3cret" not in repr(config)
 
 

@@ -7,6 +7,7 @@ local EVENTS_MAXLEN = ARGV[2]
 local function k_job(id) return P .. 'job:' .. id end
 local function k_jobev(id) return P .. 'jobev:' .. id end
 local function k_out(id) return P .. 'out:' .. id end
+local function k_in(id) return P .. 'in:' .. id end
 local function k_queue(svc) return P .. 'q:' .. svc end
 local function k_delayed(svc) return P .. 'delayed:' .. svc end
 local function k_waiting(svc) return P .. 'waiting:' .. svc end
@@ -127,6 +128,7 @@ local function finish(id, jkey, svc, state, now, retention_ms)
   redis.call('HDEL', jkey, 'token', 'lease_until_ms', 'ready_ms')
   redis.call('PEXPIRE', jkey, retention_ms)
   redis.call('PEXPIRE', k_jobev(id), retention_ms)
+  redis.call('PEXPIRE', k_in(id), retention_ms)
   if was_running then redis.call('PEXPIRE', k_out(id), retention_ms) end
   local idem = redis.call('HGET', jkey, 'idem')
   if idem and idem ~= '' then redis.call('PEXPIRE', k_idem(idem), retention_ms) end

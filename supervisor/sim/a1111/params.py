@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from supervisor.sim.a1111.errors import ApiError, RequestValidationError
+from supervisor.sim.png import PNG_SIGNATURE, png_size
 
 Kind = Literal["txt2img", "img2img"]
 
@@ -236,7 +237,8 @@ _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"RIFF")
 
 def decode_image(encoding: Any) -> bytes:
     """``api.decode_base64_to_image``: URLs are fetched (the fake cannot: "Invalid image url"),
-    ``data:`` URLs and plain base64 decoded; anything that is not an image is a 500
+    ``data:`` URLs and plain base64 decoded; bad base64, or bytes that are no image (by their
+    signature; a PNG also by its header chunk), is a 500
     HTTPException "Invalid encoded image" (a request error, though a 500)."""
     if isinstance(encoding, str) and encoding.startswith(("http://", "https://")):
         raise ApiError(500, "Invalid image url")
@@ -246,6 +248,8 @@ def decode_image(encoding: Any) -> bytes:
             encoding = encoding.split(";")[1].split(",")[1]
         data = base64.b64decode(encoding)
         assert data.startswith(_IMAGE_MAGIC)
+        if data.startswith(PNG_SIGNATURE):
+            png_size(data)  # Pillow reads the header chunk when it opens the file
     except Exception:
         raise ApiError(500, "Invalid encoded image") from None
     return data

@@ -1,6 +1,7 @@
 """The node classes the fake ComfyUI knows: a few core nodes plus ``FakeWork``.
 
-Model-free: EmptyImage, EmptyLatentImage, ImageScale, ImageBlur, SaveImage, PreviewImage.
+Model-free: EmptyImage, EmptyLatentImage, ImageScale, ImageBlur, SaveImage, PreviewImage,
+and the image loaders LoadImage and LoadImageMask (:mod:`.loaders`).
 The default text-to-image chain also runs once ``checkpoints`` lists a model:
 CheckpointLoaderSimple -> CLIPTextEncode -> KSampler (a progress frame per step, each
 ``sampler_step_s`` long) -> VAEDecode; with no model the loader fails validation with
@@ -18,9 +19,11 @@ import random
 import string
 import zlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from supervisor.sim.comfyui.fakework import FAKE_WORK
+from supervisor.sim.comfyui.loaders import MASK_TO_IMAGE, load_image_nodes
 from supervisor.sim.comfyui.schema import (
     FakeImage,
     FakeModel,
@@ -516,11 +519,13 @@ def node_classes(
     models: Mapping[str, tuple[str, ...]] | None = None,
     nodes: tuple[str, ...] | None = None,
     custom_nodes: tuple[str, ...] = (),
+    base: Path | None = None,
 ) -> dict[str, NodeClass]:
     """The classes of one instance, by ``class_type``: every class the fake knows (or only
     ``nodes``) plus ``custom_nodes``; loaders offer ``checkpoints`` and the files of
-    ``models`` (folder -> files). Raises ``ValueError`` for an unknown name in ``nodes`` or a
-    custom node named like a known class."""
+    ``models`` (folder -> files); the image loaders read ``base``/input. Raises
+    ``ValueError`` for an unknown name in ``nodes`` or a custom node named like a known
+    class."""
     files = dict(models or {})
     classes = (
         EMPTY_IMAGE,
@@ -537,6 +542,8 @@ def node_classes(
         KSAMPLER,
         VAE_DECODE,
         FAKE_WORK,
+        *load_image_nodes(base).values(),
+        MASK_TO_IMAGE,
     )
     known = {node.name: node for node in classes}
     if nodes is not None:

@@ -42,7 +42,7 @@ def _check_types(options: ComfyUIOptions) -> None:
         value = getattr(options, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, got {value!r}")
-    for name in ("max_history", "vram_total_bytes"):
+    for name in ("max_history", "vram_total_bytes", "max_upload_size", "upload_status"):
         value = getattr(options, name)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -107,6 +107,12 @@ class ComfyUIOptions:
     folder per instance, deleted on stop."""
     max_history: int = MAXIMUM_HISTORY_SIZE
     """*runtime*: history entries kept; the oldest is evicted first."""
+    max_upload_size: int = 100 * 1024**2
+    """*runtime*: ``--max-upload-size`` in bytes: a bigger upload is refused with aiohttp's
+    413, and ``/features`` advertises it."""
+    upload_status: int = 0
+    """*runtime*: answer every ``POST /upload/image`` with this HTTP status and store nothing
+    (0: store uploads as ComfyUI does); plays a full disk or a failing proxy."""
 
     def __post_init__(self) -> None:
         if isinstance(self.checkpoints, list):
@@ -149,6 +155,8 @@ RUNTIME_FIELDS = frozenset(
         "nodes",
         "custom_nodes",
         "model_load_s",
+        "max_upload_size",
+        "upload_status",
     }
 )
 """Options ``/fake/config`` may change on a running server."""

@@ -270,6 +270,12 @@ class ComfyRoutes:
         return web.FileResponse(resolved, headers={**disposition, "Content-Type": content_type})
 
     async def upload_image(self, request: web.Request) -> web.Response:
+        options = self.server.options
+        size = request.content_length or 0
+        if size > options.max_upload_size:  # aiohttp's client_max_size, as ComfyUI sets it
+            raise web.HTTPRequestEntityTooLarge(max_size=options.max_upload_size, actual_size=size)
+        if options.upload_status:
+            return web.Response(status=options.upload_status)
         post = await request.post()
         image = post.get("image")
         if not isinstance(image, web.FileField) or not image.filename:
@@ -323,7 +329,12 @@ class ComfyRoutes:
         return web.json_response({"system": system, "devices": [device]})
 
     async def features(self, request: web.Request) -> web.Response:
-        return web.json_response({"supports_preview_metadata": True, "max_upload_size": 104857600})
+        return web.json_response(
+            {
+                "supports_preview_metadata": True,
+                "max_upload_size": self.server.options.max_upload_size,
+            }
+        )
 
     async def object_info(self, request: web.Request) -> web.Response:
         return web.json_response(object_info(self.server.classes()))

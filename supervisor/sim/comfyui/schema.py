@@ -136,6 +136,10 @@ class NodeClass:
     output_tooltips: tuple[str | None, ...] | None = None
     v3: bool = False
     """Rendered like a ComfyUI "V3" node (extra keys, ``display_name`` may be null)."""
+    validate: Callable[[Mapping[str, Any]], bool | str] | None = None
+    """The class's ``VALIDATE_INPUTS``: True, or False / a reason for each input it takes."""
+    validate_inputs: tuple[str, ...] = ()
+    """The inputs ``validate`` takes; their combo lists are not checked (as in ComfyUI)."""
 
     def input(self, name: str) -> InputSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)

@@ -16,6 +16,7 @@ from supervisor.sim.comfyui.cache import OutputCache
 from supervisor.sim.comfyui.executor import Execution, PromptExecutor
 from supervisor.sim.comfyui.files import OutputFiles
 from supervisor.sim.comfyui.interrupt import InterruptFlag
+from supervisor.sim.comfyui.loaders import LOADER_NAMES, load_image_nodes
 from supervisor.sim.comfyui.nodes import node_classes
 from supervisor.sim.comfyui.options import RUNTIME_FIELDS, ComfyUIOptions
 from supervisor.sim.comfyui.prompt_queue import PromptQueue
@@ -91,7 +92,12 @@ class FakeComfyUI(FakeServer):
         key = _classes_key(options)
         if self._classes is None or self._classes[0] != key:
             self._classes = (key, _build_classes(options))
-        return self._classes[1]
+        classes = self._classes[1]
+        if self._files is None:
+            return classes
+        # The loaders list the input folder as it is now, as ComfyUI's INPUT_TYPES does.
+        loaders = load_image_nodes(self._files.base)
+        return {**classes, **{name: loaders[name] for name in LOADER_NAMES if name in classes}}
 
     def configure(self, **changes: Any) -> ComfyUIOptions:
         """Change run-time options (see ``options.RUNTIME_FIELDS``); returns the new options."""

@@ -94,9 +94,10 @@ class _Validator:
             if isinstance(value, list):
                 valid = self._validate_link(node_id, spec, value, errors) and valid
                 continue
-            error = self._validate_value(inputs, spec, value)
+            error = self._validate_value(inputs, spec, value, name in node_class.validate_inputs)
             if error is not None:
                 errors.append(error)
+        errors += _custom_validation(node_class, inputs)
         result = (not errors and valid, errors, node_id)
         self.validated[node_id] = result
         return result
@@ -164,7 +165,9 @@ class _Validator:
             return False
         return inner_valid
 
-    def _validate_value(self, inputs: dict[str, Any], spec: InputSpec, value: Any) -> Reason | None:
+    def _validate_value(
+        self, inputs: dict[str, Any], spec: InputSpec, value: Any, custom: bool = False
+    ) -> Reason | None:
         name = spec.name
         try:
             if isinstance(value, dict) and "__value__" in value:
@@ -189,7 +192,7 @@ class _Validator:
             return self._range_error("value_smaller_than_min", "smaller than min", spec, value)
         if "max" in options and value > options["max"]:
             return self._range_error("value_bigger_than_max", "bigger than max", spec, value)
-        if isinstance(spec.type, tuple) and value not in spec.type:
+        if isinstance(spec.type, tuple) and not custom and value not in spec.type:
             choices = list(spec.type)
             # ComfyUI does not echo long lists (thousands of model files).
             listed = f"(list of length {len(choices)})" if len(choices) > 20 else str(choices)
@@ -218,6 +221,26 @@ class _Validator:
                 "received_value": value,
             },
         }
+
+
+def _custom_validation(node_class: NodeClass, inputs: dict[str, Any]) -> list[Reason]:
+    """The class's ``VALIDATE_INPUTS`` with the inputs it takes; one error per such input
+    when it answers anything but True (``custom_validation_failed``, as ComfyUI reports it)."""
+    if node_class.validate is None:
+        return []
+    taken = {name: inputs[name] for name in node_class.validate_inputs if name in inputs}
+    answer = node_class.validate(taken)
+    if answer is True:
+        return []
+    return [
+        {
+            "type": "custom_validation_failed",
+            "message": "Custom validation failed for node",
+            "details": name if answer is False else f"{name} - {answer}",
+            "extra_info": {"input_name": name},
+        }
+        for name in taken
+    ]
 
 
 def _find_outputs(
