@@ -29,6 +29,7 @@ from fleetq.errors import (
     ValidationError,
 )
 from fleetq.model import JobError, JobResult, JobState, JobStatus, Output, OutputFile, Stats
+from fleetq.previews import Preview
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,7 @@ __all__ = [
     "OutputsExpired",
     "PayloadTooLarge",
     "PermissionDenied",
+    "Preview",
     "RedisUnavailable",
     "Settings",
     "StaleLease",

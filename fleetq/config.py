@@ -90,6 +90,15 @@ class Settings:
     )  # fmt: skip
     output_url_ttl_s: int = _int(3600, "how long a presigned output URL (result.urls()) is valid")
     events_maxlen: int = _int(10_000, "approximate cap of the fleet event stream")
+    #: Live previews of running jobs (fleetq.previews): small, short-lived, rate-limited.
+    preview_max_bytes: int = _int(
+        512 * 1024, "cap on one live preview image; larger frames are skipped (0: no previews)",
+        default_text="512 KiB",
+    )  # fmt: skip
+    preview_ttl_ms: int = _int(15_000, "how long a live preview is kept unless replaced")
+    preview_interval_ms: int = _int(
+        500, "a running job's live preview is written at most this often (0: every frame)"
+    )
     #: Retry backoff after a job fault: base * 2^(attempt-1), capped, with jitter
     #: (:meth:`job_retry_backoff`).
     backoff_base_ms: int = _int(2_000, "retry backoff after a job fault: first delay")
@@ -209,6 +218,9 @@ _INT_RANGES: Mapping[str, tuple[int, int]] = {
     "max_output_bytes": (1, 512 * MIB),
     "output_url_ttl_s": (1, 7 * DAY_S),
     "events_maxlen": (1, 100_000_000),
+    "preview_max_bytes": (0, 16 * MIB),
+    "preview_ttl_ms": (1, 3_600_000),
+    "preview_interval_ms": (0, 3_600_000),
     "backoff_base_ms": (0, DAY_S * 1000),
     "backoff_max_ms": (0, DAY_S * 1000),
     "max_lost_leases": (1, 1_000),

@@ -14,6 +14,8 @@ P jobev:<id>               stream  this job's events (claimed, progress, cancel,
 P out:<id>                 hash    output file bytes, field = output index
 P in:<id>                  hash    input file bytes, field = file name (kept as long as
                                    the job)
+P preview:<id>             hash    the latest live preview of a running job (image bytes,
+                                   content type, time), short TTL; gone once it stops running
 P q:<svc>                  zset    queued jobs, score = priority band * 2^41 + submit seq
 P delayed:<svc>            zset    jobs waiting out a retry backoff, score = ready time (ms)
 P waiting:<svc>            zset    queued and delayed jobs, score = enqueue time (oldest wait)
@@ -78,6 +80,9 @@ class Keys:
 
     def inputs(self, job_id: str) -> str:
         return f"{self.prefix}in:{job_id}"
+
+    def preview(self, job_id: str) -> str:
+        return f"{self.prefix}preview:{job_id}"
 
     def queue(self, service: str) -> str:
         return f"{self.prefix}q:{service}"

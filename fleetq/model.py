@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetq.previews import Preview
 
 from fleetq.errors import OutputsInRedis
 from fleetq.eta import Eta
@@ -191,6 +194,12 @@ class JobStatus:
     #: A queued job's estimated start and finish (``fleetq.eta``): None when not queued, when
     #: no live GPU can run it, or when the caller skipped it.
     eta: Eta | None = None
+    #: The latest live preview of a running job, given to ``wait(on_progress=...)``
+    #: callbacks (None elsewhere; read one with ``client.preview(job_id)``).
+    #: Not part of a job's JSON form (``metadata``): a snapshot of the job, not of its image.
+    preview: Preview | None = field(
+        default=None, compare=False, repr=False, metadata={"json": False}
+    )
 
     @property
     def is_terminal(self) -> bool:

@@ -100,6 +100,16 @@ class ClaimOutcome:
 
 
 @dataclass(frozen=True)
+class PreviewWrite:
+    """What a preview write did: stored, or refused for its size (over ``preview_max_bytes``)."""
+
+    stored: bool
+    size: int
+    #: When it was stored (Redis clock, ms); None when refused.
+    at_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class ReapOutcome:
     ran: bool
     requeued: int = 0
@@ -458,6 +468,36 @@ class Protocol:
             "renew",
             (self.keys.job(job_id), self.keys.leases),
             (*self._base(), job_id, token, lease, prog, progress_text[:200]),
+            parse,
+        )
+
+    def set_preview(
+        self, job_id: str, token: str, data: bytes, content_type: str
+    ) -> Call[PreviewWrite]:
+        """Keep ``data`` as the running job's latest live preview (see :mod:`fleetq.previews`).
+        Raises :class:`StaleLease` when the job no longer runs under ``token``."""
+        s = self.settings
+
+        def parse(reply: Any) -> PreviewWrite:
+            kind = text(reply[0])
+            if kind == "stale":
+                raise StaleLease(job_id, text(reply[1]))
+            if kind == "too_large":
+                return PreviewWrite(False, int(reply[1]))
+            return PreviewWrite(True, len(data), int(reply[1]))
+
+        return Call(
+            "preview",
+            (self.keys.job(job_id), self.keys.preview(job_id)),
+            (
+                *self._base(),
+                job_id,
+                token,
+                s.preview_ttl_ms,
+                s.preview_max_bytes,
+                content_type[:100],
+                data,
+            ),
             parse,
         )
 

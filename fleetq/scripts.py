@@ -15,6 +15,7 @@ SCRIPT_NAMES = (
     "submit",
     "claim",
     "renew",
+    "preview",
     "complete",
     "fail",
     "ack_cancel",

@@ -35,13 +35,15 @@ from fleetq.inputs import parse_manifest
 from fleetq.model import ClaimedJob, FaultKind, JobError, Output
 from fleetq.outputs.base import StoredOutputs
 from fleetq.outputs.writers import open_writer
-from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, ReapOutcome, text
+from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, PreviewWrite, ReapOutcome, text
 from fleetq.records import GpuRecord, HostRecord
 from fleetq.store import AsyncStore, StreamEntry
 from fleetq.streamwatch import StreamWatcher, Subscription
 from fleetq.wakeups import WakeupWaiter
 
-__all__ = ["ClaimOutcome", "MayClaim", "ReapOutcome", "StreamEntry", "WorkerQueue"]
+__all__ = [
+    "ClaimOutcome", "MayClaim", "PreviewWrite", "ReapOutcome", "StreamEntry", "WorkerQueue",
+]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -213,6 +215,13 @@ class WorkerQueue:
     ) -> bool:
         """Extend the lease (and record progress); True when a cancel was requested."""
         call = self.protocol.renew(job.id, job.token, progress, progress_text)
+        return await self._run(lambda: self.store.run(call))
+
+    async def set_preview(self, job: ClaimedJob, data: bytes, content_type: str) -> PreviewWrite:
+        """Keep ``data`` as the job's latest live preview (short TTL, never an output) and
+        tell its waiters; an image over ``preview_max_bytes`` is refused (``stored`` false).
+        Raises :class:`~fleetq.errors.StaleLease` once the job no longer runs here."""
+        call = self.protocol.set_preview(job.id, job.token, data, content_type)
         return await self._run(lambda: self.store.run(call))
 
     async def inputs(self, job: ClaimedJob) -> dict[str, bytes]:

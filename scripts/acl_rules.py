@@ -66,7 +66,8 @@ ROLES: Mapping[str, Role] = {
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
         read_only=_keys(
-            "out:* running:* paused drained lastreq hosts host:* gpus:* runtimes:* classes:*"
+            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* runtimes:* "
+            "classes:*"
         ),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
@@ -74,8 +75,9 @@ ROLES: Mapping[str, Role] = {
     # pops its signal (signal:*) with its work markers.
     "supervisor": Role(
         read_write=_keys(
-            "job:* jobev:* in:* out:* q:* delayed:* running:* waiting:* ended:* marker:* leases "
-            "events idem:* claim:* reaper:* hosts host:* gpus:* paused drained services "
+            "job:* jobev:* in:* out:* preview:* q:* delayed:* running:* waiting:* ended:* "
+            "marker:* leases events idem:* claim:* reaper:* hosts host:* gpus:* paused drained "
+            "services "
             "signal:* runtimes:*"
         ),
         read_only=_keys("ctl:*"),

@@ -46,7 +46,12 @@ from fleetq import AsyncClient, Settings  # noqa: E402
 from fleetq.demo.embedded import RedisServer  # noqa: E402
 from fleetq.scripts import SCRIPT_NAMES, script_source  # noqa: E402
 from supervisor.app import Supervisor  # noqa: E402
-from supervisor.backends.base import BackendProbe, BackendResult, ProgressSink  # noqa: E402
+from supervisor.backends.base import (  # noqa: E402
+    BackendProbe,
+    BackendResult,
+    PreviewSink,
+    ProgressSink,
+)
 from supervisor.config import BackendSpec, SupervisorConfig  # noqa: E402
 
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -71,6 +76,8 @@ class InstantBackend:
         workflow: Mapping[str, Any],
         progress: ProgressSink,
         inputs: Mapping[str, bytes] | None = None,
+        *,
+        preview: PreviewSink | None = None,
     ) -> BackendResult:
         self._started[job_id] = time.perf_counter()
         return BackendResult(outputs=())

@@ -99,6 +99,9 @@ class JobExecution:
         self._stop = asyncio.Event()
         self._progress_changed = asyncio.Event()
         self._progress: tuple[float | None, str] = (None, "")
+        self._preview: tuple[bytes, str] | None = None
+        self._preview_changed = asyncio.Event()
+        self._previews_skipped = 0
 
     def request_stop(self, reason: StopReason) -> None:
         """Interrupt the run (the first reason given is the one acted on)."""
@@ -111,6 +114,39 @@ class JobExecution:
         self.state.set_progress(progress, text)
         self._progress_changed.set()
 
+    def _on_preview(self, data: bytes, content_type: str) -> None:
+        """Keep only the newest preview; :meth:`_store_previews` writes it when due. A frame
+        over ``preview_max_bytes`` is skipped here, before it costs a write."""
+        limit = self.queue.settings.preview_max_bytes
+        if len(data) > limit:
+            self._previews_skipped += 1
+            if self._previews_skipped == 1:
+                log.info("job %s: skipping live previews over %d bytes (this one: %d)",
+                         self.job.id, limit, len(data))  # fmt: skip
+            return
+        self._preview = (data, content_type)
+        self._preview_changed.set()
+
+    async def _store_previews(self) -> None:
+        """Store the newest preview, at most once per ``preview_interval_ms``: a sampler may
+        send a frame per step, Redis gets a bounded rate whatever the backend does."""
+        interval_s = self.queue.settings.preview_interval_ms / 1000
+        while True:
+            await self._preview_changed.wait()
+            self._preview_changed.clear()
+            if self._preview is None:
+                continue
+            data, content_type = self._preview
+            self._preview = None
+            try:
+                await self.queue.set_preview(self.job, data, content_type)
+            except StaleLease:
+                return  # the heartbeat notices the lost lease and stops the run
+            except RedisUnavailable:
+                pass  # a preview is a nicety: the next one replaces it
+            if interval_s > 0:
+                await asyncio.sleep(interval_s)  # the rate limit, not a poll
+
     async def run(self) -> RunOutcome:
         """Run the job to its end and record the outcome; returns it (for logs and tests)."""
         job = self.job
@@ -119,11 +155,14 @@ class JobExecution:
                  job.claims)  # fmt: skip
         loop = asyncio.get_running_loop()
         timer = loop.call_later(job.timeout_ms / 1000, self.request_stop, StopReason.TIMEOUT)
-        run_task = asyncio.create_task(self._run_backend(), name=f"run-{job.id}")
+        previews = self.queue.settings.preview_max_bytes > 0
+        run_task = asyncio.create_task(self._run_backend(previews), name=f"run-{job.id}")
         helpers = [
             asyncio.create_task(self._heartbeat(), name=f"heartbeat-{job.id}"),
             asyncio.create_task(self._watch_cancel(), name=f"cancel-watch-{job.id}"),
         ]
+        if previews:
+            helpers.append(asyncio.create_task(self._store_previews(), name=f"previews-{job.id}"))
         if self.gpu_faults is not None:
             helpers.append(asyncio.create_task(self._watch_gpu(self.gpu_faults)))
         try:
@@ -147,14 +186,20 @@ class JobExecution:
                  time.monotonic() - started)  # fmt: skip
         return outcome
 
-    async def _run_backend(self) -> BackendResult:
+    async def _run_backend(self, previews: bool) -> BackendResult:
         """Read the job's input files, then run it on the backend, which delivers them."""
         job = self.job
         try:
             inputs = await self.queue.inputs(job)
         except RedisUnavailable as e:
             raise _InputsUnreadable(f"could not read the job's input files: {e}") from e
-        return await self.backend.run(job.id, job.workflow, self._on_progress, inputs or None)
+        return await self.backend.run(
+            job.id,
+            job.workflow,
+            self._on_progress,
+            inputs or None,
+            preview=self._on_preview if previews else None,
+        )
 
     async def _interrupt(self, run_task: asyncio.Task[BackendResult]) -> None:
         log.info("job %s: interrupting backend (%s)", self.job.id, self.stop_reason)

@@ -19,6 +19,7 @@ from fleetq.inputs import Inputs
 from fleetq.model import JobResult, JobState, JobStatus, Stats
 from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import AsyncOutputReader
+from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -47,15 +48,25 @@ class AsyncJob:
         """The outputs of a completed job; raises ``JobFailed`` / ``JobCancelled`` otherwise."""
         return await self.client.result(self.id)
 
+    async def preview(self) -> Preview | None:
+        """The latest live preview; see :meth:`Client.preview`."""
+        return await self.client.preview(self.id)
+
     async def wait(
-        self, timeout_s: float | None = None, on_progress: AsyncProgressCallback | None = None
+        self,
+        timeout_s: float | None = None,
+        on_progress: AsyncProgressCallback | None = None,
+        *,
+        previews: bool = True,
     ) -> JobResult:
         """Wait until the job ends and return its result.
 
         Raises :class:`~fleetq.errors.JobFailed` or :class:`~fleetq.errors.JobCancelled` when
         it ends that way, and ``TimeoutError`` when ``timeout_s`` passes first (the job keeps
         running). ``on_progress`` is called with a fresh status whenever the job is claimed,
-        makes progress or is requeued (with asyncio it may be a coroutine function). It blocks
+        makes progress, shows a new live preview (``status.preview``, a
+        :class:`~fleetq.previews.Preview`; read only when ``previews`` is true and a new one
+        was announced) or is requeued (with asyncio it may be a coroutine function). It blocks
         on the job's own event stream in Redis, so it returns within milliseconds of the end
         without polling.
         """
@@ -64,13 +75,19 @@ class AsyncJob:
         outage = _AsyncOutage(deadline, f"waiting for job {self.id} ({timeout_s} s)")
         last_id = await outage.retry(lambda: store.last_job_event_id(self.id))
         seen: tuple[Any, ...] | None = None
+        follower = PreviewFollower(include=previews and on_progress is not None)
         while True:
             status = await outage.retry(self.status)
             if status.is_terminal:
                 return await self.client.result_of(status)
-            marker = (status.state, status.progress, status.progress_text, status.claims)
+            if follower.wants_read(status):
+                follower.fetched(await outage.retry(self.preview))
+            marker = (
+                status.state, status.progress, status.progress_text, status.claims,
+                follower.marker(),
+            )  # fmt: skip
             if on_progress is not None and marker != seen:
-                await notify(on_progress, status)
+                await notify(on_progress, follower.attach(status))
             seen = marker
             block_s = self.client.settings.block_timeout_s
             if deadline is not None:
@@ -80,6 +97,7 @@ class AsyncJob:
                 block_s = min(block_s, remaining)
             block_ms = max(1, int(block_s * 1000))
             entries = await outage.retry(partial(store.read_job_events, self.id, last_id, block_ms))
+            follower.feed(entries)
             if entries:
                 last_id = entries[-1][0]
 
@@ -178,6 +196,16 @@ class AsyncClient:
         """The handle of an existing job; raises ``JobNotFound`` if there is none."""
         await self.status(job_id)
         return AsyncJob(self, job_id)
+
+    async def preview(self, job_id: str) -> Preview | None:
+        """The latest live preview of a running job (:class:`~fleetq.previews.Preview`:
+        image bytes, content type, time), or None when there is none: the job is not running,
+        its backend sends no previews (ComfyUI without ``--preview-method``, A1111 with live
+        previews off) or the last one expired (``FLEETQ_PREVIEW_TTL_MS``). A preview is never
+        one of the job's outputs."""
+        job_id = check_job_id(job_id)
+        values = await self.store.command("hgetall", self.store.keys.preview(job_id))
+        return preview_from_hash(job_id, values)
 
     async def status(self, job_id: str, *, eta: bool = True) -> JobStatus:
         """One job's state, queue position, progress, attempts, host and GPU, and error; for

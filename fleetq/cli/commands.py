@@ -16,6 +16,7 @@ from fleetq.client import Client
 from fleetq.errors import InvalidArgument, InvalidWorkflow, JobCancelled, JobFailed
 from fleetq.identity import marked_targets, operator_identity
 from fleetq.inputs import inputs_from_args
+from fleetq.model import JobState, JobStatus
 from fleetq.validation import check_host_target, check_service
 
 
@@ -95,7 +96,11 @@ def submit(client: Client, args: argparse.Namespace) -> int:
         print(job.id, flush=True)  # first, so a script reading stdout has it at once
     bar = None if args.json else render.ProgressBar()
     try:
-        result = job.wait(timeout_s=args.wait_timeout, on_progress=bar.update if bar else None)
+        result = job.wait(
+            timeout_s=args.wait_timeout,
+            on_progress=bar.update if bar else None,
+            previews=False,  # a text progress bar shows no image: never read one
+        )
     except (JobFailed, JobCancelled) as e:
         if bar:
             bar.close()
@@ -127,6 +132,33 @@ def status(client: Client, args: argparse.Namespace) -> int:
         render.print_json(st)
     else:
         print("\n".join(render.status_lines(st, _now_ms())))
+    if args.preview is not None:
+        return _write_preview(client, st, args.preview)
+    return 0
+
+
+def _write_preview(client: Client, st: JobStatus, path: str) -> int:
+    """``status --preview FILE``: the latest live preview into FILE (said on stderr, so
+    ``--json`` output stays JSON); exits 1 with the reason when there is none."""
+    preview = client.preview(st.id)
+    if preview is None:
+        why = (
+            "it is not running"
+            if st.state is not JobState.RUNNING
+            else "its backend sent none yet, or the last one expired (ComfyUI sends previews "
+            "only with --preview-method; A1111 only with live previews on)"
+        )
+        print(f"fleetq: no live preview of job {st.id}: {why}", file=sys.stderr)
+        return 1
+    try:
+        preview.save(path)
+    except OSError as e:
+        raise InvalidArgument(f"cannot write the preview to {path}: {e.strerror}") from e
+    print(
+        f"preview of job {st.id} written to {path} ({preview.content_type}, "
+        f"{len(preview.data)} bytes)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -342,6 +374,12 @@ def add_parsers(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
     p = command("status", "show one job: state, position, progress, attempts, GPU, error")
     p.add_argument("job_id", help=JOB_ID_HELP)
+    p.add_argument(
+        "--preview",
+        default=None,
+        metavar="FILE",
+        help="also write the running job's latest live preview image to FILE",
+    )
     p.set_defaults(handler=status)
 
     p = command("jobs", "list jobs (one bounded page, priority then age)")

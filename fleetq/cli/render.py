@@ -16,7 +16,11 @@ from fleetq.model import JobStatus, Stats
 
 def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.metadata.get("json", True)  # e.g. JobStatus.preview: image bytes
+        }
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):

@@ -32,6 +32,10 @@ class OutputNotFound(FleetqError):
     """The job has no output file with this index."""
 
 
+class PreviewNotFound(FleetqError):
+    """The job has no live preview now (not running, none sent yet, or it expired)."""
+
+
 class NotCompleted(InvalidTransition):
     """Output files exist only once a job completed."""
 
@@ -44,6 +48,7 @@ _STATUS: tuple[tuple[type[FleetqError], int], ...] = (
     (ValidationError, 400),
     (JobNotFound, 404),
     (OutputNotFound, 404),
+    (PreviewNotFound, 404),
     (InvalidTransition, 409),
     (StaleLease, 409),
     (OutputsExpired, 410),

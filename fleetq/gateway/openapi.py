@@ -228,9 +228,39 @@ def _paths(settings: Settings) -> Schema:
                 },
             }
         },
+        "/v1/jobs/{job_id}/preview": {
+            "get": {
+                "summary": "The latest live preview image of a running job",
+                "description": (
+                    "The newest preview the backend showed while sampling (ComfyUI with "
+                    "--preview-method, A1111 with live previews on), replaced as new ones come "
+                    f"(at most every {settings.preview_interval_ms} ms) and gone "
+                    f"{settings.preview_ttl_ms} ms after the last one or as soon as the job "
+                    "stops running. Never one of the job's outputs. The job's event stream "
+                    "announces each new one with a `preview` event."
+                ),
+                "parameters": [job_id],
+                "responses": responses(
+                    {
+                        "description": "The image (PNG, JPEG or WEBP), sent with "
+                        "Cache-Control: no-store",
+                        "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "400",
+                    "404",
+                ),
+            }
+        },
         "/v1/jobs/{job_id}/events": {
             "get": {
                 "summary": "Server-sent events of one job, ending with its terminal event",
+                "description": (
+                    "A `status` event, then the job's events (`claimed`, `progress`, "
+                    "`preview`, `cancel_requested`, `retrying`, `requeued`...) until the "
+                    "terminal one (`completed`, `failed`, `cancelled`). A `preview` event "
+                    "(`{content_type, size, url, at}`) says a new live preview can be fetched "
+                    "from its `url` (GET /v1/jobs/{job_id}/preview)."
+                ),
                 "parameters": [job_id, last_event],
                 "responses": responses(_sse("Event stream"), "400", "404"),
             }

@@ -36,6 +36,10 @@ def output_path(job_id: str, index: int) -> str:
     return f"/v1/jobs/{job_id}/outputs/{index}"
 
 
+def preview_path(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}/preview"
+
+
 def outputs(status: JobStatus, base_url: str) -> list[dict[str, Any]]:
     """The output files of a job, each with the URL that fetches it."""
     return [

@@ -1,7 +1,8 @@
 """Server-sent event streams: one job's progress, and the fleet's event log.
 
 ``GET /v1/jobs/{id}/events`` sends a ``status`` snapshot, then every event of the job's own
-stream (``claimed``, ``progress``, ``retrying``, ``requeued``, ``cancel_requested``...) and ends
+stream (``claimed``, ``progress``, ``preview``, ``retrying``, ``requeued``, ``cancel_requested``...)
+and ends
 after the terminal one (``completed``, ``failed`` or ``cancelled``), whose data carries the final
 job. ``GET /v1/events`` follows the fleet event stream until the client leaves; both resume
 after ``Last-Event-ID`` (header, or ``?last_event_id=`` for clients that cannot set headers).
@@ -89,6 +90,18 @@ def _event_data(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
+def _link_preview(data: dict[str, Any], url: str) -> None:
+    """A ``preview`` event says a new live preview exists; the image stays out of the stream
+    (a text stream of base64 would cost every follower the bytes of every frame) and is
+    fetched from ``url`` by those who show it."""
+    data.pop("ms", None)  # the same instant as ``at``
+    try:
+        data["size"] = int(data["size"])
+    except (KeyError, ValueError):
+        data.pop("size", None)
+    data["url"] = url
+
+
 def _drop_when_lagging(request: web.Request, sub: Subscription) -> None:
     """A client that stopped reading leaves its handler stuck in a write, where the lag error
     never reaches it: if the stream is still open :data:`LAG_GRACE_S` after the cut-off, the
@@ -165,6 +178,8 @@ async def _follow_job(
         for entry_id, fields in entries:
             kind = fields.get("type", "event")
             data = _event_data(entry_id, fields)
+            if kind == "preview":
+                _link_preview(data, url + shapes.preview_path(job_id))
             if kind in TERMINAL_EVENTS:
                 data["job"] = shapes.job(await gw.client.status(job_id), url)
             await response.write(sse(kind, data, entry_id))

@@ -1,4 +1,5 @@
-"""fleetq's own API under ``/v1``: jobs (submit, list, get, cancel, bump, retry, output files),
+"""fleetq's own API under ``/v1``: jobs (submit, list, get, cancel, bump, retry, output files,
+live previews),
 stats, service pause/resume, and the fleet (hosts, GPUs, drain/undrain).
 
 Every action goes through :class:`fleetq.AsyncClient`, the same calls the CLI and the
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from fleetq.errors import InvalidArgument, InvalidWorkflow, OutputsExpired
 from fleetq.gateway import shapes
-from fleetq.gateway.errors import NotCompleted, OutputNotFound
+from fleetq.gateway.errors import NotCompleted, OutputNotFound, PreviewNotFound
 from fleetq.gateway.jsonio import json_response, read_object, reject_unknown
 from fleetq.gateway.state import base_url, gateway
 from fleetq.gateway.uploads import read_submit
@@ -163,6 +164,29 @@ async def output(request: web.Request) -> web.StreamResponse:
         )
     return web.Response(
         body=data, content_type=content_type or "application/octet-stream", headers=headers
+    )
+
+
+@routes.get("/v1/jobs/{job_id}/preview")
+async def preview(request: web.Request) -> web.Response:
+    """The latest live preview of a running job (an image; 404 ``PreviewNotFound`` when there
+    is none). Never cached: the next one replaces it within a second."""
+    gw = gateway(request)
+    job_id = _job_id(request)
+    latest = await gw.client.preview(job_id)
+    if latest is None:
+        status = await gw.client.status(job_id)  # 404 JobNotFound for an unknown job
+        why = "it is not running" if status.state is not JobState.RUNNING else "none yet"
+        raise PreviewNotFound(f"job {job_id} has no live preview: {why}")
+    content_type = latest.content_type if _CONTENT_TYPE.match(latest.content_type) else ""
+    return web.Response(
+        body=latest.data,
+        content_type=content_type or "application/octet-stream",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "X-Preview-At": shapes.iso(latest.at_ms) or "",
+        },
     )
 
 

@@ -10,11 +10,14 @@ A body with ``send_images: false`` is refused: A1111 would answer with no images
 The request blocks until the images are made (queue wait plus generation), so it has no total
 timeout by default (``run_timeout_s``): the puller enforces the job's timeout by cancelling the
 run and calling :meth:`A1111Backend.interrupt`. Meanwhile ``GET /sdapi/v1/progress`` is polled
-every ``poll_interval_s``; progress is ``(job_no + sampling_step / sampling_steps) /
-job_count`` with the text ``"step 12/30"`` (plus ``" batch 2/4"`` for several batches and
-``" hires"`` for a hires-fix pass), ignoring the idle shape and the ``job_count`` -1 start (also
-a checkpoint switch). If the progress endpoint stays unreachable for ``restart_grace_s`` the
-run gives up with :class:`BackendUnavailable` rather than wait on a dead connection.
+every ``poll_interval_s`` (with ``skip_current_image=false`` when the caller wants live
+previews: A1111 then returns its ``current_image``, made every ``show_progress_every_n_steps``
+steps while ``live_previews_enable`` is on; each new one goes to the preview sink); progress
+is ``(job_no + sampling_step / sampling_steps) / job_count`` with the text ``"step 12/30"``
+(plus ``" batch 2/4"`` for several batches and ``" hires"`` for a hires-fix pass), ignoring
+the idle shape and the ``job_count`` -1 start (also a checkpoint switch). If the progress
+endpoint stays unreachable for ``restart_grace_s`` the run gives up with
+:class:`BackendUnavailable` rather than wait on a dead connection.
 
 Shared instances: ``/sdapi/v1/progress`` describes whatever job holds A1111's lock, and
 ``/sdapi/v1/interrupt`` stops it, whoever sent it. An instance should be dedicated to fleetq;
@@ -74,6 +77,7 @@ from .a1111_protocol import (
     Malformed,
     checkpoint_mismatch,
     classify_images,
+    current_image,
     decode_image,
     error_text,
     is_request_error,
@@ -91,6 +95,7 @@ from .base import (
     JobInterrupted,
     JobRejected,
     JobRuntimeError,
+    PreviewSink,
     ProgressSink,
 )
 from .http import Answer, HttpClient, Unreachable
@@ -104,6 +109,7 @@ log = logging.getLogger(__name__)
 
 _PROGRESS_PATH = "/sdapi/v1/progress"
 _PROGRESS_PARAMS = {"skip_current_image": "true"}
+_PROGRESS_WITH_IMAGE = {"skip_current_image": "false"}
 _TASK_PROGRESS_PATH = "/internal/progress"
 _WAITING_TEXT = "waiting: another client's job holds A1111"
 
@@ -121,6 +127,9 @@ class _Job:
     last_interrupt_at: float = float("-inf")
     #: Other clients' jobs on the same instance.
     foreign: ForeignJobs = field(default_factory=ForeignJobs)
+    preview: PreviewSink | None = None
+    #: The last preview handed on (A1111 repeats its current image until the next one).
+    last_preview: bytes = b""
 
 
 class A1111Backend:
@@ -209,11 +218,14 @@ class A1111Backend:
         workflow: Mapping[str, Any],
         progress: ProgressSink,
         inputs: InputFiles | None = None,
+        *,
+        preview: PreviewSink | None = None,
     ) -> BackendResult:
         """Post the body to txt2img (img2img with ``init_images``) and wait for the images;
         fields that name one of ``inputs`` carry its bytes as base64 (:mod:`.a1111_inputs`).
-        Raises JobRejected, JobRuntimeError, JobInterrupted or BackendUnavailable; cancelling
-        the calling task interrupts the generation (bounded) and propagates."""
+        A1111's live previews go to ``preview``. Raises JobRejected, JobRuntimeError,
+        JobInterrupted or BackendUnavailable; cancelling the calling task interrupts the
+        generation (bounded) and propagates."""
         if self._job is not None:
             raise RuntimeError(f"a1111 {self.display_url} already runs job {self._job.job_id}")
         endpoint = "img2img" if "init_images" in workflow else "txt2img"
@@ -232,7 +244,7 @@ class A1111Backend:
                 JobError("invalid_request", f"not JSON: {e}", kind=FaultKind.FINAL)
             ) from e
         loop = asyncio.get_running_loop()
-        job = _Job(job_id, endpoint, task_id, loop.time(), keep_extras=keep_extras)
+        job = _Job(job_id, endpoint, task_id, loop.time(), keep_extras=keep_extras, preview=preview)
         job.hires = endpoint == "txt2img" and bool(workflow.get("enable_hr"))
         self._job = job
         post: asyncio.Task[Answer] | None = None
@@ -491,7 +503,7 @@ class A1111Backend:
         while True:
             await asyncio.sleep(self.poll_interval_s)
             try:
-                answer = await self._get_progress(self.request_timeout_s)
+                answer = await self._get_progress(self.request_timeout_s, job.preview is not None)
             except Unreachable as e:
                 now = loop.time()
                 unreachable_since = unreachable_since or now
@@ -524,6 +536,7 @@ class A1111Backend:
                 if (best, point[1]) != last:
                     last = (best, point[1])
                     sink(*last)
+            _hand_preview(job, data)
             # An interrupt sent before the job took the lock is lost: send it again.
             if (
                 job.interrupt_requested
@@ -539,5 +552,16 @@ class A1111Backend:
         except Unreachable as e:
             log.warning("job %s: POST /sdapi/v1/interrupt failed: %s", job.job_id, e)
 
-    async def _get_progress(self, timeout_s: float) -> Answer:
-        return await self._http.call("GET", _PROGRESS_PATH, timeout_s, params=_PROGRESS_PARAMS)
+    async def _get_progress(self, timeout_s: float, with_image: bool = False) -> Answer:
+        params = _PROGRESS_WITH_IMAGE if with_image else _PROGRESS_PARAMS
+        return await self._http.call("GET", _PROGRESS_PATH, timeout_s, params=params)
+
+
+def _hand_preview(job: _Job, data: Any) -> None:
+    """Pass on A1111's current image when it is a new one."""
+    if job.preview is None:
+        return
+    image = current_image(data)
+    if image is not None and image[0] != job.last_preview:
+        job.last_preview = image[0]
+        job.preview(*image)

@@ -207,3 +207,20 @@ def progress_point(data: Any, *, hires: bool = False) -> tuple[float, str] | Non
     if passes == 2 and job_no % 2 == 1:
         text += " hires"
     return fraction, text
+
+
+def current_image(data: Any) -> tuple[bytes, str] | None:
+    """The live preview in a ``/sdapi/v1/progress?skip_current_image=false`` answer: ``(image
+    bytes, content type)``, or None when there is none (previews off, idle, Forge's frequent
+    null) or it is not a base64 image (a preview must never break a run)."""
+    item = data.get("current_image") if isinstance(data, Mapping) else None
+    if not isinstance(item, str) or not item:
+        return None
+    try:
+        image = decode_image(0, item)
+    except Malformed:
+        return None
+    content_type, _ = sniff(image)
+    if content_type == "application/octet-stream":
+        return None
+    return image, content_type

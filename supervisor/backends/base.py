@@ -27,6 +27,9 @@ InputFiles = Mapping[str, bytes]
 #: Receives progress (0..1) and a short text, e.g. ``(0.4, "KSampler 8/20")``. Cheap and
 #: synchronous: the puller keeps the latest value and renews its lease with it.
 ProgressSink = Callable[[float, str], None]
+#: Receives the newest live preview of the running job: image bytes and their content type.
+#: Cheap and synchronous: the execution keeps only the latest and stores it at a bounded rate.
+PreviewSink = Callable[[bytes, str], None]
 
 
 @dataclass(frozen=True)
@@ -97,14 +100,18 @@ class Backend(Protocol):
         workflow: Mapping[str, Any],
         progress: ProgressSink,
         inputs: InputFiles | None = None,
+        *,
+        preview: PreviewSink | None = None,
     ) -> BackendResult:
         """Run one job to its end; raises a :class:`BackendError` subclass unless it completed.
 
         ``job_id`` is fleetq's id (put in file name prefixes, logs). ``inputs`` are the files
         the job carries; the adapter delivers them to its backend before the job starts (a
         delivery that fails for the backend's sake is :class:`BackendUnavailable`, a file the
-        backend refuses :class:`JobRejected`). Cancellation of the calling task must
-        propagate (and should try to interrupt the backend).
+        backend refuses :class:`JobRejected`). ``preview``, when given, receives the sampler's
+        live previews as the backend shows them (None: the caller wants none, so the adapter
+        should not ask for them). Cancellation of the calling task must propagate (and should
+        try to interrupt the backend).
         """
         ...
 

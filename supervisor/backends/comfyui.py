@@ -9,7 +9,10 @@ How a run goes (ComfyUI 0.3.64, see ``reference/backends.md`` and the captures):
    ``error`` / ``node_errors``); a 200 with ``node_errors`` is a success whose invalid outputs
    were dropped: they are logged and returned in ``BackendResult.details["node_errors"]``.
 2. Progress comes from the prompt's ``execution_cached``, ``executing``, ``progress`` and
-   ``progress_state`` frames (see :class:`~.comfyui_protocol.ProgressTracker`).
+   ``progress_state`` frames (see :class:`~.comfyui_protocol.ProgressTracker`); live previews
+   from its binary preview frames (:mod:`.comfyui_previews`: those naming another prompt are
+   ignored). ComfyUI sends previews only when started with ``--preview-method`` other than
+   ``none`` (newer versions also honour ``extra_data.preview_method`` in the workflow).
 3. The prompt is done only on ``executing`` with ``node: null`` and our ``prompt_id`` (history
    is written just before it; ``execution_success`` comes earlier, before history). Then
    ``GET /history/{prompt_id}`` (retried briefly while ``{}``) gives the outcome and output
@@ -61,10 +64,12 @@ from .base import (
     JobInterrupted,
     JobRejected,
     JobRuntimeError,
+    PreviewSink,
     ProgressSink,
 )
 from .comfyui_http import NETWORK_ERRORS, ComfyHttp, Unreachable, describe
 from .comfyui_inputs import deliver, remove_uploads
+from .comfyui_previews import PreviewFrame
 from .comfyui_protocol import (
     FileRef,
     Finished,
@@ -81,7 +86,7 @@ from .comfyui_protocol import (
     unfetchable,
     view_query,
 )
-from .comfyui_socket import CLOSED, EventSocket, Inbox
+from .comfyui_socket import CLOSED, PREVIEW, EventSocket, Inbox
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,7 @@ class _Job:
     #: ``execution_error`` / ``execution_interrupted`` seen; ``executing{null}`` comes next.
     terminal: Finished | None = None
     terminal_at: float = 0.0
+    preview: PreviewSink | None = None
 
 
 class ComfyUIBackend:
@@ -208,11 +214,14 @@ class ComfyUIBackend:
         workflow: Mapping[str, Any],
         progress: ProgressSink,
         inputs: InputFiles | None = None,
+        *,
+        preview: PreviewSink | None = None,
     ) -> BackendResult:
         """Run ``workflow`` (an API-format graph, or a ``/prompt`` body with ``prompt``) to
-        its end, uploading ``inputs`` first (:mod:`.comfyui_inputs`). Raises JobRejected,
-        JobRuntimeError, JobInterrupted or BackendUnavailable; cancelling the calling task
-        interrupts the prompt (bounded) and propagates."""
+        its end, uploading ``inputs`` first (:mod:`.comfyui_inputs`) and handing its live
+        previews to ``preview``. Raises JobRejected, JobRuntimeError, JobInterrupted or
+        BackendUnavailable; cancelling the calling task interrupts the prompt (bounded) and
+        propagates."""
         if self._job is not None:
             raise RuntimeError(f"comfyui {self.display_url} already runs job {self._job.job_id}")
         try:
@@ -221,7 +230,7 @@ class ComfyUIBackend:
             log.info("job %s rejected before submitting: %s", job_id, e)
             raise JobRejected(JobError("invalid_prompt", str(e), kind=FaultKind.FINAL)) from e
         loop = asyncio.get_running_loop()
-        job = _Job(job_id, str(uuid.uuid4()), loop.time())
+        job = _Job(job_id, str(uuid.uuid4()), loop.time(), preview=preview)
         tracker = ProgressTracker(graph, progress)
         self._job = job
         try:
@@ -400,6 +409,8 @@ class ComfyUIBackend:
                 next_poll = loop.time()
             elif kind == _WAKE:
                 next_poll = loop.time()
+            elif kind == PREVIEW:
+                _hand_preview(job, data["frame"])
             elif data.get("prompt_id") == job.prompt_id:
                 result = await self._on_frame(job, tracker, kind, data)
                 if result is not None:
@@ -584,3 +595,10 @@ class ComfyUIBackend:
             return
         if asyncio.get_running_loop().time() - job.last_interrupt_at >= self.interrupt_retry_s:
             await self._stop_remote(job)
+
+
+def _hand_preview(job: _Job, frame: PreviewFrame) -> None:
+    """Pass on a preview of this prompt. A frame without metadata (an older server) has no
+    prompt id: on a socket of its own, with one prompt at a time, it is this prompt's."""
+    if job.preview is not None and frame.prompt_id in (None, job.prompt_id):
+        job.preview(frame.data, frame.content_type)

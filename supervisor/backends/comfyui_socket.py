@@ -6,8 +6,10 @@ the server forgets the id and the live socket receives nothing more (the duplica
 bug of the captures). A fresh id per connection cannot collide with a stale one.
 
 The reader hands JSON frames to the run that listens (one at a time) and drops them between
-runs; binary preview frames are ignored. When the socket ends on its own, the listener gets a
-``CLOSED`` event.
+runs. Binary preview frames reach it as ``PREVIEW`` events (data ``{"frame": PreviewFrame}``);
+other or malformed binary frames are dropped. A new socket first announces
+``supports_preview_metadata``, so each preview names its prompt. When the socket ends on its
+own, the listener gets a ``CLOSED`` event.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ import aiohttp
 
 from fleetq.urls import safe_url
 
+from .comfyui_previews import FEATURE_FLAGS, parse_binary_frame
 from .comfyui_protocol import parse_frame
 
 log = logging.getLogger(__name__)
 
 #: The event type a listener receives when the socket ended (dropped, server gone).
 CLOSED = "fleetq.closed"
+#: The event type of a preview image (data ``{"frame": PreviewFrame}``).
+PREVIEW = "fleetq.preview"
 Event = tuple[str, Mapping[str, Any]]
 T = TypeVar("T")
 
@@ -134,6 +139,7 @@ class EventSocket:
             first = await ws.receive(timeout=self._connect_timeout_s)
             if first.type != aiohttp.WSMsgType.TEXT:
                 raise aiohttp.ClientError(f"WebSocket opened with a {first.type.name} frame")
+            await ws.send_str(FEATURE_FLAGS)
         except BaseException:
             await ws.close()
             raise
@@ -172,6 +178,10 @@ class EventSocket:
                     frame = parse_frame(message.data)
                     if frame is not None and self._listener is not None:
                         self._listener.put_nowait(frame)
+                elif message.type == aiohttp.WSMsgType.BINARY:
+                    preview = parse_binary_frame(message.data)
+                    if preview is not None and self._listener is not None:
+                        self._listener.put_nowait((PREVIEW, {"frame": preview}))
                 elif message.type == aiohttp.WSMsgType.ERROR:
                     break
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:

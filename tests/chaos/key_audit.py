@@ -23,7 +23,7 @@ LIVE_INDEXES = ("q", "delayed", "waiting", "running")
 #: Once per service or host; a bounded set, whatever the number of jobs.
 BOUNDED = ("marker", "host", "gpus", "ctl", "signal", "runtimes")
 #: Per-job keys (``<name>:<job id>``).
-PER_JOB = ("job", "jobev", "out")
+PER_JOB = ("job", "jobev", "out", "preview")
 
 
 def _text(value: bytes | str | None) -> str:

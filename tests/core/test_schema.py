@@ -21,7 +21,7 @@ def test_lua_key_builders_match_the_key_schema(redis_url: str) -> None:
         + """
 return {k_job('J'), k_jobev('J'), k_out('J'), k_in('J'), k_queue('S'), k_delayed('S'),
         k_waiting('S'), k_running('S'), k_ended('S', 'failed'), k_marker('S'), k_idem('I'),
-        k_claim('T'), k_signal('H'), K_LEASES, K_EVENTS, K_PAUSED}
+        k_claim('T'), k_signal('H'), k_preview('J'), K_LEASES, K_EVENTS, K_PAUSED}
 """
     )
     r = redis.Redis.from_url(redis_url)
@@ -32,7 +32,8 @@ return {k_job('J'), k_jobev('J'), k_out('J'), k_in('J'), k_queue('S'), k_delayed
     assert got == [
         keys.job("J"), keys.job_events("J"), keys.outputs("J"), keys.inputs("J"), keys.queue("S"),
         keys.delayed("S"), keys.waiting("S"), keys.running("S"), keys.ended("S", "failed"),
-        keys.marker("S"), keys.idempotency("I"), keys.claim("T"), keys.signal("H"), keys.leases,
+        keys.marker("S"), keys.idempotency("I"), keys.claim("T"), keys.signal("H"),
+        keys.preview("J"), keys.leases,
         keys.events, keys.paused,
     ]  # fmt: skip
 

@@ -64,6 +64,9 @@ async def test_client_role_submits_follows_cancels_and_reads_outputs(roles: Role
             claimed = (await worker.try_claim(["a1111"], "gpu-host", 0)).job
             assert claimed is not None
             await worker.renew(claimed, 0.5, "step 2/4")
+            await worker.set_preview(claimed, PNG.data, "image/png")  # the supervisor writes
+            preview = client.preview(job.id)  # the client reads
+            assert preview is not None and preview.data == PNG.data
             await worker.complete(claimed, [PNG])
             result = await asyncio.to_thread(job.wait, 5.0)
             assert [o.data for o in result.outputs] == [PNG.data]

@@ -8,6 +8,7 @@ local function k_job(id) return P .. 'job:' .. id end
 local function k_jobev(id) return P .. 'jobev:' .. id end
 local function k_out(id) return P .. 'out:' .. id end
 local function k_in(id) return P .. 'in:' .. id end
+local function k_preview(id) return P .. 'preview:' .. id end
 local function k_queue(svc) return P .. 'q:' .. svc end
 local function k_delayed(svc) return P .. 'delayed:' .. svc end
 local function k_waiting(svc) return P .. 'waiting:' .. svc end
@@ -94,9 +95,11 @@ local function close_attempt(jkey, now, outcome, detail)
   end
 end
 
--- Leave the running state: drop the lease, the running index entry and the claim record.
+-- Leave the running state: drop the lease, the running index entry, the claim record and the
+-- live preview (a preview belongs to one run; it is never part of a result).
 local function leave_running(id, svc)
   redis.call('ZREM', K_LEASES, id)
+  redis.call('DEL', k_preview(id))
   redis.call('ZREM', k_running(svc), id)
   local token = redis.call('HGET', k_job(id), 'token')
   if token then redis.call('DEL', k_claim(token)) end

@@ -3,7 +3,9 @@ tests and demo: a real aiohttp server.
 
 Behaviour (``reference/backends.md`` section 2): one FIFO queue lock, so a request blocks for
 queue wait plus ``n_iter * steps * step_seconds``; ``GET /sdapi/v1/progress`` with A1111's
-exact formula and idle shape; ``POST /sdapi/v1/interrupt`` makes the running request return
+exact formula and idle shape, and its ``current_image`` live preview (unless
+``skip_current_image``; a new one every ``show_progress_every_n_steps`` while
+``live_previews_enable``); ``POST /sdapi/v1/interrupt`` makes the running request return
 early with 200 and partial images (and is lost when idle); ``/skip``; ``info`` as a JSON
 string; images as base64 PNG with the infotext in a ``parameters`` text chunk, a grid first
 with ``save_images``, masks (``return_mask``) and ControlNet detect maps appended; errors in the

@@ -20,13 +20,13 @@ import json
 import math
 import random
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from supervisor.sim.a1111.errors import OutOfMemoryError
 from supervisor.sim.a1111.params import GenerationRequest
-from supervisor.sim.a1111.state import SharedState
+from supervisor.sim.a1111.state import Latent, SharedState
 from supervisor.sim.png import encode_solid_png, rgb_from_int
 
 CONTROL_FAIL = "fleetq:fail"
@@ -100,10 +100,16 @@ def infotext(
 
 
 async def _sample(
-    steps: int, prompt: str, state: SharedState, step_seconds: float, fail: str | None
+    steps: int,
+    prompt: str,
+    state: SharedState,
+    step_seconds: float,
+    fail: str | None,
+    latent: Callable[[float], Latent],
 ) -> float:
     """One sampling pass; returns how far it got (1.0 = all steps). ``sampling_step`` counts
-    the finished steps, set after each one (``sd_samplers_common``)."""
+    the finished steps, set after each one with the latent so far (``sd_samplers_common``;
+    the progress endpoint decodes it into the live preview)."""
     hang = CONTROL_HANG in prompt
     for step in range(steps):
         if state.interrupted or state.skipped:
@@ -115,7 +121,7 @@ async def _sample(
             return step / steps
         if await state.sleep_unless_stopped(step_seconds):
             return step / steps
-        state.update(sampling_step=step + 1)
+        state.update(sampling_step=step + 1, current_latent=latent((step + 1) / steps))
     if fail is not None:
         raise _failure(fail)
     return 1.0
@@ -197,7 +203,13 @@ async def generate(
                 continue
             state.update(sampling_steps=steps, sampling_step=0)
             failing = fail if batch == 0 and number == 0 else None
-            done = await _sample(steps, prompt, state, step_seconds, failing)
+            seed = seeds[batch * batch_size]
+
+            def latent(done: float, seed: int = seed) -> Latent:
+                # "Approx cheap" previews: the latent's size, an eighth of the image's.
+                return max(1, width // 8), max(1, height // 8), _color(prompt, seed, done)
+
+            done = await _sample(steps, prompt, state, step_seconds, failing, latent)
             state.nextjob()
         skipped += int(state.skipped)
         made += [(batch * batch_size + index, done) for index in range(batch_size)]

@@ -151,7 +151,13 @@ class A1111Routes:
     # -- progress and control -----------------------------------------------------------------
 
     async def progress(self, request: web.Request) -> web.Response:
-        return web.json_response(self.server.shared_state.progress())
+        """``GET /sdapi/v1/progress?skip_current_image=``: false by default, as in A1111."""
+        raw = request.query.get("skip_current_image", "false").lower()
+        skip = raw in ("1", "true", "yes", "on", "t", "y")
+        state = self.server.shared_state
+        if not skip:
+            state.set_current_image(self.server.settings())
+        return web.json_response(state.progress(skip))
 
     async def interrupt(self, request: web.Request) -> web.Response:
         log.info("a1111:%d interrupt (job %r)", self.server.port, self.server.shared_state.job)

@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import time
 from collections.abc import Callable
 from typing import Any
+
+from supervisor.sim.png import encode_solid_png
+
+#: A sampler's latent as the fake keeps it: width, height and colour of its solid image.
+Latent = tuple[int, int, tuple[int, int, int]]
 
 FINISHED_TASKS_KEPT = 16
 
@@ -31,6 +37,9 @@ class SharedState:
         self.sampling_steps = 0
         self.time_start: float | None = None
         self.textinfo: str | None = None
+        self.current_latent: Latent | None = None
+        self.current_image: bytes | None = None
+        self.current_image_sampling_step = 0
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
 
@@ -47,6 +56,9 @@ class SharedState:
         self.interrupted = False
         self.stopping_generation = False
         self.textinfo = None
+        self.current_latent = None
+        self.current_image = None
+        self.current_image_sampling_step = 0
         self.job = job
         self._stop.clear()
         self.touch()
@@ -127,8 +139,25 @@ class SharedState:
             "sampling_steps": self.sampling_steps,
         }
 
-    def progress(self) -> dict[str, Any]:
-        """``GET /sdapi/v1/progress`` (``api.progressapi``); no live previews."""
+    def set_current_image(self, settings: dict[str, Any]) -> None:
+        """``State.set_current_image``: decode the current latent into the live preview once
+        ``show_progress_every_n_steps`` steps passed since the last one, if live previews are
+        on (``live_previews_enable``; ``show_progress_every_n_steps`` -1 turns them off)."""
+        every = settings.get("show_progress_every_n_steps", 10)
+        if not settings.get("live_previews_enable", True) or not isinstance(every, int):
+            return
+        if every == -1 or self.sampling_step - self.current_image_sampling_step < every:
+            return
+        if self.current_latent is None:
+            return
+        width, height, rgb = self.current_latent
+        self.current_image = encode_solid_png(width, height, rgb)
+        self.current_image_sampling_step = self.sampling_step
+
+    def progress(self, skip_current_image: bool = True) -> dict[str, Any]:
+        """``GET /sdapi/v1/progress`` (``api.progressapi``): ``current_image`` is the live
+        preview (base64 PNG, ``samples_format``) unless skipped; call
+        :meth:`set_current_image` first, as the endpoint does."""
         if self.job_count == 0:
             return {
                 "progress": 0.0,
@@ -144,11 +173,14 @@ class SharedState:
             progress += 1 / self.job_count * self.sampling_step / self.sampling_steps
         elapsed = time.time() - (self.time_start or time.time())
         eta_relative = elapsed / progress - elapsed
+        image = None
+        if self.current_image is not None and not skip_current_image:
+            image = base64.b64encode(self.current_image).decode("ascii")
         return {
             "progress": min(progress, 1.0),
             "eta_relative": eta_relative,
             "state": self.to_dict(),
-            "current_image": None,
+            "current_image": image,
             "textinfo": self.textinfo,
         }
 

@@ -7,9 +7,12 @@ written between the terminal event and ``executing{node:null}``) without computi
 
 Jobs are steered through the workflow with the ``FakeWork`` node (see ``fakework`` for the
 contract: ``seconds``, ``steps``, ``outcome`` = ok | error | hang, optional ``image``, ``seed``,
-``error_message``, ``previews``). Faults are injected with the hooks of ``FakeComfyUI``
-(``configure``, ``restart``, ``drop_websockets``, ``state``) or over HTTP under ``/fake/*``
-(see ``hooks``).
+``error_message``, ``previews``). With ``preview_method`` other than ``none`` (ComfyUI's
+``--preview-method``, or a prompt's ``extra_data.preview_method``) every KSampler step also
+sends a binary preview frame, format 4 with metadata to sockets that announced
+``supports_preview_metadata`` and format 1 otherwise. Faults are injected with the hooks of
+``FakeComfyUI`` (``configure``, ``restart``, ``drop_websockets``, ``state``) or over HTTP
+under ``/fake/*`` (see ``hooks``).
 
 Entry points: ``FakeComfyUI`` (one instance, ``async with``), ``serve_comfyui`` (N instances
 on consecutive ports), ``run_fake_comfyui`` (blocking, for ``fleetq fake-comfyui``) and

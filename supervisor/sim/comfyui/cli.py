@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fleetq.cli.parsing import CliParser, port, positive_int, seconds
-from supervisor.sim.comfyui.options import ComfyUIOptions
+from supervisor.sim.comfyui.options import PREVIEW_METHODS, ComfyUIOptions
 from supervisor.sim.comfyui.server import FakeComfyUI
 from supervisor.sim.group import FakeGroup, run_until_signalled, start_group
 from supervisor.sim.listener import STARTUP_MODES
@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delay the history write after the terminal event (default 0)",
     )
     parser.add_argument("--no-cache", action="store_true", help="like ComfyUI --cache-none")
+    parser.add_argument(
+        "--preview-method",
+        choices=PREVIEW_METHODS,
+        default="none",
+        help="like ComfyUI --preview-method: other than none, samplers send live previews",
+    )
     parser.add_argument(
         "--startup-delay",
         type=seconds,
@@ -166,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         args.count,
         history_delay_s=args.history_delay,
         caching=not args.no_cache,
+        preview_method=args.preview_method,
         startup_delay_s=args.startup_delay,
         startup_mode=args.startup_mode,
         checkpoints=tuple(args.checkpoint),

@@ -29,6 +29,7 @@ from supervisor.sim.comfyui.cache import CacheEntry, OutputCache, is_link, node_
 from supervisor.sim.comfyui.files import OutputFiles
 from supervisor.sim.comfyui.graph import execution_order
 from supervisor.sim.comfyui.interrupt import InterruptFlag
+from supervisor.sim.comfyui.options import PREVIEW_METHODS
 from supervisor.sim.comfyui.prompt_queue import QueueItem
 from supervisor.sim.comfyui.schema import (
     FakeImage,
@@ -147,6 +148,13 @@ class _PromptRun:
     @property
     def sampler_step_s(self) -> float:
         return self.x.sampler_step_s()
+
+    @property
+    def previews(self) -> bool:
+        method: Any = self.extra_data.get("preview_method")
+        if method not in PREVIEW_METHODS:  # absent or "default": the server's setting
+            method = self.x.preview_method()
+        return bool(method != "none")
 
     async def progress(self, value: int, total: int, preview: FakeImage | None = None) -> None:
         self.x.interrupt.throw_if_requested()
@@ -368,6 +376,7 @@ class PromptExecutor:
         caching: Callable[[], bool],
         sampler_step_s: Callable[[], float],
         load_model: Callable[[str], Awaitable[None]],
+        preview_method: Callable[[], str] = lambda: "none",
     ) -> None:
         self.hub = hub
         self.cache = cache
@@ -377,6 +386,7 @@ class PromptExecutor:
         self.caching = caching
         self.sampler_step_s = sampler_step_s
         self.load_model = load_model
+        self.preview_method = preview_method
 
     async def execute(self, item: QueueItem) -> Execution:
         """Run ``item`` to its terminal event; never raises for node failures."""

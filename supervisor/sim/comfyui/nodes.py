@@ -99,13 +99,18 @@ async def _encode_text(call: NodeCall) -> NodeResult:
 
 async def _ksampler(call: NodeCall) -> NodeResult:
     """Steps at ``sampler_step_s`` each, with a progress frame per step (like a real sampler,
-    and interruptible at each one)."""
+    and interruptible at each one) and, when previews are on, a preview of the latent whose
+    colour moves towards the final one step by step."""
     latent: FakeImage = call.inputs["latent_image"]
     steps = int(call.inputs["steps"])
+    color = zlib.crc32(f"{call.inputs['seed']}".encode()) & 0xFFFFFF
     for step in range(1, steps + 1):
         await asyncio.sleep(call.runtime.sampler_step_s)
-        await call.runtime.progress(step, steps)
-    color = zlib.crc32(f"{call.inputs['seed']}".encode()) & 0xFFFFFF
+        preview = None
+        if call.runtime.previews:
+            shade = (color * step // steps) & 0xFFFFFF
+            preview = FakeImage(latent.width, latent.height, 1, shade)
+        await call.runtime.progress(step, steps, preview)
     return NodeResult((FakeImage(latent.width, latent.height, latent.batch_size, color),))
 
 

@@ -9,6 +9,9 @@ from typing import Any
 
 from supervisor.sim.listener import STARTUP_MODES, StartupMode
 
+PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")
+"""``--preview-method`` of ComfyUI (``comfy/cli_args.py``); ``none`` is the default."""
+
 MAXIMUM_HISTORY_SIZE = 10000
 """ComfyUI's own cap (``execution.py``); the oldest entry is evicted first."""
 
@@ -54,6 +57,8 @@ def _check_types(options: ComfyUIOptions) -> None:
         raise ValueError("checkpoints must be a list of file names")
     if not isinstance(options.model_load_s, (int, float)) or isinstance(options.model_load_s, bool):
         raise ValueError(f"model_load_s must be a number, got {options.model_load_s!r}")
+    if options.preview_method not in PREVIEW_METHODS:
+        raise ValueError(f"preview_method must be one of {PREVIEW_METHODS}")
     if options.base_dir is not None and not isinstance(options.base_dir, str):
         raise ValueError("base_dir must be a string")
 
@@ -80,6 +85,11 @@ class ComfyUIOptions:
     """*runtime*: ``"refuse"`` (port not listening yet) or ``"503"`` (every route answers 503)."""
     sampler_step_s: float = 0.02
     """*runtime*: duration of one KSampler step (each step sends a ``progress`` frame)."""
+    preview_method: str = "none"
+    """*runtime*: ComfyUI's ``--preview-method``. Other than ``none``, every KSampler step
+    also sends a binary preview frame (PNG, scaled to fit 512 px; the real server sends JPEG):
+    format 4 with metadata to a socket that announced ``supports_preview_metadata``, else
+    format 1. A prompt's ``extra_data.preview_method`` overrides it, as in newer ComfyUI."""
     checkpoints: tuple[str, ...] = ()
     """*runtime*: files in ``models/checkpoints``; empty makes ``CheckpointLoaderSimple`` fail
     validation with ``value_not_in_list``, as on a server without models."""
@@ -147,6 +157,7 @@ RUNTIME_FIELDS = frozenset(
         "history_delay_s",
         "caching",
         "sampler_step_s",
+        "preview_method",
         "startup_delay_s",
         "startup_mode",
         "checkpoints",

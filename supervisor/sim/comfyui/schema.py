@@ -63,6 +63,11 @@ class NodeRuntime(Protocol):
     def sampler_step_s(self) -> float:
         """How long one KSampler step takes (``ComfyUIOptions.sampler_step_s``)."""
 
+    @property
+    def previews(self) -> bool:
+        """Whether samplers send previews (the server's ``--preview-method``, or the prompt's
+        ``extra_data.preview_method``, is not ``none``)."""
+
     async def progress(self, value: int, total: int, preview: FakeImage | None = None) -> None:
         """Report progress (and optionally a preview image); raises
         ``InterruptProcessingError`` if an interrupt is pending."""

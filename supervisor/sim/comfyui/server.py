@@ -204,6 +204,7 @@ class FakeComfyUI(FakeServer):
             classes=self.classes,
             caching=lambda: self._options.caching,
             sampler_step_s=lambda: self._options.sampler_step_s,
+            preview_method=lambda: self._options.preview_method,
             load_model=self._load_model,
         )
         self.hub.start()
