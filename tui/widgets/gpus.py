@@ -145,9 +145,9 @@ def _host_cells(host: HostSnapshot, now_ms: int) -> tuple[Text, ...]:
     if unhealthy:
         health.append(f" · {unhealthy} unhealthy", style="yellow")
     job = Text(f"{busy}/{len(host.gpus)} busy", style="dim")
-    loads = [g.model_loads for g in host.gpus if g.model_loads is not None]
+    loads = sum(g.model_loads or 0 for g in host.gpus)
     if loads:
-        job.append(f" · {sum(loads)} model loads", style="dim")
+        job.append(f" · {loads} model loads", style="dim")
     cells = (
         name,
         number(avg, "{:>4.0f}%", load_style(avg)),
@@ -252,9 +252,8 @@ def _note(gpu: GpuSnapshot, now_ms: int, drained_by: str | None = None) -> str:
         parts.append(f"blocked: {gpu.blocked}")
     if gpu.drained and drained_by:
         parts.append(f"drained by {drained_by}")
-    if gpu.warm_model or gpu.model_loads is not None:
-        loads = "" if gpu.model_loads is None else f", {gpu.model_loads} model loads"
-        parts.append(f"warm model: {gpu.warm_model or 'none'}{loads}")
+    if gpu.warm_model or gpu.model_loads:
+        parts.append(f"warm model: {gpu.warm_model or 'none'}, {gpu.model_loads or 0} model loads")
     return f"{gpu.target} " + " · ".join(parts) if parts else ""
 
 
