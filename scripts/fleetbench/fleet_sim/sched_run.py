@@ -57,6 +57,12 @@ class Policy:
         """The settings for a run ``1 / time_scale`` times faster than simulated time."""
         out = dict(self.settings)
         defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+        missing = sorted(set(out) - set(defaults))
+        if missing:
+            raise SystemExit(
+                f"policy {self.name}: this fleetq has no setting {', '.join(missing)} (the "
+                "scheduling policies, docs/SCHEDULING.md, are not in this checkout)"
+            )
         for name in SCALED_SETTINGS:
             if name in defaults:
                 out[name] = round(float(out.get(name, defaults[name])) * time_scale, 3)
