@@ -163,6 +163,8 @@ def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if unknown:
         raise SystemExit(f"--policies: unknown {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(POLICIES)}")  # fmt: skip
+    for name in names:  # refuse settings this checkout lacks before starting anything
+        POLICIES[name].scaled(sizes.time_scale)
     signal.signal(signal.SIGTERM, on_signal)
     trace = make_sched_trace(sizes, args.seed)
     report = SchedReport(sizes, command_line(argv, Path(__file__)), args.seed, trace,
