@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis as AsyncRedis
@@ -40,6 +41,8 @@ __all__ = [
     "cancel_safe",
     "notify",
     "sleep",
+    "tracking_calls",
+    "when_ended",
 ]
 
 T = TypeVar("T")
@@ -71,6 +74,9 @@ async def cancel_safe(awaitable: Awaitable[T]) -> T:
     always delivered; the orphaned call is then cancelled and left to end on its own.
     """
     task = asyncio.ensure_future(awaitable)
+    tracked = _tracked.get()
+    if tracked is not None:
+        tracked.add(task)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -82,6 +88,42 @@ async def cancel_safe(awaitable: Awaitable[T]) -> T:
 def _consume_result(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
+#: Where :func:`cancel_safe` records the redis-py calls it starts, inside :func:`tracking_calls`.
+_tracked: ContextVar[set[asyncio.Future[Any]] | None] = ContextVar("fleetq_tracked", default=None)
+
+
+@contextlib.contextmanager
+def tracking_calls() -> Iterator[set[asyncio.Future[Any]]]:
+    """Collect the redis-py calls that :func:`cancel_safe` starts in this block.
+
+    A caller cancelled mid-call leaves its call running until redis-py notices; that call
+    holds its pooled connection until then. Whoever bounds connections by counting callers
+    waits for these (:func:`when_ended`) before letting the next caller in, or the pool opens
+    another connection meanwhile."""
+    calls: set[asyncio.Future[Any]] = set()
+    token = _tracked.set(calls)
+    try:
+        yield calls
+    finally:
+        _tracked.reset(token)
+
+
+def when_ended(calls: set[asyncio.Future[Any]], then: Callable[[], None]) -> None:
+    """Call ``then()`` once every one of ``calls`` has ended (at once when all have)."""
+    pending = {call for call in calls if not call.done()}
+    if not pending:
+        then()
+        return
+
+    def ended(call: asyncio.Future[Any]) -> None:
+        pending.discard(call)
+        if not pending:
+            then()
+
+    for call in list(pending):
+        call.add_done_callback(ended)
 
 
 class _AsyncFollowingPool(SentinelConnectionPool):

@@ -9,7 +9,7 @@ from it by ``scripts/unasync.py``.
 from __future__ import annotations
 
 from fleetq._async.store import AsyncStore, StreamEntry, _decode_entries, new_job_id
-from fleetq._async_support import cancel_safe
+from fleetq._async_support import cancel_safe, tracking_calls, when_ended
 from fleetq._sync.store import SyncStore
 from fleetq.errors import FleetqError
 
@@ -21,4 +21,6 @@ __all__ = [
     "_decode_entries",
     "cancel_safe",
     "new_job_id",
+    "tracking_calls",
+    "when_ended",
 ]

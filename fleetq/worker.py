@@ -37,7 +37,7 @@ from fleetq.outputs.base import StoredOutputs
 from fleetq.outputs.writers import open_writer
 from fleetq.protocol import SIGNAL_GATE, ClaimOutcome, PreviewWrite, ReapOutcome, text
 from fleetq.records import GpuRecord, HostRecord
-from fleetq.store import AsyncStore, StreamEntry
+from fleetq.store import AsyncStore, StreamEntry, tracking_calls, when_ended
 from fleetq.streamwatch import StreamWatcher, Subscription
 from fleetq.wakeups import WakeupWaiter
 
@@ -123,12 +123,19 @@ class WorkerQueue:
         self._waiter.listen(self.keys.signal(host), self._on_signal)
 
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
-        async with self._slots:
-            return await call()
+        """Run ``call`` in a command slot. The slot is free again once its Redis calls have
+        ended, not when the caller stops waiting: a caller cancelled mid-call (a heartbeat
+        stopped at the end of its job) leaves the call holding its connection a moment longer,
+        and the next command would open another one meanwhile."""
+        await self._slots.acquire()
+        with tracking_calls() as calls:
+            try:
+                return await call()
+            finally:
+                when_ended(calls, self._slots.release)
 
     async def _command(self, name: str, *args: Any) -> Any:
-        async with self._slots:
-            return await self.store.command(name, *args)
+        return await self._run(lambda: self.store.command(name, *args))
 
     # -- claiming -------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ EVENTUALLY_TIMEOUT_S = 15.0
 async def eventually(
     check: Callable[[], Awaitable[T] | T],
     what: str = "the condition",
+    *,
     timeout_s: float = EVENTUALLY_TIMEOUT_S,
     interval_s: float = 0.02,
 ) -> T:

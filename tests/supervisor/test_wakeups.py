@@ -240,7 +240,9 @@ async def test_a_claimer_for_a_service_the_blocked_pop_leaves_out_is_served_at_o
     # A GPU turns idle: the pop in flight is re-armed with its service's marker in, instead
     # of leaving it uncovered until the pop times out.
     claiming = asyncio.create_task(queue.claim([SERVICE], "h", 0, LONG_S))
-    await eventually(lambda: queue.keys.marker(SERVICE) in queue.wakeups.covering, DEADLINE_S)
+    await eventually(
+        lambda: queue.keys.marker(SERVICE) in queue.wakeups.covering, timeout_s=DEADLINE_S
+    )
     job = await aclient.submit(WORKFLOW, service=SERVICE)
     outcome = await asyncio.wait_for(claiming, DEADLINE_S)
     assert outcome.job is not None and outcome.job.id == job.id

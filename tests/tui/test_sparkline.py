@@ -42,11 +42,12 @@ async def test_offline_gpu_sparkline_is_greyed(make_app: MakeApp, publish: Publi
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await first_snapshot(pilot)
-        await publish("gpu-host-9", [gpu_record(0, util=100)], ttl_ms=300)  # then it goes
+        # Coloured while online: checked on the snapshot of the long-lived record, before the
+        # short-lived one goes out (that one may expire before the next line runs).
         gpus = app.main_screen.gpus
-        assert "green" in str(
-            gpus.get_cell("gpu-host-9:0", "util").spans[-1].style
-        ) or "yellow" in str(gpus.get_cell("gpu-host-9:0", "util").spans[-1].style)
+        online_style = str(gpus.get_cell("gpu-host-9:0", "util").spans[-1].style)
+        assert "green" in online_style or "yellow" in online_style, online_style
+        await publish("gpu-host-9", [gpu_record(0, util=100)], ttl_ms=300)  # then it goes
 
         def offline() -> bool:
             snap = app.main_screen.snapshot
