@@ -16,7 +16,7 @@ from typing import Any
 from fleetq.backoff import BackoffPolicy
 from fleetq.cli.parsing import ascii_int, seconds
 from fleetq.errors import InvalidArgument
-from fleetq.fields import setting
+from fleetq.fields import bool_text, setting
 from fleetq.outputs.location import parse_store_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -120,6 +120,12 @@ class Settings:
         0, "replicas to confirm each submit and complete (WAIT; 0: off)", default_text="0 (off)"
     )
     wait_timeout_ms: int = _int(1_000, "how long a submit or complete waits for the replicas")
+    #: Off: plain priority then submit order (the benchmark baseline). Read at submit: a job is
+    #: tagged (or not) by the client that submits it, so every client of a fleet should agree.
+    fair_share: bool = setting(
+        True, "fair share between tenants within a priority band (weighted fair queueing); "
+        "off: submit order", flag=False, env=True, parse=bool_text, default_text="on",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         """Refuse any value the scripts could not use, with the variable to fix: a script that

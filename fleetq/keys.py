@@ -29,6 +29,11 @@ P leases                   zset    running jobs, score = lease expiry (ms); the 
 P events                   stream  the fleet event log, capped
 P seq                      string  submit counter (FIFO tie-break)
 P services                 set     every service name ever submitted to
+P tenants                  hash    tenant -> fair-share weight (only weights other than 1)
+P fair:<svc>               hash    fair-share state per priority band b: ``V:<b>`` virtual
+                                   time, ``E:<b>`` epoch, ``N:<b>`` live tagged jobs,
+                                   ``F:<b>:<tenant>`` the tenant's next start (lua/lib/fair.lua)
+P tcount:<svc>             hash    ``queued:<tenant>`` / ``running:<tenant>`` -> job count
 P paused                   set     paused services
 P drained                  set     drained ``host`` and ``host:gpu`` targets
 P lastreq                  hash    ``paused:<svc>`` / ``drained:<target>`` -> request id of the
@@ -111,6 +116,12 @@ class Keys:
     def claim(self, token: str) -> str:
         return f"{self.prefix}claim:{token}"
 
+    def fair(self, service: str) -> str:
+        return f"{self.prefix}fair:{service}"
+
+    def tenant_counts(self, service: str) -> str:
+        return f"{self.prefix}tcount:{service}"
+
     def host(self, host: str) -> str:
         return f"{self.prefix}host:{host}"
 
@@ -138,6 +149,10 @@ class Keys:
     @property
     def services(self) -> str:
         return self.prefix + "services"
+
+    @property
+    def tenants(self) -> str:
+        return self.prefix + "tenants"
 
     @property
     def paused(self) -> str:

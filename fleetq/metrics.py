@@ -134,6 +134,11 @@ def queue_families(snapshot: QueueSnapshot) -> list[Metric]:
     drained = GaugeMetricFamily(
         "fleetq_drained", "Drained hosts and GPUs (HOST or HOST:GPU)", labels=["target"]
     )
+    tenants = GaugeMetricFamily(
+        "fleetq_tenant_jobs",
+        "Queued (including delayed) and running jobs per tenant; tenants with none have no series",
+        labels=["service", "tenant", "state"],
+    )
     stats = snapshot.stats
     for s in stats.services:
         for band, count in snapshot.bands.get(s.service, {}).items():
@@ -153,9 +158,12 @@ def queue_families(snapshot: QueueSnapshot) -> list[Metric]:
         if wait_ms is not None:
             oldest.add_metric([s.service], wait_ms / 1000)
         paused.add_metric([s.service], 1 if s.paused else 0)
+        for t in s.tenants:
+            tenants.add_metric([s.service, t.tenant, "queued"], t.queued)
+            tenants.add_metric([s.service, t.tenant, "running"], t.running)
     for target in stats.drained:
         drained.add_metric([target], 1)
-    return [depth, delayed, jobs, recent, oldest, paused, drained]
+    return [depth, delayed, jobs, recent, oldest, paused, drained, tenants]
 
 
 # (metric name, help, reading field, scale to base units)

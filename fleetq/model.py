@@ -83,6 +83,8 @@ class JobSpec:
     idempotency_key: str | None
     #: Input files stored with the job (:mod:`fleetq.inputs`).
     inputs: tuple[InputFile, ...] = ()
+    #: Who the job is for: fair share is between tenants (docs/SCHEDULING.md).
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class JobStatus:
     timeline: tuple[Attempt, ...]
     #: Requeues for faults of GPUs or backends (not charged as attempts).
     infra_faults: int = 0
+    tenant: str = "default"
     #: A queued job's estimated start and finish (``fleetq.eta``): None when not queued, when
     #: no live GPU can run it, or when the caller skipped it.
     eta: Eta | None = None
@@ -295,6 +298,17 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class TenantStats:
+    """One tenant's jobs in one service: queued (delayed retries included) and running."""
+
+    tenant: str
+    queued: int
+    running: int
+    #: Its fair-share weight (1 unless an operator set one).
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class ServiceStats:
     """Counts for one service queue; every number is O(1) to read."""
 
@@ -309,6 +323,8 @@ class ServiceStats:
     failed_last_minute: int
     oldest_enqueued_ms: int | None
     paused: bool
+    #: Tenants with queued or running jobs, by tenant name.
+    tenants: tuple[TenantStats, ...] = ()
 
     def oldest_wait_ms(self, now_ms: int) -> int | None:
         return None if self.oldest_enqueued_ms is None else max(0, now_ms - self.oldest_enqueued_ms)

@@ -40,7 +40,9 @@ from fleetq.model import (
     OutputFile,
     ServiceStats,
     Stats,
+    TenantStats,
 )
+from fleetq.tenants import DEFAULT_TENANT
 from fleetq.validation import PRIORITY_MAX, PRIORITY_MIN
 
 T = TypeVar("T")
@@ -52,7 +54,7 @@ STATUS_FIELDS = (
     "max_attempts", "claims", "lost", "infra", "host", "gpu", "error", "submitted_ms",
     "enqueued_ms", "started_ms", "finished_ms", "ready_ms", "timeout_ms", "cancel_requested",
     "metadata",
-    "outputs", "timeline",
+    "outputs", "timeline", "tenant",
 )  # fmt: skip
 LIST_STATES = ("queued", "running", *TERMINAL_STATES)
 PROMOTE_BATCH = 100
@@ -137,6 +139,19 @@ def _opt_float(value: Any) -> float | None:
     return float(raw) if raw else None
 
 
+def _tenant_stats(flat: Any) -> tuple[TenantStats, ...]:
+    """Rows of the stats script: tenant, queued, running, weight ('' = the default, 1)."""
+    return tuple(
+        TenantStats(
+            tenant=text(flat[i]),
+            queued=int(flat[i + 1]),
+            running=int(flat[i + 2]),
+            weight=float(text(flat[i + 3]) or 1.0),
+        )
+        for i in range(0, len(flat) - 3, 4)
+    )
+
+
 def _position(value: Any) -> int | None:
     pos = int(value)
     return None if pos < 0 else pos
@@ -165,6 +180,7 @@ class Protocol:
         args = [
             *self._base(), job_id, spec.service, spec.workflow_json, spec.priority,
             spec.max_attempts, spec.timeout_ms, spec.metadata_json, spec.idempotency_key or "",
+            spec.tenant, "1" if self.settings.fair_share else "0",
             self.settings.max_input_bytes, manifest_json(spec.inputs),
             *(f.data for f in spec.inputs),
         ]  # fmt: skip
@@ -251,6 +267,7 @@ class Protocol:
                         failed_last_minute=int(row[8]),
                         oldest_enqueued_ms=_opt_int(row[9]),
                         paused=bool(int(row[10])),
+                        tenants=_tenant_stats(row[11] if len(row) > 11 else []),
                     )
                 )
             drained = tuple(sorted(text(t) for t in reply[1]))
@@ -711,4 +728,5 @@ def parse_status(values: dict[str, Any], position: Any) -> JobStatus:
         metadata=json.loads(v["metadata"] or "{}"),
         outputs=outputs,
         timeline=timeline,
+        tenant=v.get("tenant") or DEFAULT_TENANT,
     )

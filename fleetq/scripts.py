@@ -1,8 +1,8 @@
 """Loads the Lua scripts: one ``.lua`` file per transition under ``fleetq/lua``.
 
-A line ``--@include NAME`` is replaced by ``lua/lib/NAME.lua``, so shared helpers are written
-once. Scripts are registered with redis-py, which runs them by EVALSHA and reloads them after a
-NOSCRIPT error (a restarted or failed-over Redis).
+A line ``--@include NAME`` is replaced by ``lua/lib/NAME.lua`` (also inside a library), so
+shared helpers are written once. Scripts are registered with redis-py, which runs them by
+EVALSHA and reloads them after a NOSCRIPT error (a restarted or failed-over Redis).
 """
 
 from __future__ import annotations
@@ -45,4 +45,9 @@ def script_source(name: str) -> str:
     """The full source of one script, with its includes inlined."""
     if name not in SCRIPT_NAMES:
         raise KeyError(f"unknown script {name!r}")
-    return _INCLUDE.sub(lambda m: _read(f"lib/{m.group(1)}.lua"), _read(f"{name}.lua"))
+    source = _read(f"{name}.lua")
+    for _ in range(4):  # a library may include another (common includes fair)
+        source = _INCLUDE.sub(lambda m: _read(f"lib/{m.group(1)}.lua"), source)
+    if _INCLUDE.search(source):
+        raise ValueError(f"script {name!r}: includes nested too deeply")
+    return source

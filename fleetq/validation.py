@@ -20,6 +20,7 @@ from fleetq.errors import (
 )
 from fleetq.inputs import check_inputs
 from fleetq.model import JobSpec
+from fleetq.tenants import tenant_of
 
 PRIORITY_MIN = -1000
 PRIORITY_MAX = 1000
@@ -111,11 +112,13 @@ def build_spec(
     metadata: object = None,
     idempotency_key: object = None,
     inputs: object = None,
+    tenant: object = None,
 ) -> JobSpec:
     """Validate every submit argument and encode the job; raises a ``ValidationError``.
 
     ``inputs`` maps file names to bytes or paths (:func:`fleetq.inputs.check_inputs`)."""
     svc = check_service(service, settings)
+    who = tenant_of(tenant, metadata)
     prio = check_priority(priority)
     attempts = _check_attempts(
         settings.default_max_attempts if max_attempts is None else max_attempts
@@ -146,6 +149,7 @@ def build_spec(
         metadata_json=meta_json,
         idempotency_key=key,
         inputs=files,
+        tenant=who,
     )
 
 

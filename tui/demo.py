@@ -14,7 +14,7 @@ from typing import Any
 
 from fleetq import JobError, JobState, JobStatus, Settings, Stats
 from fleetq.fleet import FleetView, HostView
-from fleetq.model import Attempt, FaultKind, OutputFile, ServiceStats
+from fleetq.model import Attempt, FaultKind, OutputFile, ServiceStats, TenantStats
 from fleetq.records import GpuHealth, GpuJobRecord, GpuRecord, HostRecord
 from tui.app import FleetqApp, create_app
 from tui.source import StaticSource
@@ -208,10 +208,13 @@ def demo_source() -> StaticSource:
     services = (
         ServiceStats("comfyui", queued=1_284, delayed=1, running=5, completed=18_912,
                      failed=41, cancelled=7, completed_last_minute=37, failed_last_minute=1,
-                     oldest_enqueued_ms=NOW_MS - 9 * M, paused=False),
+                     oldest_enqueued_ms=NOW_MS - 9 * M, paused=False,
+                     tenants=(TenantStats("studio-a", 1_204, 3, 2.0),
+                              TenantStats("studio-b", 80, 2))),
         ServiceStats("a1111", queued=52, delayed=0, running=1, completed=2_310, failed=3,
                      cancelled=0, completed_last_minute=4, failed_last_minute=0,
-                     oldest_enqueued_ms=NOW_MS - 2 * M, paused=True),
+                     oldest_enqueued_ms=NOW_MS - 2 * M, paused=True,
+                     tenants=(TenantStats("default", 52, 1),)),
     )  # fmt: skip
     stats = Stats(NOW_MS, services, ("gpu-node-01:3",))
     workflows = {j.id: json.dumps(COMFY_GRAPH) for j in jobs if j.service == "comfyui"}

@@ -21,6 +21,7 @@ from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import AsyncOutputReader
 from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
+from fleetq.tenants import parse_weights, weight_command
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
 T = TypeVar("T")
@@ -161,17 +162,21 @@ class AsyncClient:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         inputs: Inputs | None = None,
+        tenant: str | None = None,
     ) -> AsyncJob:
         """Validate and enqueue a workflow; returns its job handle.
 
         ``workflow`` is the backend's native request: a ComfyUI API-format graph or an A1111
         ``txt2img``/``img2img`` body (a dict, or its JSON text). Higher ``priority`` runs first
-        (-1000..1000); equal priorities run in submit order. With an ``idempotency_key``, a
+        (-1000..1000). With an ``idempotency_key``, a
         resubmission returns the job already submitted under that key. ``inputs`` attaches
         files the workflow reads, by name: ``{"photo.png": b"..." or Path("photo.png")}``;
         a ComfyUI ``LoadImage`` / ``LoadImageMask`` (its ``image`` input) or an A1111
         ``init_images`` / ``mask`` / ControlNet ``image`` field names them, and the
         supervisor delivers them to the backend that runs the job (:mod:`fleetq.inputs`).
+        ``tenant`` names who the job is for (default: the ``"tenant"`` key of ``metadata``,
+        else ``"default"``): within one priority, tenants share the fleet by weighted fair
+        queueing.
         Raises a :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad
         input.
         """
@@ -186,6 +191,7 @@ class AsyncClient:
             metadata=metadata,
             idempotency_key=idempotency_key,
             inputs=inputs,
+            tenant=tenant,
         )
         # Input files given as paths are read here (by the asyncio client, in a thread).
         spec = await blocking(build) if inputs else build()
@@ -250,6 +256,16 @@ class AsyncClient:
     async def stats(self) -> Stats:
         """Counts per service and state, rates of the last minute, oldest wait, pauses."""
         return await self.store.run(self.store.protocol.stats(self.settings.services))
+
+    async def set_tenant_weight(self, tenant: str, weight: float) -> None:
+        """Give ``tenant`` a fair-share weight (0.1..1000; default 1): within a priority band,
+        tenants with queued jobs are served in proportion to their weights. It applies to jobs
+        submitted from now on."""
+        await self.store.command(*weight_command(self.store.keys.tenants, tenant, weight))
+
+    async def tenant_weights(self) -> dict[str, float]:
+        """The tenants given a weight other than 1, with their weights."""
+        return parse_weights(await self.store.command("hgetall", self.store.keys.tenants))
 
     async def pause(self, service: str, by: str = "client") -> bool:
         """Stop claims from a service queue (jobs stay queued). True if it was running.

@@ -1,5 +1,6 @@
 """The queue commands of ``fleetq``: submit, status, jobs, stats, cancel, bump, retry, pause,
-resume, drain, undrain, fault. Each goes through :class:`fleetq.Client`, like the dashboard."""
+resume, drain, undrain, fault, tenant-weight. Each goes through :class:`fleetq.Client`, like
+the dashboard."""
 
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ def submit(client: Client, args: argparse.Namespace) -> int:
             metadata=_metadata(args.meta),
             idempotency_key=args.idempotency_key,
             inputs=inputs_from_args(args.input),
+            tenant=args.tenant,
         )
     except InvalidWorkflow as e:
         if args.service == "comfyui" and _looks_like_a1111(workflow):
@@ -191,6 +193,23 @@ def stats(client: Client, args: argparse.Namespace) -> int:
     else:
         render.stats_table(st, who=client.changed_by(marked_targets(st)))
     _note_empty_namespace(client)
+    return 0
+
+
+def tenant_weight(client: Client, args: argparse.Namespace) -> int:
+    if args.weight is not None:
+        client.set_tenant_weight(args.tenant, args.weight)
+    weights = client.tenant_weights()
+    if args.tenant is not None:
+        weight = weights.get(args.tenant, 1.0)
+        return _report(args, f"tenant {args.tenant}: weight {weight:g}",
+                       tenant=args.tenant, weight=weight)  # fmt: skip
+    if args.json:
+        render.print_json(weights)
+    elif weights:
+        render.table(["TENANT", "WEIGHT"], [[name, f"{w:g}"] for name, w in weights.items()])
+    else:
+        print("every tenant has the default weight, 1")
     return 0
 
 
@@ -345,6 +364,13 @@ def add_parsers(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="metadata stored with the job (repeatable)",
     )
     p.add_argument(
+        "--tenant",
+        default=None,
+        metavar="NAME",
+        help="who the job is for: fair share within a priority is between tenants "
+        "(default: the tenant metadata key, else 'default')",
+    )
+    p.add_argument(
         "--idempotency-key",
         default=None,
         metavar="KEY",
@@ -395,8 +421,23 @@ def add_parsers(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(handler=jobs)
 
-    p = command("stats", "queue counts per service: queued, running, rates, oldest wait")
+    p = command(
+        "stats", "queue counts per service (queued, running, rates, oldest wait) and per tenant"
+    )
     p.set_defaults(handler=stats)
+
+    p = command(
+        "tenant-weight",
+        "show or set the fair-share weight of tenants",
+        "Show or set a tenant's fair-share weight (default 1): within one priority, tenants "
+        "with queued jobs are served in proportion to their weights. It applies to jobs "
+        "submitted after the change. Without arguments: every weight other than 1.",
+    )
+    p.add_argument("tenant", nargs="?", default=None, help="the tenant's name")
+    p.add_argument(
+        "weight", nargs="?", default=None, help="the new weight, 0.1..1000 (1 is the default)"
+    )
+    p.set_defaults(handler=tenant_weight)
 
     for name, handler, text in (
         ("cancel", cancel, "cancel a job (queued: removed; running: interrupted on its GPU)"),

@@ -64,6 +64,7 @@ def status_lines(status: JobStatus, now_ms: int) -> list[str]:
         f"service    {status.service}",
         f"state      {status.state}" + (" (cancel requested)" if status.cancel_requested else ""),
         f"priority   {status.priority}",
+        f"tenant     {status.tenant}",
     ]
     if status.position is not None:
         lines.append(f"position   {status.position} (0 = next)")
@@ -117,8 +118,9 @@ def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO = sys.stdout)
 def stats_table(
     stats: Stats, out: TextIO = sys.stdout, who: Mapping[str, str] | None = None
 ) -> None:
-    """The per-service table, then the paused services and drained targets, each with the
-    operator who made the change where ``who`` (from ``Client.changed_by``) has one."""
+    """The per-service table, the per-tenant table (tenants with queued or running jobs), then
+    the paused services and drained targets, each with the operator who made the change where
+    ``who`` (from ``Client.changed_by``) has one."""
     rows = []
     for s in stats.services:
         rows.append(
@@ -132,6 +134,14 @@ def stats_table(
         rows,
         out,
     )  # fmt: skip
+    tenants = [
+        [t.tenant, s.service, t.queued, t.running, f"{t.weight:g}"]
+        for s in stats.services
+        for t in s.tenants
+    ]
+    if tenants:
+        out.write("\n")
+        table(["TENANT", "SERVICE", "QUEUED", "RUNNING", "WEIGHT"], tenants, out)
     who = who or {}
 
     def named(kind: str, target: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from fleetq.config import Settings
 from fleetq.inputs import MAX_INPUT_FILES
 from fleetq.protocol import LIST_STATES
+from fleetq.tenants import TENANT_PATTERN
 from fleetq.validation import MAX_TIMEOUT_S, PRIORITY_MAX, PRIORITY_MIN
 
 Schema = dict[str, Any]
@@ -94,6 +95,13 @@ def component_schemas(settings: Settings) -> Schema:
             "failed_last_minute": COUNT,
             "oldest_wait_s": nullable({"type": "number"}),
             "paused": BOOL,
+            "tenants": {
+                "type": "object",
+                "description": "tenants with queued or running jobs, by name",
+                "additionalProperties": obj(
+                    {"queued": COUNT, "running": COUNT, "weight": {"type": "number"}}
+                ),
+            },
         }
     )
     stats_props: dict[str, Schema] = {
@@ -158,6 +166,7 @@ def component_schemas(settings: Settings) -> Schema:
             "timeout_s": {"type": "number"},
             "cancel_requested": BOOL,
             "metadata": OBJ,
+            "tenant": STR,
             "outputs": {"type": "array", "items": ref("Output")},
             "eta": nullable(eta),
             "timeline": {"type": "array", "items": attempt},
@@ -220,6 +229,12 @@ def component_schemas(settings: Settings) -> Schema:
                 },
                 "metadata": {"type": "object"},
                 "idempotency_key": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+                "tenant": {
+                    "type": "string",
+                    "pattern": TENANT_PATTERN.pattern,
+                    "description": "who the job is for (fair share within a priority is between "
+                    "tenants); default: metadata's tenant key, else 'default'",
+                },
                 "inputs": {
                     "type": "object",
                     "description": "input files by file name, each in base64",

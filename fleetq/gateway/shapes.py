@@ -105,6 +105,7 @@ def job(status: JobStatus, base_url: str) -> dict[str, Any]:
         "timeout_s": status.timeout_ms / 1000,
         "cancel_requested": status.cancel_requested,
         "metadata": dict(status.metadata),
+        "tenant": status.tenant,
         "outputs": outputs(status, base_url),
         "eta": None if status.eta is None else eta(status.eta),
         "timeline": [
@@ -160,6 +161,10 @@ def stats(snapshot: QueueSnapshot) -> dict[str, Any]:
             "failed_last_minute": s.failed_last_minute,
             "oldest_wait_s": None if wait_ms is None else wait_ms / 1000,
             "paused": s.paused,
+            "tenants": {
+                t.tenant: {"queued": t.queued, "running": t.running, "weight": t.weight}
+                for t in s.tenants
+            },
         }
     rows = list(services.values())
     waits = [r["oldest_wait_s"] for r in rows if r["oldest_wait_s"] is not None]

@@ -38,6 +38,7 @@ OUTPUT_INDEX_MAX = 999_999
 SUBMIT_FIELDS = (
     "workflow", "service", "priority", "max_attempts", "timeout_s", "metadata", "idempotency_key",
     "inputs",
+    "tenant",
 )  # fmt: skip
 # A content type from a backend's manifest is sent back only if it looks like one.
 _CONTENT_TYPE = re.compile(
@@ -53,7 +54,8 @@ def _job_id(request: web.Request) -> str:
 async def submit(request: web.Request) -> web.Response:
     """Enqueue a job; 201 with the job, or 200 with the existing job for a known
     ``idempotency_key``. Input files come as base64 in ``inputs`` or as multipart parts
-    (:mod:`fleetq.gateway.uploads`)."""
+    (:mod:`fleetq.gateway.uploads`). ``tenant`` names who it is for (fair share between
+    tenants)."""
     gw = gateway(request)
     body, inputs = await read_submit(request, gw.settings.max_payload_bytes)
     reject_unknown(body, SUBMIT_FIELDS)
@@ -69,6 +71,7 @@ async def submit(request: web.Request) -> web.Response:
         metadata=body.get("metadata"),
         idempotency_key=body.get("idempotency_key"),
         inputs=inputs,
+        tenant=body.get("tenant"),
     )
     outcome = await gw.client.store.submit(spec)
     status = await gw.client.status(outcome.job_id)

@@ -1,5 +1,6 @@
---[[ bump: change the priority of a queued job. O(log n); its submit order is kept, so among
-jobs of equal priority it keeps its place.
+--[[ bump: change the priority of a queued job. O(log n). Without fair share its submit order
+is kept, so among jobs of equal priority it keeps its place; with fair share it is tagged again
+in the new band (its tenant's turn there, after the tenant's jobs already in that band).
 KEYS[1]  job:<id>
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  new priority (-1000..1000)
@@ -23,7 +24,8 @@ if resend then return {'ok', f[3], position_of(id, f[2])} end
 local svc = f[2]
 redis.call('HSET', KEYS[1], 'priority', priority)
 if ARGV[5] and ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'bump_request', ARGV[5]) end
-redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, f[4]), id)
+fair_retag(KEYS[1], svc, priority)
+redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, job_order(KEYS[1])), id)
 local by = ARGV[6] or ''
 emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority), 'by', by})
 job_emit(id, 'bumped', {'from', f[3], 'to', tostring(priority), 'by', by})

@@ -1,6 +1,6 @@
 --[[ bump_by: move a queued job's priority by a delta, atomically (two quick "+1" from
-dashboards or CLIs both count). The result is clamped to -1000..1000. As bump, its submit order
-is kept, so among jobs of equal priority it keeps its place.
+dashboards or CLIs both count). The result is clamped to -1000..1000. Its place in the new band is
+as with bump (submit order, or a fair-share tag of its tenant in that band).
 KEYS[1]  job:<id>
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  delta (an integer)
@@ -28,7 +28,8 @@ redis.call('HSET', KEYS[1], 'priority', priority)
 if request ~= '' then
   redis.call('HSET', KEYS[1], 'bump_request', request, 'bump_from', f[3])
 end
-redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, f[4]), id)
+fair_retag(KEYS[1], svc, priority)
+redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, job_order(KEYS[1])), id)
 local by = ARGV[5] or ''
 emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority), 'by', by})
 job_emit(id, 'bumped', {'from', f[3], 'to', tostring(priority), 'by', by})

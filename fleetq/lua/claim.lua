@@ -1,6 +1,7 @@
 --[[ claim: take the best queued job across several services and lease it to one GPU.
-Best = highest priority, then first submitted, over every non-paused service given. Due retries
-(delayed jobs whose backoff elapsed) are promoted into their queue first. A drained host or GPU
+Best = highest priority, then first in its band (the fair-share order between tenants, or
+submit order), over every non-paused service given. Due retries (delayed jobs whose backoff
+elapsed) are promoted into their queue first. A drained host or GPU
 claims nothing.
 KEYS[1]  leases     KEYS[2]  paused     KEYS[3]  drained
 then for each service i (0-based), KEYS[4+5i .. 8+5i]:
@@ -52,10 +53,10 @@ for i = 0, n - 1 do
     if nxt[1] and tonumber(nxt[2]) <= now then
       local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)
       for _, id in ipairs(due) do
-        local f = redis.call('HMGET', k_job(id), 'priority', 'seq')
+        local f = redis.call('HMGET', k_job(id), 'priority')
         redis.call('ZREM', delayed, id)
         if f[1] then
-          redis.call('ZADD', q, queue_score(f[1], f[2]), id)
+          redis.call('ZADD', q, queue_score(f[1], job_order(k_job(id))), id)
           redis.call('HDEL', k_job(id), 'ready_ms')
         end
       end
@@ -85,6 +86,7 @@ local claims = redis.call('HINCRBY', jkey, 'claims', 1)
 redis.call('HSET', jkey, 'state', 'running', 'token', token, 'host', host, 'gpu', gpu,
   'started_ms', now, 'lease_until_ms', now + lease_ms, 'progress', '0', 'progress_text', '')
 redis.call('HDEL', jkey, 'cancel_requested')
+fair_claimed(jkey, svc)
 redis.call('SET', k_claim(token), best_id, 'PX', lease_ms)
 local raw = redis.call('HGET', jkey, 'timeline')
 local timeline = {}

@@ -64,6 +64,7 @@ if kind == 'job' and attempts < tonumber(f[6]) then
   local ready = now + tonumber(ARGV[7])
   leave_running(id, svc)
   close_attempt(jkey, now, 'retrying', message)
+  tenant_move(jkey, svc, 'running', 'queued')
   redis.call('HSET', jkey, 'state', 'queued', 'ready_ms', ready, 'progress', '0',
     'progress_text', '')
   redis.call('HDEL', jkey, 'token', 'lease_until_ms', 'host', 'gpu')

@@ -1,5 +1,6 @@
 --[[ list_jobs (read only): one bounded page of jobs in one state, across services.
-queued   : by priority, then submit order (delayed retries after the queue, by ready time)
+queued   : by score (priority, then the order in the band: fair-share tag or submit order;
+           submit order between services), delayed retries after the queue, by ready time
 running  : by priority, then claim time
 completed, failed, cancelled : newest first
 Cost is O(services * limit * log n): it never scans a whole queue. Running jobs are read
@@ -36,7 +37,15 @@ if state == 'queued' then
     collect(k_queue(svc), svc, function(_, score) return score end, false)
     collect(k_delayed(svc), svc, function(_, score) return BIG + score end, false)
   end
-  table.sort(rows, function(a, b) return a.sort < b.sort end)
+  -- Equal scores happen across services (each has its own fair-share virtual time): submit
+  -- order breaks the tie, so a page is stable.
+  for _, row in ipairs(rows) do
+    row.seq = tonumber(redis.call('HGET', k_job(row.id), 'seq')) or 0
+  end
+  table.sort(rows, function(a, b)
+    if a.sort ~= b.sort then return a.sort < b.sort end
+    return a.seq < b.seq
+  end)
 elseif state == 'running' then
   for _, svc in ipairs(services) do
     collect(k_running(svc), svc, function(id, score)

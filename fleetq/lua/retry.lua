@@ -1,5 +1,6 @@
 --[[ retry: an operator sends a failed or cancelled job back to its queue with fresh attempts.
-It keeps its priority and submit order; its wait clock restarts now.
+It keeps its priority and its place in the band (submit order, or its fair-share tag while the
+band has not gone idle since; see lib/fair.lua); its wait clock restarts now.
 KEYS[1]  job:<id>
 ARGV[1]  key prefix  ARGV[2]  event stream cap
 ARGV[3]  job id      ARGV[4]  request id (random per call; the same in a resend)
@@ -29,6 +30,7 @@ if f[3] and f[3] ~= '' then redis.call('PERSIST', k_idem(f[3])) end
 redis.call('HSET', jkey, 'attempts', 0, 'lost', 0, 'infra', 0, 'enqueued_ms', now,
   'retry_request', ARGV[4])
 redis.call('HDEL', jkey, 'finished_ms', 'outputs')
+fair_rejoin(jkey, svc)
 enqueue(id, jkey, svc, now)
 local by = ARGV[5] or ''
 emit('retried', id, svc, {'from', f[1], 'by', by})

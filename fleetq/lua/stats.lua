@@ -4,7 +4,9 @@ ARGV[1]  key prefix  ARGV[2]  event stream cap (unused)
 ARGV[3]  rate window in ms (e.g. 60000)
 ARGV[4..] services that must be listed even if never used
 Returns {now_ms, {drained targets...}, {service, queued, delayed, running, completed, failed,
-         cancelled, completed_in_window, failed_in_window, oldest_enqueued_ms or '', paused}...}
+         cancelled, completed_in_window, failed_in_window, oldest_enqueued_ms or '', paused,
+         {tenant, queued, running, weight or '', ...}}...}
+         (tenants with queued or running jobs, by name: O(tenants), from tcount:<svc>)
 ]]
 --@include common
 local now = now_ms()
@@ -17,6 +19,27 @@ local known = redis.call('SMEMBERS', KEYS[3])
 table.sort(known)
 for _, svc in ipairs(known) do
   if not seen[svc] then seen[svc] = true; order[#order + 1] = svc end
+end
+-- Per-tenant counts of one service, flat: tenant, queued, running, weight ('' = default).
+local function tenant_rows(svc)
+  local raw = redis.call('HGETALL', k_tcount(svc))
+  local counts, names = {}, {}
+  for i = 1, #raw, 2 do
+    local state, t = string.match(raw[i], '^(%a+):(.+)$')
+    if state then
+      if not counts[t] then counts[t] = {0, 0}; names[#names + 1] = t end
+      if state == 'queued' then counts[t][1] = tonumber(raw[i + 1]) end
+      if state == 'running' then counts[t][2] = tonumber(raw[i + 1]) end
+    end
+  end
+  table.sort(names)
+  local rows = {}
+  if #names == 0 then return rows end
+  local weights = redis.call('HMGET', K_TENANTS, unpack(names))
+  for i, t in ipairs(names) do
+    append(rows, {t, counts[t][1], counts[t][2], weights[i] or ''})
+  end
+  return rows
 end
 local out = {now, redis.call('SMEMBERS', KEYS[2])}
 for _, svc in ipairs(order) do
@@ -33,6 +56,7 @@ for _, svc in ipairs(order) do
     redis.call('ZCOUNT', k_ended(svc, 'failed'), since, '+inf'),
     oldest[2] or '',
     redis.call('SISMEMBER', KEYS[1], svc),
+    tenant_rows(svc),
   }
 end
 return out

@@ -11,9 +11,10 @@ ARGV[3]  job id               ARGV[4]  service
 ARGV[5]  workflow (JSON)      ARGV[6]  priority (-1000..1000)
 ARGV[7]  max_attempts         ARGV[8]  timeout_ms
 ARGV[9]  metadata (JSON)      ARGV[10] idempotency key, or ''
-ARGV[11] cap on the input files together (bytes)
-ARGV[12] input manifest (JSON list of {name, content_type, size}), or '' without inputs
-ARGV[13..] the input files' bytes, in manifest order
+ARGV[11] tenant               ARGV[12] '1': fair share between tenants, '0': submit order
+ARGV[13] cap on the input files together (bytes)
+ARGV[14] input manifest (JSON list of {name, content_type, size}), or '' without inputs
+ARGV[15..] the input files' bytes, in manifest order
 Returns {'created', id, position} | {'existing', id, position or -1} | {'collision'}
       | {'too_large', bytes} (the inputs are over the cap; nothing was written)
 ('existing' also answers a resend of the same submit whose first reply was lost.)
@@ -42,30 +43,36 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   return {'collision'}
 end
 -- The cap is checked here too, before any write, so no client can store more than it allows.
+local input_cap, input_manifest, FIRST_INPUT = ARGV[13], ARGV[14], 15
 local input_bytes = 0
-for i = 13, #ARGV do input_bytes = input_bytes + #ARGV[i] end
-if input_bytes > tonumber(ARGV[11]) then return {'too_large', input_bytes} end
+for i = FIRST_INPUT, #ARGV do input_bytes = input_bytes + #ARGV[i] end
+if input_bytes > tonumber(input_cap) then return {'too_large', input_bytes} end
 local now = now_ms()
 local seq = redis.call('INCR', KEYS[4])
 local priority = tonumber(ARGV[6])
+local tenant, fair = ARGV[11], ARGV[12]
 redis.call('HSET', KEYS[3],
   'id', id, 'service', svc, 'state', 'queued', 'priority', priority, 'seq', seq,
+  'tenant', tenant, 'vtag', seq, 'fair', fair,
   'workflow', ARGV[5], 'metadata', ARGV[9], 'idem', idem,
   'max_attempts', ARGV[7], 'attempts', 0, 'claims', 0, 'lost', 0,
   'timeout_ms', ARGV[8], 'submitted_ms', now, 'enqueued_ms', now,
   'progress', '0', 'progress_text', '', 'timeline', '[]')
-redis.call('ZADD', KEYS[1], queue_score(priority, seq), id)
+-- The order key within the band: a fair-share tag (lib/fair.lua), or the submit sequence.
+if fair == '1' then fair_tag(KEYS[3], svc, tenant, priority) end
+tenant_move(KEYS[3], svc, nil, 'queued')
+redis.call('ZADD', KEYS[1], queue_score(priority, job_order(KEYS[3])), id)
 redis.call('ZADD', KEYS[2], now, id)
 redis.call('SADD', KEYS[5], svc)
-if ARGV[12] ~= '' then
-  local manifest = cjson.decode(ARGV[12])
+if input_manifest ~= '' then
+  local manifest = cjson.decode(input_manifest)
   local fields = {}
   for i, entry in ipairs(manifest) do
     fields[#fields + 1] = entry['name']
-    fields[#fields + 1] = ARGV[12 + i]
+    fields[#fields + 1] = ARGV[FIRST_INPUT - 1 + i]
   end
   redis.call('HSET', KEYS[6], unpack(fields))
-  redis.call('HSET', KEYS[3], 'inputs', ARGV[12])
+  redis.call('HSET', KEYS[3], 'inputs', input_manifest)
 end
 if idem ~= '' then redis.call('SET', KEYS[7], id) end
 wake(svc)

@@ -16,12 +16,14 @@ from fleetq.keys import Keys
 #: Keys that exist once per namespace whatever the number of jobs.
 FIXED = frozenset({
     "seq", "services", "events", "paused", "drained", "leases", "reaper:lock", "reaper:last",
-    "reaper:grace", "hosts", "lastreq",
+    "reaper:grace", "hosts", "lastreq", "tenants",
 })  # fmt: skip
 #: Per-service indexes (``<name>:<service>``): they may exist, but hold live jobs only.
 LIVE_INDEXES = ("q", "delayed", "waiting", "running")
 #: Once per service or host; a bounded set, whatever the number of jobs.
 BOUNDED = ("marker", "host", "gpus", "ctl", "signal", "runtimes")
+#: Per-service counters of live jobs (fair share, per-tenant counts): checked against the jobs.
+COUNTERS = ("fair", "tcount")
 #: Per-job keys (``<name>:<job id>``).
 PER_JOB = ("job", "jobev", "out", "preview")
 
@@ -58,7 +60,9 @@ def audit_keys(r: redis.Redis, keys: Keys, live: Iterable[str] | None = None) ->
             if rest == "leases":
                 problems += _dead_members(r, key, alive)
             continue
-        if name in LIVE_INDEXES and arg:
+        if name in COUNTERS and arg:
+            problems += _counter_problems(r, keys, key, name, arg)
+        elif name in LIVE_INDEXES and arg:
             problems += _dead_members(r, key, alive)
         elif name == "ended":
             count = r.zcard(key)
@@ -83,3 +87,25 @@ def audit_keys(r: redis.Redis, keys: Keys, live: Iterable[str] | None = None) ->
 def _dead_members(r: redis.Redis, key: str, alive: set[str]) -> list[str]:
     dead = [_text(m) for m in r.zrange(key, 0, -1) if _text(m) not in alive]
     return [f"{key} holds {len(dead)} job(s) that are not live: {dead[:5]}"] if dead else []
+
+
+def _counter_problems(r: redis.Redis, keys: Keys, key: str, name: str, service: str) -> list[str]:
+    """A counter that disagrees with the live jobs of its service (fair share or tenants)."""
+    want: dict[str, int] = {}
+    for job_key in r.scan_iter(match=keys.job("*"), count=1000):
+        svc, state, tenant, vband = (
+            _text(v) for v in r.hmget(job_key, "service", "state", "tenant", "vband")
+        )
+        if svc != service or state not in ("queued", "running"):
+            continue
+        if name == "tcount" and tenant:
+            want[f"{state}:{tenant}"] = want.get(f"{state}:{tenant}", 0) + 1
+        if name == "fair" and vband:
+            want[f"N:{vband}"] = want.get(f"N:{vband}", 0) + 1
+    got = {
+        _text(k): int(_text(v))
+        for k, v in r.hgetall(key).items()
+        if name == "tcount" or _text(k).startswith("N:")
+    }
+    got = {k: v for k, v in got.items() if v}
+    return [] if got == want else [f"{key} counts {got}, the live jobs {want}"]

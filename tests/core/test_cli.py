@@ -69,6 +69,34 @@ def test_submit_status_jobs_stats_bump_cancel_retry(
     assert "drained gpu-1:0" in fleetq(settings, "drain", "gpu-1:0").stdout
 
 
+def test_tenants_on_submit_in_status_and_stats_and_their_weights(
+    settings: Settings, graph: dict[str, Any], tmp_path: Path
+) -> None:
+    wf = tmp_path / "wf.json"
+    wf.write_text(json.dumps(graph))
+    job_id = fleetq(settings, "submit", str(wf), "--tenant", "acme").stdout.strip()
+    fleetq(settings, "submit", str(wf), "--meta", "tenant=globex")
+    assert "tenant     acme" in fleetq(settings, "status", job_id).stdout
+    bad = fleetq(settings, "submit", str(wf), "--tenant", "two words")
+    assert bad.returncode != 0 and "tenant 'two words' must be" in bad.stderr
+    assert fleetq(settings, "tenant-weight", "acme", "3").stdout.strip() == "tenant acme: weight 3"
+    assert json.loads(fleetq(settings, "tenant-weight", "--json").stdout) == {"acme": 3.0}
+    refused = fleetq(settings, "tenant-weight", "acme", "0")
+    assert (
+        refused.returncode != 0 and "a tenant weight must be a number 0.1..1000" in refused.stderr
+    )
+    lines = fleetq(settings, "stats").stdout.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("TENANT")))
+    assert lines[at].split() == ["TENANT", "SERVICE", "QUEUED", "RUNNING", "WEIGHT"]
+    assert [line.split() for line in lines[at + 1 : at + 3]] == [
+        ["acme", "comfyui", "1", "0", "3"], ["globex", "comfyui", "1", "0", "1"],
+    ]  # fmt: skip
+    stats = json.loads(fleetq(settings, "stats", "--json").stdout)
+    assert stats["services"][0]["tenants"][0] == {
+        "tenant": "acme", "queued": 1, "running": 0, "weight": 3.0,
+    }  # fmt: skip
+
+
 async def register_host(settings: Settings, host: str, gpus: int) -> None:
     """Publish a host record as a supervisor does (the fleet read sees it as online)."""
     store = AsyncStore(settings)
@@ -226,7 +254,8 @@ def test_every_help_page_documents_every_option(capsys: pytest.CaptureFixture[st
 
 
 QUEUE_COMMANDS = ["submit", "status", "jobs", "stats", "cancel", "retry", "bump", "pause",
-                  "resume", "drain", "undrain", "fault", "clear-health"]  # fmt: skip
+                  "resume", "drain", "undrain", "fault", "clear-health",
+                  "tenant-weight"]  # fmt: skip
 
 
 def test_shared_options_only_where_they_mean_something() -> None:

@@ -15,13 +15,16 @@ def test_lua_key_builders_match_the_key_schema(redis_url: str) -> None:
     keys = Keys("ns-1")
     from importlib import resources
 
-    common = resources.files("fleetq").joinpath("lua/lib/common.lua").read_text()
+    lib = resources.files("fleetq").joinpath("lua/lib")
+    common = lib.joinpath("common.lua").read_text()
+    common = common.replace("--@include fair", lib.joinpath("fair.lua").read_text())
     probe = (
         common
         + """
 return {k_job('J'), k_jobev('J'), k_out('J'), k_in('J'), k_queue('S'), k_delayed('S'),
         k_waiting('S'), k_running('S'), k_ended('S', 'failed'), k_marker('S'), k_idem('I'),
-        k_claim('T'), k_signal('H'), k_preview('J'), K_LEASES, K_EVENTS, K_PAUSED}
+        k_claim('T'), k_signal('H'), k_preview('J'), K_LEASES, K_EVENTS, K_PAUSED, k_fair('S'),
+        k_tcount('S'), K_TENANTS}
 """
     )
     r = redis.Redis.from_url(redis_url)
@@ -34,13 +37,13 @@ return {k_job('J'), k_jobev('J'), k_out('J'), k_in('J'), k_queue('S'), k_delayed
         keys.delayed("S"), keys.waiting("S"), keys.running("S"), keys.ended("S", "failed"),
         keys.marker("S"), keys.idempotency("I"), keys.claim("T"), keys.signal("H"),
         keys.preview("J"), keys.leases,
-        keys.events, keys.paused,
+        keys.events, keys.paused, keys.fair("S"), keys.tenant_counts("S"), keys.tenants,
     ]  # fmt: skip
 
 
 def test_every_key_shares_the_namespace_hash_tag() -> None:
     keys = Keys("studio")
-    for name in ("leases", "events", "seq", "services", "paused", "drained", "hosts"):
+    for name in ("leases", "events", "seq", "services", "paused", "drained", "hosts", "tenants"):
         assert getattr(keys, name).startswith("{studio}:")
     assert keys.job("x").startswith("{studio}:")
 

@@ -99,6 +99,9 @@ async def test_metrics_exposition(
                      state="completed")  # fmt: skip
     assert finished == 1
     assert value(samples, "fleetq_service_paused", service="comfyui") == 0
+    tenant = {"service": "comfyui", "tenant": "default"}
+    assert value(samples, "fleetq_tenant_jobs", state="queued", **tenant) == 2
+    assert value(samples, "fleetq_tenant_jobs", state="running", **tenant) == 0
     assert value(samples, "fleetq_queue_oldest_wait_seconds", service="comfyui") is not None
 
     assert value(samples, "fleetq_job_wait_seconds_count", service="comfyui") == 2

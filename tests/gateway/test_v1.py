@@ -14,7 +14,7 @@ JOB_KEYS = {
     "id", "service", "state", "priority", "position", "progress", "progress_text", "attempts",
     "max_attempts", "claims", "lost_leases", "host", "gpu", "error", "submitted_at",
     "enqueued_at", "started_at", "finished_at", "ready_at", "timeout_s", "cancel_requested",
-    "metadata", "outputs", "eta", "timeline",
+    "metadata", "tenant", "outputs", "eta", "timeline",
 }  # fmt: skip
 
 
@@ -42,6 +42,24 @@ async def test_submit_with_options_and_idempotency(gw: Any, graph: dict[str, Any
     async with gw.post("/v1/jobs", json={"workflow": graph, **fields}) as r:
         assert r.status == 200
         assert (await r.json())["id"] == job["id"]
+
+
+async def test_submit_with_a_tenant_and_per_tenant_stats(
+    gw: Any, graph: dict[str, Any], expect_error: Any
+) -> None:
+    job = await submit(gw, graph, tenant="acme")
+    assert job["tenant"] == "acme"
+    assert (await submit(gw, graph, metadata={"tenant": "globex"}))["tenant"] == "globex"
+    assert (await submit(gw, graph))["tenant"] == "default"
+    async with gw.post("/v1/jobs", json={"workflow": graph, "tenant": "no spaces"}) as r:
+        assert "tenant" in (await expect_error(r, 400))["message"]
+    async with gw.get("/v1/stats") as r:
+        tenants = (await r.json())["services"]["comfyui"]["tenants"]
+    assert tenants == {
+        "acme": {"queued": 1, "running": 0, "weight": 1.0},
+        "default": {"queued": 1, "running": 0, "weight": 1.0},
+        "globex": {"queued": 1, "running": 0, "weight": 1.0},
+    }
 
 
 async def test_submit_refuses_unknown_fields(

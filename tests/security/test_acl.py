@@ -61,6 +61,9 @@ async def test_client_role_submits_follows_cancels_and_reads_outputs(roles: Role
             assert client.status(job.id).position == 0
             assert [s.id for s in client.jobs("queued")] == [job.id]
             assert client.stats().total("queued") == 1
+            a1111 = client.stats().service("a1111")
+            assert a1111 is not None and [t.tenant for t in a1111.tenants] == ["default"]
+            assert client.tenant_weights() == {}  # weights are readable, not writable
             claimed = (await worker.try_claim(["a1111"], "gpu-host", 0)).job
             assert claimed is not None
             await worker.renew(claimed, 0.5, "step 2/4")
@@ -136,6 +139,7 @@ STEERING: dict[str, ClientAction] = {
     "undrain": lambda c, job_id: c.undrain("gpu-host"),
     "retry": lambda c, job_id: c.retry(job_id),
     "send_control": lambda c, job_id: c.send_control("gpu-host", {"type": "fault"}),
+    "tenant_weight": lambda c, job_id: c.set_tenant_weight("acme", 5),
 }
 
 
@@ -216,6 +220,8 @@ async def test_operator_role_steers_the_fleet(roles: Roles) -> None:
         assert operator.cancel(job.id) == "cancelled"
         assert operator.retry(job.id) == 1
         assert operator.stats().total("queued") == 2
+        operator.set_tenant_weight("acme", 2)
+        assert operator.tenant_weights() == {"acme": 2.0}
         assert len(operator.jobs("queued")) == 2
         assert operator.fleet().hosts == ()
         # What the dashboard reads besides the client API: a job's workflow.

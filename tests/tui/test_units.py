@@ -115,6 +115,31 @@ def test_jobs_total_follows_the_filter() -> None:
     assert jobs_total(services, JobFilter("failed", "a1111")) == 3
 
 
+def test_the_queues_pane_shows_the_busiest_tenants_that_fit() -> None:
+    from fleetq.model import ServiceStats, TenantStats
+    from tui.widgets.queues import tenants_text
+
+    def service(*tenants: TenantStats) -> ServiceStats:
+        return ServiceStats("comfyui", 0, 0, 0, 0, 0, 0, 0, 0, None, False, tenants=tenants)
+
+    assert tenants_text(service()).plain == "-"
+    two = service(TenantStats("small", 3, 1), TenantStats("big", 9_990, 10))
+    assert tenants_text(two, width=40).plain == "big 9,990/10  small 3/1"
+    assert tenants_text(two, width=20).plain == "big 9,990/10 +1"
+    many = service(*(TenantStats(f"t{i}", i, 0) for i in range(5)))
+    assert tenants_text(many, width=14).plain == "t4 4/0 +4"
+
+
+def test_find_matches_the_tenant() -> None:
+    from dataclasses import replace
+
+    from tui.widgets.jobs import matches
+
+    queued = replace(job(1, JobState.QUEUED), tenant="studio-b")
+    assert matches(queued, "studio") and matches(queued, "B")
+    assert not matches(queued, "studio-a")
+
+
 def test_a_stale_drained_record_is_told_by_its_drained_field_not_its_words() -> None:
     """An undrain shows at once: the record's ``drained`` (whatever its text says) is hidden
     once the drain set no longer holds the GPU; other blocks stay shown."""

@@ -156,10 +156,10 @@ class JobTable(SyncedTable):
 
 
 def matches(job: JobStatus, find: str) -> bool:
-    """``find`` is a prefix of the job id, or part of a metadata value (a tenant, a user...)
-    or of ``key=value``; case does not matter."""
+    """``find`` is a prefix of the job id, part of its tenant, or part of a metadata value (a
+    user...) or of ``key=value``; case does not matter."""
     needle = find.lower()
-    if job.id.startswith(needle):
+    if job.id.startswith(needle) or needle in job.tenant.lower():
         return True
     for key, value in job.metadata.items():
         text = str(value).lower()

@@ -1,4 +1,5 @@
-"""Queues per service: depth, running, paused, oldest wait, completed and failed per minute."""
+"""Queues per service: depth, running, paused, oldest wait, completed and failed per minute, and
+the tenants with the most jobs (queued/running)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from tui.latency import Latency, clear_time_ms
 from tui.snapshot import Snapshot
 from tui.widgets.format import DASH, age
 from tui.widgets.synced_table import SyncedTable
+
+TENANTS_WIDTH = 26
 
 
 class QueueTable(SyncedTable):
@@ -30,6 +33,7 @@ class QueueTable(SyncedTable):
         ("Retry wait", "delayed", 10),
         ("Running", "running", 8),
         ("State", "state", 8),
+        ("Tenants queued/running", "tenants", TENANTS_WIDTH),
         ("Oldest wait", "oldest", 11),
         ("Wait p50/90/99", "latency", 16),
         ("Clears in", "clears", 9),
@@ -108,6 +112,23 @@ def clears_text(s: ServiceStats) -> Text:
     return Text(age(clear), justify="right", style="yellow" if clear > 3_600_000 else "")
 
 
+def tenants_text(s: ServiceStats, width: int = TENANTS_WIDTH) -> Text:
+    """The busiest tenants as ``name queued/running`` that fit in ``width``, then ``+N`` more."""
+    if not s.tenants:
+        return DASH
+    busiest = sorted(s.tenants, key=lambda t: (-(t.queued + t.running), t.tenant))
+    parts: list[str] = []
+    for i, t in enumerate(busiest):
+        part = f"{t.tenant} {t.queued:,}/{t.running:,}"
+        rest = len(busiest) - i - 1
+        room = width - (len(f" +{rest}") if rest else 0)
+        if parts and len("  ".join([*parts, part])) > room:
+            break
+        parts.append(part)
+    more = len(busiest) - len(parts)
+    return Text("  ".join(parts) + (f" +{more}" if more else ""), no_wrap=True)
+
+
 def _cells(s: ServiceStats, now_ms: int, latency: Latency | None = None) -> tuple[Text, ...]:
     wait = s.oldest_wait_ms(now_ms)
     failed_rate = Text(str(s.failed_last_minute), style="bold red" if s.failed_last_minute else "")
@@ -117,6 +138,7 @@ def _cells(s: ServiceStats, now_ms: int, latency: Latency | None = None) -> tupl
         Text(f"{s.delayed:,}", justify="right"),
         Text(f"{s.running:,}", justify="right"),
         Text("PAUSED", style="bold yellow") if s.paused else Text("active", style="green"),
+        tenants_text(s),
         DASH if wait is None else Text(age(wait), style="yellow" if wait > 300_000 else ""),
         latency_text(latency),
         clears_text(s),

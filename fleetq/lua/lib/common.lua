@@ -28,12 +28,15 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Queue score: priority band first (higher priority, lower score), then submit order.
--- Priorities span -1000..1000 (2001 bands); 2^41 submits per band keeps the score exact in a double.
+-- Queue score: priority band first (higher priority, lower score), then the order key within
+-- the band (a fair-share tag, or the submit sequence; see fair.lua).
+-- Priorities span -1000..1000 (2001 bands); keys below 2^41 keep the score exact in a double.
 local BAND = 2199023255552
-local function queue_score(priority, seq)
-  return string.format('%.0f', (1000 - tonumber(priority)) * BAND + tonumber(seq))
+local function queue_score(priority, order)
+  return string.format('%.0f', (1000 - tonumber(priority)) * BAND + tonumber(order))
 end
+
+--@include fair
 
 local function append(dst, src)
   if src then for i = 1, #src do dst[#dst + 1] = src[i] end end
@@ -105,11 +108,12 @@ local function leave_running(id, svc)
   if token then redis.call('DEL', k_claim(token)) end
 end
 
--- Put a job back at its place in its service queue (priority band, original submit order).
+-- Put a job back at its place in its service queue (priority band, its kept order key).
 local function enqueue(id, jkey, svc, now)
-  local f = redis.call('HMGET', jkey, 'priority', 'seq', 'enqueued_ms')
-  redis.call('ZADD', k_queue(svc), queue_score(f[1], f[2]), id)
-  redis.call('ZADD', k_waiting(svc), f[3] or now, id)
+  local f = redis.call('HMGET', jkey, 'priority', 'enqueued_ms', 'state')
+  tenant_move(jkey, svc, f[3], 'queued')
+  redis.call('ZADD', k_queue(svc), queue_score(f[1], job_order(jkey)), id)
+  redis.call('ZADD', k_waiting(svc), f[2] or now, id)
   redis.call('HSET', jkey, 'state', 'queued', 'progress', '0', 'progress_text', '')
   redis.call('HDEL', jkey, 'token', 'lease_until_ms', 'cancel_requested', 'ready_ms', 'host',
     'gpu')
@@ -121,7 +125,10 @@ end
 -- cancel) touches no key of the worker side: an ACL role without write access to the leases,
 -- running:* and out:* keys can still cancel its queued jobs (docs/OPERATIONS.md).
 local function finish(id, jkey, svc, state, now, retention_ms)
-  local was_running = redis.call('HGET', jkey, 'state') == 'running'
+  local old = redis.call('HGET', jkey, 'state')
+  local was_running = old == 'running'
+  tenant_move(jkey, svc, old, state)
+  fair_release(jkey, svc)
   redis.call('ZREM', k_queue(svc), id)
   redis.call('ZREM', k_delayed(svc), id)
   redis.call('ZREM', k_waiting(svc), id)
