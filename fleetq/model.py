@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fleetq.previews import Preview
 
 from fleetq.errors import OutputsInRedis
+from fleetq.eta import Eta
 
 
 class JobState(str, Enum):
@@ -193,6 +194,9 @@ class JobStatus:
     #: Requeues for faults of GPUs or backends (not charged as attempts).
     infra_faults: int = 0
     tenant: str = "default"
+    #: A queued job's estimated start and finish (``fleetq.eta``): None when not queued, when
+    #: no live GPU can run it, or when the caller skipped it.
+    eta: Eta | None = None
     #: The latest live preview of a running job, given to ``wait(on_progress=...)``
     #: callbacks (None elsewhere; read one with ``client.preview(job_id)``).
     #: Not part of a job's JSON form (``metadata``): a snapshot of the job, not of its image.

@@ -68,7 +68,8 @@ ROLES: Mapping[str, Role] = {
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
         read_only=_keys(
-            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* tenants"
+            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* tenants "
+            "runtimes:* classes:*"
         ),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
@@ -79,7 +80,7 @@ ROLES: Mapping[str, Role] = {
         read_write=_keys(
             "job:* jobev:* in:* out:* preview:* q:* delayed:* running:* waiting:* ended:* "
             "marker:* leases events idem:* claim:* reaper:* hosts host:* gpus:* paused drained "
-            "services signal:* fair:* tcount:*"
+            "services signal:* fair:* tcount:* runtimes:*"
         ),
         read_only=_keys("ctl:*"),
     ),

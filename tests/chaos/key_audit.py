@@ -21,7 +21,7 @@ FIXED = frozenset({
 #: Per-service indexes (``<name>:<service>``): they may exist, but hold live jobs only.
 LIVE_INDEXES = ("q", "delayed", "waiting", "running")
 #: Once per service or host; a bounded set, whatever the number of jobs.
-BOUNDED = ("marker", "host", "gpus", "ctl", "signal")
+BOUNDED = ("marker", "host", "gpus", "ctl", "signal", "runtimes")
 #: Per-service counters of live jobs (fair share, per-tenant counts): checked against the jobs.
 COUNTERS = ("fair", "tcount")
 #: Per-job keys (``<name>:<job id>``).
