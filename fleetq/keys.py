@@ -28,6 +28,9 @@ P running:<svc>            zset    running jobs, score = claim time (ms)
 P ended:<svc>:<state>      zset    completed / failed / cancelled jobs, score = finish time
 P marker:<svc>             zset    wake-up marker for blocked claimers (BZPOPMIN)
 P marker:<svc>:<class>     zset    the same, for the claimers able to run one class
+P runtimes:<svc>           hash    mean run time and runs on record per requirement class
+                                   (``ms:<class>``, ``n:<class>``; ``*``: the whole service),
+                                   updated by each completion; the ETA reads it (fleetq/eta.py)
 P leases                   zset    running jobs, score = lease expiry (ms); the reaper's index
 P events                   stream  the fleet event log, capped
 P seq                      string  submit counter (FIFO tie-break)
@@ -135,6 +138,9 @@ class Keys:
 
     def marker(self, service: str) -> str:
         return f"{self.prefix}marker:{service}"
+
+    def runtimes(self, service: str) -> str:
+        return f"{self.prefix}runtimes:{service}"
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}idem:{key}"

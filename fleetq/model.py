@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fleetq.previews import Preview
 
 from fleetq.errors import OutputsInRedis
+from fleetq.eta import Eta
 
 
 class JobState(str, Enum):
@@ -206,6 +207,9 @@ class JobStatus:
     #: claimed as soon as a capable GPU appears.
     unschedulable: str | None = None
     tenant: str = "default"
+    #: A queued job's estimated start and finish (``fleetq.eta``): None when not queued, when
+    #: no live GPU can run it, or when the caller skipped it.
+    eta: Eta | None = None
     #: The latest live preview of a running job, given to ``wait(on_progress=...)``
     #: callbacks (None elsewhere; read one with ``client.preview(job_id)``).
     #: Not part of a job's JSON form (``metadata``): a snapshot of the job, not of its image.

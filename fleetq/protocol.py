@@ -26,6 +26,7 @@ from fleetq.errors import (
     StaleLease,
     UnknownService,
 )
+from fleetq.eta import ClassRow, EtaRead
 from fleetq.identity import MAX_IDENTITY
 from fleetq.inputs import manifest_json
 from fleetq.keys import TERMINAL_STATES, Keys
@@ -138,6 +139,11 @@ def _opt_int(value: Any) -> int | None:
     return int(float(text(value)))
 
 
+def _opt_float(value: Any) -> float | None:
+    raw = text(value)
+    return float(raw) if raw else None
+
+
 def _tenant_stats(flat: Any) -> tuple[TenantStats, ...]:
     """Rows of the stats script: tenant, queued, running, weight ('' = the default, 1)."""
     return tuple(
@@ -222,6 +228,28 @@ class Protocol:
             (*self._base(), job_id, *STATUS_FIELDS),
             parse,
         )
+
+    def eta(self, job_id: str) -> Call[EtaRead | None]:
+        """What the ETA of a queued job is computed from (:func:`fleetq.eta.estimate_from`);
+        None when the job is not queued."""
+
+        def parse(reply: Any) -> EtaRead | None:
+            kind = text(reply[0])
+            if kind == "missing":
+                raise JobNotFound(job_id)
+            if kind != "queued":
+                return None
+            rows = reply[5:]
+            classes = tuple(
+                ClassRow(
+                    text(rows[i]), int(rows[i + 1]), _opt_float(rows[i + 2]), text(rows[i + 3])
+                )
+                for i in range(0, len(rows) - 3, 4)
+            )
+            return EtaRead(int(reply[1]), text(reply[2]), text(reply[3]), _opt_float(reply[4]),
+                           classes)  # fmt: skip
+
+        return Call("eta", (self.keys.job(job_id),), (*self._base(), job_id), parse)
 
     def list_jobs(self, state: str, services: Sequence[str], limit: int) -> Call[list[JobStatus]]:
         if state not in LIST_STATES:

@@ -22,7 +22,7 @@ from fleetq.urls import ClusterURL, SentinelURL, safe_url, scrub
 WAITED_SCRIPTS = frozenset({"submit", "complete"})
 #: Scripts that only read: run by EVALSHA_RO, so an ACL role needs only read access to the
 #: keys they declare (EVALSHA asks for read and write access to every declared key).
-READ_ONLY_SCRIPTS = frozenset({"status", "stats", "list_jobs"})
+READ_ONLY_SCRIPTS = frozenset({"status", "stats", "list_jobs", "eta"})
 #: How often a Sentinel-backed client re-asks who the primary is (see ``FollowingPool``).
 PRIMARY_RECHECK_S = 1.0
 

@@ -30,6 +30,7 @@ SCRIPT_NAMES = (
     "status",
     "stats",
     "list_jobs",
+    "eta",
 )
 
 _INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)

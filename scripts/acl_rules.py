@@ -69,7 +69,8 @@ ROLES: Mapping[str, Role] = {
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
         read_only=_keys(
-            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* caps:* tenants"
+            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* caps:* tenants "
+            "runtimes:*"
         ),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
@@ -81,7 +82,7 @@ ROLES: Mapping[str, Role] = {
         read_write=_keys(
             "job:* jobev:* in:* out:* preview:* q:* delayed:* running:* waiting:* ended:* "
             "marker:* leases events idem:* claim:* reaper:* hosts host:* gpus:* paused drained "
-            "services signal:* classes:* classver:* caps:* fair:* tcount:*"
+            "services signal:* classes:* classver:* caps:* fair:* tcount:* runtimes:*"
         ),
         read_only=_keys("ctl:*"),
     ),

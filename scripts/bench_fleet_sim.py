@@ -27,6 +27,15 @@ Usage (from the repository root)::
 The markdown goes to stdout; ``--write`` replaces the section "Fleet simulation" of
 docs/BENCHMARKS.md (other sections are kept). The simulation itself lives in
 ``scripts/fleetbench/fleet_sim/``; this file is its command line.
+
+``--scheduling`` runs the scheduling benchmark instead (``fleet_sim/sched_*.py``): 240 GPUs,
+20 checkpoints of skewed popularity with a 10 s load, heavy-tailed job lengths, two priority
+bands and two tenants, one flooding; plain priority+FIFO (warm-model affinity and fair share
+off) against fleetq's scheduling, time-scaled to run in minutes, with the ETA's error::
+
+    .venv/bin/python scripts/bench_fleet_sim.py --scheduling --write     # about 5 minutes
+    .venv/bin/python scripts/bench_fleet_sim.py --scheduling --quick     # 16 GPUs, about 1 min
+    .venv/bin/python scripts/bench_fleet_sim.py --scheduling --e2e --write   # real time, ~6 min
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +63,18 @@ from fleetbench.docs import command_line, write_doc  # noqa: E402
 from fleetbench.fleet_sim.fleet import analyse, run_mode  # noqa: E402
 from fleetbench.fleet_sim.metrics import percentile  # noqa: E402
 from fleetbench.fleet_sim.report import Report  # noqa: E402
+from fleetbench.fleet_sim.sched_metrics import sched_metrics  # noqa: E402
+from fleetbench.fleet_sim.sched_report import SchedReport  # noqa: E402
+from fleetbench.fleet_sim.sched_run import DEFAULT_POLICIES, POLICIES, run_policy  # noqa: E402
+from fleetbench.fleet_sim.sched_trace import (  # noqa: E402
+    E2E_HEADING,
+    SCHED_E2E,
+    SCHED_FULL,
+    SCHED_HEADING,
+    SCHED_QUICK,
+    make_sched_trace,
+    without_flood,
+)
 from fleetbench.fleet_sim.trace import (  # noqa: E402
     FULL,
     HEADING,
@@ -93,12 +115,101 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="run the supervisors from this source tree (default: this checkout)",
     )
     p.add_argument("--write", action="store_true", help=f"update {DOC.relative_to(ROOT)}")
+    p.add_argument(
+        "--scheduling",
+        action="store_true",
+        help="the scheduling benchmark (affinity, fair share, ETA) instead",
+    )
+    p.add_argument(
+        "--policies",
+        default=",".join(DEFAULT_POLICIES),
+        help=f"--scheduling: comma-separated, of {', '.join(POLICIES)} "
+        f"(default {','.join(DEFAULT_POLICIES)})",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        help="--scheduling: wall seconds per simulated second (default 0.2)",
+    )
+    p.add_argument(
+        "--e2e",
+        action="store_true",
+        help="--scheduling: the shorter end-to-end run, 16 GPUs at real time",
+    )
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="--scheduling: skip the small tenant's run without the flood",
+    )
     return p.parse_args(list(argv))
+
+
+def say(message: str) -> None:
+    print(f"[bench-fleet] {message}", file=sys.stderr, flush=True)
+
+
+def on_signal(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """The scheduling benchmark: each policy on the same trace, then the small tenant alone."""
+    sizes = SCHED_QUICK if args.quick else SCHED_E2E if args.e2e else SCHED_FULL
+    heading = E2E_HEADING if args.e2e else SCHED_HEADING
+    if args.time_scale:
+        sizes = replace(sizes, time_scale=args.time_scale)
+    names = [n.strip() for n in args.policies.split(",") if n.strip()]
+    unknown = set(names) - set(POLICIES)
+    if unknown:
+        raise SystemExit(f"--policies: unknown {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(POLICIES)}")  # fmt: skip
+    for name in names:  # refuse settings this checkout lacks before starting anything
+        POLICIES[name].scaled(sizes.time_scale)
+    signal.signal(signal.SIGTERM, on_signal)
+    trace = make_sched_trace(sizes, args.seed)
+    report = SchedReport(sizes, command_line(argv, Path(__file__)), args.seed, trace,
+                         {n: dict(POLICIES[n].settings) for n in names}, heading)  # fmt: skip
+    src = (args.supervisor_src or ROOT).resolve()
+    tmp = Path(tempfile.mkdtemp(prefix="fleetq-bench-sched-"))
+    children = Children(tmp)
+    started = time.perf_counter()
+    ok = False
+    runs = [(n, "flood", trace) for n in names]
+    if not args.no_baseline:
+        # The small tenant without the flood, under the last policy: alone on the fleet it
+        # barely competes, so one baseline serves every policy.
+        runs.append((names[-1], "no flood", without_flood(trace)))
+    try:
+        redis_port = start_redis(children, tmp)
+        report.facts = machine_facts(redis_port)
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        for name, trace_name, jobs in runs:
+            say(f"{name} ({trace_name}): {len(jobs)} jobs on {sizes.gpus} GPUs")
+            result = run_policy(POLICIES[name], trace_name, jobs, sizes, redis_url, children,
+                                say, src, args.seed)  # fmt: skip
+            report.runs.append((result, sched_metrics(result, sizes)))
+        ok = True
+    finally:
+        children.stop_all()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            say(f"logs kept in {tmp}")
+    report.facts["load_after"] = f"{os.getloadavg()[0]:.1f}"
+    report.facts["run_s"] = f"{time.perf_counter() - started:.0f}"
+    section = report.markdown()
+    print(section)
+    if args.write:
+        write_doc(section, heading)
+        say(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.scheduling:
+        return main_scheduling(args, argv)
     sizes = QUICK if args.quick else FULL
     overrides: dict[str, Any] = {
         "hosts": args.hosts, "gpus_per_host": args.gpus_per_host,
@@ -114,12 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if set(modes) - {"pull", "push"} or set(sizes.scenarios) - {"steady", "burst"}:
         raise SystemExit("--modes takes pull,push; --scenarios takes steady,burst")
     sizes = Sizes(**{**sizes.__dict__, "fake_processes": min(sizes.fake_processes, sizes.gpus)})
-
-    def say(message: str) -> None:
-        print(f"[bench-fleet] {message}", file=sys.stderr, flush=True)
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
     report = Report(sizes, command_line(argv, Path(__file__)), args.seed,

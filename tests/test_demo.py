@@ -59,7 +59,7 @@ def test_headless_demo_does_its_work() -> None:
         re.MULTILINE,
     ), done.stderr
     # The shutdown says what it does.
-    assert "stopping 3 supervisors" in done.stderr and "stopping 2 fake backends" in done.stderr
+    assert "stopping 3 supervisors" in done.stderr and "stopping 3 fake backends" in done.stderr
     # Nothing this demo started is left running (other demos on the machine are not ours).
     assert processes_tagged(tag) == []
 

@@ -65,6 +65,10 @@ class GpuSnapshot:
     fault_before_start: bool = False
     #: Every reading the supervisor published (the GPU detail view shows them all).
     readings: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: The model its backend has loaded (None: none, or not published) and the model loads
+    #: its supervisor counted (None: not published).
+    warm_model: str | None = None
+    model_loads: int | None = None
 
     @property
     def target(self) -> str:
@@ -238,6 +242,8 @@ class SnapshotBuilder:
             fault_since_ms=None if since is None else since[0],
             fault_before_start=since is not None and since[1],
             readings=record.readings,
+            warm_model=_warm_model(record),
+            model_loads=_model_loads(record),
         )
 
     def _fault(self, target: str, health: str | None, now_ms: int) -> tuple[int, bool] | None:
@@ -294,6 +300,16 @@ def jobs_total(services: Sequence[ServiceStats], job_filter: JobFilter) -> int:
 
 def _pos(job: JobStatus) -> int:
     return -1 if job.position is None else job.position
+
+
+def _warm_model(record: GpuRecord) -> str | None:
+    warm = record.extra.get("warm_model")
+    return warm if isinstance(warm, str) and warm else None
+
+
+def _model_loads(record: GpuRecord) -> int | None:
+    loads = record.extra.get("model_loads")
+    return loads if isinstance(loads, int) and not isinstance(loads, bool) else None
 
 
 def _gpu_job(job: GpuJobRecord | None) -> GpuJob | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -12,6 +13,7 @@ from fleetq._async.store import AsyncStore
 from fleetq._async_support import AsyncProgressCallback, AsyncRedis, blocking, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
+from fleetq.eta import estimate_from
 from fleetq.fleet import FleetView
 from fleetq.inputs import Inputs
 from fleetq.model import JobResult, JobState, JobStatus, Stats
@@ -223,11 +225,20 @@ class AsyncClient:
         values = await self.store.command("hgetall", self.store.keys.preview(job_id))
         return preview_from_hash(job_id, values)
 
-    async def status(self, job_id: str, explain: bool = True) -> JobStatus:
-        """One job's state, queue position, progress, attempts, host and GPU, and error.
+    async def status(self, job_id: str, explain: bool = True, *, eta: bool = True) -> JobStatus:
+        """One job's state, queue position, progress, attempts, host and GPU, and error; for
+        a queued job also its estimated start and finish (``eta``; False skips that read).
         For a queued job that no live GPU can run (``explain``, the default),
         ``unschedulable`` says why, against the closest GPU."""
         status = await self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        if eta and status.state is JobState.QUEUED:
+            read = await self.store.run(self.store.protocol.eta(job_id))
+            if read is None:  # claimed or cancelled since: what it is now
+                return await self.status(job_id, explain, eta=False)
+            # The GPUs' published capabilities say which classes each can run.
+            fleet = await self.store.fleet()
+            documents = await self.store.live_documents(fleet, status.service)
+            status = replace(status, eta=estimate_from(read, fleet, documents))
         return await self.store.explain(status) if explain else status
 
     async def cancel(self, job_id: str, by: str = "client") -> str:

@@ -136,6 +136,10 @@ class AsyncStore:
         raw = await self.command("mget", [self.keys.capabilities(d) for d in digests])
         return parse_documents({d: text(r) for d, r in zip(digests, raw, strict=True)})
 
+    async def live_documents(self, fleet: FleetView, service: str) -> dict[str, Capabilities]:
+        """The published capabilities of the live GPUs of ``service`` in ``fleet``, by digest."""
+        return await self.capability_documents(sorted(digests(live_gpus(fleet, service), service)))
+
     async def explain(self, status: JobStatus) -> JobStatus:
         """``status`` with why no live GPU can run it, for a queued job with requirements."""
         if not needs_explaining(status):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from fleetq._sync.store import SyncStore
 from fleetq._sync_support import ProgressCallback, Redis, blocking, notify, sleep
 from fleetq.config import Settings
 from fleetq.errors import InvalidTransition, JobCancelled, JobFailed, RedisUnavailable
+from fleetq.eta import estimate_from
 from fleetq.fleet import FleetView
 from fleetq.inputs import Inputs
 from fleetq.model import JobResult, JobState, JobStatus, Stats
@@ -225,11 +227,20 @@ class Client:
         values = self.store.command("hgetall", self.store.keys.preview(job_id))
         return preview_from_hash(job_id, values)
 
-    def status(self, job_id: str, explain: bool = True) -> JobStatus:
-        """One job's state, queue position, progress, attempts, host and GPU, and error.
+    def status(self, job_id: str, explain: bool = True, *, eta: bool = True) -> JobStatus:
+        """One job's state, queue position, progress, attempts, host and GPU, and error; for
+        a queued job also its estimated start and finish (``eta``; False skips that read).
         For a queued job that no live GPU can run (``explain``, the default),
         ``unschedulable`` says why, against the closest GPU."""
         status = self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        if eta and status.state is JobState.QUEUED:
+            read = self.store.run(self.store.protocol.eta(job_id))
+            if read is None:  # claimed or cancelled since: what it is now
+                return self.status(job_id, explain, eta=False)
+            # The GPUs' published capabilities say which classes each can run.
+            fleet = self.store.fleet()
+            documents = self.store.live_documents(fleet, status.service)
+            status = replace(status, eta=estimate_from(read, fleet, documents))
         return self.store.explain(status) if explain else status
 
     def cancel(self, job_id: str, by: str = "client") -> str:

@@ -81,6 +81,15 @@ def status_lines(status: JobStatus, now_ms: int) -> list[str]:
     ]
     if status.position is not None:
         lines.append(f"position   {status.position} (0 = next)")
+    if status.eta is not None:
+        e = status.eta
+        lines.append(
+            f"eta        starts in ~{duration(e.start_ms - e.now_ms)}, done in "
+            f"~{duration(e.finish_ms - e.now_ms)} ({e.ahead:.0f} ahead on {e.gpus} GPU(s), "
+            f"{duration(e.run_ms)} a run{', a guess: none on record' if e.guess else ''})"
+        )
+    elif status.state.value == "queued" and status.ready_ms is None:
+        lines.append("eta        - (no live GPU can run it now)")
     if status.ready_ms is not None:
         lines.append(f"retry at   {clock(status.ready_ms)}")
     if status.requirements:

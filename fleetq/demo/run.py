@@ -31,7 +31,7 @@ from fleetq.demo.embedded import (
 )
 from fleetq.demo.processes import ProcessGroup, consecutive_free_ports, wait_for_port
 from fleetq.demo.summary import summarize
-from fleetq.demo.workload import DEMO_CHECKPOINT, Workload
+from fleetq.demo.workload import MODEL_LOAD_S, Workload, machine_checkpoints
 from fleetq.errors import FleetqError, JobNotFound
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,11 @@ class LoadGenerator(threading.Thread):
     def submit_one(self) -> None:
         job = self.workload.next()
         try:
-            handle = self.client.submit(job.workflow, service=job.service, priority=job.priority,
-                                        max_attempts=job.max_attempts, timeout_s=120,
-                                        metadata={"demo": job.kind})  # fmt: skip
+            handle = self.client.submit(
+                job.workflow, service=job.service, priority=job.priority,
+                max_attempts=job.max_attempts, timeout_s=120,
+                metadata={"demo": job.kind, "tenant": job.tenant},
+            )  # fmt: skip
         except FleetqError as e:
             self.errors.append(str(e))
             return
@@ -105,11 +107,16 @@ class Demo:
         comfy_count = o.machines * o.gpus
         # One block of ports for every fake instance, taken before any of them binds.
         comfy_base = consecutive_free_ports(comfy_count + (2 if o.a1111 else 0))
-        # The checkpoint the demo's workflows name: a GPU claims only what its backend has.
-        comfy_args = ["fake-comfyui", "--port", str(comfy_base), "--count", str(comfy_count),
-                      "--checkpoint", DEMO_CHECKPOINT]  # fmt: skip
-        fake = self.group.start("fake-comfyui", comfy_args, BACKENDS)
-        waits = [(comfy_base + i, fake) for i in range(comfy_count)]
+        waits = []
+        for m in range(o.machines):
+            # Each machine serves its own checkpoints (one fake process per machine), and a
+            # checkpoint other than the loaded one takes a while to load, as on real GPUs.
+            base = comfy_base + m * o.gpus
+            models = [f for name in machine_checkpoints(m) for f in ("--checkpoint", name)]
+            comfy_args = ["fake-comfyui", "--port", str(base), "--count", str(o.gpus), *models,
+                          "--model-load-seconds", str(MODEL_LOAD_S)]  # fmt: skip
+            fake = self.group.start(f"fake-comfyui-{m + 1:02d}", comfy_args, BACKENDS)
+            waits += [(base + i, fake) for i in range(o.gpus)]
         if o.a1111:
             a1111_base = comfy_base + comfy_count
             fake_a = self.group.start("fake-a1111", ["fake-a1111", "--port", str(a1111_base),

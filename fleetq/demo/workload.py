@@ -2,13 +2,16 @@
 
 Many short jobs, a few long ones, some high-priority, an occasional failing workflow, on the
 fake ComfyUI (its ``FakeWork`` node sets duration, progress steps and outcome) and the fake
-A1111 (steps times its per-step time).
+A1111 (steps times its per-step time). Each ComfyUI job uses one checkpoint (fed to FakeWork's
+``model``, so the fake loads it), drawn by popularity; the machines hold different sets of
+checkpoints (:func:`machine_checkpoints`), so the scheduler sends each job where its model is,
+preferably to a GPU that has it loaded.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -19,21 +22,38 @@ class DemoJob:
     priority: int
     kind: str  # short, long, urgent, failing, a1111
     max_attempts: int = 3
+    #: Who it is for: the studio sends most of the work, the web app a share of it and every
+    #: urgent job; fair share keeps the web app's jobs from waiting behind the studio's.
+    tenant: str = "studio"
 
 
-#: The checkpoint the demo's ComfyUI workflows load (the demo's fake ComfyUI has it).
-DEMO_CHECKPOINT = "sdxl_base_1.0.safetensors"
+#: Every machine has the base model; the others are spread over the machines.
+BASE_MODEL = "sdxl_base_1.0.safetensors"
+OTHER_MODELS = ("flux1-dev.safetensors", "sd15_realistic.safetensors")
+#: Checkpoints by popularity: (file, share of the ComfyUI jobs).
+POPULARITY = ((BASE_MODEL, 0.6), (OTHER_MODELS[0], 0.25), (OTHER_MODELS[1], 0.15))
+#: How long a fake instance takes to load a checkpoint other than the loaded one.
+MODEL_LOAD_S = 1.5
 
 
-def comfy_workflow(seconds: float, steps: int, outcome: str, seed: int) -> dict[str, Any]:
+def machine_checkpoints(machine: int) -> tuple[str, ...]:
+    """The checkpoints of demo machine ``machine`` (0-based): the base model everywhere, then
+    one other model by turns, and every model on each third machine."""
+    if machine % 3 == 2:
+        return (BASE_MODEL, *OTHER_MODELS)
+    return (BASE_MODEL, OTHER_MODELS[machine % 2])
+
+
+def comfy_workflow(
+    seconds: float, steps: int, outcome: str, seed: int, checkpoint: str = BASE_MODEL
+) -> dict[str, Any]:
     return {
-        "4": {"class_type": "CheckpointLoaderSimple",
-              "inputs": {"ckpt_name": DEMO_CHECKPOINT}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
         "5": {"class_type": "EmptyImage",
               "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": seed % 0xFFFFFF}},
         "6": {"class_type": "FakeWork",
-              "inputs": {"image": ["5", 0], "seconds": round(seconds, 2), "steps": steps,
-                         "outcome": outcome, "seed": seed,
+              "inputs": {"image": ["5", 0], "model": ["4", 0], "seconds": round(seconds, 2),
+                         "steps": steps, "outcome": outcome, "seed": seed,
                          "error_message": "CUDA out of memory (simulated)"}},
         "9": {"class_type": "SaveImage",
               "inputs": {"images": ["6", 0], "filename_prefix": f"demo/img_{seed}"}},
@@ -55,6 +75,12 @@ class Workload:
         self.counter = 0
 
     def next(self) -> DemoJob:
+        job = self._draw()
+        if job.kind == "urgent" or self.rng.random() < 0.25:
+            return replace(job, tenant="webapp")
+        return job
+
+    def _draw(self) -> DemoJob:
         self.counter += 1
         seed = self.rng.randrange(1 << 30)
         roll = self.rng.random()
@@ -62,14 +88,16 @@ class Workload:
             fail = self.rng.random() < 0.1
             return DemoJob("a1111", a1111_body(self.rng.randint(8, 20), fail, seed), 0,
                            "a1111", max_attempts=1 if fail else 3)  # fmt: skip
+        checkpoint = self.rng.choices([m for m, _ in POPULARITY], [w for _, w in POPULARITY])[0]
         if roll < 0.20:
-            return DemoJob("comfyui", comfy_workflow(self.rng.uniform(0.5, 1.5), 5, "ok", seed),
+            return DemoJob("comfyui", comfy_workflow(self.rng.uniform(0.5, 1.5), 5, "ok", seed,
+                                                     checkpoint),
                            self.rng.choice([50, 100]), "urgent")  # fmt: skip
         if roll < 0.24:
-            return DemoJob("comfyui", comfy_workflow(self.rng.uniform(10, 18), 20, "ok", seed),
-                           -10, "long")  # fmt: skip
+            return DemoJob("comfyui", comfy_workflow(self.rng.uniform(10, 18), 20, "ok", seed,
+                                                     checkpoint), -10, "long")  # fmt: skip
         if roll < 0.27:
-            return DemoJob("comfyui", comfy_workflow(0.5, 2, "error", seed), 0, "failing",
-                           max_attempts=2)  # fmt: skip
+            return DemoJob("comfyui", comfy_workflow(0.5, 2, "error", seed, checkpoint), 0,
+                           "failing", max_attempts=2)  # fmt: skip
         seconds = self.rng.uniform(0.6, 2.5)
-        return DemoJob("comfyui", comfy_workflow(seconds, 8, "ok", seed), 0, "short")
+        return DemoJob("comfyui", comfy_workflow(seconds, 8, "ok", seed, checkpoint), 0, "short")

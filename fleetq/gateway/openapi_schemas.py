@@ -130,6 +130,18 @@ def component_schemas(settings: Settings) -> Schema:
             "detail": nullable(STR),
         }
     )
+    eta = obj(
+        {
+            "start_at": TIME,
+            "finish_at": TIME,
+            "estimated_at": TIME,
+            "ahead": {"type": "number", "minimum": 0},
+            "gpus": COUNT,
+            "busy_gpus": COUNT,
+            "run_s": {"type": "number", "minimum": 0},
+            "guess": BOOL,
+        }
+    )
     job = obj(
         {
             "id": STR,
@@ -163,6 +175,7 @@ def component_schemas(settings: Settings) -> Schema:
             "metadata": OBJ,
             "tenant": STR,
             "outputs": {"type": "array", "items": ref("Output")},
+            "eta": nullable(eta),
             "timeline": {"type": "array", "items": attempt},
         }
     )

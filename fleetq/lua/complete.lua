@@ -8,8 +8,10 @@ ARGV[9..] output file bytes, in manifest order, for outputs kept in Redis (locat
           none when the outputs are in a file or S3 store (Redis then keeps only the manifest)
 Returns {'ok'} | {'stale', state or 'missing'} | {'too_large', total_bytes}
 (A resend of a completion that succeeded answers {'ok'} again.)
+The run (claim to now) goes into the run times of the job's class (lib/runtimes.lua).
 ]]
 --@include common
+--@include runtimes
 local id = ARGV[3]
 local f = redis.call('HMGET', KEYS[1], 'state', 'token', 'service')
 if f[1] ~= 'running' or f[2] ~= ARGV[4] then
@@ -22,6 +24,7 @@ if total > tonumber(ARGV[7]) then return {'too_large', total} end
 local now = now_ms()
 redis.call('DEL', KEYS[3])
 for i = 9, #ARGV do redis.call('HSET', KEYS[3], tostring(i - 9), ARGV[i]) end
+record_run_time(KEYS[1], f[3], now)
 finish(id, KEYS[1], f[3], 'completed', now, tonumber(ARGV[5]))
 if #ARGV >= 9 then redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6])) end
 redis.call('HSET', KEYS[1], 'progress', '1', 'outputs', ARGV[8])

@@ -22,7 +22,7 @@ FIXED = frozenset({
 LIVE_INDEXES = ("q", "delayed", "waiting", "running")
 #: Once per service, requirement class or host; a bounded set, whatever the number of jobs
 #: (``q:<svc>:<class>`` is a live index like ``q:<svc>``: its name is ``q``).
-BOUNDED = ("marker", "host", "gpus", "ctl", "signal", "classes", "classver", "caps")
+BOUNDED = ("marker", "host", "gpus", "ctl", "signal", "classes", "classver", "caps", "runtimes")
 #: Per-service counters of live jobs (fair share, per-tenant counts): checked against the jobs.
 COUNTERS = ("fair", "tcount")
 #: Per-job keys (``<name>:<job id>``).

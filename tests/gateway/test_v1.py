@@ -6,6 +6,7 @@ from typing import Any
 
 from fleetq import Settings
 from fleetq.model import FaultKind, JobError, Output
+from fleetq.records import GpuRecord, HostRecord
 from fleetq.store import AsyncStore
 from fleetq.worker import WorkerQueue
 
@@ -13,7 +14,7 @@ JOB_KEYS = {
     "id", "service", "state", "priority", "position", "progress", "progress_text", "attempts",
     "max_attempts", "claims", "lost_leases", "host", "gpu", "error", "submitted_at",
     "enqueued_at", "started_at", "finished_at", "ready_at", "timeout_s", "cancel_requested",
-    "metadata", "tenant", "outputs", "timeline", "requirements", "unschedulable",
+    "metadata", "tenant", "outputs", "eta", "timeline", "requirements", "unschedulable",
 }  # fmt: skip
 
 
@@ -227,3 +228,18 @@ async def test_health_and_openapi(gw: Any) -> None:
     # Every route is documented, and every documented operation is served.
     assert served == documented - {("GET", "/next-job"), ("POST", "/next-job"),
                                    ("POST", "/complete-job/{job_id}")}  # fmt: skip
+
+
+async def test_a_queued_job_read_alone_has_an_eta(
+    gw: Any, graph: dict[str, Any], worker: WorkerQueue
+) -> None:
+    job = await submit(gw, graph)
+    assert job["eta"] is None  # no GPU can run it yet
+    await worker.publish_host("box", HostRecord(host="box"), [GpuRecord(0, services=("comfyui",))])
+    async with gw.get(f"/v1/jobs/{job['id']}") as r:
+        eta = (await r.json())["eta"]
+    assert set(eta) == {"start_at", "finish_at", "estimated_at", "ahead", "gpus", "busy_gpus",
+                        "run_s", "guess"}  # fmt: skip
+    assert eta["guess"] is True  # no run on record
+    assert (eta["ahead"], eta["gpus"], eta["busy_gpus"]) == (0, 1, 0)
+    assert eta["start_at"] == eta["estimated_at"]  # an idle GPU takes it at once

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from tests.fixtures import a1111_factory, comfy_factory, worker  # noqa: F401 (fixtures)
+from tests.fixtures import a1111_factory, comfy_factory, graph, worker  # noqa: F401 (fixtures)

@@ -20,6 +20,7 @@ from fleetq.requirements import derive, meets
 from supervisor.backends.http import Answer, HttpClient
 from supervisor.capabilities import read_comfyui_capabilities
 from supervisor.sim.comfyui import ComfyUIOptions, FakeComfyUI
+from supervisor.sim.comfyui.workflows import checkpoint_work_workflow
 
 ComfyFactory = Callable[..., Awaitable[FakeComfyUI]]
 
@@ -233,6 +234,28 @@ async def test_a_load_is_charged_at_first_use_and_after_another_model(
     async with http.get(f"{comfy.url}/fake/state") as response:
         state = await response.json()
     assert (state["loaded_model"], state["model_loads"]) == ("a.safetensors", 3)
+
+
+def test_fake_work_with_a_checkpoint_needs_it() -> None:
+    """The benchmark's and the demo's job shape: a loader feeding FakeWork's ``model``."""
+    graph = checkpoint_work_workflow("b.safetensors", 0.01, seed=5)
+    needs = derive("comfyui", graph)
+    assert needs.models == (("checkpoints", ("b.safetensors",)),)
+    assert "FakeWork" in needs.nodes
+
+
+async def test_fake_work_fed_by_a_loader_charges_the_load(
+    comfy_factory: ComfyFactory, http: aiohttp.ClientSession
+) -> None:
+    comfy = await comfy_factory(checkpoints=("a.safetensors", "b.safetensors"), model_load_s=0.3)
+    assert await run(http, comfy, checkpoint_work_workflow("a.safetensors", 0.01)) >= 0.3
+    await run(http, comfy, checkpoint_work_workflow("a.safetensors", 0.01, seed=1))
+    assert (comfy.loaded_model, comfy.model_loads) == ("a.safetensors", 1)
+    assert await run(http, comfy, checkpoint_work_workflow("b.safetensors", 0.01)) >= 0.3
+    assert (comfy.loaded_model, comfy.model_loads) == ("b.safetensors", 2)
+    status, body = await post(http, comfy, {"prompt": checkpoint_work_workflow("c.safetensors")})
+    assert status == 400
+    assert body["node_errors"]["4"]["errors"][0]["type"] == "value_not_in_list"
 
 
 async def test_unloading_and_restarting_forget_the_loaded_model(

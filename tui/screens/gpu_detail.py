@@ -85,6 +85,10 @@ def gpu_text(gpu: GpuSnapshot | None, target: str, fault_since: str) -> Text:
         out.append(f" for {fault_since}")
     for reason in gpu.reasons:
         out.append(f"\n  · {reason}")
+    if gpu.warm_model or gpu.model_loads:
+        out.append("\nwarm model: ")
+        out.append(gpu.warm_model or "none", style="bold cyan" if gpu.warm_model else "dim")
+        out.append(f"  ({gpu.model_loads or 0} model loads since its supervisor started)")
     for title, rows in ROWS:
         out.append(f"\n\n{title}", style="bold underline")
         for label, keys, unit in rows:

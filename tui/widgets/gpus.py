@@ -145,6 +145,9 @@ def _host_cells(host: HostSnapshot, now_ms: int) -> tuple[Text, ...]:
     if unhealthy:
         health.append(f" · {unhealthy} unhealthy", style="yellow")
     job = Text(f"{busy}/{len(host.gpus)} busy", style="dim")
+    loads = sum(g.model_loads or 0 for g in host.gpus)
+    if loads:
+        job.append(f" · {loads} model loads", style="dim")
     cells = (
         name,
         number(avg, "{:>4.0f}%", load_style(avg)),
@@ -215,7 +218,16 @@ def _state(gpu: GpuSnapshot) -> Text:
         return Text(f"blocked: {gpu.blocked}", style="yellow")
     if not gpu.online:
         return Text("")
-    return Text("busy", style="green") if gpu.job else Text("idle", style="dim")
+    state = Text("busy", style="green") if gpu.job else Text("idle", style="dim")
+    if gpu.warm_model:
+        state.append(f" · {model_name(gpu.warm_model)}", style="cyan")
+    return state
+
+
+def model_name(file: str) -> str:
+    """A checkpoint as the dashboard names it: the file name without its extension."""
+    stem, dot, ext = file.rpartition(".")
+    return stem if dot and ext in ("safetensors", "ckpt", "pt", "pth", "bin", "gguf") else file
 
 
 def _job(gpu: GpuSnapshot) -> Text:
@@ -240,6 +252,8 @@ def _note(gpu: GpuSnapshot, now_ms: int, drained_by: str | None = None) -> str:
         parts.append(f"blocked: {gpu.blocked}")
     if gpu.drained and drained_by:
         parts.append(f"drained by {drained_by}")
+    if gpu.warm_model or gpu.model_loads:
+        parts.append(f"warm model: {gpu.warm_model or 'none'}, {gpu.model_loads or 0} model loads")
     return f"{gpu.target} " + " · ".join(parts) if parts else ""
 
 

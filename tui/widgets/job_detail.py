@@ -103,6 +103,8 @@ def overview(job: JobStatus, now_ms: int) -> Text:
         ("ran", Text("-" if ran is None else duration(ran))),
         ("timeout", Text(duration(job.timeout_ms))),
     ]
+    if job.state is JobState.QUEUED and job.ready_ms is None:
+        rows.insert(4, ("eta", eta_text(job, now_ms)))
     if job.finished_ms is not None:
         rows.insert(
             -3,
@@ -114,6 +116,22 @@ def overview(job: JobStatus, now_ms: int) -> Text:
         meta = json.dumps(dict(job.metadata), separators=(", ", ": "))
         rows.append(("metadata", Text(meta[:300])))
     return _grid(rows, width=11)
+
+
+def eta_text(job: JobStatus, now_ms: int) -> Text:
+    """A queued job's estimated start and finish, and what they rest on (fleetq.eta)."""
+    e = job.eta
+    if e is None:
+        return Text("none: no live GPU can run it now", style="yellow")
+    text = Text(f"starts in ~{duration(max(0, e.start_ms - now_ms))}", style="bold")
+    text.append(f", done in ~{duration(max(0, e.finish_ms - now_ms))}")
+    busy = f", {e.busy} busy" if e.busy else ""
+    text.append(
+        f"  ({e.ahead:.0f} ahead on {e.gpus} GPU{'s' if e.gpus != 1 else ''}{busy}, "
+        f"{duration(e.run_ms)} a run{', a guess: none on record' if e.guess else ''})",
+        style="dim",
+    )
+    return text
 
 
 def workflow_text(summary: WorkflowSummary | None) -> Text:

@@ -45,6 +45,10 @@ class Fleet:
     #: Each run gets its own namespace: the queue counters of earlier runs stay out of it.
     namespace: str = NAMESPACE
     supervisors: list[Any] = field(default_factory=list)
+    #: Extra command-line arguments of every fake ComfyUI process (models, load time).
+    fake_args: tuple[str, ...] = ()
+    #: Extra environment of every supervisor (``FLEETQ_*`` settings of a policy).
+    supervisor_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def ports(self) -> list[int]:
@@ -73,7 +77,7 @@ class Fleet:
             self.children.start(
                 f"fake-comfyui-{k}",
                 [sys.executable, "-m", "supervisor.sim.comfyui", "--port", str(port),
-                 "--count", str(count), "--log-level", "WARNING"],
+                 "--count", str(count), "--log-level", "WARNING", *self.fake_args],
                 env=python_env(ROOT), cwd=ROOT,
             )  # fmt: skip
             port += count
@@ -107,7 +111,7 @@ class Fleet:
                         "--log-level",
                         "WARNING",
                     ],
-                    env=python_env(self.src),
+                    env={**python_env(self.src), **self.supervisor_env},
                     cwd=self.src,
                 )
             )

@@ -20,6 +20,9 @@ error_message   STRING    optional   the exception message for ``outcome="error"
 previews        BOOLEAN   optional   with each progress frame also send a binary preview
                                      (event 4 with metadata to sockets that negotiated
                                      ``supports_preview_metadata``, else event 1, PNG)
+model           MODEL     optional   ignored; linking a loader here makes the job use (and,
+                                     on an instance with another model loaded, load) that
+                                     checkpoint, as a real sampler does
 ==============  ========  =========  ==========================================================
 
 Interrupts behave as in ComfyUI: a pending interrupt is seen when the node starts, at each
@@ -121,6 +124,12 @@ FAKE_WORK = NodeClass(
             "previews",
             "BOOLEAN",
             {"default": False, "tooltip": "Send a binary preview with each progress frame."},
+            category="optional",
+        ),
+        InputSpec(
+            "model",
+            "MODEL",
+            {"tooltip": "Ignored; a loader linked here runs (and loads its model) first."},
             category="optional",
         ),
     ),

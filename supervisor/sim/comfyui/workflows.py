@@ -44,3 +44,28 @@ def fake_work_workflow(
             "inputs": {"images": ["2", 0], "filename_prefix": filename_prefix},
         },
     }
+
+
+def checkpoint_work_workflow(
+    checkpoint: str,
+    seconds: float = 1.0,
+    steps: int = 0,
+    outcome: str = "ok",
+    *,
+    seed: int = 0,
+    filename_prefix: str = "fleetq",
+    **fake_work_inputs: Any,
+) -> dict[str, Any]:
+    """CheckpointLoaderSimple ("4") -> FakeWork ("2", its ``model``) -> SaveImage ("3"), with
+    EmptyImage ("1") as FakeWork's image.
+
+    The job needs ``checkpoint`` (fleetq derives it from the loader) and runs for ``seconds``
+    after the load, which an instance charges (``model_load_s``) when another model, or none,
+    is loaded: the shape of a real text-to-image job, cheap to run by the thousand.
+    """
+    graph = fake_work_workflow(
+        seconds, steps, outcome, seed=seed, filename_prefix=filename_prefix, **fake_work_inputs
+    )
+    graph["4"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}}
+    graph["2"]["inputs"]["model"] = ["4", 0]
+    return graph
