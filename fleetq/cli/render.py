@@ -32,7 +32,8 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def print_json(value: Any, out: TextIO = sys.stdout) -> None:
+def print_json(value: Any, out: TextIO | None = None) -> None:
+    out = sys.stdout if out is None else out  # bound per call: sys.stdout may be replaced
     out.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
 
 
@@ -42,7 +43,8 @@ def clock(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO = sys.stdout) -> None:
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> None:
+    out = sys.stdout if out is None else out  # bound per call: sys.stdout may be replaced
     cells = [[str(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
@@ -114,7 +116,8 @@ def status_lines(status: JobStatus, now_ms: int) -> list[str]:
     return lines
 
 
-def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO = sys.stdout) -> None:
+def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO | None = None) -> None:
+    out = sys.stdout if out is None else out  # bound per call: sys.stdout may be replaced
     rows = []
     for j in jobs:
         progress = f"{j.progress:.0%}" if j.state.value == "running" else ""
@@ -133,11 +136,12 @@ def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO = sys.stdout)
 
 
 def stats_table(
-    stats: Stats, out: TextIO = sys.stdout, who: Mapping[str, str] | None = None
+    stats: Stats, out: TextIO | None = None, who: Mapping[str, str] | None = None
 ) -> None:
     """The per-service table, the per-tenant table (tenants with queued or running jobs), then
     the paused services and drained targets, each with the operator who made the change where
     ``who`` (from ``Client.changed_by``) has one."""
+    out = sys.stdout if out is None else out  # bound per call: sys.stdout may be replaced
     rows = []
     for s in stats.services:
         rows.append(
