@@ -30,6 +30,16 @@ def service_list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _flag(raw: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise InvalidArgument(f"{raw!r} is not on or off (1/0, true/false, yes/no, on/off)")
+
+
 def _int(default: int, help: str, **kwargs: Any) -> Any:
     return setting(default, help, flag=False, env=True, parse=ascii_int, **kwargs)
 
@@ -120,6 +130,19 @@ class Settings:
         0, "replicas to confirm each submit and complete (WAIT; 0: off)", default_text="0 (off)"
     )
     wait_timeout_ms: int = _int(1_000, "how long a submit or complete waits for the replicas")
+    #: Warm-model affinity (docs/SCHEDULING.md): a GPU prefers a job that uses the model its
+    #: backend has loaded, within these bounds, so affinity never starves anyone.
+    affinity: bool = setting(
+        True, "warm-model affinity on (off: plain priority then FIFO among the jobs a GPU may "
+        "run)", flag=False, env=True, parse=_flag,
+    )  # fmt: skip
+    affinity_priority_window: int = _int(
+        0, "affinity may pass over a better job only within this many priority bands (0: the "
+        "same priority only)",
+    )  # fmt: skip
+    affinity_max_wait_s: float = _secs(
+        60.0, "affinity never passes over a job that has waited this long"
+    )
     #: Off: plain priority then submit order (the benchmark baseline). Read at submit: a job is
     #: tagged (or not) by the client that submits it, so every client of a fleet should agree.
     fair_share: bool = setting(
@@ -161,6 +184,8 @@ class Settings:
                 or not lowest < seconds <= highest
             ):
                 raise _invalid(name, seconds, f"a number of seconds > {lowest} and <= {highest}")
+        if not isinstance(self.affinity, bool):
+            raise _invalid("affinity", self.affinity, "true or false")
         if self.block_timeout_s >= self.socket_timeout_s:
             raise InvalidArgument(
                 "block_timeout_s (FLEETQ_BLOCK_TIMEOUT_S) must be shorter than socket_timeout_s "
@@ -233,12 +258,14 @@ _INT_RANGES: Mapping[str, tuple[int, int]] = {
     "max_infra_faults": (1, 1_000),
     "wait_replicas": (0, 100),
     "wait_timeout_ms": (1, 3_600_000),
+    "affinity_priority_window": (0, 2_000),
 }
 #: Allowed range of every duration in seconds (exclusive, inclusive).
 _SECONDS_RANGES: Mapping[str, tuple[float, float]] = {
     "default_timeout_s": (0.0, 7 * DAY_S),
     "socket_timeout_s": (0.0, 3600.0),
     "block_timeout_s": (0.0, 3600.0),
+    "affinity_max_wait_s": (0.0, 7 * DAY_S),
 }
 
 
@@ -252,7 +279,7 @@ def _parse_env_value(name: str, raw: str, default: Any) -> Any:
     if name == "services":
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     if isinstance(default, bool):
-        return raw.lower() in ("1", "true", "yes", "on")
+        return _flag(raw)
     try:
         if isinstance(default, int):
             return int(raw)

@@ -41,6 +41,11 @@ class InvalidArgument(ValidationError):
     """Some other argument (attempts, timeout, metadata, names) is out of range or malformed."""
 
 
+class Unschedulable(ValidationError):
+    """A submit that asked for a runnable job (``require_schedulable``) names requirements no
+    live GPU meets; nothing was written."""
+
+
 class InvalidInput(ValidationError):
     """An input file of a submit is refused: its name, its type, or how the workflow names it."""
 

@@ -190,8 +190,7 @@ class _Serving:
 
     def classes(self, gpu: GpuRecord) -> frozenset[str] | None:
         """The classes ``gpu`` can run (None: every class)."""
-        published = gpu.extra.get("capabilities")
-        digest = published.get(self.service) if isinstance(published, Mapping) else None
+        digest = gpu.capabilities.get(self.service)
         capabilities = self.documents.get(digest) if isinstance(digest, str) else None
         if capabilities is None or not isinstance(digest, str):
             return None

@@ -16,12 +16,18 @@ P in:<id>                  hash    input file bytes, field = file name (kept as 
                                    the job)
 P preview:<id>             hash    the latest live preview of a running job (image bytes,
                                    content type, time), short TTL; gone once it stops running
-P q:<svc>                  zset    queued jobs, score = priority band * 2^41 + submit seq
+P q:<svc>                  zset    queued jobs without requirements, score = priority band *
+                                   2^41 + submit seq
+P q:<svc>:<class>          zset    queued jobs of one requirement class (docs/SCHEDULING.md)
+P classes:<svc>            hash    requirement class id -> canonical requirements (JSON); a
+                                   class is never removed
+P classver:<svc>           string  version of the class set, moved when a class is added
 P delayed:<svc>            zset    jobs waiting out a retry backoff, score = ready time (ms)
 P waiting:<svc>            zset    queued and delayed jobs, score = enqueue time (oldest wait)
 P running:<svc>            zset    running jobs, score = claim time (ms)
 P ended:<svc>:<state>      zset    completed / failed / cancelled jobs, score = finish time
 P marker:<svc>             zset    wake-up marker for blocked claimers (BZPOPMIN)
+P marker:<svc>:<class>     zset    the same, for the claimers able to run one class
 P runtimes:<svc>           hash    mean run time and runs on record per requirement class
                                    (``ms:<class>``, ``n:<class>``; ``*``: the whole service),
                                    updated by each completion; the ETA reads it (fleetq/eta.py)
@@ -49,6 +55,7 @@ P reaper:grace             string  no reaping before this time (after an outage)
 P hosts                    zset    supervisor host ids, score = last heartbeat (ms)
 P host:<host>              string  JSON host record, expires
 P gpus:<host>              string  JSON list of GPU readings of one host, expires
+P caps:<digest>            string  JSON capabilities of GPUs (by content digest), expires
 P ctl:<host>               stream  operator commands for one supervisor (fault injection)
 P signal:<host>            zset    wake-up signal of one supervisor (BZPOPMIN, with its work
                                    markers): ``streams`` when a stream it follows has news
@@ -62,6 +69,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TERMINAL_STATES = ("completed", "failed", "cancelled")
+
+
+def wake_channel(service: str, class_id: str) -> str:
+    """What claimers of one requirement class wait on: ``service`` for the empty class, else
+    ``service:class`` (service names never hold a colon); ``Keys.marker`` of it is the key."""
+    return f"{service}:{class_id}" if class_id else service
+
+
+def channel_service(channel: str) -> str:
+    """The service of a wake channel."""
+    return channel.partition(":")[0]
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,20 @@ class Keys:
 
     def queue(self, service: str) -> str:
         return f"{self.prefix}q:{service}"
+
+    def class_queue(self, service: str, class_id: str) -> str:
+        """The queue of one requirement class; the empty class is the plain service queue."""
+        return self.queue(wake_channel(service, class_id))
+
+    def classes(self, service: str) -> str:
+        return f"{self.prefix}classes:{service}"
+
+    def class_version(self, service: str) -> str:
+        return f"{self.prefix}classver:{service}"
+
+    def capabilities(self, digest: str) -> str:
+        """One published capabilities document (``fleetq.schedulable``)."""
+        return f"{self.prefix}caps:{digest}"
 
     def delayed(self, service: str) -> str:
         return f"{self.prefix}delayed:{service}"

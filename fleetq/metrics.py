@@ -36,6 +36,7 @@ from prometheus_client.exposition import choose_encoder
 from fleetq.connection import translate_errors
 from fleetq.fleet import FleetView
 from fleetq.model import Stats
+from fleetq.protocol import text
 from fleetq.records import GpuHealth
 from fleetq.store import AsyncStore, cancel_safe
 
@@ -79,20 +80,30 @@ class QueueSnapshot:
 async def read_priority_bands(
     store: AsyncStore, services: Sequence[str]
 ) -> dict[str, dict[str, int]]:
-    """Count the ready jobs of each service queue per priority band: 3 ZCOUNTs per service,
-    in one pipeline, each O(log n). Jobs waiting out a retry backoff are not in the queue."""
+    """Count the ready jobs of each service queue per priority band: 3 ZCOUNTs per service
+    and requirement class, in one pipeline, each O(log n). Jobs waiting out a retry backoff
+    are not in the queue."""
     if not services:
         return {}
     with translate_errors(store.settings, "count the queued jobs"):
         async with store.redis.pipeline(transaction=False) as pipe:
             for service in services:
-                for _name, low, high in PRIORITY_BANDS:
-                    pipe.zcount(store.keys.queue(service), low, high)
+                pipe.hkeys(store.keys.classes(service))
+            classes = [[text(c) for c in found] for found in await cancel_safe(pipe.execute())]
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for service, ids in zip(services, classes, strict=True):
+                for class_id in ["", *ids]:
+                    for _name, low, high in PRIORITY_BANDS:
+                        pipe.zcount(store.keys.class_queue(service, class_id), low, high)
             counts = await cancel_safe(pipe.execute())
     out: dict[str, dict[str, int]] = {}
     it = iter(counts)
-    for service in services:
-        out[service] = {name: int(next(it)) for name, _low, _high in PRIORITY_BANDS}
+    for service, ids in zip(services, classes, strict=True):
+        bands = dict.fromkeys((name for name, _low, _high in PRIORITY_BANDS), 0)
+        for _class_id in ["", *ids]:
+            for name, _low, _high in PRIORITY_BANDS:
+                bands[name] += int(next(it))
+        out[service] = bands
     return out
 
 

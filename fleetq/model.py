@@ -81,6 +81,10 @@ class JobSpec:
     timeout_ms: int
     metadata_json: str
     idempotency_key: str | None
+    #: The requirement class (``Requirements.class_id``; empty when the job needs nothing of a
+    #: machine) and its canonical requirements (``Requirements.canonical``).
+    class_id: str = ""
+    requirements_json: str = ""
     #: Input files stored with the job (:mod:`fleetq.inputs`).
     inputs: tuple[InputFile, ...] = ()
     #: Who the job is for: fair share is between tenants (docs/SCHEDULING.md).
@@ -193,6 +197,15 @@ class JobStatus:
     timeline: tuple[Attempt, ...]
     #: Requeues for faults of GPUs or backends (not charged as attempts).
     infra_faults: int = 0
+    #: The job's requirement class ('' when it needs nothing of a machine).
+    class_id: str = ""
+    #: What it needs of a machine, in canonical form (``Requirements.to_dict``; set by
+    #: ``status()``, empty in listings).
+    requirements: Mapping[str, Any] = field(default_factory=dict)
+    #: Set by ``status()`` for a queued job that no live GPU can run: why, against the live
+    #: GPU closest to it ("needs checkpoint flux1-dev.safetensors"). It stays queued and is
+    #: claimed as soon as a capable GPU appears.
+    unschedulable: str | None = None
     tenant: str = "default"
     #: A queued job's estimated start and finish (``fleetq.eta``): None when not queued, when
     #: no live GPU can run it, or when the caller skipped it.
@@ -295,6 +308,8 @@ class ClaimedJob:
     timeout_ms: int
     metadata: Mapping[str, Any]
     submitted_ms: int
+    #: The job's requirement class ('' when it needs nothing of a machine).
+    class_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
+from fleetq.classes import ServiceScope
 from fleetq.config import NAME_PATTERN, Settings
 from fleetq.errors import (
     FleetqError,
@@ -54,7 +55,7 @@ STATUS_FIELDS = (
     "max_attempts", "claims", "lost", "infra", "host", "gpu", "error", "submitted_ms",
     "enqueued_ms", "started_ms", "finished_ms", "ready_ms", "timeout_ms", "cancel_requested",
     "metadata",
-    "outputs", "timeline", "tenant",
+    "outputs", "timeline", "class", "tenant",
 )  # fmt: skip
 LIST_STATES = ("queued", "running", *TERMINAL_STATES)
 PROMOTE_BATCH = 100
@@ -99,6 +100,10 @@ class ClaimOutcome:
     next_ready_in_ms: int | None = None
     #: When nothing was claimable: the requested services that are paused.
     paused: tuple[str, ...] = ()
+    #: Services whose requirement classes changed since the claimer's scope: reload, retry.
+    stale_classes: tuple[str, ...] = ()
+    #: The job was taken over a better one because it uses the GPU's warm model.
+    for_affinity: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,9 +176,10 @@ class Protocol:
 
     def submit(self, spec: JobSpec, job_id: str) -> Call[SubmitOutcome]:
         k = self.keys
+        svc = spec.service
         keys = [
-            k.queue(spec.service), k.waiting(spec.service), k.job(job_id), k.seq, k.services,
-            k.inputs(job_id),
+            k.class_queue(svc, spec.class_id), k.waiting(svc), k.job(job_id), k.seq, k.services,
+            k.inputs(job_id), k.classes(svc), k.class_version(svc),
         ]  # fmt: skip
         if spec.idempotency_key:
             keys.append(k.idempotency(spec.idempotency_key))
@@ -181,6 +187,7 @@ class Protocol:
             *self._base(), job_id, spec.service, spec.workflow_json, spec.priority,
             spec.max_attempts, spec.timeout_ms, spec.metadata_json, spec.idempotency_key or "",
             spec.tenant, "1" if self.settings.fair_share else "0",
+            spec.class_id, spec.requirements_json if spec.class_id else "",
             self.settings.max_input_bytes, manifest_json(spec.inputs),
             *(f.data for f in spec.inputs),
         ]  # fmt: skip
@@ -202,7 +209,18 @@ class Protocol:
         def parse(reply: Any) -> JobStatus:
             if reply and text(reply[0]) == "missing":
                 raise JobNotFound(job_id)
-            return parse_status(dict(zip(STATUS_FIELDS, reply[1:], strict=True)), reply[0])
+            end = 1 + len(STATUS_FIELDS)
+            status = parse_status(dict(zip(STATUS_FIELDS, reply[1:end], strict=True)), reply[0])
+            canonical = text(reply[end]) if len(reply) > end else ""
+            if not canonical:
+                return status
+            try:
+                requirements = json.loads(canonical)
+            except ValueError:
+                return status
+            if not isinstance(requirements, dict):
+                return status
+            return replace(status, requirements=requirements)
 
         return Call(
             "status",
@@ -426,21 +444,43 @@ class Protocol:
     # -- worker side -------------------------------------------------------------------------
 
     def claim(
-        self, services: Sequence[str], host: str, gpu: int, token: str, lease_ms: int | None = None
+        self,
+        services: Sequence[str],
+        host: str,
+        gpu: int,
+        token: str,
+        lease_ms: int | None = None,
+        scopes: Mapping[str, ServiceScope] | None = None,
+        woken: str = "",
     ) -> Call[ClaimOutcome]:
+        """Claim the best job of ``services`` this GPU may run. ``scopes`` names, per service,
+        the requirement classes the GPU meets (:mod:`fleetq.classes`); a service without one is
+        claimed from in every class (a claimer that knows nothing of capabilities). ``woken``:
+        the wake channel whose wake-up this claim uses (its marker is set again while jobs
+        remain there)."""
         if not services:
             raise InvalidArgument("claim needs at least one service")
         k = self.keys
         keys = [k.leases, k.paused, k.drained]
         for svc in services:
-            keys += [k.queue(svc), k.delayed(svc), k.running(svc), k.waiting(svc), k.marker(svc)]
+            keys += [k.delayed(svc), k.running(svc), k.waiting(svc), k.class_version(svc)]
         lease = self.settings.lease_ms if lease_ms is None else lease_ms
-        args = (*self._base(), token, lease, host, gpu, PROMOTE_BATCH, *services)
+        s = self.settings
+        window = s.affinity_priority_window if s.affinity else -1
+        args: list[Arg] = [
+            *self._base(), token, lease, host, gpu, PROMOTE_BATCH, window,
+            round(s.affinity_max_wait_s * 1000), woken, len(services),
+        ]  # fmt: skip
+        for svc in services:
+            scope = (scopes or {}).get(svc)
+            args += [svc, *(scope.claim_args() if scope is not None else ("", -1))]
 
         def parse(reply: Any) -> ClaimOutcome:
             kind = text(reply[0])
             if kind == "drained":
                 return ClaimOutcome(None, drained=True)
+            if kind == "classes":
+                return ClaimOutcome(None, stale_classes=tuple(text(name) for name in reply[1:]))
             if kind == "empty":
                 ready = _opt_int(reply[1])
                 wait = None if ready is None else max(0, ready - int(reply[2]))
@@ -459,10 +499,12 @@ class Protocol:
                     timeout_ms=int(reply[9]),
                     metadata=json.loads(text(reply[10]) or "{}"),
                     submitted_ms=int(reply[11]),
-                )
+                    class_id=text(reply[12]),
+                ),
+                for_affinity=text(reply[13]) == "1",
             )
 
-        return Call("claim", tuple(keys), args, parse)
+        return Call("claim", tuple(keys), tuple(args), parse)
 
     def renew(
         self,
@@ -728,5 +770,6 @@ def parse_status(values: dict[str, Any], position: Any) -> JobStatus:
         metadata=json.loads(v["metadata"] or "{}"),
         outputs=outputs,
         timeline=timeline,
+        class_id=v.get("class") or "",
         tenant=v.get("tenant") or DEFAULT_TENANT,
     )

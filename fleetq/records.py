@@ -121,6 +121,8 @@ _GPU_FIELDS = frozenset(
     (
         "schema", "index", "name", "uuid", "health", "reasons", "status", "blocked",
         "blocked_by", "drained", "services", "backends", "job", "jobs_done", "readings",
+        "capabilities", "capabilities_unreadable", "labels", "vram_gb", "warm_model",
+        "warm_models", "model_loads", "classes_served",
     )
 )  # fmt: skip
 
@@ -149,6 +151,24 @@ class GpuRecord:
     #: Every reading of the last sample (see ``GpuReading``): utilization_gpu_pct,
     #: memory_used_mb, temperature_c, power_w, ecc_uncorrected, ...; None = not supported.
     readings: Mapping[str, Any] = field(default_factory=dict)
+    #: Scheduling (docs/SCHEDULING.md): service -> digest of the capabilities this GPU's
+    #: backend offers (the document is ``caps:<digest>``); a service missing here claims every
+    #: requirement class.
+    capabilities: Mapping[str, str] = field(default_factory=dict)
+    #: service -> why its capabilities could not be read the last time.
+    capabilities_unreadable: Mapping[str, str] = field(default_factory=dict)
+    #: The machine's operator labels (``--label``).
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: Total GPU memory in GB (10^9 bytes), as ``min_vram_gb`` compares it.
+    vram_gb: float | None = None
+    #: The model the backend has loaded (the first of ``warm_models``), or None.
+    warm_model: str | None = None
+    #: service -> names of the model its backend has loaded (affinity matches on these).
+    warm_models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Jobs that made the backend load another checkpoint, since the supervisor started.
+    model_loads: int = 0
+    #: service -> how many requirement classes this GPU can run.
+    classes_served: Mapping[str, int] = field(default_factory=dict)
     schema: int = RECORD_SCHEMA
     #: Fields of a newer schema this version does not know, kept to be relayed as they came.
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -172,6 +192,14 @@ class GpuRecord:
             "job": None if self.job is None else self.job.to_json(),
             "jobs_done": self.jobs_done,
             "readings": dict(self.readings),
+            "capabilities": dict(self.capabilities),
+            "capabilities_unreadable": dict(self.capabilities_unreadable),
+            "labels": dict(self.labels),
+            "vram_gb": self.vram_gb,
+            "warm_model": self.warm_model,
+            "warm_models": {s: list(names) for s, names in self.warm_models.items()},
+            "model_loads": self.model_loads,
+            "classes_served": dict(self.classes_served),
         }
 
     @classmethod
@@ -199,6 +227,14 @@ class GpuRecord:
             job=GpuJobRecord.from_json(data.get("job")),
             jobs_done=_int(data.get("jobs_done")) or 0,
             readings=dict(readings) if isinstance(readings, Mapping) else {},
+            capabilities=_str_map(data.get("capabilities")),
+            capabilities_unreadable=_str_map(data.get("capabilities_unreadable")),
+            labels=_str_map(data.get("labels")),
+            vram_gb=number(data.get("vram_gb")),
+            warm_model=_str(data.get("warm_model")),
+            warm_models=_strings_map(data.get("warm_models")),
+            model_loads=_int(data.get("model_loads")) or 0,
+            classes_served=_int_map(data.get("classes_served")),
             schema=_int(data.get("schema")) or 0,
             extra={k: v for k, v in data.items() if k not in _GPU_FIELDS},
         )
@@ -306,6 +342,18 @@ def _str(value: Any) -> str | None:
 
 def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(x) for x in value) if isinstance(value, list) else ()
+
+
+def _strings_map(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): _strings(v) for k, v in value.items()}
+
+
+def _int_map(value: Any) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items() if _int(v) is not None}
 
 
 def _str_map(value: Any) -> dict[str, str]:

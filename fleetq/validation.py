@@ -20,6 +20,7 @@ from fleetq.errors import (
 )
 from fleetq.inputs import check_inputs
 from fleetq.model import JobSpec
+from fleetq.requirements import requirements_for
 from fleetq.tenants import tenant_of
 
 PRIORITY_MIN = -1000
@@ -111,12 +112,15 @@ def build_spec(
     timeout_s: object = None,
     metadata: object = None,
     idempotency_key: object = None,
+    requires: object = None,
     inputs: object = None,
     tenant: object = None,
 ) -> JobSpec:
     """Validate every submit argument and encode the job; raises a ``ValidationError``.
 
-    ``inputs`` maps file names to bytes or paths (:func:`fleetq.inputs.check_inputs`)."""
+    ``inputs`` maps file names to bytes or paths (:func:`fleetq.inputs.check_inputs`). The
+    job's requirement class comes from its workflow and ``requires`` (explicit ones:
+    ``{"labels": {...}, "min_vram_gb": 24}``; see :mod:`fleetq.requirements`)."""
     svc = check_service(service, settings)
     who = tenant_of(tenant, metadata)
     prio = check_priority(priority)
@@ -127,6 +131,7 @@ def build_spec(
     meta_json = _encode_metadata({} if metadata is None else metadata)
     key = _check_idempotency_key(idempotency_key)
     graph = normalize_workflow(workflow, svc)
+    needs = requirements_for(svc, graph, requires)
     files = check_inputs(inputs, graph, svc, settings)
     try:
         workflow_json = json.dumps(graph, separators=(",", ":"), allow_nan=False)
@@ -148,6 +153,8 @@ def build_spec(
         timeout_ms=int(timeout * 1000),
         metadata_json=meta_json,
         idempotency_key=key,
+        class_id="" if needs.empty else needs.class_id,
+        requirements_json="" if needs.empty else needs.canonical,
         inputs=files,
         tenant=who,
     )

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,11 +60,21 @@ class Wakeup:
     service: str
 
 
+#: What a claimer waits for: wake channels (a service, or ``service:class`` for the claimers
+#: of one requirement class), fixed or computed anew each time (the classes a GPU serves
+#: change while it waits; see :meth:`WakeupWaiter.rescope`).
+Channels = Sequence[str] | Callable[[], Collection[str]]
+
+
 @dataclass(eq=False)
 class _Claimer:
-    services: frozenset[str]
+    channels: Callable[[], Collection[str]]
     #: A wake-up, or None: check the gate again (a drain changed).
     handed: asyncio.Future[Wakeup | None] = field(repr=False)
+
+    @property
+    def services(self) -> Collection[str]:
+        return self.channels()
 
 
 #: Told the member of a popped signal, or None after the waiter lost Redis (whatever the
@@ -138,13 +148,27 @@ class WakeupWaiter:
             if not claimer.handed.done():
                 claimer.handed.set_result(None)
 
+    def rescope(self) -> None:
+        """The channels of idle claimers changed (new requirement classes): block on the new
+        set now, without making anyone lose its turn."""
+        self._changed.set()
+        self._rearm_if_needed()
+
     async def wait(
-        self, services: Sequence[str], timeout_s: float, stop: asyncio.Event | None = None
+        self, services: Channels, timeout_s: float, stop: asyncio.Event | None = None
     ) -> Wakeup | None:
         """Wait up to ``timeout_s`` (or until ``stop`` is set) for a wake-up of one of
         ``services``. Whoever gets a :class:`Wakeup` owes it a claim, or :meth:`pass_on`.
         None: the time ran out, ``stop`` was set, or :meth:`recheck` asked for a new look."""
-        claimer = _Claimer(frozenset(services), asyncio.get_running_loop().create_future())
+        if callable(services):
+            channels = services
+        else:
+            fixed = frozenset(services)
+
+            def channels() -> Collection[str]:
+                return fixed
+
+        claimer = _Claimer(channels, asyncio.get_running_loop().create_future())
         self._waiting.append(claimer)
         self._changed.set()
         self._start()

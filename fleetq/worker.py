@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
+from fleetq.classes import ClassTable, ServiceScope
 from fleetq.config import Settings
 from fleetq.connection import connect_async
 from fleetq.errors import InputsMissing, RedisUnavailable
@@ -42,7 +44,8 @@ from fleetq.streamwatch import StreamWatcher, Subscription
 from fleetq.wakeups import WakeupWaiter
 
 __all__ = [
-    "ClaimOutcome", "MayClaim", "PreviewWrite", "ReapOutcome", "StreamEntry", "WorkerQueue",
+    "ClaimOutcome", "ClassTable", "MayClaim", "PreviewWrite", "ReapOutcome", "Scopes",
+    "ServiceScope", "StreamEntry", "WorkerQueue",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -50,6 +53,12 @@ T = TypeVar("T")
 #: The gate a claimer passes before each claim: the services it may claim for right now
 #: (empty: none; the claim loop then returns without claiming).
 MayClaim = Callable[[], Awaitable[Sequence[str]]]
+#: Per service, the requirement classes a GPU may claim from (see :mod:`fleetq.classes`);
+#: called with the services the gate let through and the queue's class table.
+Scopes = Callable[[Sequence[str], ClassTable], Mapping[str, ServiceScope]]
+
+#: How many times one claim round reloads changed class sets before it waits instead.
+MAX_CLASS_RELOADS = 3
 
 
 class WorkerQueue:
@@ -80,6 +89,8 @@ class WorkerQueue:
         # never sends many at once. WAIT (wait_replicas) holds a connection until replicas
         # confirm, so then a second one keeps renewals flowing.
         self._slots = asyncio.Semaphore(2 if settings.wait_replicas else 1)
+        #: The requirement classes of the services claimed for, shared by every GPU here.
+        self.classes = ClassTable()
 
     @property
     def wakeups(self) -> WakeupWaiter:
@@ -139,12 +150,50 @@ class WorkerQueue:
 
     # -- claiming -------------------------------------------------------------------------
 
-    async def try_claim(self, services: Sequence[str], host: str, gpu: int) -> ClaimOutcome:
-        """One claim attempt, without blocking."""
+    async def try_claim(
+        self,
+        services: Sequence[str],
+        host: str,
+        gpu: int,
+        scopes: Mapping[str, ServiceScope] | None = None,
+        woken: str = "",
+    ) -> ClaimOutcome:
+        """One claim attempt, without blocking. ``scopes``: the requirement classes this GPU
+        may run, per service (none: every class); ``woken``: the wake channel whose wake-up
+        this claim uses, if any."""
         self.listen_for_signals(host)  # a cancel of the job it claims signals this host
         token = secrets.token_hex(16)
-        call = self.protocol.claim(services, host, gpu, token)
+        call = self.protocol.claim(services, host, gpu, token, scopes=scopes, woken=woken)
         return await self._run(lambda: self.store.run(call))
+
+    async def refresh_classes(self, services: Sequence[str], force: bool = False) -> bool:
+        """Reload the class sets of ``services`` whose version moved (all with ``force``);
+        True when one changed, and then every idle claimer here waits on the markers of the
+        classes of now. One MGET of the versions when nothing moved. Supervisors call it
+        periodically: a claim only learns of a new class when it is woken."""
+        if not services:
+            return False
+        k = self.keys
+        versions = await self._command("mget", [k.class_version(s) for s in services])
+        changed = False
+        for service, raw in zip(services, versions, strict=True):
+            version = text(raw) or "0"
+            if not force and version == self.classes.version(service):
+                continue
+            changed |= await self._load_classes(service)
+        if changed:  # idle claimers here wait on the markers of the old classes
+            self._waiter.rescope()
+        return changed
+
+    async def _load_classes(self, service: str) -> bool:
+        k = self.keys
+        # The version first: classes added after it are read too, under the older version,
+        # so the next claim asks for one more read; never the other way round (a class
+        # missing under a version that claims to have it).
+        version = await self._command("get", k.class_version(service))
+        raw = await self._command("hgetall", k.classes(service))
+        table = {text(cid): text(canonical) for cid, canonical in raw.items()}
+        return self.classes.update(service, text(version) or "0", table)
 
     async def claim(
         self,
@@ -157,6 +206,7 @@ class WorkerQueue:
         may_claim: MayClaim | None = None,
         on_empty: Callable[[ClaimOutcome], None] | None = None,
         stop: asyncio.Event | None = None,
+        scopes: Scopes | None = None,
     ) -> ClaimOutcome:
         """Claim the best job, waiting up to ``timeout_s`` for one to arrive.
 
@@ -165,6 +215,9 @@ class WorkerQueue:
         and when nothing was claimable waits for a wake-up from the queue's shared waiter (a
         submit wakes one idle claimer of its service within milliseconds; nothing polls).
         ``on_empty`` sees each empty outcome before the wait; ``stop`` ends the wait early.
+        ``scopes`` gives the requirement classes the GPU may run per service (default: every
+        class); the claimer waits on the wake-up markers of those classes, and reloads the
+        class sets when the claim says they changed.
 
         Returns the outcome with the job; or without one when the time runs out, when the host
         or GPU is drained (``drained``), when the gate closed, or when ``stop`` is set. A
@@ -174,15 +227,24 @@ class WorkerQueue:
         """
         deadline = time.monotonic() + timeout_s
         wakeup = None
+        reloads = 0
         try:
             while True:
                 allowed = list(services) if may_claim is None else list(await may_claim())
-                if wakeup is not None and wakeup.service not in allowed:
+                scoped = (scopes or every_class)(allowed, self.classes)
+                channels = _Channels(allowed, scopes or every_class, self.classes)
+                if wakeup is not None and wakeup.service not in channels():
                     await self._waiter.pass_on(wakeup)
                     wakeup = None
                 if not allowed:
                     return ClaimOutcome(None)
-                outcome = await self.try_claim(allowed, host, gpu)
+                woken = "" if wakeup is None else wakeup.service
+                outcome = await self.try_claim(allowed, host, gpu, scoped, woken)
+                if outcome.stale_classes:
+                    await self.refresh_classes(outcome.stale_classes, force=True)
+                    reloads += 1
+                    if reloads <= MAX_CLASS_RELOADS:
+                        continue  # the same round, with the classes of now
                 if outcome.drained:
                     return outcome
                 wakeup = None  # the claim looked at the woken service: the wake-up is used
@@ -197,7 +259,8 @@ class WorkerQueue:
                 retry_due = outcome.next_ready_in_ms is not None
                 if outcome.next_ready_in_ms is not None:
                     wait_s = min(wait_s, outcome.next_ready_in_ms / 1000 + 0.001)
-                wakeup = await self._waiter.wait(allowed, wait_s, stop)
+                reloads = 0
+                wakeup = await self._waiter.wait(channels, wait_s, stop)
                 if stop is not None and stop.is_set():
                     return outcome  # no claim once stopping (a wake-up is passed on below)
                 if wakeup is None and not retry_due and time.monotonic() >= deadline:
@@ -206,14 +269,14 @@ class WorkerQueue:
             if wakeup is not None:  # not used: drained, gate closed, stopping, or an error
                 self._waiter.pass_on_soon(wakeup)
 
-    async def _rewake_one(self, service: str) -> None:
-        await self.rewake([service])
+    async def _rewake_one(self, channel: str) -> None:
+        await self.rewake([channel])
 
-    async def rewake(self, services: Sequence[str]) -> None:
-        """Put back the wake-up markers of ``services`` (a wake-up nobody here may use goes
-        back to the fleet)."""
-        for service in services:
-            await self._command("zadd", self.keys.marker(service), {"0": 0})
+    async def rewake(self, channels: Sequence[str]) -> None:
+        """Put back the wake-up markers of ``channels`` (services, or ``service:class``; a
+        wake-up nobody here may use goes back to the fleet)."""
+        for channel in channels:
+            await self._command("zadd", self.keys.marker(channel), {"0": 0})
 
     # -- running a job --------------------------------------------------------------------
 
@@ -320,6 +383,16 @@ class WorkerQueue:
         host_json, gpus_json = record.to_json(), [g.to_json() for g in gpus]
         await self._run(lambda: self.store.publish_host(host, host_json, gpus_json, ttl_ms))
 
+    async def publish_capabilities(self, documents: Mapping[str, str], ttl_ms: int) -> None:
+        """Keep the capabilities documents of this machine's GPUs (digest -> JSON) published:
+        each is written once and its expiry pushed back on every call, so an unchanged one
+        costs a PEXPIRE per period, not its size."""
+        k = self.keys
+        for digest, body in documents.items():
+            key = k.capabilities(digest)
+            if not await self._command("pexpire", key, ttl_ms):
+                await self._run(partial(self.store.command, "set", key, body, px=ttl_ms))
+
     async def withdraw_host(self, host: str) -> None:
         """Remove a supervisor's records (at a clean exit, so it shows offline at once)."""
         keys = self.keys
@@ -336,3 +409,31 @@ class WorkerQueue:
     async def paused_services(self) -> set[str]:
         members = await self._command("smembers", self.keys.paused)
         return {m.decode() for m in members}
+
+
+class _Channels:
+    """The wake channels of a claimer: each service's, and those of the requirement classes
+    its scope serves now (recomputed when a scope changes: new classes, new capabilities)."""
+
+    def __init__(self, services: Sequence[str], scopes: Scopes, classes: ClassTable) -> None:
+        self._services, self._scopes, self._classes = list(services), scopes, classes
+        self._seen: list[ServiceScope | None] = []
+        self._channels: frozenset[str] = frozenset()
+
+    def __call__(self) -> frozenset[str]:
+        scoped = self._scopes(self._services, self._classes)
+        current = [scoped.get(service) for service in self._services]
+        if len(current) != len(self._seen) or any(
+            a is not b for a, b in zip(current, self._seen, strict=True)
+        ):
+            self._seen = current
+            channels: list[str] = []
+            for service, scope in zip(self._services, current, strict=True):
+                channels += [service] if scope is None else scope.channels(service)
+            self._channels = frozenset(channels)
+        return self._channels
+
+
+def every_class(services: Sequence[str], classes: ClassTable) -> dict[str, ServiceScope]:
+    """The scope of a claimer that can run any job (nothing known of its capabilities)."""
+    return {service: classes.every_class(service) for service in services}

@@ -57,30 +57,32 @@ def _keys(text: str) -> tuple[str, ...]:
 
 ROLES: Mapping[str, Role] = {
     # submit: q, waiting, job, in (input files), seq, services, idem, marker (wake), events,
-    # fair (the tenant's fair-share tag), tcount (per-tenant counts), tenants (weights, read);
-    # cancel: job, q, delayed, waiting, ended, jobev, in, idem, events, fair, tcount, signal
-    # (tells the running job's supervisor); wait: jobev; list/stats read the rest. Weights are
-    # the operator's.
+    # classes and classver (requirement classes), fair (the tenant's fair-share tag), tcount
+    # (per-tenant counts), tenants (weights, read); status reads caps (why a job is
+    # unschedulable); cancel: job, q, delayed, waiting, ended, jobev, in, idem, events, fair,
+    # tcount, signal (tells the running job's supervisor); wait: jobev; list/stats read the
+    # rest. Weights are the operator's.
     "client": Role(
         read_write=_keys(
             "job:* jobev:* in:* q:* delayed:* waiting:* ended:* marker:* seq services idem:* "
-            "events signal:* fair:* tcount:*"
+            "events signal:* classes:* classver:* fair:* tcount:*"
         ),
         # lastreq: who paused or drained (fleetq stats and the dashboard name them).
         read_only=_keys(
-            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* tenants "
-            "runtimes:* classes:*"
+            "out:* preview:* running:* paused drained lastreq hosts host:* gpus:* caps:* tenants "
+            "runtimes:*"
         ),
     ),
     # claim declares paused and drained, reap declares services: Redis asks for read and
-    # write access to every key a script declares, so these three are read-write too. It
-    # pops its signal (signal:*) with its work markers; a claim advances the fair-share
-    # virtual time (fair:*) and every transition moves the per-tenant counts (tcount:*).
+    # write access to every key a script declares, so these three are read-write too (and
+    # classver:*, which claim declares). It pops its signal (signal:*) with its work markers
+    # and publishes its GPUs' capabilities (caps:*); a claim advances the fair-share virtual
+    # time (fair:*) and every transition moves the per-tenant counts (tcount:*).
     "supervisor": Role(
         read_write=_keys(
             "job:* jobev:* in:* out:* preview:* q:* delayed:* running:* waiting:* ended:* "
             "marker:* leases events idem:* claim:* reaper:* hosts host:* gpus:* paused drained "
-            "services signal:* fair:* tcount:* runtimes:*"
+            "services signal:* classes:* classver:* caps:* fair:* tcount:* runtimes:*"
         ),
         read_only=_keys("ctl:*"),
     ),

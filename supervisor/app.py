@@ -15,14 +15,23 @@ from prometheus_client import CollectorRegistry
 from fleetq.metrics import SnapshotCollector, gpu_families, start_metrics_server
 from fleetq.worker import WorkerQueue
 from supervisor.backends.base import Backend
+from supervisor.capabilities import vram_gb
 from supervisor.config import SupervisorConfig
 from supervisor.execution import StopReason
 from supervisor.gpu.backend import open_gpu_backend
 from supervisor.gpu.monitor import GpuMonitor
 from supervisor.persist import until_written
+from supervisor.profile import GpuProfile
 from supervisor.publisher import Publisher
 from supervisor.puller import Puller
-from supervisor.upkeep import follow_control, reap_forever, reaper_owner, sweep_outputs_forever
+from supervisor.upkeep import (
+    follow_control,
+    reap_forever,
+    reaper_owner,
+    refresh_capabilities_forever,
+    sweep_outputs_forever,
+    watch_classes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +113,10 @@ class Supervisor:
                 bound = {b.service: self.backend_factory(b.service, b.url_for(gpu.index))
                          for b in config.backends}  # fmt: skip
                 backends.extend(bound.values())
+                profile = GpuProfile(f"{config.host_id}:{gpu.index}", bound, config.labels,
+                                     vram_gb(gpu.memory_total_mb))  # fmt: skip
                 self.pullers[gpu.index] = Puller(gpu.index, bound, queue, monitor, config,
-                                                 self.stopping)  # fmt: skip
+                                                 self.stopping, profile)  # fmt: skip
             control_since = await self._wait_for_redis(queue)
             if control_since is None:
                 return 0
@@ -113,6 +124,10 @@ class Supervisor:
             # them busy; its jobs are recovered from their leases, so drop it.
             await asyncio.gather(*(backend.clear() for backend in backends))
             publisher = Publisher(config, queue, monitor, gpus, self.pullers, self.stopping)
+
+            async def refresh(gpu: int | None) -> None:
+                await self.refresh_capabilities(queue, gpu)
+
             upkeep = [
                 asyncio.create_task(publisher.run(), name="publisher"),
                 asyncio.create_task(
@@ -120,8 +135,16 @@ class Supervisor:
                     name="reaper",
                 ),
                 asyncio.create_task(
-                    follow_control(queue, config.host_id, monitor, control_since),
+                    follow_control(queue, config.host_id, monitor, control_since, refresh),
                     name="control",
+                ),
+                asyncio.create_task(
+                    watch_classes(queue, config.services, config.publish_interval_s),
+                    name="classes",
+                ),
+                asyncio.create_task(
+                    refresh_capabilities_forever(refresh, config.capabilities_refresh_s),
+                    name="capabilities",
                 ),
                 asyncio.create_task(sweep_outputs_forever(queue.outputs), name="output-sweeper"),
             ]
@@ -152,6 +175,14 @@ class Supervisor:
             await queue.aclose()
             await monitor.close()
             log.info("supervisor %s stopped", config.host_id)
+
+    async def refresh_capabilities(self, queue: WorkerQueue, gpu: int | None = None) -> None:
+        """Read the backends' capabilities again (of one GPU, or all); idle pullers whose
+        classes changed then wait on the markers of the new ones."""
+        pullers = [p for i, p in self.pullers.items() if gpu is None or i == gpu]
+        changed = await asyncio.gather(*(p.profile.refresh() for p in pullers))
+        if any(changed):
+            queue.wakeups.rescope()
 
     async def _wait_for_redis(self, queue: WorkerQueue) -> str | None:
         """Redis may be down at start: wait for it (or a stop) rather than exit."""

@@ -156,6 +156,23 @@ async def read_a1111_capabilities(
     )
 
 
+async def read_a1111_loaded(
+    http: HttpClient[Any], timeout_s: float = LIST_TIMEOUT_S
+) -> frozenset[str]:
+    """Every name of the checkpoint an A1111 server has loaded: ``sd_model_checkpoint`` of
+    ``/sdapi/v1/options`` (a title) with the aliases ``/sdapi/v1/sd-models`` gives it, so a
+    job naming it any way A1111 accepts matches. Empty when none is loaded."""
+    options = _json_of(await http.call("GET", "/sdapi/v1/options", timeout_s), "/sdapi/v1/options")
+    current = options.get("sd_model_checkpoint") if isinstance(options, Mapping) else None
+    if not isinstance(current, str) or not current:
+        return frozenset()
+    for model in _objects(await _get_list(http, "/sdapi/v1/sd-models", timeout_s)):
+        aliases = _checkpoint_aliases(model)
+        if current in aliases:
+            return frozenset(aliases)
+    return frozenset({current})
+
+
 async def read_capabilities(kind: str, http: HttpClient[Any]) -> Capabilities:
     """Read the capabilities of a backend of ``kind`` (``comfyui`` or ``a1111``)."""
     if kind == "comfyui":
@@ -166,6 +183,14 @@ async def read_capabilities(kind: str, http: HttpClient[Any]) -> Capabilities:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def vram_gb(memory_total_mb: int | None) -> float | None:
+    """A GPU's total memory in GB (10^9 bytes) from NVML's MiB, to 0.1: a card sold as
+    24 GB (24564 MiB) meets ``min_vram_gb: 24``."""
+    if memory_total_mb is None:
+        return None
+    return round(memory_total_mb * 1_048_576 / 1e9, 1)
 
 
 def parse_label(text: str) -> tuple[str, str]:

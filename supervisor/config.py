@@ -187,6 +187,9 @@ class SupervisorConfig:
     gate_retry_s: float = _secs(1.0, "how long a blocked puller waits before checking its gate")
     publish_interval_s: float = _secs(1.0, "how often the host and GPU records are published")
     reap_interval_s: float = _secs(1.0, "how often expired leases are looked for")
+    capabilities_refresh_s: float = _secs(
+        60.0, "how often each backend's capabilities (models, nodes) are read again"
+    )
     interrupt_grace_s: float = _secs(
         10.0, "how long an interrupted backend gets to stop before its run is abandoned"
     )

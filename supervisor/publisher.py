@@ -45,6 +45,7 @@ def gpu_record(identity: GpuIdentity, status: GpuStatus, puller: Puller | None) 
         job=state.job_record() if state else None,
         jobs_done=state.jobs_done if state else 0,
         readings=readings,
+        **(puller.profile.record() if puller else {}),
     )
 
 
@@ -100,7 +101,11 @@ class Publisher:
         host = host_record(self.config, self.started_ms, self.gpus, self.draining.is_set(),
                            self.monitor.simulated)  # fmt: skip
         self.last_host, self.last_gpus = host, records
+        documents: dict[str, str] = {}
+        for puller in self.pullers.values():
+            documents.update(puller.profile.documents())
         await self.queue.publish_host(self.config.host_id, host, records, ttl_ms=self.ttl_ms)
+        await self.queue.publish_capabilities(documents, ttl_ms=self.ttl_ms)
 
     async def run(self) -> None:
         down = False

@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from fleetq.errors import RedisUnavailable
 from fleetq.model import ClaimedJob
 from fleetq.records import BlockedBy, PullerStatus
+from fleetq.requirements import derive
 from fleetq.worker import ClaimOutcome, WorkerQueue
 from supervisor.backends.base import Backend
 from supervisor.config import SupervisorConfig
 from supervisor.execution import JobExecution, RunOutcome
 from supervisor.gpu.monitor import GpuMonitor
+from supervisor.profile import GpuProfile
 from supervisor.state import PullerState
 from supervisor.waiting import wait_event
 
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 #: garbage would otherwise have the same job requeued and claimed again many times a second.
 BACKEND_COOLDOWN_MIN_S = 1.0
 BACKEND_COOLDOWN_MAX_S = 60.0
+#: While a live backend's capabilities cannot be read, how often the gate tries again.
+CAPABILITIES_RETRY_S = 30.0
 
 
 class Puller:
@@ -38,6 +42,7 @@ class Puller:
         monitor: GpuMonitor,
         config: SupervisorConfig,
         stopping: asyncio.Event,
+        profile: GpuProfile | None = None,
     ) -> None:
         self.gpu = gpu
         self.backends = dict(backends)
@@ -51,6 +56,10 @@ class Puller:
         self._open: list[str] = []
         self._gate_closed = False
         self.where = f"{config.host_id}:{gpu}"
+        #: What this GPU's backends can run and have loaded; picks the classes it claims.
+        self.profile = profile or GpuProfile(self.where, self.backends, config.labels)
+        #: service -> monotonic time before which unknown capabilities are not read again.
+        self._read_after: dict[str, float] = {}
         #: service -> (monotonic time until which it is not claimed for, current delay, why)
         self._cooldown: dict[str, tuple[float, float, str]] = {}
         #: service -> monotonic time its backend completed one of our jobs
@@ -65,6 +74,7 @@ class Puller:
                 outcome = await self.queue.claim(
                     list(self.backends), self.config.host_id, self.gpu, self.config.claim_block_s,
                     may_claim=self._gate, on_empty=self._note_empty, stop=self.stopping,
+                    scopes=self.profile.scopes,
                 )  # fmt: skip
                 failures = 0
                 if outcome.job is not None:
@@ -127,6 +137,7 @@ class Puller:
         to_probe = [s for s in candidates if s not in fresh]
         probes = await asyncio.gather(*(self.backends[s].probe() for s in to_probe))
         ready = fresh + [s for s, p in zip(to_probe, probes, strict=True) if p.ready]
+        await self._learn_capabilities(ready, now)
         if not ready and probes:
             probe = probes[0]
             by, state = (
@@ -136,6 +147,19 @@ class Puller:
             )
             self.state.set_blocked(by, f"{state}: {probe.detail}" if probe.detail else state)
         return ready
+
+    async def _learn_capabilities(self, ready: list[str], now: float) -> None:
+        """Read the capabilities of backends never read yet, before they claim (at most every
+        ``CAPABILITIES_RETRY_S`` while the read fails: they then claim every class)."""
+        unknown = [
+            s for s in ready if not self.profile.known(s) and self._read_after.get(s, 0) <= now
+        ]
+        if not unknown:
+            return
+        for service in unknown:
+            self._read_after[service] = now + CAPABILITIES_RETRY_S
+        if await self.profile.refresh(unknown):
+            self.queue.wakeups.rescope()
 
     async def _execute(self, job: ClaimedJob) -> None:
         faults = self.monitor.xid_queue(self.gpu)
@@ -155,7 +179,8 @@ class Puller:
             self.current = None
             self.state.set_finished()
         self._note_backend(job.service, execution.backend_error)
-        if outcome is RunOutcome.COMPLETED:
+        if outcome is RunOutcome.COMPLETED:  # its model is the one loaded now
+            self.profile.note_job(job.service, derive(job.service, job.workflow))
             self._just_finished[job.service] = asyncio.get_running_loop().time()
 
     def _note_backend(self, service: str, error: str | None) -> None:

@@ -303,13 +303,11 @@ def _pos(job: JobStatus) -> int:
 
 
 def _warm_model(record: GpuRecord) -> str | None:
-    warm = record.extra.get("warm_model")
-    return warm if isinstance(warm, str) and warm else None
+    return record.warm_model or None
 
 
 def _model_loads(record: GpuRecord) -> int | None:
-    loads = record.extra.get("model_loads")
-    return loads if isinstance(loads, int) and not isinstance(loads, bool) else None
+    return record.model_loads
 
 
 def _gpu_job(job: GpuJobRecord | None) -> GpuJob | None:

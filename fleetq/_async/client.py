@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
@@ -21,6 +21,7 @@ from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import AsyncOutputReader
 from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
+from fleetq.schedulable import refuse_unschedulable
 from fleetq.tenants import parse_weights, weight_command
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -78,7 +79,7 @@ class AsyncJob:
         seen: tuple[Any, ...] | None = None
         follower = PreviewFollower(include=previews and on_progress is not None)
         while True:
-            status = await outage.retry(self.status)
+            status = await outage.retry(partial(self.client.status, self.id, explain=False))
             if status.is_terminal:
                 return await self.client.result_of(status)
             if follower.wants_read(status):
@@ -161,6 +162,8 @@ class AsyncClient:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        requires: Mapping[str, Any] | None = None,
+        require_schedulable: bool = False,
         inputs: Inputs | None = None,
         tenant: str | None = None,
     ) -> AsyncJob:
@@ -179,6 +182,12 @@ class AsyncClient:
         queueing.
         Raises a :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad
         input.
+
+        ``requires`` adds explicit requirements to those derived from the workflow
+        (``{"labels": {"gpu": "h100"}, "min_vram_gb": 24}``): only a GPU that meets them all
+        claims the job. With ``require_schedulable``, a job no live GPU could run now raises
+        :class:`~fleetq.errors.Unschedulable` instead, writing nothing (without it, such a job
+        waits, and ``status()`` says why).
         """
         build = partial(
             build_spec,
@@ -190,17 +199,20 @@ class AsyncClient:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            requires=requires,
             inputs=inputs,
             tenant=tenant,
         )
         # Input files given as paths are read here (by the asyncio client, in a thread).
         spec = await blocking(build) if inputs else build()
+        if require_schedulable:
+            refuse_unschedulable(await self.store.unschedulable(spec))
         outcome = await self.store.submit(spec)
         return AsyncJob(self, outcome.job_id)
 
     async def get(self, job_id: str) -> AsyncJob:
         """The handle of an existing job; raises ``JobNotFound`` if there is none."""
-        await self.status(job_id)
+        await self.status(job_id, explain=False)
         return AsyncJob(self, job_id)
 
     async def preview(self, job_id: str) -> Preview | None:
@@ -213,16 +225,21 @@ class AsyncClient:
         values = await self.store.command("hgetall", self.store.keys.preview(job_id))
         return preview_from_hash(job_id, values)
 
-    async def status(self, job_id: str, *, eta: bool = True) -> JobStatus:
+    async def status(self, job_id: str, explain: bool = True, *, eta: bool = True) -> JobStatus:
         """One job's state, queue position, progress, attempts, host and GPU, and error; for
-        a queued job also its estimated start and finish (``eta``; False skips that read)."""
+        a queued job also its estimated start and finish (``eta``; False skips that read).
+        For a queued job that no live GPU can run (``explain``, the default),
+        ``unschedulable`` says why, against the closest GPU."""
         status = await self.store.run(self.store.protocol.status(check_job_id(job_id)))
-        if not eta or status.state is not JobState.QUEUED:
-            return status
-        read = await self.store.run(self.store.protocol.eta(job_id))
-        if read is None:  # claimed or cancelled since: what it is now
-            return await self.status(job_id, eta=False)
-        return replace(status, eta=estimate_from(read, await self.store.fleet()))
+        if eta and status.state is JobState.QUEUED:
+            read = await self.store.run(self.store.protocol.eta(job_id))
+            if read is None:  # claimed or cancelled since: what it is now
+                return await self.status(job_id, explain, eta=False)
+            # The GPUs' published capabilities say which classes each can run.
+            fleet = await self.store.fleet()
+            documents = await self.store.live_documents(fleet, status.service)
+            status = replace(status, eta=estimate_from(read, fleet, documents))
+        return await self.store.explain(status) if explain else status
 
     async def cancel(self, job_id: str, by: str = "client") -> str:
         """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running
@@ -305,7 +322,7 @@ class AsyncClient:
 
     async def result(self, job_id: str) -> JobResult:
         """The outputs of a completed job; raises ``JobFailed`` / ``JobCancelled`` otherwise."""
-        return await self.result_of(await self.status(job_id))
+        return await self.result_of(await self.status(job_id, explain=False))
 
     async def result_of(self, status: JobStatus) -> JobResult:
         """The result that a job's final ``status`` stands for (reads the stored outputs)."""

@@ -15,10 +15,20 @@ from fleetq._async_support import AsyncRedis, AsyncScript, cancel_safe
 from fleetq.config import Settings
 from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
-from fleetq.model import JobSpec
+from fleetq.model import JobSpec, JobStatus
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
 from fleetq.redis_errors import check_replicated, translate_errors
 from fleetq.redis_options import READ_ONLY_SCRIPTS, WAITED_SCRIPTS
+from fleetq.requirements import Capabilities
+from fleetq.schedulable import (
+    digests,
+    explain,
+    live_gpus,
+    needs_explaining,
+    parse_documents,
+    spec_requirements,
+    why_unschedulable,
+)
 from fleetq.scripts import SCRIPT_NAMES, script_source
 
 T = TypeVar("T")
@@ -118,6 +128,32 @@ class AsyncStore:
         host_raw = await self.command("mget", [self.keys.host(h) for h in names])
         gpus_raw = await self.command("mget", [self.keys.gpus(h) for h in names])
         return parse_fleet(hosts, host_raw, gpus_raw)
+
+    async def capability_documents(self, digests: Sequence[str]) -> dict[str, Capabilities]:
+        """Published GPU capabilities by digest (those expired left out)."""
+        if not digests:
+            return {}
+        raw = await self.command("mget", [self.keys.capabilities(d) for d in digests])
+        return parse_documents({d: text(r) for d, r in zip(digests, raw, strict=True)})
+
+    async def live_documents(self, fleet: FleetView, service: str) -> dict[str, Capabilities]:
+        """The published capabilities of the live GPUs of ``service`` in ``fleet``, by digest."""
+        return await self.capability_documents(sorted(digests(live_gpus(fleet, service), service)))
+
+    async def explain(self, status: JobStatus) -> JobStatus:
+        """``status`` with why no live GPU can run it, for a queued job with requirements."""
+        if not needs_explaining(status):
+            return status
+        fleet = await self.fleet()
+        found = sorted(digests(live_gpus(fleet, status.service), status.service))
+        return explain(status, fleet, await self.capability_documents(found))
+
+    async def unschedulable(self, spec: JobSpec) -> str | None:
+        """Why no live GPU could run a job of ``spec`` now (None: one could)."""
+        fleet = await self.fleet()
+        found = sorted(digests(live_gpus(fleet, spec.service), spec.service))
+        documents = await self.capability_documents(found)
+        return why_unschedulable(spec_requirements(spec), spec.service, fleet, documents)
 
     async def send_control(self, host: str, command: dict[str, Any]) -> str:
         """Queue an operator command (e.g. a simulated fault) for one supervisor, and signal

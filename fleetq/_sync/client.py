@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import SyncOutputReader
 from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
+from fleetq.schedulable import refuse_unschedulable
 from fleetq.tenants import parse_weights, weight_command
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -80,7 +81,7 @@ class Job:
         seen: tuple[Any, ...] | None = None
         follower = PreviewFollower(include=previews and on_progress is not None)
         while True:
-            status = outage.retry(self.status)
+            status = outage.retry(partial(self.client.status, self.id, explain=False))
             if status.is_terminal:
                 return self.client.result_of(status)
             if follower.wants_read(status):
@@ -163,6 +164,8 @@ class Client:
         timeout_s: float | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        requires: Mapping[str, Any] | None = None,
+        require_schedulable: bool = False,
         inputs: Inputs | None = None,
         tenant: str | None = None,
     ) -> Job:
@@ -181,6 +184,12 @@ class Client:
         queueing.
         Raises a :class:`~fleetq.errors.ValidationError` subclass, writing nothing, on bad
         input.
+
+        ``requires`` adds explicit requirements to those derived from the workflow
+        (``{"labels": {"gpu": "h100"}, "min_vram_gb": 24}``): only a GPU that meets them all
+        claims the job. With ``require_schedulable``, a job no live GPU could run now raises
+        :class:`~fleetq.errors.Unschedulable` instead, writing nothing (without it, such a job
+        waits, and ``status()`` says why).
         """
         build = partial(
             build_spec,
@@ -192,17 +201,20 @@ class Client:
             timeout_s=timeout_s,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            requires=requires,
             inputs=inputs,
             tenant=tenant,
         )
         # Input files given as paths are read here (by the asyncio client, in a thread).
         spec = blocking(build) if inputs else build()
+        if require_schedulable:
+            refuse_unschedulable(self.store.unschedulable(spec))
         outcome = self.store.submit(spec)
         return Job(self, outcome.job_id)
 
     def get(self, job_id: str) -> Job:
         """The handle of an existing job; raises ``JobNotFound`` if there is none."""
-        self.status(job_id)
+        self.status(job_id, explain=False)
         return Job(self, job_id)
 
     def preview(self, job_id: str) -> Preview | None:
@@ -215,16 +227,21 @@ class Client:
         values = self.store.command("hgetall", self.store.keys.preview(job_id))
         return preview_from_hash(job_id, values)
 
-    def status(self, job_id: str, *, eta: bool = True) -> JobStatus:
+    def status(self, job_id: str, explain: bool = True, *, eta: bool = True) -> JobStatus:
         """One job's state, queue position, progress, attempts, host and GPU, and error; for
-        a queued job also its estimated start and finish (``eta``; False skips that read)."""
+        a queued job also its estimated start and finish (``eta``; False skips that read).
+        For a queued job that no live GPU can run (``explain``, the default),
+        ``unschedulable`` says why, against the closest GPU."""
         status = self.store.run(self.store.protocol.status(check_job_id(job_id)))
-        if not eta or status.state is not JobState.QUEUED:
-            return status
-        read = self.store.run(self.store.protocol.eta(job_id))
-        if read is None:  # claimed or cancelled since: what it is now
-            return self.status(job_id, eta=False)
-        return replace(status, eta=estimate_from(read, self.store.fleet()))
+        if eta and status.state is JobState.QUEUED:
+            read = self.store.run(self.store.protocol.eta(job_id))
+            if read is None:  # claimed or cancelled since: what it is now
+                return self.status(job_id, explain, eta=False)
+            # The GPUs' published capabilities say which classes each can run.
+            fleet = self.store.fleet()
+            documents = self.store.live_documents(fleet, status.service)
+            status = replace(status, eta=estimate_from(read, fleet, documents))
+        return self.store.explain(status) if explain else status
 
     def cancel(self, job_id: str, by: str = "client") -> str:
         """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running
@@ -307,7 +324,7 @@ class Client:
 
     def result(self, job_id: str) -> JobResult:
         """The outputs of a completed job; raises ``JobFailed`` / ``JobCancelled`` otherwise."""
-        return self.result_of(self.status(job_id))
+        return self.result_of(self.status(job_id, explain=False))
 
     def result_of(self, status: JobStatus) -> JobResult:
         """The result that a job's final ``status`` stands for (reads the stored outputs)."""

@@ -1,6 +1,6 @@
 """The queue commands of ``fleetq``: submit, status, jobs, stats, cancel, bump, retry, pause,
-resume, drain, undrain, fault, tenant-weight. Each goes through :class:`fleetq.Client`, like
-the dashboard."""
+resume, drain, undrain, fault, clear-health, refresh-capabilities, tenant-weight. Each goes
+through :class:`fleetq.Client`, like the dashboard."""
 
 from __future__ import annotations
 
@@ -55,6 +55,30 @@ def _metadata(pairs: list[str] | None) -> dict[str, str]:
     return meta
 
 
+def _requires(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Explicit requirements from ``--require-label`` and ``--min-vram-gb`` (checked, with
+    the rest, by the client)."""
+    requires: dict[str, Any] = {}
+    labels = {}
+    for pair in args.require_label or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"--require-label takes KEY=VALUE, not {pair!r}")
+        labels[key.strip()] = value.strip()
+    if labels:
+        requires["labels"] = labels
+    if args.min_vram_gb is not None:
+        requires["min_vram_gb"] = args.min_vram_gb
+    return requires or None
+
+
+def _gigabytes(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of GB") from e
+
+
 def _looks_like_a1111(workflow: Any) -> bool:
     """An A1111 txt2img/img2img body: a flat object with a text prompt (a ComfyUI graph maps
     node ids to node objects)."""
@@ -80,6 +104,8 @@ def submit(client: Client, args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             metadata=_metadata(args.meta),
             idempotency_key=args.idempotency_key,
+            requires=_requires(args),
+            require_schedulable=args.require_schedulable,
             inputs=inputs_from_args(args.input),
             tenant=args.tenant,
         )
@@ -298,6 +324,16 @@ def fault(client: Client, args: argparse.Namespace) -> int:
     return _report(args, text, host=args.host, gpu=args.gpu, sent={"fault": args.spec})
 
 
+def refresh_capabilities(client: Client, args: argparse.Namespace) -> int:
+    command: dict[str, Any] = {"type": "refresh-capabilities"}
+    if args.gpu is not None:
+        command["gpu"] = args.gpu
+    client.send_control(args.host, command)
+    which = "every GPU" if args.gpu is None else f"GPU {args.gpu}"
+    text = f"asked {args.host} to read the capabilities of {which} again"
+    return _report(args, text, host=args.host, gpu=args.gpu, sent="refresh-capabilities")
+
+
 def clear_health(client: Client, args: argparse.Namespace) -> int:
     client.send_control(args.host, {"type": "clear-health", "gpu": args.gpu}, by=_who())
     text = f"asked {args.host} to clear the sticky health findings of GPU {args.gpu}"
@@ -375,6 +411,24 @@ def add_parsers(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="KEY",
         help="submitting again with the same key returns the same job",
+    )
+    p.add_argument(
+        "--require-label",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only a GPU whose supervisor carries this --label runs it (repeatable)",
+    )
+    p.add_argument(
+        "--min-vram-gb",
+        type=_gigabytes,
+        default=None,
+        metavar="GB",
+        help="only a GPU with at least this much memory runs it",
+    )
+    p.add_argument(
+        "--require-schedulable",
+        action="store_true",
+        help="refuse (submitting nothing) a job no live GPU can run now, saying why",
     )
     p.add_argument(
         "--input",
@@ -480,3 +534,19 @@ def add_parsers(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("host", help=HOST_HELP)
     p.add_argument("gpu", type=non_negative_int, help=GPU_HELP)
     p.set_defaults(handler=clear_health)
+
+    p = command(
+        "refresh-capabilities",
+        "make a supervisor read its backends' models and nodes again now",
+        "Make a supervisor read its backends' capabilities (models, node classes) again now, "
+        "instead of at its next periodic refresh: after adding or removing model files.",
+    )
+    p.add_argument("host", help=HOST_HELP)
+    p.add_argument(
+        "gpu",
+        type=non_negative_int,
+        nargs="?",
+        default=None,
+        help=GPU_HELP + " (default: every GPU)",
+    )
+    p.set_defaults(handler=refresh_capabilities)

@@ -32,7 +32,8 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def print_json(value: Any, out: TextIO = sys.stdout) -> None:
+def print_json(value: Any, out: TextIO | None = None) -> None:
+    out = sys.stdout if out is None else out  # bound per call: sys.stdout may be replaced
     out.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
 
 
@@ -42,7 +43,8 @@ def clock(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO = sys.stdout) -> None:
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> None:
+    out = sys.stdout if out is None else out  # bound per call: sys.stdout may be replaced
     cells = [[str(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
@@ -56,6 +58,19 @@ def where(status: JobStatus) -> str:
     if status.host is None:
         return "-"
     return f"{status.host}:{status.gpu}" if status.gpu is not None else status.host
+
+
+def requirements_text(requirements: Mapping[str, Any]) -> str:
+    """A one-line summary of a job's requirements (``labels``, memory, files, node count)."""
+    parts = [f"{k}={v}" for k, v in sorted((requirements.get("labels") or {}).items())]
+    if requirements.get("min_vram_gb") is not None:
+        parts.append(f">= {requirements['min_vram_gb']} GB")
+    for kind, names in sorted((requirements.get("models") or {}).items()):
+        parts.append(f"{kind}: {', '.join(names[:3])}" + (" ..." if len(names) > 3 else ""))
+    nodes = requirements.get("nodes") or []
+    if nodes:
+        parts.append(f"{len(nodes)} node class(es)")
+    return "; ".join(parts)
 
 
 def status_lines(status: JobStatus, now_ms: int) -> list[str]:
@@ -79,6 +94,10 @@ def status_lines(status: JobStatus, now_ms: int) -> list[str]:
         lines.append("eta        - (no live GPU can run it now)")
     if status.ready_ms is not None:
         lines.append(f"retry at   {clock(status.ready_ms)}")
+    if status.requirements:
+        lines.append(f"requires   {requirements_text(status.requirements)}")
+    if status.unschedulable:
+        lines.append(f"waiting    no live GPU can run it: {status.unschedulable}")
     if status.state.value == "running":
         lines.append(f"progress   {status.progress:.0%} {status.progress_text}".rstrip())
     lines += [
@@ -97,7 +116,8 @@ def status_lines(status: JobStatus, now_ms: int) -> list[str]:
     return lines
 
 
-def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO = sys.stdout) -> None:
+def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO | None = None) -> None:
+    out = sys.stdout if out is None else out  # bound per call: sys.stdout may be replaced
     rows = []
     for j in jobs:
         progress = f"{j.progress:.0%}" if j.state.value == "running" else ""
@@ -116,11 +136,12 @@ def jobs_table(jobs: Sequence[JobStatus], now_ms: int, out: TextIO = sys.stdout)
 
 
 def stats_table(
-    stats: Stats, out: TextIO = sys.stdout, who: Mapping[str, str] | None = None
+    stats: Stats, out: TextIO | None = None, who: Mapping[str, str] | None = None
 ) -> None:
     """The per-service table, the per-tenant table (tenants with queued or running jobs), then
     the paused services and drained targets, each with the operator who made the change where
     ``who`` (from ``Client.changed_by``) has one."""
+    out = sys.stdout if out is None else out  # bound per call: sys.stdout may be replaced
     rows = []
     for s in stats.services:
         rows.append(

@@ -163,6 +163,13 @@ def component_schemas(settings: Settings) -> Schema:
             "started_at": nullable(TIME),
             "finished_at": nullable(TIME),
             "ready_at": nullable(TIME),
+            "requirements": {
+                "type": "object",
+                "description": "what the job needs of a machine, canonical form (status only)",
+            },
+            "unschedulable": nullable(
+                {"type": "string", "description": "why no live GPU can run this queued job"}
+            ),
             "timeout_s": {"type": "number"},
             "cancel_requested": BOOL,
             "metadata": OBJ,
@@ -229,6 +236,27 @@ def component_schemas(settings: Settings) -> Schema:
                 },
                 "metadata": {"type": "object"},
                 "idempotency_key": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+                "requires": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "explicit requirements, besides those derived from the workflow",
+                    "properties": {
+                        "labels": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string", "maxLength": 128},
+                        },
+                        "min_vram_gb": {
+                            "type": "number",
+                            "exclusiveMinimum": True,
+                            "minimum": 0,
+                            "maximum": 65536,
+                        },
+                    },
+                },
+                "require_schedulable": {
+                    "type": "boolean",
+                    "description": "refuse (400, nothing written) a job no live GPU can run",
+                },
                 "tenant": {
                     "type": "string",
                     "pattern": TENANT_PATTERN.pattern,

@@ -102,6 +102,8 @@ def job(status: JobStatus, base_url: str) -> dict[str, Any]:
         "started_at": iso(status.started_ms),
         "finished_at": iso(status.finished_ms),
         "ready_at": iso(status.ready_ms),
+        "requirements": dict(status.requirements),
+        "unschedulable": status.unschedulable,
         "timeout_s": status.timeout_ms / 1000,
         "cancel_requested": status.cancel_requested,
         "metadata": dict(status.metadata),

@@ -23,6 +23,7 @@ from fleetq.metrics import read_queue_snapshot
 from fleetq.model import JobState, safe_filename
 from fleetq.outputs.location import file_path, location_kind
 from fleetq.protocol import LIST_STATES
+from fleetq.schedulable import refuse_unschedulable
 from fleetq.validation import (
     build_spec,
     check_host_target,
@@ -37,8 +38,7 @@ LIST_LIMIT_MAX = 1000
 OUTPUT_INDEX_MAX = 999_999
 SUBMIT_FIELDS = (
     "workflow", "service", "priority", "max_attempts", "timeout_s", "metadata", "idempotency_key",
-    "inputs",
-    "tenant",
+    "requires", "require_schedulable", "inputs", "tenant",
 )  # fmt: skip
 # A content type from a backend's manifest is sent back only if it looks like one.
 _CONTENT_TYPE = re.compile(
@@ -54,8 +54,9 @@ def _job_id(request: web.Request) -> str:
 async def submit(request: web.Request) -> web.Response:
     """Enqueue a job; 201 with the job, or 200 with the existing job for a known
     ``idempotency_key``. Input files come as base64 in ``inputs`` or as multipart parts
-    (:mod:`fleetq.gateway.uploads`). ``tenant`` names who it is for (fair share between
-    tenants)."""
+    (:mod:`fleetq.gateway.uploads`). ``requires`` adds explicit requirements;
+    ``require_schedulable`` refuses (400, nothing written) a job no live GPU can run now.
+    ``tenant`` names who it is for (fair share between tenants)."""
     gw = gateway(request)
     body, inputs = await read_submit(request, gw.settings.max_payload_bytes)
     reject_unknown(body, SUBMIT_FIELDS)
@@ -70,9 +71,15 @@ async def submit(request: web.Request) -> web.Response:
         timeout_s=body.get("timeout_s"),
         metadata=body.get("metadata"),
         idempotency_key=body.get("idempotency_key"),
+        requires=body.get("requires"),
         inputs=inputs,
         tenant=body.get("tenant"),
     )
+    schedulable = body.get("require_schedulable", False)
+    if not isinstance(schedulable, bool):
+        raise InvalidArgument("require_schedulable must be true or false")
+    if schedulable:
+        refuse_unschedulable(await gw.client.store.unschedulable(spec))
     outcome = await gw.client.store.submit(spec)
     status = await gw.client.status(outcome.job_id)
     return json_response(shapes.job(status, base_url(request)), 201 if outcome.created else 200)

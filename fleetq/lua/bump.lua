@@ -25,7 +25,8 @@ local svc = f[2]
 redis.call('HSET', KEYS[1], 'priority', priority)
 if ARGV[5] and ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'bump_request', ARGV[5]) end
 fair_retag(KEYS[1], svc, priority)
-redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, job_order(KEYS[1])), id)
+redis.call('ZADD', k_cqueue(svc, class_of(id)), 'XX', queue_score(priority, job_order(KEYS[1])),
+  id)
 local by = ARGV[6] or ''
 emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority), 'by', by})
 job_emit(id, 'bumped', {'from', f[3], 'to', tostring(priority), 'by', by})

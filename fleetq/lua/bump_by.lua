@@ -29,7 +29,8 @@ if request ~= '' then
   redis.call('HSET', KEYS[1], 'bump_request', request, 'bump_from', f[3])
 end
 fair_retag(KEYS[1], svc, priority)
-redis.call('ZADD', k_queue(svc), 'XX', queue_score(priority, job_order(KEYS[1])), id)
+redis.call('ZADD', k_cqueue(svc, class_of(id)), 'XX', queue_score(priority, job_order(KEYS[1])),
+  id)
 local by = ARGV[5] or ''
 emit('bumped', id, svc, {'from', f[3], 'to', tostring(priority), 'by', by})
 job_emit(id, 'bumped', {'from', f[3], 'to', tostring(priority), 'by', by})

@@ -70,7 +70,7 @@ if kind == 'job' and attempts < tonumber(f[6]) then
   redis.call('HDEL', jkey, 'token', 'lease_until_ms', 'host', 'gpu')
   redis.call('ZADD', k_delayed(svc), ready, id)
   redis.call('ZADD', k_waiting(svc), redis.call('HGET', jkey, 'enqueued_ms') or now, id)
-  wake(svc)
+  wake(svc)  -- the plain service marker: any claimer of the service promotes due retries
   emit('retrying', id, svc, {'attempt', tostring(attempts), 'reason', message})
   job_emit(id, 'retrying', {'reason', message})
   remember_finish(jkey, ARGV[4], 'retrying')

@@ -3,7 +3,8 @@ queued   : by score (priority, then the order in the band: fair-share tag or sub
            submit order between services), delayed retries after the queue, by ready time
 running  : by priority, then claim time
 completed, failed, cancelled : newest first
-Cost is O(services * limit * log n): it never scans a whole queue. Running jobs are read
+Cost is O(services * classes * limit * log n): it never scans a whole queue (each requirement
+class queue gives at most its first page). Running jobs are read
 whole (at most one per GPU), since a page of them by priority needs them all: the earliest
 claimed are not the most urgent.
 KEYS[1]  services
@@ -35,6 +36,9 @@ local BIG = 5000 * BAND
 if state == 'queued' then
   for _, svc in ipairs(services) do
     collect(k_queue(svc), svc, function(_, score) return score end, false)
+    for _, cls in ipairs(classes_of(svc)) do
+      collect(k_cqueue(svc, cls), svc, function(_, score) return score end, false)
+    end
     collect(k_delayed(svc), svc, function(_, score) return BIG + score end, false)
   end
   -- Equal scores happen across services (each has its own fair-share virtual time): submit
@@ -60,12 +64,18 @@ else
   end
   table.sort(rows, function(a, b) return a.sort > b.sort end)
 end
+-- A queued row's position is the number of queued rows of its service before it: every job
+-- ahead of it is on this page, since each class queue gave its first page.
 local out = {}
+local ahead = {}
 for i = 1, math.min(limit, #rows) do
   local row = rows[i]
   local values = redis.call('HMGET', k_job(row.id), unpack(fields))
   local pos = -1
-  if state == 'queued' then pos = position_of(row.id, row.svc) end
+  if state == 'queued' and row.sort < BIG then
+    pos = ahead[row.svc] or 0
+    ahead[row.svc] = pos + 1
+  end
   local entry = {pos}
   for j = 1, #fields do entry[#entry + 1] = values[j] end
   out[#out + 1] = entry

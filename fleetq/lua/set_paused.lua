@@ -1,5 +1,5 @@
 --[[ set_paused: pause or resume a service queue. A paused service keeps its jobs queued and
-claimers skip it; resuming wakes a claimer if work waits.
+claimers skip it; resuming wakes a claimer of each requirement class in which work waits.
 KEYS[1]  paused      KEYS[2]  marker:<svc>    KEYS[3]  q:<svc>    KEYS[4]  services
 KEYS[5]  lastreq     (request id of the last change of each target)
 ARGV[1]  key prefix  ARGV[2]  event stream cap
@@ -26,6 +26,7 @@ if ARGV[4] == '1' then
   if redis.call('SADD', KEYS[1], svc) == 0 then return unchanged() end
   redis.call('HSET', KEYS[5], field, ARGV[5], 'by:' .. field, by)
   redis.call('DEL', KEYS[2])
+  for _, cls in ipairs(classes_of(svc)) do redis.call('DEL', k_cmarker(svc, cls)) end
   emit('paused', '', svc, {'by', by})
   return 1
 end
@@ -33,6 +34,9 @@ if redis.call('SREM', KEYS[1], svc) == 0 then return unchanged() end
 redis.call('HSET', KEYS[5], field, ARGV[5], 'by:' .. field, by)
 if redis.call('ZCARD', KEYS[3]) > 0 or redis.call('ZCARD', k_delayed(svc)) > 0 then
   redis.call('ZADD', KEYS[2], 0, '0')
+end
+for _, cls in ipairs(classes_of(svc)) do
+  if redis.call('ZCARD', k_cqueue(svc, cls)) > 0 then wake(svc, cls) end
 end
 emit('resumed', '', svc, {'by', by})
 return 1

@@ -1,4 +1,5 @@
---[[ stats (read only): per-service counts in O(services); nothing here grows with queue size.
+--[[ stats (read only): per-service counts in O(services * requirement classes); nothing here
+grows with queue size.
 KEYS[1]  paused      KEYS[2]  drained     KEYS[3]  services
 ARGV[1]  key prefix  ARGV[2]  event stream cap (unused)
 ARGV[3]  rate window in ms (e.g. 60000)
@@ -42,11 +43,16 @@ local function tenant_rows(svc)
   return rows
 end
 local out = {now, redis.call('SMEMBERS', KEYS[2])}
+local function queued(svc)
+  local n = redis.call('ZCARD', k_queue(svc))
+  for _, cls in ipairs(classes_of(svc)) do n = n + redis.call('ZCARD', k_cqueue(svc, cls)) end
+  return n
+end
 for _, svc in ipairs(order) do
   local oldest = redis.call('ZRANGE', k_waiting(svc), 0, 0, 'WITHSCORES')
   out[#out + 1] = {
     svc,
-    redis.call('ZCARD', k_queue(svc)),
+    queued(svc),
     redis.call('ZCARD', k_delayed(svc)),
     redis.call('ZCARD', k_running(svc)),
     redis.call('ZCARD', k_ended(svc, 'completed')),

@@ -70,6 +70,7 @@ from typing import Any
 import aiohttp
 
 from fleetq.model import FaultKind, JobError, Output
+from fleetq.requirements import Capabilities
 from fleetq.urls import safe_url
 
 from .a1111_inputs import inline
@@ -337,6 +338,19 @@ class A1111Backend:
             await self._send_interrupt(job)
         except Exception:
             log.exception("a1111 %s: interrupt failed", self.display_url)
+
+    async def capabilities(self) -> Capabilities:
+        """Checkpoints, LoRAs, scripts and samplers of this server; raises ``Unreachable`` or
+        ``CapabilitiesUnreadable``."""
+        from supervisor.capabilities import read_a1111_capabilities
+
+        return await read_a1111_capabilities(self._http, self.request_timeout_s)
+
+    async def loaded_models(self) -> frozenset[str] | None:
+        """Every name of the checkpoint the server has loaded (``/sdapi/v1/options``)."""
+        from supervisor.capabilities import read_a1111_loaded
+
+        return await read_a1111_loaded(self._http, self.request_timeout_s)
 
     async def aclose(self) -> None:
         await self._http.aclose()

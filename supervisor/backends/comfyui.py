@@ -54,6 +54,7 @@ import aiohttp
 
 from fleetq.backoff import BackoffPolicy
 from fleetq.model import FaultKind, JobError, Output
+from fleetq.requirements import Capabilities
 from fleetq.urls import safe_url
 
 from .base import (
@@ -292,6 +293,17 @@ class ComfyUIBackend:
             job.events.put_nowait((_WAKE, {}))
         except Exception:
             log.exception("comfyui %s: interrupt failed", self.display_url)
+
+    async def capabilities(self) -> Capabilities:
+        """Node classes and model files of this instance (``GET /object_info``); raises
+        ``Unreachable`` or ``CapabilitiesUnreadable``."""
+        from supervisor.capabilities import read_comfyui_capabilities
+
+        return await read_comfyui_capabilities(self._http)
+
+    async def loaded_models(self) -> frozenset[str] | None:
+        """ComfyUI does not say which checkpoint it holds: None (the last job's is used)."""
+        return None
 
     async def aclose(self) -> None:
         await self._socket.close()

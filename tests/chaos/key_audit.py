@@ -20,8 +20,9 @@ FIXED = frozenset({
 })  # fmt: skip
 #: Per-service indexes (``<name>:<service>``): they may exist, but hold live jobs only.
 LIVE_INDEXES = ("q", "delayed", "waiting", "running")
-#: Once per service or host; a bounded set, whatever the number of jobs.
-BOUNDED = ("marker", "host", "gpus", "ctl", "signal", "runtimes")
+#: Once per service, requirement class or host; a bounded set, whatever the number of jobs
+#: (``q:<svc>:<class>`` is a live index like ``q:<svc>``: its name is ``q``).
+BOUNDED = ("marker", "host", "gpus", "ctl", "signal", "classes", "classver", "caps", "runtimes")
 #: Per-service counters of live jobs (fair share, per-tenant counts): checked against the jobs.
 COUNTERS = ("fair", "tcount")
 #: Per-job keys (``<name>:<job id>``).

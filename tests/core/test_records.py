@@ -117,15 +117,15 @@ def test_fields_and_words_of_a_newer_supervisor_are_kept_not_fatal() -> None:
         "health": "overheating",  # a verdict this version does not know
         "status": "warming",
         "blocked_by": "model_loading",
-        "warm_model": "sdxl.safetensors",
+        "eta_s": 12.5,
     }
     gpu = GpuRecord.from_json(newer)
     assert gpu is not None
     assert gpu.health is None and gpu.status is None and gpu.blocked_by is None
     assert gpu.schema == RECORD_SCHEMA + 1 and gpu.blocked == "GPU unhealthy: XID 79"
     # A gateway of this version relays the field it does not know.
-    assert gpu.extra == {"warm_model": "sdxl.safetensors"}
-    assert wire(gpu)["warm_model"] == "sdxl.safetensors"
+    assert gpu.extra == {"eta_s": 12.5}
+    assert wire(gpu)["eta_s"] == 12.5
     host = HostRecord.from_json({**OLD_HOST, "state": "upgrading", "tenants": ["a"]})
     assert host.state is None and not host.draining and host.extra == {"tenants": ["a"]}
 

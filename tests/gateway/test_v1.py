@@ -14,7 +14,7 @@ JOB_KEYS = {
     "id", "service", "state", "priority", "position", "progress", "progress_text", "attempts",
     "max_attempts", "claims", "lost_leases", "host", "gpu", "error", "submitted_at",
     "enqueued_at", "started_at", "finished_at", "ready_at", "timeout_s", "cancel_requested",
-    "metadata", "tenant", "outputs", "eta", "timeline",
+    "metadata", "tenant", "outputs", "eta", "timeline", "requirements", "unschedulable",
 }  # fmt: skip
 
 

@@ -42,7 +42,10 @@ def job_fields(client: Client, job_id: str, *names: str) -> list[str | None]:
 
 
 def queue_score(client: Client, job_id: str) -> int:
-    return int(client.store.command("zscore", client.store.keys.queue("comfyui"), job_id))
+    """The job's score in the queue of its requirement class."""
+    (cls,) = job_fields(client, job_id, "class")
+    key = client.store.keys.class_queue("comfyui", cls or "")
+    return int(client.store.command("zscore", key, job_id))
 
 
 async def test_a_flood_does_not_delay_another_tenants_jobs_beyond_a_fair_share(

@@ -18,6 +18,17 @@ local function k_marker(svc) return P .. 'marker:' .. svc end
 local function k_idem(key) return P .. 'idem:' .. key end
 local function k_claim(token) return P .. 'claim:' .. token end
 local function k_signal(host) return P .. 'signal:' .. host end
+-- Requirement classes (docs/SCHEDULING.md): the empty class keeps the plain service names.
+local function k_cqueue(svc, cls)
+  if cls == nil or cls == '' then return P .. 'q:' .. svc end
+  return P .. 'q:' .. svc .. ':' .. cls
+end
+local function k_cmarker(svc, cls)
+  if cls == nil or cls == '' then return P .. 'marker:' .. svc end
+  return P .. 'marker:' .. svc .. ':' .. cls
+end
+local function k_classes(svc) return P .. 'classes:' .. svc end
+local function k_classver(svc) return P .. 'classver:' .. svc end
 local K_LEASES = P .. 'leases'
 local K_EVENTS = P .. 'events'
 local K_PAUSED = P .. 'paused'
@@ -70,18 +81,40 @@ local function signal(host, kind)
   redis.call('ZADD', k_signal(host), 0, kind)
 end
 
--- Wake one blocked claimer of a service, unless the service is paused.
-local function wake(svc)
+-- Wake one blocked claimer of a service's requirement class (the plain service marker for the
+-- empty class), unless the service is paused.
+local function wake(svc, cls)
   if redis.call('SISMEMBER', K_PAUSED, svc) == 0 then
-    redis.call('ZADD', k_marker(svc), 0, '0')
+    redis.call('ZADD', k_cmarker(svc, cls), 0, '0')
   end
 end
 
--- Queue position (0 = next), or -1 when the job is not in its service queue.
+-- The requirement class of a job ('' for none) and the queue it waits in.
+local function class_of(id)
+  return redis.call('HGET', k_job(id), 'class') or ''
+end
+
+-- The non-empty requirement classes ever submitted to a service (never removed).
+local function classes_of(svc)
+  return redis.call('HKEYS', k_classes(svc))
+end
+
+-- Queue position (0 = next): the jobs of the service, of every requirement class, that are
+-- ahead of it; -1 when the job is not queued. O(classes * log n).
 local function position_of(id, svc)
-  local rank = redis.call('ZRANK', k_queue(svc), id)
-  if rank then return rank end
-  return -1
+  local cls = class_of(id)
+  local q = k_cqueue(svc, cls)
+  local score = redis.call('ZSCORE', q, id)
+  if not score then return -1 end
+  local pos = redis.call('ZRANK', q, id)
+  local below = '(' .. score
+  if cls ~= '' then pos = pos + redis.call('ZCOUNT', k_queue(svc), '-inf', below) end
+  for _, other in ipairs(classes_of(svc)) do
+    if other ~= cls then
+      pos = pos + redis.call('ZCOUNT', k_cqueue(svc, other), '-inf', below)
+    end
+  end
+  return pos
 end
 
 -- Close the newest attempt of the job's timeline.
@@ -108,16 +141,16 @@ local function leave_running(id, svc)
   if token then redis.call('DEL', k_claim(token)) end
 end
 
--- Put a job back at its place in its service queue (priority band, its kept order key).
+-- Put a job back at its place in its class queue (priority band, its kept order key).
 local function enqueue(id, jkey, svc, now)
-  local f = redis.call('HMGET', jkey, 'priority', 'enqueued_ms', 'state')
+  local f = redis.call('HMGET', jkey, 'priority', 'enqueued_ms', 'state', 'class')
   tenant_move(jkey, svc, f[3], 'queued')
-  redis.call('ZADD', k_queue(svc), queue_score(f[1], job_order(jkey)), id)
+  redis.call('ZADD', k_cqueue(svc, f[4]), queue_score(f[1], job_order(jkey)), id)
   redis.call('ZADD', k_waiting(svc), f[2] or now, id)
   redis.call('HSET', jkey, 'state', 'queued', 'progress', '0', 'progress_text', '')
   redis.call('HDEL', jkey, 'token', 'lease_until_ms', 'cancel_requested', 'ready_ms', 'host',
     'gpu')
-  wake(svc)
+  wake(svc, f[4])
 end
 
 -- Move a job into a terminal state and start its retention clock.
@@ -125,11 +158,12 @@ end
 -- cancel) touches no key of the worker side: an ACL role without write access to the leases,
 -- running:* and out:* keys can still cancel its queued jobs (docs/OPERATIONS.md).
 local function finish(id, jkey, svc, state, now, retention_ms)
-  local old = redis.call('HGET', jkey, 'state')
+  local f = redis.call('HMGET', jkey, 'state', 'class')
+  local old = f[1]
   local was_running = old == 'running'
   tenant_move(jkey, svc, old, state)
   fair_release(jkey, svc)
-  redis.call('ZREM', k_queue(svc), id)
+  redis.call('ZREM', k_cqueue(svc, f[2]), id)
   redis.call('ZREM', k_delayed(svc), id)
   redis.call('ZREM', k_waiting(svc), id)
   if was_running then leave_running(id, svc) end

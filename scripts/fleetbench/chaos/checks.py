@@ -90,8 +90,9 @@ def check_run(run: ChaosRun, report: ChaosReport, r: redis.Redis) -> None:
         return {m.decode() for m in cast("list[bytes]", r.zrange(key, 0, -1))}
 
     ended = {state: members(keys.ended(SERVICE, state)) for state in TERMINAL}
+    class_queues = [keys.class_queue(SERVICE, c.decode()) for c in r.hkeys(keys.classes(SERVICE))]
     active = {
-        "queue": members(keys.queue(SERVICE)),
+        "queue": members(keys.queue(SERVICE)).union(*(members(q) for q in class_queues)),
         "delayed": members(keys.delayed(SERVICE)),
         "waiting": members(keys.waiting(SERVICE)),
         "running": members(keys.running(SERVICE)),

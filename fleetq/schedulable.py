@@ -1,0 +1,118 @@
+"""Can any live GPU run a job? And if not, why not, in words.
+
+Each supervisor publishes, in every GPU record, a digest of that GPU's capabilities per service
+(``capabilities: {service: digest}``); the capabilities themselves are stored once per digest
+under ``caps:<digest>`` (GPUs with the same backends and labels share one document). A job is
+*unschedulable* when no GPU of a live host that runs its service meets its requirements; the
+reason given is :func:`fleetq.requirements.meets` against the closest GPU (the fewest unmet
+parts), e.g. ``needs checkpoint flux1-dev.safetensors``.
+
+A GPU that runs the service but published no capabilities for it (its backend cannot describe
+itself, or has not yet) claims jobs of every class, so it makes every job schedulable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
+from fleetq.errors import Unschedulable
+from fleetq.fleet import FleetView
+from fleetq.model import JobSpec, JobState, JobStatus
+from fleetq.records import GpuRecord
+from fleetq.requirements import Capabilities, Requirements, meets
+
+log = logging.getLogger(__name__)
+
+
+def capabilities_document(capabilities: Capabilities) -> tuple[str, str]:
+    """The digest and JSON text under which ``capabilities`` are published."""
+    body = json.dumps(capabilities.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:16], body
+
+
+def live_gpus(fleet: FleetView, service: str) -> list[GpuRecord]:
+    """The GPU records of online hosts whose puller claims for ``service``."""
+    return [
+        gpu for host in fleet.hosts if host.online for gpu in host.gpus if service in gpu.services
+    ]
+
+
+def digests(gpus: Iterable[GpuRecord], service: str) -> set[str]:
+    """The capability digests these GPUs published for ``service``."""
+    return {gpu.capabilities[service] for gpu in gpus if gpu.capabilities.get(service)}
+
+
+def parse_documents(raw: Mapping[str, str | None]) -> dict[str, Capabilities]:
+    """Capabilities by digest from the stored JSON (missing or unreadable ones left out)."""
+    documents = {}
+    for digest, body in raw.items():
+        if not body:
+            continue
+        try:
+            documents[digest] = Capabilities.from_dict(json.loads(body))
+        except (ValueError, TypeError, AttributeError) as e:
+            log.warning("capabilities %s are unreadable: %s", digest, e)
+    return documents
+
+
+def why_unschedulable(
+    requirements: Requirements,
+    service: str,
+    fleet: FleetView,
+    documents: Mapping[str, Capabilities],
+) -> str | None:
+    """None when some live GPU can run a job with ``requirements``; else why not."""
+    gpus = live_gpus(fleet, service)
+    if not gpus:
+        return f"no live machine runs service {service}"
+    closest: tuple[int, str] | None = None
+    for gpu in gpus:
+        digest = gpu.capabilities.get(service)
+        capabilities = documents.get(digest) if digest else None
+        if capabilities is None:
+            return None  # nothing known of it: it claims every class
+        reason = meets(requirements, capabilities)
+        if reason is None:
+            return None
+        unmet = reason.count("; ") + 1
+        if closest is None or unmet < closest[0]:
+            closest = (unmet, reason)
+    assert closest is not None
+    return closest[1]
+
+
+def explain(
+    status: JobStatus, fleet: FleetView, documents: Mapping[str, Capabilities]
+) -> JobStatus:
+    """``status`` with :attr:`~fleetq.model.JobStatus.unschedulable` set when it is a queued
+    job no live GPU can run."""
+    if status.state is not JobState.QUEUED or not status.class_id:
+        return status
+    try:
+        requirements = Requirements.from_canonical(json.dumps(status.requirements))
+    except (ValueError, TypeError, AttributeError):
+        return status
+    reason = why_unschedulable(requirements, status.service, fleet, documents)
+    return replace(status, unschedulable=reason)
+
+
+def needs_explaining(status: JobStatus) -> bool:
+    """Whether :func:`explain` has anything to look at (a queued job with requirements)."""
+    return status.state is JobState.QUEUED and bool(status.class_id)
+
+
+def spec_requirements(spec: JobSpec) -> Requirements:
+    """The requirements of a job about to be submitted."""
+    if not spec.class_id:
+        return Requirements()
+    return Requirements.from_canonical(spec.requirements_json)
+
+
+def refuse_unschedulable(reason: str | None) -> None:
+    """Raise :class:`~fleetq.errors.Unschedulable` for a submit that asked for a runnable job."""
+    if reason is not None:
+        raise Unschedulable(f"no live GPU can run this job: {reason}; nothing was submitted")
