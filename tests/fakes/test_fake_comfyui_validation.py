@@ -205,7 +205,7 @@ async def test_object_info_lists_every_class_and_unknown_is_empty(http, comfy):
     fake_work = info["FakeWork"]
     assert fake_work["input_order"] == {
         "required": ["seconds", "steps", "outcome"],
-        "optional": ["image", "seed", "error_message", "previews"],
+        "optional": ["image", "seed", "error_message", "previews", "model"],
     }
     assert fake_work["input"]["required"]["outcome"][0] == ["ok", "error", "hang"]
     assert fake_work["output"] == ["IMAGE"] and fake_work["output_node"] is False
