@@ -21,7 +21,8 @@ from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import AsyncOutputReader
 from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
-from fleetq.schedulable import refuse_unschedulable
+from fleetq.schedulable import explain as explain_unschedulable
+from fleetq.schedulable import needs_explaining, refuse_unschedulable
 from fleetq.tenants import parse_weights, weight_command
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -79,7 +80,11 @@ class AsyncJob:
         seen: tuple[Any, ...] | None = None
         follower = PreviewFollower(include=previews and on_progress is not None)
         while True:
-            status = await outage.retry(partial(self.client.status, self.id, explain=False))
+            # The estimate (a read of the whole fleet) only where a callback will see it.
+            read_status = partial(
+                self.client.status, self.id, explain=False, eta=on_progress is not None
+            )
+            status = await outage.retry(read_status)
             if status.is_terminal:
                 return await self.client.result_of(status)
             if follower.wants_read(status):
@@ -231,15 +236,21 @@ class AsyncClient:
         For a queued job that no live GPU can run (``explain``, the default),
         ``unschedulable`` says why, against the closest GPU."""
         status = await self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        read = None
         if eta and status.state is JobState.QUEUED:
             read = await self.store.run(self.store.protocol.eta(job_id))
             if read is None:  # claimed or cancelled since: what it is now
                 return await self.status(job_id, explain, eta=False)
-            # The GPUs' published capabilities say which classes each can run.
-            fleet = await self.store.fleet()
-            documents = await self.store.live_documents(fleet, status.service)
+        explaining = explain and needs_explaining(status)
+        if read is None and not explaining:
+            return status
+        # One read of the fleet and of its GPUs' published capabilities (which classes each
+        # can run) serves both the estimate and the explanation.
+        fleet = await self.store.fleet()
+        documents = await self.store.live_documents(fleet, status.service)
+        if read is not None:
             status = replace(status, eta=estimate_from(read, fleet, documents))
-        return await self.store.explain(status) if explain else status
+        return explain_unschedulable(status, fleet, documents) if explaining else status
 
     async def cancel(self, job_id: str, by: str = "client") -> str:
         """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running

@@ -23,7 +23,8 @@ from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import SyncOutputReader
 from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
-from fleetq.schedulable import refuse_unschedulable
+from fleetq.schedulable import explain as explain_unschedulable
+from fleetq.schedulable import needs_explaining, refuse_unschedulable
 from fleetq.tenants import parse_weights, weight_command
 from fleetq.validation import build_spec, check_host_target, check_job_id, check_priority
 
@@ -81,7 +82,11 @@ class Job:
         seen: tuple[Any, ...] | None = None
         follower = PreviewFollower(include=previews and on_progress is not None)
         while True:
-            status = outage.retry(partial(self.client.status, self.id, explain=False))
+            # The estimate (a read of the whole fleet) only where a callback will see it.
+            read_status = partial(
+                self.client.status, self.id, explain=False, eta=on_progress is not None
+            )
+            status = outage.retry(read_status)
             if status.is_terminal:
                 return self.client.result_of(status)
             if follower.wants_read(status):
@@ -233,15 +238,21 @@ class Client:
         For a queued job that no live GPU can run (``explain``, the default),
         ``unschedulable`` says why, against the closest GPU."""
         status = self.store.run(self.store.protocol.status(check_job_id(job_id)))
+        read = None
         if eta and status.state is JobState.QUEUED:
             read = self.store.run(self.store.protocol.eta(job_id))
             if read is None:  # claimed or cancelled since: what it is now
                 return self.status(job_id, explain, eta=False)
-            # The GPUs' published capabilities say which classes each can run.
-            fleet = self.store.fleet()
-            documents = self.store.live_documents(fleet, status.service)
+        explaining = explain and needs_explaining(status)
+        if read is None and not explaining:
+            return status
+        # One read of the fleet and of its GPUs' published capabilities (which classes each
+        # can run) serves both the estimate and the explanation.
+        fleet = self.store.fleet()
+        documents = self.store.live_documents(fleet, status.service)
+        if read is not None:
             status = replace(status, eta=estimate_from(read, fleet, documents))
-        return self.store.explain(status) if explain else status
+        return explain_unschedulable(status, fleet, documents) if explaining else status
 
     def cancel(self, job_id: str, by: str = "client") -> str:
         """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running

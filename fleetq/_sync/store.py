@@ -17,16 +17,14 @@ from fleetq._sync_support import Redis, Script
 from fleetq.config import Settings
 from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
-from fleetq.model import JobSpec, JobStatus
+from fleetq.model import JobSpec
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
 from fleetq.redis_errors import check_replicated, translate_errors
 from fleetq.redis_options import READ_ONLY_SCRIPTS, WAITED_SCRIPTS
 from fleetq.requirements import Capabilities
 from fleetq.schedulable import (
     digests,
-    explain,
     live_gpus,
-    needs_explaining,
     parse_documents,
     spec_requirements,
     why_unschedulable,
@@ -139,14 +137,6 @@ class SyncStore:
     def live_documents(self, fleet: FleetView, service: str) -> dict[str, Capabilities]:
         """The published capabilities of the live GPUs of ``service`` in ``fleet``, by digest."""
         return self.capability_documents(sorted(digests(live_gpus(fleet, service), service)))
-
-    def explain(self, status: JobStatus) -> JobStatus:
-        """``status`` with why no live GPU can run it, for a queued job with requirements."""
-        if not needs_explaining(status):
-            return status
-        fleet = self.fleet()
-        found = sorted(digests(live_gpus(fleet, status.service), status.service))
-        return explain(status, fleet, self.capability_documents(found))
 
     def unschedulable(self, spec: JobSpec) -> str | None:
         """Why no live GPU could run a job of ``spec`` now (None: one could)."""
