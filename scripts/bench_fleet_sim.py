@@ -48,7 +48,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,36 @@ def on_signal(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def run_on_private_redis(
+    report: Any, prefix: str, heading: str, write: bool, body: Callable[[str, Children], None]
+) -> int:
+    """Start a private redis-server, run ``body(redis_url, children)``, stop every child
+    (the logs are kept when the run failed), then print the report and write it if asked."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    children = Children(tmp)
+    started = time.perf_counter()
+    ok = False
+    try:
+        redis_port = start_redis(children, tmp)
+        report.facts = machine_facts(redis_port)
+        body(f"redis://127.0.0.1:{redis_port}/0", children)
+        ok = True
+    finally:
+        children.stop_all()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            say(f"logs kept in {tmp}")
+    report.facts["load_after"] = f"{os.getloadavg()[0]:.1f}"
+    report.facts["run_s"] = f"{time.perf_counter() - started:.0f}"
+    section = report.markdown()
+    print(section)
+    if write:
+        write_doc(section, heading)
+        say(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
 def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """The scheduling benchmark: each policy on the same trace, then the small tenant alone."""
     sizes = SCHED_QUICK if args.quick else SCHED_E2E if args.e2e else SCHED_FULL
@@ -170,39 +200,20 @@ def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
     report = SchedReport(sizes, command_line(argv, Path(__file__)), args.seed, trace,
                          {n: dict(POLICIES[n].settings) for n in names}, heading)  # fmt: skip
     src = (args.supervisor_src or ROOT).resolve()
-    tmp = Path(tempfile.mkdtemp(prefix="fleetq-bench-sched-"))
-    children = Children(tmp)
-    started = time.perf_counter()
-    ok = False
     runs = [(n, "flood", trace) for n in names]
     if not args.no_baseline:
         # The small tenant without the flood, under the last policy: alone on the fleet it
         # barely competes, so one baseline serves every policy.
         runs.append((names[-1], "no flood", without_flood(trace)))
-    try:
-        redis_port = start_redis(children, tmp)
-        report.facts = machine_facts(redis_port)
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+
+    def body(redis_url: str, children: Children) -> None:
         for name, trace_name, jobs in runs:
             say(f"{name} ({trace_name}): {len(jobs)} jobs on {sizes.gpus} GPUs")
             result = run_policy(POLICIES[name], trace_name, jobs, sizes, redis_url, children,
                                 say, src, args.seed)  # fmt: skip
             report.runs.append((result, sched_metrics(result, sizes)))
-        ok = True
-    finally:
-        children.stop_all()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            say(f"logs kept in {tmp}")
-    report.facts["load_after"] = f"{os.getloadavg()[0]:.1f}"
-    report.facts["run_s"] = f"{time.perf_counter() - started:.0f}"
-    section = report.markdown()
-    print(section)
-    if args.write:
-        write_doc(section, heading)
-        say(f"wrote {DOC.relative_to(ROOT)}")
-    return 0
+
+    return run_on_private_redis(report, "fleetq-bench-sched-", heading, args.write, body)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,14 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "" if src == ROOT else str(src))  # fmt: skip
     for scenario in sizes.scenarios:
         report.scenarios[scenario] = make_trace(sizes, scenario, args.seed)
-    tmp = Path(tempfile.mkdtemp(prefix="fleetq-bench-fleet-"))
-    children = Children(tmp)
-    started = time.perf_counter()
-    ok = False
-    try:
-        redis_port = start_redis(children, tmp)
-        report.facts = machine_facts(redis_port)
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+
+    def body(redis_url: str, children: Children) -> None:
         for scenario in sizes.scenarios:
             trace, _ = report.scenarios[scenario]
             short_max = percentile([j.seconds for j in trace], SHORT_QUANTILE)
@@ -247,21 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = run_mode(mode, scenario, trace, sizes, redis_url, children, say, src)
                 analyse(result, sizes, short_max)
                 report.results.append(result)
-        ok = True
-    finally:
-        children.stop_all()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            say(f"logs kept in {tmp}")
-    report.facts["load_after"] = f"{os.getloadavg()[0]:.1f}"
-    report.facts["run_s"] = f"{time.perf_counter() - started:.0f}"
-    section = report.markdown()
-    print(section)
-    if args.write:
-        write_doc(section, HEADING)
-        say(f"wrote {DOC.relative_to(ROOT)}")
-    return 0
+
+    return run_on_private_redis(report, "fleetq-bench-fleet-", HEADING, args.write, body)
 
 
 if __name__ == "__main__":
