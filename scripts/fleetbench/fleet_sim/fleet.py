@@ -224,6 +224,43 @@ class RunClock:
         self.cpu_share = used / self.run_s / (os.cpu_count() or 1)
 
 
+async def wait_all_finished(
+    client: AsyncClient, fleet: Fleet, total: int, timeout_s: float, what: str
+) -> None:
+    """Until ``total`` jobs have finished (completed, failed or cancelled); raises when
+    ``timeout_s`` passes first or a child process died."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = await client.stats()
+        done = stats.total("completed") + stats.total("failed") + stats.total("cancelled")
+        if done >= total:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: only {done} of {total} jobs done in time")
+        fleet.children.check_alive()
+        await asyncio.sleep(0.1)  # the queue counters have no change feed to block on
+
+
+async def read_timelines(
+    client: AsyncClient, ids: dict[int, str], records: dict[int, JobRecord]
+) -> int:
+    """Fill each record's claims, last claim, finish and slot from its job's timeline;
+    returns how many jobs did not complete."""
+    failed = 0
+    for index, job_id in ids.items():
+        status = await client.status(job_id)
+        record = records[index]
+        record.claims = len(status.timeline)
+        if status.state != JobState.COMPLETED or not status.timeline:
+            failed += 1
+            continue
+        last = status.timeline[-1]
+        record.claim = last.started_ms / 1000
+        record.finish = (last.ended_ms or status.finished_ms or 0) / 1000
+        record.slot = f"{last.host}:{last.gpu}"
+    return failed
+
+
 async def run_pull(
     trace: Sequence[TraceJob], sizes: Sizes, fleet: Fleet, redis_url: str,
     say: Callable[[str], None], timeout_s: float, clock: RunClock,
@@ -245,29 +282,9 @@ async def run_pull(
             handle = await client.submit(wf, timeout_s=600, max_attempts=3)
             ids[job.index] = handle.id
             records[job.index] = JobRecord(job.index, job.seconds, arrival)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            stats = await client.stats()
-            done = stats.total("completed") + stats.total("failed") + stats.total("cancelled")
-            if done >= len(trace):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"pull: only {done} of {len(trace)} jobs done in time")
-            fleet.children.check_alive()
-            await asyncio.sleep(0.1)  # the queue counters have no change feed to block on
+        await wait_all_finished(client, fleet, len(trace), timeout_s, "pull")
         clock.stop()
-        failed = 0
-        for index, job_id in ids.items():
-            status = await client.status(job_id)
-            record = records[index]
-            record.claims = len(status.timeline)
-            if status.state != JobState.COMPLETED or not status.timeline:
-                failed += 1
-                continue
-            last = status.timeline[-1]
-            record.claim = last.started_ms / 1000
-            record.finish = (last.ended_ms or status.finished_ms or 0) / 1000
-            record.slot = f"{last.host}:{last.gpu}"
+        failed = await read_timelines(client, ids, records)
         if failed:
             say(f"pull: {failed} job(s) did not complete")
         return records

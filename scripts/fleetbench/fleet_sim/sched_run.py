@@ -17,7 +17,15 @@ from typing import Any
 
 import aiohttp
 
-from fleetbench.fleet_sim.fleet import Fleet, RunClock, fetch_history, sleep_until, wait_online
+from fleetbench.fleet_sim.fleet import (
+    Fleet,
+    RunClock,
+    fetch_history,
+    read_timelines,
+    sleep_until,
+    wait_all_finished,
+    wait_online,
+)
 from fleetbench.fleet_sim.metrics import JobRecord
 from fleetbench.fleet_sim.sched_trace import (
     SCHED_NAMESPACE,
@@ -221,31 +229,11 @@ async def run_trace(
             _sample_flood(client, trace, sizes, ids, eta, started, done, seed), name="eta-sampler"
         )
         missing = await _submit_all(client, trace, sizes, clock, ids, records, eta, started)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            stats = await client.stats()
-            finished = stats.total("completed") + stats.total("failed") + stats.total("cancelled")
-            if finished >= len(trace):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{policy.name}: only {finished} of {len(trace)} jobs done")
-            fleet.children.check_alive()
-            await asyncio.sleep(0.1)  # the queue counters have no change feed to block on
+        await wait_all_finished(client, fleet, len(trace), timeout_s, policy.name)
         clock.stop()
         done.set()
         missing += await sampler
-        failed = 0
-        for index, job_id in ids.items():
-            status = await client.status(job_id)
-            record = records[index]
-            record.claims = len(status.timeline)
-            if status.state != JobState.COMPLETED or not status.timeline:
-                failed += 1
-                continue
-            last = status.timeline[-1]
-            record.claim = last.started_ms / 1000
-            record.finish = (last.ended_ms or status.finished_ms or 0) / 1000
-            record.slot = f"{last.host}:{last.gpu}"
+        failed = await read_timelines(client, ids, records)
         if failed:
             say(f"{policy.name}: {failed} job(s) did not complete")
         return records, eta, missing
