@@ -18,28 +18,11 @@ from supervisor.backends.comfyui_previews import PreviewFrame, parse_binary_fram
 from supervisor.sim.a1111 import FakeA1111
 from supervisor.sim.comfyui import FakeComfyUI
 from supervisor.sim.png import encode_solid_png
+from tests.fixtures import TXT2IMG_CHECKPOINT as CKPT
+from tests.fixtures import txt2img
 
-CKPT = "sd15.safetensors"
 PNG = encode_solid_png(8, 8, (10, 20, 30))
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16
-
-
-def txt2img(steps: int, seed: int = 1, **extra_data: Any) -> dict[str, Any]:
-    """ComfyUI's default text-to-image graph (as a /prompt body when ``extra_data`` is given)."""
-    graph = {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
-        "5": {"class_type": "EmptyLatentImage",
-              "inputs": {"width": 512, "height": 512, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler",
-              "inputs": {"model": ["4", 0], "seed": seed, "steps": steps, "cfg": 8.0,
-                         "sampler_name": "euler", "scheduler": "normal", "positive": ["6", 0],
-                         "negative": ["7", 0], "latent_image": ["5", 0], "denoise": 1.0}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "t"}},
-    }  # fmt: skip
-    return {"prompt": graph, "extra_data": extra_data} if extra_data else graph
 
 
 class PreviewLog:

@@ -23,31 +23,16 @@ from fleetq.gateway.app import create_app
 from fleetq.gateway.options import GatewayOptions
 from fleetq.keys import Keys
 from supervisor.sim.group import FakeGroup
+from tests.fixtures import TXT2IMG_CHECKPOINT as CKPT
+from tests.fixtures import txt2img
 
 from .conftest import eventually, make_config, running_supervisor  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.slow
 Start = Callable[[int], Awaitable[FakeGroup[Any]]]
-CKPT = "sd15.safetensors"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Steps enough for a job to outlast the checks; the test then speeds the sampler up.
 LONG = 600
-
-
-def txt2img(steps: int, seed: int = 1) -> dict[str, Any]:
-    return {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
-        "5": {"class_type": "EmptyLatentImage",
-              "inputs": {"width": 512, "height": 512, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-        "3": {"class_type": "KSampler",
-              "inputs": {"model": ["4", 0], "seed": seed, "steps": steps, "cfg": 8.0,
-                         "sampler_name": "euler", "scheduler": "normal", "positive": ["6", 0],
-                         "negative": ["7", 0], "latent_image": ["5", 0], "denoise": 1.0}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "t"}},
-    }  # fmt: skip
 
 
 @asynccontextmanager
