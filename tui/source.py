@@ -93,7 +93,7 @@ class RedisSource:
         if request.detail_id is None:
             return read
         (detail, workflow), actions = await asyncio.gather(
-            self._detail(request.detail_id), self._actions(request.detail_id)
+            self._detail(request.detail_id, fleet), self._actions(request.detail_id)
         )
         return replace(
             read, detail_id=request.detail_id, detail=detail, workflow=workflow, actions=actions
@@ -116,9 +116,9 @@ class RedisSource:
             return (*running, *queued)
         return tuple(await self.client.jobs(f.state, f.service, limit))
 
-    async def _detail(self, job_id: str) -> tuple[JobStatus | None, str | None]:
+    async def _detail(self, job_id: str, fleet: FleetView) -> tuple[JobStatus | None, str | None]:
         try:
-            status = await self.client.status(job_id)
+            status = await self.client.status(job_id, fleet=fleet)  # the fleet of this read
         except JobNotFound:
             return None, None
         if self._workflow is None or self._workflow[0] != job_id:

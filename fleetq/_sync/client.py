@@ -232,23 +232,27 @@ class Client:
         values = self.store.command("hgetall", self.store.keys.preview(job_id))
         return preview_from_hash(job_id, values)
 
-    def status(self, job_id: str, explain: bool = True, *, eta: bool = True) -> JobStatus:
+    def status(
+        self, job_id: str, explain: bool = True, *, eta: bool = True, fleet: FleetView | None = None
+    ) -> JobStatus:
         """One job's state, queue position, progress, attempts, host and GPU, and error; for
         a queued job also its estimated start and finish (``eta``; False skips that read).
         For a queued job that no live GPU can run (``explain``, the default),
-        ``unschedulable`` says why, against the closest GPU."""
+        ``unschedulable`` says why, against the closest GPU. ``fleet``: a
+        :meth:`fleet` view the caller has just read, used instead of reading it again."""
         status = self.store.run(self.store.protocol.status(check_job_id(job_id)))
         read = None
         if eta and status.state is JobState.QUEUED:
             read = self.store.run(self.store.protocol.eta(job_id))
             if read is None:  # claimed or cancelled since: what it is now
-                return self.status(job_id, explain, eta=False)
+                return self.status(job_id, explain, eta=False, fleet=fleet)
         explaining = explain and needs_explaining(status)
         if read is None and not explaining:
             return status
         # One read of the fleet and of its GPUs' published capabilities (which classes each
         # can run) serves both the estimate and the explanation.
-        fleet = self.store.fleet()
+        if fleet is None:
+            fleet = self.store.fleet()
         documents = self.store.live_documents(fleet, status.service)
         if read is not None:
             status = replace(status, eta=estimate_from(read, fleet, documents))
