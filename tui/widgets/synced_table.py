@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
+
+from tui.widgets.cell_line import cell_line
 
 #: Rendered cells kept (a 160x48 screen shows about 400).
 RENDER_CACHE_SIZE = 4000
@@ -216,9 +219,55 @@ class SyncedTable(DataTable[Any]):
         )  # fmt: skip
         lines = self._cell_lines.get(key)
         if lines is None:
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            line = self._draw_cell(row_index, column_index, base_style, width, cursor, hover)
+            if line is None:  # not one line of Text: Rich draws it
+                lines = super()._render_cell(
+                    row_index, column_index, base_style, width, cursor, hover
+                )
+            else:
+                lines = [line]
             self._cell_lines[key] = lines
         return lines
+
+    def _draw_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool,
+        hover: bool,
+    ) -> list[Segment] | None:
+        """A data cell drawn as DataTable draws it (its styles, the row and column meta that
+        mouse clicks read), straight to segments; None when it is not one line of Text."""
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        row = None if row_key is None else self.rows.get(row_key)
+        if row is None or column_key is None or row.height != 1:
+            return None
+        cell = self._data[row_key].get(column_key)
+        if not isinstance(cell, Text):
+            return None
+        component_style, post_style = self._get_styles_to_render_cell(
+            False,
+            False,
+            row_index < self.fixed_rows or column_index < self.fixed_columns,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        base_style += Style.from_meta({"row": row_index, "column": column_index})
+        return cell_line(
+            self.app.console,
+            cell,
+            width,
+            self.cell_padding,
+            base_style + component_style,
+            post_style,
+        )
 
     def _new_version(self, key: str, column: str) -> None:
         # Versions come from one counter: a row removed and added again under the same key

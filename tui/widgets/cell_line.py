@@ -1,0 +1,79 @@
+"""One table cell drawn straight to segments, as DataTable draws it, without Rich's layers.
+
+DataTable draws each cell with ``console.render_lines(Styled(Padding(text, (0, pad)), pre,
+post))``: five nested generators, a copy and a join of the text, and two passes of line
+splitting and cropping, for what is, in our tables, always one line of one ``Text``. This module
+gives the same segments (the same text, the same styles, in the same pieces) for that case at a
+fraction of the cost; any other case (several lines, tabs, wrapping asked for, no room) is left
+to Rich, and :func:`cell_line` says so by returning ``None``.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.containers import Lines
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Span, Text
+
+_NULL = Style.null()
+
+
+def cell_line(
+    console: Console, cell: Text, width: int, pad: int, pre: Style, post: Style
+) -> list[Segment] | None:
+    """The segments of one padded, styled, single-line cell ``width`` cells wide, or ``None``
+    when the cell is not the simple case (then draw it through Rich).
+
+    Equal to the one line of ``console.render_lines(Styled(Padding(cell, (0, pad)), pre, post),
+    options)`` for options of that width, one line high and ``no_wrap``.
+    """
+    inner = width - 2 * pad
+    plain = cell.plain
+    if inner < 1 or cell.no_wrap is False or "\n" in plain or "\t" in plain:
+        return None
+    # Text.__rich_console__ with the console's default options: justify and overflow are the
+    # text's own or Rich's defaults; no_wrap comes from the one-line row.
+    justify = cell.justify or "default"
+    overflow = cell.overflow or "fold"
+    line = cell
+    length = cell.cell_len
+    if justify != "default" or length > inner:
+        # Text.wrap on a copy (as Text.split makes): justify, then truncate.
+        line = cell.copy()
+        Lines([line]).justify(console, inner, justify=justify, overflow=overflow)
+        line.truncate(inner, overflow=overflow)
+        length = line.cell_len
+    segments = _render(console, line)
+    # Padding's inner render_lines: crop or pad the line to the inner width (style "none").
+    if length < inner:
+        segments.append(Segment(" " * (inner - length), _NULL))
+    elif length > inner:  # only a text that truncate left over width (ignore overflow)
+        segments = Segment.adjust_line_length(segments, inner, style=_NULL, pad=True)
+    if pad:
+        side = Segment(" " * pad, _NULL)
+        segments = [side, *segments, side]
+    # Styled: the pre style under each segment's own, the post style over it.
+    out = []
+    for text, style, _ in segments:
+        applied = pre + style if pre else style
+        if post:
+            applied = applied + post if applied else post
+        out.append(Segment(text, applied))
+    return out
+
+
+def _render(console: Console, line: Text) -> list[Segment]:
+    """``Text("\\n").join([line]).render(console)``: the text's own style becomes its first
+    span, under the spans it has."""
+    plain = line.plain
+    style = line.style
+    spans = line._spans
+    if not spans and not style:
+        return [Segment(plain)]
+    joined = Text(plain, end="")
+    if style:
+        joined._spans = [Span(0, len(plain), style), *spans]
+    else:
+        joined._spans = list(spans)
+    return list(joined.render(console))
