@@ -15,13 +15,20 @@ from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from tui.widgets.cell_line import cell_line
 
 #: Rendered cells kept (a 160x48 screen shows about 400).
 RENDER_CACHE_SIZE = 4000
+#: What DataTable adds to the style of the fixed columns' cells.
+_FIXED_META = Style.from_meta({"fixed": True})
+
+#: Lines of segments (one list per line), as DataTable's renderers return them.
+SegmentLines = list[list[Segment]]
 
 
 class KeyCell(Text):
@@ -74,6 +81,9 @@ class SyncedTable(DataTable[Any]):
         #: (row key, column key) -> how many times that cell changed.
         self._cell_versions: dict[tuple[str, str], int] = {}
         self._version_counter = 0
+        #: Component styles looked up while one frame is drawn (see render_lines); None
+        #: between frames.
+        self._frame_styles: dict[str, Style] | None = None
 
     def on_mount(self) -> None:
         for label, key, width in self.COLUMNS:
@@ -242,8 +252,7 @@ class SyncedTable(DataTable[Any]):
         mouse clicks read), straight to segments; None when it is not one line of Text."""
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
-        row = None if row_key is None else self.rows.get(row_key)
-        if row is None or column_key is None or row.height != 1:
+        if row_key is None or column_key is None or self.rows[row_key].height != 1:
             return None
         cell = self._data[row_key].get(column_key)
         if not isinstance(cell, Text):
@@ -268,6 +277,120 @@ class SyncedTable(DataTable[Any]):
             base_style + component_style,
             post_style,
         )
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # DataTable looks up its component styles (each walks the DOM up to the screen) for
+        # every line it draws; within one frame they cannot change, so each is looked up once.
+        self._frame_styles = {}
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_styles = None
+
+    def _component_style(self, name: str) -> Style:
+        """``get_component_styles(name).rich_style``, as DataTable reads it; once per frame."""
+        memo = self._frame_styles
+        if memo is None:
+            return self.get_component_styles(name).rich_style
+        style = memo.get(name)
+        if style is None:
+            style = memo[name] = self.get_component_styles(name).rich_style
+        return style
+
+    @property
+    def rich_style(self) -> Style:
+        memo = self._frame_styles
+        if memo is None:
+            return super().rich_style
+        style = memo.get("")
+        if style is None:
+            style = memo[""] = super().rich_style
+        return style
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        if row_index == -1:
+            return self._component_style("datatable--header")
+        if row_index < self.fixed_rows:
+            return self._component_style("datatable--fixed")
+        if self.zebra_stripes:
+            return self._component_style(
+                "datatable--odd-row" if row_index % 2 else "datatable--even-row"
+            )
+        return base_style
+
+    def _render_line_in_row(
+        self,
+        row_key: RowKey,
+        line_no: int,
+        base_style: Style,
+        cursor_location: Coordinate,
+        hover_location: Coordinate,
+    ) -> tuple[SegmentLines, SegmentLines]:
+        # DataTable's own, for the rows of these tables (a row cursor, no row labels), with
+        # the styles looked up once per frame instead of once or twice per line.
+        if (
+            self._frame_styles is None
+            or row_key is self._header_row_key
+            or self.cursor_type != "row"
+            or (self._labelled_row_exists and self.show_row_labels)
+        ):
+            return super()._render_line_in_row(
+                row_key, line_no, base_style, cursor_location, hover_location
+            )
+        cache_key = (
+            row_key, line_no, base_style, cursor_location, hover_location, self.cursor_type,
+            self.show_cursor, self._show_hover_cursor, self._update_count,
+            self._pseudo_class_state,
+        )  # fmt: skip
+        cached = self._row_render_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        row_index = self._row_locations.get(row_key)
+        if row_index is None:
+            row_index = -1
+        # A row cursor highlights every cell of its row.
+        cursor = cursor_location.row == row_index
+        hover = hover_location.row == row_index
+        render_cell = self._render_cell
+        columns = self.ordered_columns
+        fixed_columns = self.fixed_columns
+        fixed_row: SegmentLines = []
+        if fixed_columns:
+            fixed_style = self._component_style("datatable--fixed") + _FIXED_META
+            for column_index, column in enumerate(columns[:fixed_columns]):
+                width = column.get_render_width(self)
+                fixed_row.append(
+                    render_cell(row_index, column_index, fixed_style, width, cursor, hover)[line_no]
+                )
+        row_style = self._get_row_style(row_index, base_style)
+        scrollable_row: SegmentLines = []
+        table_width = self._row_label_column_width
+        for column_index, column in enumerate(columns):
+            width = column.get_render_width(self)
+            if column_index >= fixed_columns:
+                table_width += width
+            scrollable_row.append(
+                render_cell(row_index, column_index, row_style, width, cursor, hover)[line_no]
+            )
+        # The row's style carried on past the last column, to the widget's edge.
+        remaining_space = max(0, self.size.width - table_width)
+        extend_style, _ = self._get_styles_to_render_cell(
+            row_index == -1,
+            False,
+            False,
+            hover_location.row == (row_index or 0),
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            False,
+            False,
+        )
+        extend_style = row_style + extend_style
+        extend_style += Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        scrollable_row.append([Segment(" " * remaining_space, extend_style)])
+        row_pair = (fixed_row, scrollable_row)
+        self._row_render_cache[cache_key] = row_pair
+        return row_pair
 
     def _new_version(self, key: str, column: str) -> None:
         # Versions come from one counter: a row removed and added again under the same key
