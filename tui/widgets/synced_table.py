@@ -216,15 +216,25 @@ class SyncedTable(DataTable[Any]):
         # changed cell re-renders every visible cell. Here a cell is re-rendered only when it
         # changed (its version), moved (its row index), or its look did (style, cursor,
         # width, focus, theme).
-        if row_index < 0 or column_index < 0:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
+        # The header (row -1) is keyed on what its label shows.
         column_key = self._column_locations.get_key(column_index)
-        if row_key is None or column_key is None:
+        if row_index < -1 or column_key is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        cell = (str(row_key.value), str(column_key.value))
+        version: Hashable
+        if row_index == -1:
+            label = self.columns[column_key].label
+            cell = ("", str(column_key.value))
+            version = (label.plain, label.style, tuple(label.spans), label.justify, label.overflow)
+        else:
+            row_key = self._row_locations.get_key(row_index)
+            if row_key is None:
+                return super()._render_cell(
+                    row_index, column_index, base_style, width, cursor, hover
+                )
+            cell = (str(row_key.value), str(column_key.value))
+            version = self._cell_versions.get(cell, 0)
         key = (
-            cell, self._cell_versions.get(cell, 0), row_index, base_style, width, cursor, hover,
+            cell, version, row_index, base_style, width, cursor, hover,
             self._show_hover_cursor, self._pseudo_class_state, self.app.theme,
         )  # fmt: skip
         lines = self._cell_lines.get(key)
@@ -250,17 +260,26 @@ class SyncedTable(DataTable[Any]):
     ) -> list[Segment] | None:
         """A data cell drawn as DataTable draws it (its styles, the row and column meta that
         mouse clicks read), straight to segments; None when it is not one line of Text."""
-        row_key = self._row_locations.get_key(row_index)
+        header = row_index == -1
         column_key = self._column_locations.get_key(column_index)
-        if row_key is None or column_key is None or self.rows[row_key].height != 1:
+        if column_key is None:
             return None
-        cell = self._data[row_key].get(column_key)
+        cell: object
+        if header:
+            if self.header_height != 1:
+                return None
+            cell = self.columns[column_key].label
+        else:
+            row_key = self._row_locations.get_key(row_index)
+            if row_key is None or self.rows[row_key].height != 1:
+                return None
+            cell = self._data[row_key].get(column_key)
         if not isinstance(cell, Text):
             return None
         component_style, post_style = self._get_styles_to_render_cell(
+            header,
             False,
-            False,
-            row_index < self.fixed_rows or column_index < self.fixed_columns,
+            not header and (row_index < self.fixed_rows or column_index < self.fixed_columns),
             hover,
             cursor,
             self.show_cursor,
@@ -330,7 +349,6 @@ class SyncedTable(DataTable[Any]):
         # the styles looked up once per frame instead of once or twice per line.
         if (
             self._frame_styles is None
-            or row_key is self._header_row_key
             or self.cursor_type != "row"
             or (self._labelled_row_exists and self.show_row_labels)
         ):
@@ -356,7 +374,10 @@ class SyncedTable(DataTable[Any]):
         fixed_columns = self.fixed_columns
         fixed_row: SegmentLines = []
         if fixed_columns:
-            fixed_style = self._component_style("datatable--fixed") + _FIXED_META
+            if row_index == -1:
+                fixed_style = self._component_style("datatable--header")
+            else:
+                fixed_style = self._component_style("datatable--fixed") + _FIXED_META
             for column_index, column in enumerate(columns[:fixed_columns]):
                 width = column.get_render_width(self)
                 fixed_row.append(
