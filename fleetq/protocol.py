@@ -168,6 +168,9 @@ class Protocol:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = Keys(settings.namespace)
+        #: The last page listed of each job state, by raw row (see list_jobs): at most
+        #: one page per state.
+        self._pages: dict[str, dict[tuple[Any, ...], JobStatus]] = {}
 
     def _base(self) -> list[Arg]:
         return [self.keys.prefix, self.settings.events_maxlen]
@@ -258,10 +261,21 @@ class Protocol:
             raise InvalidArgument(f"limit must be 1..10000, not {limit}")
 
         def parse(reply: Any) -> list[JobStatus]:
+            # A row equal, value for value, to one of the previous page of this state parses
+            # to the same (immutable) status: a dashboard lists the same page every second,
+            # and most of a queue's page does not change between two reads.
+            before = self._pages.get(state, {})
+            page: dict[tuple[Any, ...], JobStatus] = {}
             rows = []
             for row in reply:
                 if row[1]:  # the job expired between index and hash (no id)
-                    rows.append(status_from_row(row[1:], row[0]))
+                    key = tuple(row)
+                    status = before.get(key)
+                    if status is None:
+                        status = status_from_row(row[1:], row[0])
+                    page[key] = status
+                    rows.append(status)
+            self._pages[state] = page
             return rows
 
         args = (*self._base(), state, limit, len(STATUS_FIELDS), *STATUS_FIELDS, *services)

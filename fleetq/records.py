@@ -326,6 +326,8 @@ def _value(member: Enum | None) -> Any:
 
 
 def _enum(cls: type[E], raw: Any) -> E | None:
+    if raw is None:  # most optional fields are absent: no exception raised and caught
+        return None
     try:
         return cls(raw)
     except ValueError:
