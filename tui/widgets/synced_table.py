@@ -81,6 +81,11 @@ class SyncedTable(DataTable[Any]):
         #: (row key, column key) -> how many times that cell changed.
         self._cell_versions: dict[tuple[str, str], int] = {}
         self._version_counter = 0
+        #: Cells were changed in place since the table was last asked to redraw.
+        self._cells_changed = False
+        #: Row key -> the length of each of its flex columns' cells (see _measure_flex).
+        self._flex_lengths: dict[str, tuple[int, ...]] = {}
+        self._flex_index = [self._columns.index(key) for key in self.FLEX]
         #: Component styles looked up while one frame is drawn (see render_lines); None
         #: between frames.
         self._frame_styles: dict[str, Style] | None = None
@@ -161,6 +166,7 @@ class SyncedTable(DataTable[Any]):
                     self._cell_versions.pop((key, column), None)
                 self.remove_row(key)
                 del self._cells[key]
+                self._flex_lengths.pop(key, None)
                 del self._signatures[key]
                 self._pending.pop(key, None)
             order = [k for k in self._order if k in wanted_set] if gone else self._order
@@ -177,7 +183,7 @@ class SyncedTable(DataTable[Any]):
                 self.add_row(KeyCell.of(key, cells[0]), *cells[1:], key=key)
                 for column in self._columns:
                     self._new_version(key, column)
-                self._cells[key] = cells
+                self._set_cells(key, cells)
                 self._signatures[key] = signature
                 order.append(key)
             if order != wanted:
@@ -189,19 +195,24 @@ class SyncedTable(DataTable[Any]):
                 if index != self.cursor_row:
                     self.move_cursor(row=index, animate=False)
             self._flush_visible()
+            self._redraw_changed_cells()
         if self.FLEX:
             self._measure_flex()
             self._fit_columns(shrink=False)
 
+    def _set_cells(self, key: str, cells: tuple[Text, ...]) -> None:
+        self._cells[key] = cells
+        if self._flex_index:
+            self._flex_lengths[key] = tuple(cells[i].cell_len for i in self._flex_index)
+
     def _measure_flex(self) -> None:
-        index = {key: self._columns.index(key) for key in self.FLEX}
-        longest = dict.fromkeys(self.FLEX, 0)
-        for cells in self._cells.values():
-            for key, i in index.items():
-                length = cells[i].cell_len
-                if length > longest[key]:
-                    longest[key] = length
-        self._longest = longest
+        # The lengths are measured when a row's cells are set, not again for every row at
+        # every refresh.
+        if not self._flex_lengths:
+            self._longest = dict.fromkeys(self.FLEX, 0)
+            return
+        columns = zip(*self._flex_lengths.values(), strict=True)
+        self._longest = {key: max(lengths) for key, lengths in zip(self.FLEX, columns, strict=True)}
 
     def _render_cell(
         self,
@@ -426,9 +437,22 @@ class SyncedTable(DataTable[Any]):
         ):
             if before != after:
                 self._new_version(key, column)
-                self.update_cell(key, column, KeyCell.of(key, after) if index == 0 else after)
-        self._cells[key] = new
+                self._set_cell(key, column, KeyCell.of(key, after) if index == 0 else after)
+        self._set_cells(key, new)
         self._signatures[key] = signature
+
+    def _set_cell(self, key: str, column: str, value: Text) -> None:
+        # DataTable.update_cell, less the redraw of the whole table it asks for each cell:
+        # the table is redrawn once, after all the cells of a refresh are set (the cells that
+        # did not change come from the cell cache).
+        self._data[RowKey(key)][ColumnKey(column)] = value
+        self._update_count += 1
+        self._cells_changed = True
+
+    def _redraw_changed_cells(self) -> None:
+        if self._cells_changed:
+            self._cells_changed = False
+            self.refresh()
 
     def _window(self) -> range:
         """The row indexes on screen, with a margin."""
@@ -448,7 +472,9 @@ class SyncedTable(DataTable[Any]):
         if self._pending:
             with self.app.batch_update():
                 self._flush_visible()
+                self._redraw_changed_cells()
 
     def on_resize(self) -> None:
         self._fit_columns()
         self._flush_visible()
+        self._redraw_changed_cells()
