@@ -462,8 +462,14 @@ class SyncedTable(DataTable[Any]):
     def _flush_visible(self) -> None:
         if not self._pending:
             return
-        window = self._window()
-        for key in [k for k in self._pending if self.get_row_index(k) in window]:
+        # Look up the few rows on screen, not the place of every pending row.
+        locations = self._row_locations
+        keys = []
+        for index in self._window():
+            row_key = locations.get_key(index)
+            if row_key is not None and row_key.value in self._pending:
+                keys.append(row_key.value)
+        for key in keys:
             signature, build = self._pending.pop(key)
             self._update(key, signature, build)
 
