@@ -106,7 +106,7 @@ class GpuJobRecord:
     @classmethod
     def from_json(cls, data: Any) -> GpuJobRecord | None:
         """The job in ``data``; None when there is none (or no usable job id)."""
-        if not isinstance(data, Mapping) or not data.get("id"):
+        if not _is_mapping(data) or not data.get("id"):
             return None
         return cls(
             id=str(data["id"]),
@@ -206,7 +206,7 @@ class GpuRecord:
     def from_json(cls, data: Any) -> GpuRecord | None:
         """Read a published GPU record of any schema; None when it is not one (not an object,
         or without an integer ``index``)."""
-        if not isinstance(data, Mapping):
+        if not _is_mapping(data):
             return None
         index = _int(data.get("index"))
         if index is None:
@@ -226,7 +226,7 @@ class GpuRecord:
             backends=_str_map(data.get("backends")),
             job=GpuJobRecord.from_json(data.get("job")),
             jobs_done=_int(data.get("jobs_done")) or 0,
-            readings=dict(readings) if isinstance(readings, Mapping) else {},
+            readings=dict(readings) if _is_mapping(readings) else {},
             capabilities=_str_map(data.get("capabilities")),
             capabilities_unreadable=_str_map(data.get("capabilities_unreadable")),
             labels=_str_map(data.get("labels")),
@@ -295,7 +295,7 @@ class HostRecord:
     @classmethod
     def from_json(cls, data: Any) -> HostRecord:
         """Read a published host record of any schema; anything unreadable reads as empty."""
-        if not isinstance(data, Mapping):
+        if not _is_mapping(data):
             return cls(schema=0)
         version = data.get("version")
         return cls(
@@ -319,6 +319,12 @@ def number(value: Any) -> float | None:
         return None
     out = float(value)
     return out if out == out and out not in (float("inf"), float("-inf")) else None
+
+
+def _is_mapping(value: Any) -> bool:
+    # Records come from JSON, whose objects are dicts: the exact type test answers without
+    # the abstract-class check (a dashboard reads every field of every GPU each second).
+    return value.__class__ is dict or isinstance(value, Mapping)
 
 
 def _value(member: Enum | None) -> Any:
@@ -347,19 +353,19 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 def _strings_map(value: Any) -> dict[str, tuple[str, ...]]:
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         return {}
     return {str(k): _strings(v) for k, v in value.items()}
 
 
 def _int_map(value: Any) -> dict[str, int]:
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         return {}
     return {str(k): v for k, v in value.items() if _int(v) is not None}
 
 
 def _str_map(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+    return {str(k): str(v) for k, v in value.items()} if _is_mapping(value) else {}
 
 
 __all__ = [
