@@ -11,6 +11,7 @@ the running jobs' progress and a few priorities change, it measures with ``time.
 * **widgets**: the app's update from one snapshot, headless under ``App.run_test()``: the three
   tables updated in place, plus the frame render that follows (the measuring window includes
   50 ms of idle so the render happens inside it; idle time costs no CPU);
+* **sum**: the two together, refresh by refresh (what the target is set on);
 
 and the RSS (psutil) of the measuring process after the run: each size is measured in a fresh
 process running the app (the parent seeds Redis), so the RSS is the dashboard's own. The poller
@@ -253,11 +254,17 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
+def summed(r: Result) -> list[float]:
+    """The CPU of each refresh: its poller read and build plus its widget update."""
+    return [p + w for p, w in zip(r.poller_ms, r.widget_ms, strict=True)]
+
+
 def table(results: list[Result]) -> str:
     lines = [
         "| queued jobs | GPUs (hosts) | poller read+build CPU ms, median / p95 / max | "
-        "read wall ms, median | widget update CPU ms, median / p95 / max (first) | RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "read wall ms, median | widget update CPU ms, median / p95 / max (first) | "
+        "sum CPU ms, median / p95 | RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
@@ -268,6 +275,7 @@ def table(results: list[Result]) -> str:
             f"| {statistics.median(r.widget_ms):.1f} / {p95(r.widget_ms):.1f} "
             f"/ {max(r.widget_ms):.1f} "
             f"({r.widget_first_ms:.0f}) "
+            f"| {statistics.median(summed(r)):.1f} / {p95(summed(r)):.1f} "
             f"| {r.rss_mb:.0f} |"
         )
     return "\n".join(lines)
@@ -316,11 +324,11 @@ def main() -> int:
     )
     for r in results:
         print(f"seeding {r.queued + RUNNING:,} jobs took {r.seed_s:.1f} s")
-    worst_cpu = max(max(p95(r.poller_ms), p95(r.widget_ms)) for r in results)
+    worst_cpu = max(p95(summed(r)) for r in results)
     worst_rss = max(r.rss_mb for r in results)
     ok = worst_cpu <= TARGET_CPU_MS and worst_rss <= TARGET_RSS_MB
     print(
-        f"targets: <= {TARGET_CPU_MS:.0f} ms CPU per refresh (worst p95 {worst_cpu:.1f}), "
+        f"targets: <= {TARGET_CPU_MS:.0f} ms CPU per refresh, summed (worst p95 {worst_cpu:.1f}), "
         f"<= {TARGET_RSS_MB:.0f} MB RSS (worst {worst_rss:.0f}): {'met' if ok else 'MISSED'}"
     )
     return 0 if ok else 1
