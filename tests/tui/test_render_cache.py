@@ -3,9 +3,15 @@ update, a moved row, and a row removed and added again under the same key."""
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
+
 from fleetq import AsyncClient
+from fleetq.worker import WorkerQueue
 from tests.tui.dash_helpers import comfy_graph, first_snapshot, fresh
 from tests.tui.test_actions import MakeApp
+from tui.app import FleetqApp
 from tui.widgets.synced_table import SyncedTable
 
 
@@ -45,3 +51,52 @@ async def test_drawn_cells_follow_updates_and_moves(
         await fresh(pilot)
         await pilot.pause()
         assert "position 0 (next)" in drawn_row(table, ids[2])
+
+
+def screen_text(app: FleetqApp) -> list[str]:
+    """The lines of the screen as the compositor draws them now (what the terminal shows),
+    including the lines a table did not redraw since an earlier frame."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True,
+                      color_system=None, legacy_windows=False)  # fmt: skip
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text().splitlines()
+
+
+def line_of(lines: list[str], needle: str) -> str:
+    found = [line for line in lines if needle in line]
+    assert len(found) == 1, f"{needle!r} is on {len(found)} lines"
+    return found[0]
+
+
+async def test_screen_shows_rows_changed_in_place_and_keeps_the_others(
+    make_app: MakeApp, aclient: AsyncClient, worker: WorkerQueue
+) -> None:
+    ids = [(await aclient.submit(comfy_graph(i))).id for i in range(4)]
+    claimed = (await worker.try_claim(["comfyui"], "node-a", 0)).job
+    assert claimed is not None and claimed.id == ids[0]
+    await worker.renew(claimed, progress=0.25, progress_text="KSampler")
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await first_snapshot(pilot)
+        await pilot.pause()
+        before = screen_text(app)
+        assert "25%" in line_of(before, ids[0][:8])
+        # One row changes in place (no row comes, goes or moves): the screen shows it...
+        await worker.renew(claimed, progress=0.75, progress_text="KSampler")
+        await fresh(pilot)
+        await pilot.pause()
+        after = screen_text(app)
+        running = line_of(after, ids[0][:8])
+        assert "75%" in running and "25%" not in running
+        # ...and the rows that did not change are drawn as before.
+        for job_id in ids[1:]:
+            assert line_of(after, job_id[:8]) == line_of(before, job_id[:8])
+        # A row that moves is drawn at its new place.
+        await aclient.bump(ids[3], 9)
+        await fresh(pilot)
+        await pilot.pause()
+        lines = screen_text(app)
+        order = sorted(ids[1:], key=lambda i: lines.index(line_of(lines, i[:8])))
+        assert order == [ids[3], ids[1], ids[2]]
+        assert "position 0 (next)" in line_of(lines, ids[3][:8])

@@ -93,6 +93,7 @@ class MainScreen(FleetScreen):
         self.find = Input(placeholder="find: job id prefix, tenant or metadata value", id="find")
         self.snapshot: Snapshot | None = None
         self._bindings_key: object = None
+        self._jobs_titles: tuple[str, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield self.summary
@@ -149,8 +150,12 @@ class MainScreen(FleetScreen):
             title += f" · {jobs.sort_label}"
         if jobs.marked:
             title += f" · {len(jobs.marked)} marked"
-        self.jobs.border_title = escape(title)
-        self.jobs.border_subtitle = "⏎ detail · s state · v service"
+        # Setting a border title redraws the whole pane, even to the same text: set it only
+        # when it changes (the refresh calls this every second).
+        titles = (escape(title), "⏎ detail · s state · v service")
+        if titles != self._jobs_titles:
+            self._jobs_titles = titles
+            self.jobs.border_title, self.jobs.border_subtitle = titles
 
     # -- selection -----------------------------------------------------------------------------
 

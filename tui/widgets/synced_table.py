@@ -81,8 +81,10 @@ class SyncedTable(DataTable[Any]):
         #: (row key, column key) -> how many times that cell changed.
         self._cell_versions: dict[tuple[str, str], int] = {}
         self._version_counter = 0
-        #: Cells were changed in place since the table was last asked to redraw.
-        self._cells_changed = False
+        #: Rows whose cells were changed in place since the table was last asked to redraw,
+        #: and whether rows were added or removed since (then all of it is redrawn).
+        self._changed_rows: set[str] = set()
+        self._rows_changed = False
         #: Row key -> the length of each of its flex columns' cells (see _measure_flex).
         self._flex_lengths: dict[str, tuple[int, ...]] = {}
         self._flex_index = [self._columns.index(key) for key in self.FLEX]
@@ -161,6 +163,7 @@ class SyncedTable(DataTable[Any]):
         window = self._window()
         with self.app.batch_update():
             gone = [k for k in self._cells if k not in wanted_set]
+            self._rows_changed |= bool(gone)
             for key in gone:
                 for column in self._columns:
                     self._cell_versions.pop((key, column), None)
@@ -180,6 +183,7 @@ class SyncedTable(DataTable[Any]):
                         self._pending[key] = (signature, build)
                     continue
                 cells = tuple(build())
+                self._rows_changed = True
                 self.add_row(KeyCell.of(key, cells[0]), *cells[1:], key=key)
                 for column in self._columns:
                     self._new_version(key, column)
@@ -447,12 +451,31 @@ class SyncedTable(DataTable[Any]):
         # did not change come from the cell cache).
         self._data[RowKey(key)][ColumnKey(column)] = value
         self._update_count += 1
-        self._cells_changed = True
+        self._changed_rows.add(key)
 
     def _redraw_changed_cells(self) -> None:
-        if self._cells_changed:
-            self._cells_changed = False
+        """Redraw the lines of the rows whose cells changed (all of the table when rows came
+        or went): the other lines on screen stay as drawn."""
+        changed, self._changed_rows = self._changed_rows, set()
+        if self._rows_changed:
+            self._rows_changed = False
             self.refresh()
+            return
+        if not changed:
+            return
+        # The rows are one line high, under a fixed header: the row at index i is drawn at
+        # line header + i - scroll_y, when that is below the header and on screen.
+        top = self.header_height if self.show_header else 0
+        scroll_y = int(self.scroll_y)
+        width, height = self.size
+        locations = self._row_locations
+        for key in changed:
+            index = locations.get(RowKey(key))
+            if index is None:
+                continue
+            y = top + index - scroll_y
+            if top <= y < height:
+                self.refresh(Region(0, y, width, 1))
 
     def _window(self) -> range:
         """The row indexes on screen, with a margin."""
