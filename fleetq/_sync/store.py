@@ -21,10 +21,11 @@ from fleetq.model import JobSpec
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
 from fleetq.redis_errors import check_replicated, translate_errors
 from fleetq.redis_options import READ_ONLY_SCRIPTS, WAITED_SCRIPTS
-from fleetq.requirements import Capabilities
+from fleetq.requirements import Capabilities, Requirements
 from fleetq.schedulable import (
     digests,
     live_gpus,
+    parse_classes,
     parse_documents,
     spec_requirements,
     why_unschedulable,
@@ -133,6 +134,16 @@ class SyncStore:
             return {}
         raw = self.command("mget", [self.keys.capabilities(d) for d in digests])
         return parse_documents({d: text(r) for d, r in zip(digests, raw, strict=True)})
+
+    def requirement_classes(
+        self, service: str, class_ids: Sequence[str]
+    ) -> dict[str, Requirements]:
+        """The requirements of some requirement classes of ``service``, by class id (unknown
+        or unreadable ones left out)."""
+        if not class_ids:
+            return {}
+        raw = self.command("hmget", self.keys.classes(service), list(class_ids))
+        return parse_classes({c: text(r) for c, r in zip(class_ids, raw, strict=True)})
 
     def live_documents(self, fleet: FleetView, service: str) -> dict[str, Capabilities]:
         """The published capabilities of the live GPUs of ``service`` in ``fleet``, by digest."""
