@@ -129,10 +129,12 @@ async def test_warm_model_affinity_saves_loads_and_is_published(
         await aclient.resume("comfyui")
         for job in jobs:
             await job.wait(timeout_s=30)
-        # FIFO would load a, b, a, b, a, b; the warm model keeps a's, then b's jobs together.
+        # FIFO would load a, b, a, b, a, b; the warm model keeps a's, then b's jobs together
+        # (a b job passed over takes the place of the a job that passed it: b's may start in
+        # another order among themselves).
         started = [(await job.status()).started_ms or 0 for job in jobs]
         order = sorted(range(len(jobs)), key=lambda i: started[i])
-        assert order == [0, 2, 4, 1, 3, 5]
+        assert order[:3] == [0, 2, 4] and sorted(order[3:]) == [1, 3, 5]
         assert group[0].model_loads == 2
 
         async def published() -> bool:

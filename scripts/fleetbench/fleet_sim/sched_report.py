@@ -173,15 +173,14 @@ class SchedReport:
             f"GPU share a checkpoint with probability sum(p^2) = {100 * same:.0f}% here: about "
             f"{1000 * (1 - same):.0f} loads per 1,000 jobs are to be expected.",
             "- Warm-model affinity lets a GPU take the first job of its loaded model instead of "
-            "the first job, within the same priority band (`affinity_priority_window` 0), "
-            "unless the first job has already waited `affinity_max_wait_s` (60 s by default) in "
-            "all. In a flood every job soon has waited that long, and from then on affinity "
-            "gives way to plain order: the `/wait600` policy shows what a longer bound saves, "
-            "and what it costs the waits.",
+            "the first job, within the same priority band (`affinity_priority_window` 0) and "
+            "the same tenant, unless that job arrived `affinity_max_wait_s` (60 s by default) "
+            "or more after the first one. The flood arrives at once, so affinity may reorder "
+            "it freely; the passed-over job takes the warm job's place in its tenant's order.",
             "- Fair share gives a tenant's next job in a band a start tag at the band's virtual "
-            "time, ahead of the flood's queued tags; the small tenant's job then waits only for "
-            "a GPU to come free (and, with affinity, for one whose loaded model it uses or for "
-            "the bound).",
+            "time, ahead of the flood's queued tags, and affinity never passes over another "
+            "tenant's turn: the small tenant's job waits only for a GPU to come free, whatever "
+            "model that GPU has loaded (so it pays a load more often than the flood does).",
             "",
         ]
 
