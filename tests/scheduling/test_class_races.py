@@ -6,6 +6,7 @@ could not run it at the time, and nothing is left behind in any key."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import redis.asyncio as aioredis
 
 from fleetq import AsyncClient, JobState, Settings
 from fleetq.classes import ClassTable, ServiceScope
+from fleetq.errors import InvalidTransition
 from fleetq.keys import Keys
 from fleetq.requirements import Capabilities, derive
 from fleetq.worker import WorkerQueue
@@ -249,3 +251,58 @@ async def test_a_cancel_leaves_nothing_of_the_job_in_any_key(
     # Its class is empty again: no GPU that gains b later wakes for a job that is gone.
     assert await raw.exists(keys.marker(f"{SERVICE}:{class_b}")) == 0
     assert await claim_now(machine(settings, queues), Gpu(caps("b.safetensors"))) is None
+
+
+async def test_cancels_and_bumps_racing_claims_leave_each_job_in_one_place(
+    aclient: AsyncClient, settings: Settings, queues: list[WorkerQueue], raw: aioredis.Redis
+) -> None:
+    """Three GPUs serving overlapping classes claim while an operator cancels every third job
+    and bumps every third one up or down. Each job ends once, claimed or cancelled, never
+    both; afterwards no sorted set but its ended set holds it, every counter of live jobs is
+    back to nothing and no class keeps a wake-up marker."""
+    models = ("a.safetensors", "b.safetensors", "c.safetensors")
+    jobs = [
+        await aclient.submit(graph(models[i % 3], seed=i), priority=i % 2,
+                             tenant=("studio", "webapp")[i % 2])
+        for i in range(45)
+    ]  # fmt: skip
+    served = [("a.safetensors", "b.safetensors"), ("b.safetensors", "c.safetensors"),
+              ("c.safetensors", "a.safetensors")]  # fmt: skip
+    gpus = [Gpu(caps(*pair), warm=pair[:1]) for pair in served]
+    machines = [machine(settings, queues) for _ in gpus]
+    claimed: list[str] = []
+    cancelled_at_once: list[str] = []
+
+    async def run(index: int) -> None:
+        while True:
+            outcome = await machines[index].claim(
+                [SERVICE], f"h{index}", index, 0.0, scopes=gpus[index].scopes
+            )
+            if outcome.job is None:
+                return
+            claimed.append(outcome.job.id)
+            await machines[index].complete(outcome.job, [])
+
+    async def operate() -> None:
+        for i, job in enumerate(jobs):
+            with contextlib.suppress(InvalidTransition):  # claimed, or done, already
+                if i % 3 == 0 and await aclient.cancel(job.id) == "cancelled":
+                    cancelled_at_once.append(job.id)
+                elif i % 3 == 1:
+                    await aclient.bump_by(job.id, 2 if i % 2 else -2)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(operate(), *(run(i) for i in range(3)))
+    assert len(claimed) == len(set(claimed))  # none twice
+    assert not set(claimed) & set(cancelled_at_once)  # a cancelled job never runs
+    assert set(claimed) | set(cancelled_at_once) == {j.id for j in jobs}  # none lost
+    keys = Keys(settings.namespace)
+    for job in jobs:
+        state = (await job.status()).state
+        assert state in (JobState.COMPLETED, JobState.CANCELLED)
+        assert await holders(raw, keys, job.id) == [f"ended:{SERVICE}:{state.value}"]
+    assert await counters(raw, keys) == {}
+    markers = [
+        k async for k in raw.scan_iter(match=keys.marker(SERVICE).replace("{", "\\{") + ":*")
+    ]
+    assert markers == []
