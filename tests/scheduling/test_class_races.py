@@ -306,3 +306,31 @@ async def test_cancels_and_bumps_racing_claims_leave_each_job_in_one_place(
         k async for k in raw.scan_iter(match=keys.marker(SERVICE).replace("{", "\\{") + ":*")
     ]
     assert markers == []
+
+
+async def test_a_job_affinity_passed_over_can_still_be_bumped_and_cancelled(
+    aclient: AsyncClient, settings: Settings, queues: list[WorkerQueue], raw: aioredis.Redis
+) -> None:
+    """Affinity made the cold job trade its place with a warm one (it queues on from the warm
+    one's place). A bump still puts it first across every class; a cancel of another job the
+    trade touched leaves the counters right; in the end nothing is left anywhere."""
+    queue = machine(settings, queues)
+    warm_gpu = Gpu(caps("a.safetensors", "b.safetensors"), warm=["b.safetensors"])
+    cold = await aclient.submit(graph("a.safetensors"), tenant="studio")
+    warm = await aclient.submit(graph("b.safetensors"), tenant="studio")
+    other = await aclient.submit(graph("b.safetensors", seed=1), tenant="studio")
+    outcome = await queue.claim([SERVICE], "h", 0, 0.0, scopes=warm_gpu.scopes)
+    assert outcome.job is not None and outcome.job.id == warm.id and outcome.for_affinity
+    await queue.complete(outcome.job, [])
+    assert (await cold.status()).position == 0  # the warm one's place was still first
+    assert (await aclient.bump_by(cold.id, 1)).position == 0
+    newer = await aclient.submit(graph("b.safetensors", seed=2), tenant="webapp")
+    # Priority first, beyond affinity's window (0): the bumped cold job, though b is warm.
+    assert await claim_now(queue, warm_gpu) == cold.id
+    assert await aclient.cancel(other.id) == "cancelled"
+    keys = Keys(settings.namespace)
+    assert await holders(raw, keys, other.id) == [f"ended:{SERVICE}:cancelled"]
+    running = {"running:studio": 1}  # the cold job, claimed and not finished
+    assert await counters(raw, keys) == {"queued:webapp": 1, "N:0": 1, "N:1": 1, **running}
+    assert await claim_now(queue, warm_gpu, 1) == newer.id
+    assert await claim_now(queue, warm_gpu, 2) is None
