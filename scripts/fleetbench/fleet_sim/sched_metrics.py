@@ -52,6 +52,14 @@ class SchedMetrics:
     #: (the queue alone, without the dispatch to the backend).
     by_tenant_band: dict[tuple[str, int], Waits]
     claim_by_tenant_band: dict[tuple[str, int], Waits]
+    #: Per priority and per tenant, the wait to the claim (the queue alone).
+    claim_by_band: dict[int, Waits]
+    claim_by_tenant: dict[str, Waits]
+    #: When the first job ended (simulated s after the first arrival), and per tenant the wait
+    #: to the claim of the jobs that arrived after it: before it, every GPU may be running its
+    #: first job, and a job first in line still waits for one of them to end.
+    first_end_s: float
+    claim_by_tenant_after_first_end: dict[str, Waits]
     eta: EtaError | None
 
     @property
@@ -124,6 +132,8 @@ def sched_metrics(result: SchedResult, sizes: SchedSizes) -> SchedMetrics:
     first = min(r.record.arrival for r in done)
     last = max(r.record.end for r in done)
     busy = sum(r.record.end - r.record.start for r in done) / scale
+    first_end = min(r.record.end for r in done)
+    later = [r for r in done if r.record.arrival > first_end]
     return SchedMetrics(
         jobs=len(done), gpus=sizes.gpus, loads=loads, loads_reported=result.loads_reported,
         load_gpu_s=loads * sizes.load_s, busy_gpu_s=busy, makespan_s=(last - first) / scale,
@@ -132,5 +142,10 @@ def sched_metrics(result: SchedResult, sizes: SchedSizes) -> SchedMetrics:
         by_tenant_band=_group(done, lambda r: (r.job.tenant, r.job.priority), scale),
         claim_by_tenant_band=_group(done, lambda r: (r.job.tenant, r.job.priority), scale,
                                     to_claim=True),
+        claim_by_band=_group(done, lambda r: r.job.priority, scale, to_claim=True),
+        claim_by_tenant=_group(done, lambda r: r.job.tenant, scale, to_claim=True),
+        first_end_s=(first_end - first) / scale,
+        claim_by_tenant_after_first_end=_group(later, lambda r: r.job.tenant, scale,
+                                               to_claim=True),
         eta=eta_error(result, scale),
     )  # fmt: skip
