@@ -158,6 +158,7 @@ class SchedReport:
             + ".",
             "",
         ]
+        lines += self._detail()
         lines += self._targets()
         lines += self._reading()
         lines += self._eta()
@@ -181,8 +182,35 @@ class SchedReport:
             "time, ahead of the flood's queued tags, and affinity never passes over another "
             "tenant's turn: the small tenant's job waits only for a GPU to come free, whatever "
             "model that GPU has loaded (so it pays a load more often than the flood does).",
+            "- The flood takes every GPU at t=0, and each first job loads its checkpoint before "
+            f"it runs, so no GPU comes free before {self.sizes.load_s + self.sizes.min_s:g} s "
+            "(load plus the shortest run): a job arriving in those first seconds waits for one, "
+            "whatever its priority or tenant. Only preempting running jobs or keeping GPUs idle "
+            "for later arrivals would avoid that; fleetq does neither. That start-up is most of "
+            "the small tenant's p95 with the flood; its jobs arriving after the first job ended "
+            "are shown apart in the targets.",
             "",
         ]
+
+    def _detail(self) -> list[str]:
+        out = [
+            "### Waits per tenant and band",
+            "",
+            "To the claim: the queue alone (submit to fleetq's claim, both on this machine's "
+            "clock). To the start: the claim plus the dispatch to the fake (what the table "
+            "above shows). A job first in line still waits for a GPU to come free when the "
+            "flood keeps them all busy: the top band's wait is that floor.",
+            "",
+            "| policy | trace | tenant | priority | jobs | to the claim p50 / p95 s "
+            "| to the start p50 / p95 s |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        for result, m in self.runs:
+            for (tenant, band), w in m.by_tenant_band.items():
+                c = m.claim_by_tenant_band.get((tenant, band))
+                out.append(f"| {result.policy} | {result.trace_name} | `{tenant}` | {band} "
+                           f"| {w.jobs:,} | {_w(c)} | {_w(w)} |")  # fmt: skip
+        return [*out, ""]
 
     def _agreement(self) -> str:
         off = [
@@ -201,7 +229,7 @@ class SchedReport:
             b = base[1]
             fewer = b.loads / m.loads if m.loads else math.inf
             cut = 1 - m.makespan_s / b.makespan_s
-            top_b, top_m = b.by_band.get(TOP_PRIORITY), m.by_band.get(TOP_PRIORITY)
+            top_b, top_m = b.claim_by_band.get(TOP_PRIORITY), m.claim_by_band.get(TOP_PRIORITY)
             rows.append(
                 (result.policy, f">= {TARGET_LOADS_X:g}x fewer model loads than {BASELINE}",
                  fewer >= TARGET_LOADS_X, f"{fewer:.1f}x ({b.loads:,} -> {m.loads:,})")
@@ -213,25 +241,36 @@ class SchedReport:
             )  # fmt: skip
             if top_b and top_m:
                 rows.append(
-                    (result.policy, f"top band p95 wait no worse than {BASELINE}",
+                    (result.policy, f"top band p95 queue wait no worse than {BASELINE}",
                      top_m.p95_s <= top_b.p95_s, f"{top_b.p95_s:.1f} s -> {top_m.p95_s:.1f} s")
                 )  # fmt: skip
             # The small tenant alone barely competes, whatever the policy: one baseline run.
             alone = next((x for x in self.runs if x[0].trace_name == "no flood"), None)
-            small, small_alone = (
-                m.by_tenant.get(SMALL),
-                alone[1].by_tenant.get(SMALL) if alone else None,
-            )
+            small = m.claim_by_tenant.get(SMALL)
+            small_alone = alone[1].claim_by_tenant.get(SMALL) if alone else None
             if small and small_alone:
+                later = m.claim_by_tenant_after_first_end.get(SMALL)
                 rows.append(
                     (result.policy,
-                     f"`{SMALL}` p95 wait within {TARGET_SMALL_X:g}x of its wait with no flood",
+                     f"`{SMALL}` p95 queue wait within {TARGET_SMALL_X:g}x of its wait with no "
+                     "flood",
                      small.p95_s <= TARGET_SMALL_X * small_alone.p95_s,
-                     f"{small.p95_s:.1f} s with the flood, {small_alone.p95_s:.1f} s without")
+                     f"{small.p95_s:.1f} s with the flood, {small_alone.p95_s:.1f} s without"
+                     + (f"; {later.p95_s:.2f} s for its jobs arriving after the first job "
+                        f"ended (t={m.first_end_s:.1f} s)" if later else ""))
                 )  # fmt: skip
         if not rows:
             return []
-        out = ["### Targets", "", "| policy | target | result | measured |", "|---|---|---|---|"]
+        out = [
+            "### Targets",
+            "",
+            "Waits here are queue waits (submit to claim): what the scheduler decides. The "
+            "dispatch to the backend that follows is the same code whatever the policy (see the "
+            "table above for the wait to the start).",
+            "",
+            "| policy | target | result | measured |",
+            "|---|---|---|---|",
+        ]
         out += [f"| {p} | {t} | {'met' if ok else 'missed'} | {v} |" for p, t, ok, v in rows]
         return [*out, ""]
 
