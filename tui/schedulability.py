@@ -36,6 +36,12 @@ class Schedulability:
         #: service -> (the offer the answers hold for, class id -> reason or None).
         self._answers: dict[str, tuple[Offer, dict[str, str | None]]] = {}
 
+    @property
+    def documents(self) -> Mapping[str, Capabilities]:
+        """The capability documents read so far, by digest (the job detail's status reuses
+        them)."""
+        return self._documents
+
     async def mark(self, jobs: Sequence[JobStatus], fleet: FleetView) -> tuple[JobStatus, ...]:
         """``jobs`` with ``unschedulable`` set on each queued one that no live GPU can run."""
         wanted: dict[str, set[str]] = {}

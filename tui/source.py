@@ -122,7 +122,9 @@ class RedisSource:
 
     async def _detail(self, job_id: str, fleet: FleetView) -> tuple[JobStatus | None, str | None]:
         try:
-            status = await self.client.status(job_id, fleet=fleet)  # the fleet of this read
+            # The fleet of this read, and the capability documents the marks already hold.
+            documents = self._schedulability.documents
+            status = await self.client.status(job_id, fleet=fleet, documents=documents)
         except JobNotFound:
             return None, None
         if self._workflow is None or self._workflow[0] != job_id:

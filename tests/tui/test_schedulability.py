@@ -14,6 +14,7 @@ from fleetq import AsyncClient
 from tests.tui.dash_helpers import comfy_graph
 from tests.tui.test_scheduling_marks import FLUX, SDXL, publish_machine
 from tui.schedulability import Schedulability
+from tui.source import ReadRequest, RedisSource
 
 Publish = Callable[..., Awaitable[None]]
 CHECK = "unschedulable_classes"
@@ -106,3 +107,21 @@ async def test_nothing_is_read_without_queued_jobs_that_have_requirements(
     marked = await Schedulability(aclient.store).mark(jobs, await aclient.fleet())
     assert counted.take() == []
     assert marked == tuple(jobs)
+
+
+async def test_a_refresh_with_a_job_detail_open_reads_the_documents_once_at_most(
+    aclient: AsyncClient, publish: Publish, counted: Counted
+) -> None:
+    await publish_machine(aclient, publish, "m1", SDXL)
+    job = await aclient.submit(comfy_graph(1, ckpt=FLUX))
+    source = RedisSource(aclient)
+    request = ReadRequest(detail_id=job.id)
+    first = await source.read(request)
+    assert first.detail is not None
+    assert first.detail.unschedulable == f"needs checkpoint {FLUX}"
+    assert [j.unschedulable for j in first.jobs] == [f"needs checkpoint {FLUX}"]
+    reads = [name for name, _ in counted.take() if name == "capability_documents"]
+    assert reads == ["capability_documents"]  # the marks read them; the detail reused them
+    again = await source.read(request)
+    assert again.detail is not None and again.detail.unschedulable == first.detail.unschedulable
+    assert [name for name, _ in counted.take() if name == "capability_documents"] == []
