@@ -30,6 +30,10 @@ def _ratio(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.2f}"
 
 
+def _secs(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.0f}"
+
+
 def _w(w: Waits | None) -> str:
     if w is None or w.jobs == 0:
         return "-"
@@ -138,7 +142,7 @@ class SchedReport:
                 f"| {result.policy} | {result.trace_name} | {m.jobs:,} | {m.loads:,} "
                 f"| {m.loads_per_1000:.0f} | {m.load_gpu_s:,.0f} GPU-s "
                 f"({100 * m.load_share:.0f}% of busy) "
-                f"| {m.makespan_s:.0f} ({m.flood_makespan_s:.0f}) "
+                f"| {m.makespan_s:.0f} ({_secs(m.flood_makespan_s)}) "
                 f"| {_w(m.by_band.get(TOP_PRIORITY))} | {_w(m.by_band.get(NORMAL_PRIORITY))} "
                 f"| {_w(m.by_tenant.get(FLOOD))} | {_w(m.by_tenant.get(SMALL))} "
                 f"| {result.run_s:.0f} | {100 * result.cpu_share:.0f}% |"
