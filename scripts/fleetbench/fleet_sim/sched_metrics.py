@@ -46,6 +46,8 @@ class SchedMetrics:
     load_gpu_s: float
     busy_gpu_s: float
     makespan_s: float
+    #: The first arrival to the end of the last job that arrived at t=0 (the flood).
+    flood_makespan_s: float
     by_band: dict[int, Waits]
     by_tenant: dict[str, Waits]
     #: Per (tenant, priority): the wait to the execution's start on the fake, and to the claim
@@ -133,10 +135,12 @@ def sched_metrics(result: SchedResult, sizes: SchedSizes) -> SchedMetrics:
     last = max(r.record.end for r in done)
     busy = sum(r.record.end - r.record.start for r in done) / scale
     first_end = min(r.record.end for r in done)
+    at_start = [r.record.end for r in done if r.job.at_s == 0]
     later = [r for r in done if r.record.arrival > first_end]
     return SchedMetrics(
         jobs=len(done), gpus=sizes.gpus, loads=loads, loads_reported=result.loads_reported,
         load_gpu_s=loads * sizes.load_s, busy_gpu_s=busy, makespan_s=(last - first) / scale,
+        flood_makespan_s=(max(at_start) - first) / scale if at_start else math.nan,
         by_band=_group(done, lambda r: r.job.priority, scale),
         by_tenant=_group(done, lambda r: r.job.tenant, scale),
         by_tenant_band=_group(done, lambda r: (r.job.tenant, r.job.priority), scale),

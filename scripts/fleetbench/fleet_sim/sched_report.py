@@ -30,6 +30,10 @@ def _ratio(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.2f}"
 
 
+def _secs(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.0f}"
+
+
 def _w(w: Waits | None) -> str:
     if w is None or w.jobs == 0:
         return "-"
@@ -129,7 +133,7 @@ class SchedReport:
             "### Results",
             "",
             "| policy | trace | jobs | model loads | loads per 1,000 jobs | GPU time loading "
-            "| makespan s | top band wait p50 / p95 s | normal band p50 / p95 s | "
+            "| makespan s (flood) | top band wait p50 / p95 s | normal band p50 / p95 s | "
             f"`{FLOOD}` p50 / p95 s | `{SMALL}` p50 / p95 s | wall s | CPU used |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
@@ -137,7 +141,8 @@ class SchedReport:
             lines.append(
                 f"| {result.policy} | {result.trace_name} | {m.jobs:,} | {m.loads:,} "
                 f"| {m.loads_per_1000:.0f} | {m.load_gpu_s:,.0f} GPU-s "
-                f"({100 * m.load_share:.0f}% of busy) | {m.makespan_s:.0f} "
+                f"({100 * m.load_share:.0f}% of busy) "
+                f"| {m.makespan_s:.0f} ({_secs(m.flood_makespan_s)}) "
                 f"| {_w(m.by_band.get(TOP_PRIORITY))} | {_w(m.by_band.get(NORMAL_PRIORITY))} "
                 f"| {_w(m.by_tenant.get(FLOOD))} | {_w(m.by_tenant.get(SMALL))} "
                 f"| {result.run_s:.0f} | {100 * result.cpu_share:.0f}% |"
@@ -150,7 +155,10 @@ class SchedReport:
             + self._agreement()
             + ". GPU time loading: loads x the load time, and its share of all GPU busy time. "
             "Wait: from the submit to the start of the execution on the fake (before any load). "
-            "Makespan: the first submit to the last end. The flood is submitted while the "
+            "Makespan: the first submit to the last end; (flood): to the last end of the jobs "
+            "that arrived at t=0. The whole trace's makespan cannot fall below the `no flood` "
+            "run's (its last arrivals plus their run), so the flood's is what scheduling can "
+            "shorten. The flood is submitted while the "
             "service is paused and counts as arriving when it is resumed (t=0), so it is all "
             "queued at the start; the submitter fell behind the trace's later arrivals by at "
             "most (wall s) "
@@ -228,16 +236,17 @@ class SchedReport:
                 continue
             b = base[1]
             fewer = b.loads / m.loads if m.loads else math.inf
-            cut = 1 - m.makespan_s / b.makespan_s
+            cut = 1 - m.flood_makespan_s / b.flood_makespan_s
             top_b, top_m = b.claim_by_band.get(TOP_PRIORITY), m.claim_by_band.get(TOP_PRIORITY)
             rows.append(
                 (result.policy, f">= {TARGET_LOADS_X:g}x fewer model loads than {BASELINE}",
                  fewer >= TARGET_LOADS_X, f"{fewer:.1f}x ({b.loads:,} -> {m.loads:,})")
             )  # fmt: skip
             rows.append(
-                (result.policy, f">= {100 * TARGET_MAKESPAN_CUT:.0f}% shorter makespan",
-                 cut >= TARGET_MAKESPAN_CUT,
-                 f"{100 * cut:.0f}% ({b.makespan_s:.0f} s -> {m.makespan_s:.0f} s)")
+                (result.policy, f">= {100 * TARGET_MAKESPAN_CUT:.0f}% shorter makespan (of "
+                 "the flood)", cut >= TARGET_MAKESPAN_CUT,
+                 f"{100 * cut:.0f}% ({b.flood_makespan_s:.0f} s -> {m.flood_makespan_s:.0f} s); "
+                 f"of the whole trace {b.makespan_s:.0f} s -> {m.makespan_s:.0f} s")
             )  # fmt: skip
             if top_b and top_m:
                 rows.append(
