@@ -145,3 +145,6 @@ async def test_without_any_live_machine_of_the_service_the_mark_says_so(
         await first_snapshot(pilot)
         await wait_until(pilot, lambda: plain(app, job.id, "state") == "unrunnable", "the mark")
         assert plain(app, job.id, "progress").endswith("no live machine runs service comfyui")
+        app.main_screen._open(job.id)
+        why = "runs on      no live machine runs service comfyui  (it stays queued"
+        await wait_until(pilot, lambda: why in detail_overview(app), "the reason in the detail")

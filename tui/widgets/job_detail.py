@@ -138,7 +138,8 @@ def eta_text(job: JobStatus, now_ms: int) -> Text:
 
 def unschedulable_text(reason: str) -> Text:
     """Why no live machine can run a queued job, and what happens to it."""
-    text = Text(f"no live machine: {reason}", style=WARNING)
+    said = reason if reason.startswith("no live machine") else f"no live machine: {reason}"
+    text = Text(said, style=WARNING)
     text.append("  (it stays queued; a machine that can run it claims it at once)", style="dim")
     return text
 
