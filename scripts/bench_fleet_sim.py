@@ -35,7 +35,7 @@ off) against fleetq's scheduling, time-scaled to run in minutes, with the ETA's 
 
     .venv/bin/python scripts/bench_fleet_sim.py --scheduling --write     # about 5 minutes
     .venv/bin/python scripts/bench_fleet_sim.py --scheduling --quick     # 16 GPUs, about 1 min
-    .venv/bin/python scripts/bench_fleet_sim.py --scheduling --e2e --write   # real time, ~6 min
+    .venv/bin/python scripts/bench_fleet_sim.py --scheduling --e2e --write   # real time, ~10 min
 """
 
 from __future__ import annotations
