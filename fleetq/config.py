@@ -141,7 +141,7 @@ class Settings:
         "same priority only)",
     )  # fmt: skip
     affinity_max_wait_s: float = _secs(
-        60.0, "affinity never passes over a job that has waited this long"
+        60.0, "affinity never passes over a job for one that arrived this much later than it"
     )
     #: Off: plain priority then submit order (the benchmark baseline). Read at submit: a job is
     #: tagged (or not) by the client that submits it, so every client of a fleet should agree.

@@ -468,7 +468,9 @@ def _listed(names: Iterable[str], limit: int = 3) -> str:
 
 
 def _plural(word: str, count: int) -> str:
-    return word if count == 1 else f"{word}s"
+    if count == 1:
+        return word
+    return f"{word}es" if word.endswith(("s", "ch", "sh", "x")) else f"{word}s"
 
 
 def meets(requirements: Requirements, capabilities: Capabilities) -> str | None:
@@ -484,8 +486,9 @@ def meets(requirements: Requirements, capabilities: Capabilities) -> str | None:
     for kind, names in requirements.models:
         missing = set(names) - capabilities.models.get(kind, frozenset())
         if missing:
-            noun = KIND_NAMES.get(kind, kind)
-            reasons.append(f"needs {_plural(noun, len(missing))} {_listed(missing)}")
+            noun = KIND_NAMES.get(kind)  # else the folder's own name, a plural already
+            word = kind if noun is None else _plural(noun, len(missing))
+            reasons.append(f"needs {word} {_listed(missing)}")
     for key, value in requirements.labels:
         have = capabilities.labels.get(key)
         if have != value:

@@ -59,6 +59,20 @@ def parse_documents(raw: Mapping[str, str | None]) -> dict[str, Capabilities]:
     return documents
 
 
+def parse_classes(raw: Mapping[str, str | None]) -> dict[str, Requirements]:
+    """Requirements by class id from ``classes:<svc>`` (canonical JSON; missing or unreadable
+    ones left out)."""
+    classes = {}
+    for class_id, canonical in raw.items():
+        if not canonical:
+            continue
+        try:
+            classes[class_id] = Requirements.from_canonical(canonical)
+        except (ValueError, TypeError, AttributeError) as e:
+            log.warning("requirement class %s is unreadable: %s", class_id, e)
+    return classes
+
+
 def why_unschedulable(
     requirements: Requirements,
     service: str,
@@ -66,23 +80,58 @@ def why_unschedulable(
     documents: Mapping[str, Capabilities],
 ) -> str | None:
     """None when some live GPU can run a job with ``requirements``; else why not."""
-    gpus = live_gpus(fleet, service)
-    if not gpus:
-        return f"no live machine runs service {service}"
-    closest: tuple[int, str] | None = None
-    for gpu in gpus:
+    return unschedulable_classes({"": requirements}, service, fleet, documents).get("")
+
+
+def unschedulable_classes(
+    classes: Mapping[str, Requirements],
+    service: str,
+    fleet: FleetView,
+    documents: Mapping[str, Capabilities],
+) -> dict[str, str]:
+    """:func:`why_unschedulable` of many requirement classes of one service (class id ->
+    requirements) at once: the classes no live GPU can run, each with its reason. Each
+    distinct capabilities document is checked once per class, however many GPUs share it."""
+    candidates = distinct_capabilities(service, fleet, documents)
+    if candidates is None:
+        return {}
+    if not candidates:
+        return dict.fromkeys(classes, f"no live machine runs service {service}")
+    reasons = {}
+    for class_id, requirements in classes.items():
+        reason = _closest(requirements, candidates)
+        if reason is not None:
+            reasons[class_id] = reason
+    return reasons
+
+
+def distinct_capabilities(
+    service: str, fleet: FleetView, documents: Mapping[str, Capabilities]
+) -> list[Capabilities] | None:
+    """The distinct capabilities of the live GPUs of ``service``, in GPU order; None when one
+    of them publishes none for it or its document is missing: nothing is known of that GPU,
+    so it claims every class."""
+    seen: dict[str, Capabilities] = {}
+    for gpu in live_gpus(fleet, service):
         digest = gpu.capabilities.get(service)
-        capabilities = documents.get(digest) if digest else None
-        if capabilities is None:
-            return None  # nothing known of it: it claims every class
+        if not digest or digest not in documents:
+            return None
+        seen.setdefault(digest, documents[digest])
+    return list(seen.values())
+
+
+def _closest(requirements: Requirements, candidates: Iterable[Capabilities]) -> str | None:
+    """None when one of ``candidates`` meets ``requirements``; else the reason against the
+    closest (the fewest unmet parts; the first of equals)."""
+    closest: tuple[int, str] | None = None
+    for capabilities in candidates:
         reason = meets(requirements, capabilities)
         if reason is None:
             return None
         unmet = reason.count("; ") + 1
         if closest is None or unmet < closest[0]:
             closest = (unmet, reason)
-    assert closest is not None
-    return closest[1]
+    return None if closest is None else closest[1]
 
 
 def explain(

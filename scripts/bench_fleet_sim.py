@@ -35,7 +35,7 @@ off) against fleetq's scheduling, time-scaled to run in minutes, with the ETA's 
 
     .venv/bin/python scripts/bench_fleet_sim.py --scheduling --write     # about 5 minutes
     .venv/bin/python scripts/bench_fleet_sim.py --scheduling --quick     # 16 GPUs, about 1 min
-    .venv/bin/python scripts/bench_fleet_sim.py --scheduling --e2e --write   # real time, ~6 min
+    .venv/bin/python scripts/bench_fleet_sim.py --scheduling --e2e --write   # real time, ~10 min
 """
 
 from __future__ import annotations
@@ -137,6 +137,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="--scheduling: the shorter end-to-end run, 16 GPUs at real time",
     )
     p.add_argument(
+        "--dump",
+        type=Path,
+        metavar="FILE",
+        help="--scheduling: also write every job's record (JSON lines) to FILE",
+    )
+    p.add_argument(
         "--no-baseline",
         action="store_true",
         help="--scheduling: skip the small tenant's run without the flood",
@@ -182,6 +188,18 @@ def run_on_private_redis(
     return 0
 
 
+def dump_records(path: Path, result: Any) -> None:
+    """Append one JSON line per job of ``result``: the trace's job and what was measured."""
+    import dataclasses
+    import json
+
+    with path.open("a", encoding="utf-8") as out:
+        for r in result.records:
+            row = {"policy": result.policy, "trace": result.trace_name, "loaded": r.loaded,
+                   **dataclasses.asdict(r.job), **dataclasses.asdict(r.record)}  # fmt: skip
+            out.write(json.dumps(row) + "\n")
+
+
 def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """The scheduling benchmark: each policy on the same trace, then the small tenant alone."""
     sizes = SCHED_QUICK if args.quick else SCHED_E2E if args.e2e else SCHED_FULL
@@ -212,6 +230,8 @@ def main_scheduling(args: argparse.Namespace, argv: Sequence[str]) -> int:
             result = run_policy(POLICIES[name], trace_name, jobs, sizes, redis_url, children,
                                 say, src, args.seed)  # fmt: skip
             report.runs.append((result, sched_metrics(result, sizes)))
+            if args.dump:
+                dump_records(args.dump, result)
 
     return run_on_private_redis(report, "fleetq-bench-sched-", heading, args.write, body)
 

@@ -119,6 +119,12 @@ class GpuProfile:
         self.warm[service] = models
         return loaded
 
+    def forget_warm(self, service: str) -> None:
+        """The backend of ``service`` went away mid-job (restarted, crashed, unreachable): what
+        it holds now is not known, most likely nothing. No class is warm for it until its next
+        job (or, for A1111, its next capability read), and that job counts as a model load."""
+        self.warm.pop(service, None)
+
     def documents(self) -> dict[str, str]:
         """The capabilities to publish: digest -> JSON."""
         return dict(capabilities_document(c) for c in self.capabilities.values())

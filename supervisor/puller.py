@@ -187,6 +187,7 @@ class Puller:
         if error is None:
             self._cooldown.pop(service, None)
             return
+        self.profile.forget_warm(service)  # a restarted backend holds no model
         previous = self._cooldown.get(service)
         delay = BACKEND_COOLDOWN_MIN_S if previous is None else previous[1] * 2
         delay = min(BACKEND_COOLDOWN_MAX_S, delay)

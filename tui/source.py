@@ -14,6 +14,7 @@ from typing import Protocol
 from fleetq import AsyncClient, JobNotFound, JobStatus, Stats
 from fleetq.fleet import FleetView
 from fleetq.identity import marked_targets
+from tui.schedulability import Schedulability
 
 #: Jobs read per refresh (per state): the table shows this page, whatever the queue size.
 PAGE_SIZE = 200
@@ -81,14 +82,17 @@ class RedisSource:
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self._workflow: tuple[str, str | None] | None = None
+        self._schedulability = Schedulability(client.store)
 
     async def read(self, request: ReadRequest) -> FleetRead:
         stats, jobs, fleet = await asyncio.gather(
             self.client.stats(), self._jobs(request), self.client.fleet()
         )
-        # A second round trip only while something is paused or drained.
+        # A second round trip only while something is paused or drained, or while queued jobs
+        # of a requirement class not seen before (or GPUs of new capabilities) are on the page.
         marks = marked_targets(stats)
         changed_by = await self.client.changed_by(marks) if marks else {}
+        jobs = await self._schedulability.mark(jobs, fleet)
         read = FleetRead(stats=stats, jobs=jobs, fleet=fleet, changed_by=changed_by)
         if request.detail_id is None:
             return read
@@ -118,7 +122,9 @@ class RedisSource:
 
     async def _detail(self, job_id: str, fleet: FleetView) -> tuple[JobStatus | None, str | None]:
         try:
-            status = await self.client.status(job_id, fleet=fleet)  # the fleet of this read
+            # The fleet of this read, and the capability documents the marks already hold.
+            documents = self._schedulability.documents
+            status = await self.client.status(job_id, fleet=fleet, documents=documents)
         except JobNotFound:
             return None, None
         if self._workflow is None or self._workflow[0] != job_id:

@@ -21,6 +21,7 @@ from fleetq.outage import OutageTolerance
 from fleetq.outputs.readers import AsyncOutputReader
 from fleetq.previews import Preview, PreviewFollower, preview_from_hash
 from fleetq.protocol import Bumped
+from fleetq.requirements import Capabilities
 from fleetq.schedulable import explain as explain_unschedulable
 from fleetq.schedulable import needs_explaining, refuse_unschedulable
 from fleetq.tenants import parse_weights, weight_command
@@ -231,19 +232,29 @@ class AsyncClient:
         return preview_from_hash(job_id, values)
 
     async def status(
-        self, job_id: str, explain: bool = True, *, eta: bool = True, fleet: FleetView | None = None
+        self,
+        job_id: str,
+        explain: bool = True,
+        *,
+        eta: bool = True,
+        fleet: FleetView | None = None,
+        documents: Mapping[str, Capabilities] | None = None,
     ) -> JobStatus:
         """One job's state, queue position, progress, attempts, host and GPU, and error; for
         a queued job also its estimated start and finish (``eta``; False skips that read).
         For a queued job that no live GPU can run (``explain``, the default),
         ``unschedulable`` says why, against the closest GPU. ``fleet``: a
-        :meth:`fleet` view the caller has just read, used instead of reading it again."""
+        :meth:`fleet` view the caller has just read, used instead of reading it again;
+        ``documents``: published GPU capabilities by digest the caller holds already (a
+        digest names its content), so only the others are read."""
         status = await self.store.run(self.store.protocol.status(check_job_id(job_id)))
         read = None
         if eta and status.state is JobState.QUEUED:
             read = await self.store.run(self.store.protocol.eta(job_id))
             if read is None:  # claimed or cancelled since: what it is now
-                return await self.status(job_id, explain, eta=False, fleet=fleet)
+                return await self.status(
+                    job_id, explain, eta=False, fleet=fleet, documents=documents
+                )
         explaining = explain and needs_explaining(status)
         if read is None and not explaining:
             return status
@@ -251,10 +262,10 @@ class AsyncClient:
         # can run) serves both the estimate and the explanation.
         if fleet is None:
             fleet = await self.store.fleet()
-        documents = await self.store.live_documents(fleet, status.service)
+        live = await self.store.live_documents(fleet, status.service, documents)
         if read is not None:
-            status = replace(status, eta=estimate_from(read, fleet, documents))
-        return explain_unschedulable(status, fleet, documents) if explaining else status
+            status = replace(status, eta=estimate_from(read, fleet, live))
+        return explain_unschedulable(status, fleet, live) if explaining else status
 
     async def cancel(self, job_id: str, by: str = "client") -> str:
         """Cancel a job. A queued job is removed at once (returns ``"cancelled"``); a running

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from fleetq._sync.connection import connect, run_script_ro, run_script_waited
@@ -21,10 +21,11 @@ from fleetq.model import JobSpec
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
 from fleetq.redis_errors import check_replicated, translate_errors
 from fleetq.redis_options import READ_ONLY_SCRIPTS, WAITED_SCRIPTS
-from fleetq.requirements import Capabilities
+from fleetq.requirements import Capabilities, Requirements
 from fleetq.schedulable import (
     digests,
     live_gpus,
+    parse_classes,
     parse_documents,
     spec_requirements,
     why_unschedulable,
@@ -134,9 +135,26 @@ class SyncStore:
         raw = self.command("mget", [self.keys.capabilities(d) for d in digests])
         return parse_documents({d: text(r) for d, r in zip(digests, raw, strict=True)})
 
-    def live_documents(self, fleet: FleetView, service: str) -> dict[str, Capabilities]:
-        """The published capabilities of the live GPUs of ``service`` in ``fleet``, by digest."""
-        return self.capability_documents(sorted(digests(live_gpus(fleet, service), service)))
+    def requirement_classes(
+        self, service: str, class_ids: Sequence[str]
+    ) -> dict[str, Requirements]:
+        """The requirements of some requirement classes of ``service``, by class id (unknown
+        or unreadable ones left out)."""
+        if not class_ids:
+            return {}
+        raw = self.command("hmget", self.keys.classes(service), list(class_ids))
+        return parse_classes({c: text(r) for c, r in zip(class_ids, raw, strict=True)})
+
+    def live_documents(
+        self, fleet: FleetView, service: str, known: Mapping[str, Capabilities] | None = None
+    ) -> dict[str, Capabilities]:
+        """The published capabilities of the live GPUs of ``service`` in ``fleet``, by digest.
+        ``known``: documents the caller holds already (a digest names its content, so they
+        are never stale); only the others are read."""
+        wanted = sorted(digests(live_gpus(fleet, service), service))
+        held = {d: known[d] for d in wanted if known is not None and d in known}
+        missing = [d for d in wanted if d not in held]
+        return {**held, **self.capability_documents(missing)} if missing else held
 
     def unschedulable(self, spec: JobSpec) -> str | None:
         """Why no live GPU could run a job of ``spec`` now (None: one could)."""

@@ -6,9 +6,10 @@ Best = highest priority, then first in its band (the fair-share order between te
 submit order: a job's score in its class queue is the same score it would have in one service
 queue, since the fair tags come from one virtual time per service and band), over every
 non-paused service given; with warm-model affinity on, the best head of a class using the
-GPU's loaded model wins instead when its priority band is within the window of the best one's
-and the best one has waited less than the bound. Due retries (delayed jobs whose backoff
-elapsed) are promoted into their class queue first. A drained host or GPU claims nothing.
+GPU's loaded model wins instead when its priority band is within the window of the best one's,
+it arrived less than the bound after the best one, and (fair share on) both are one tenant's.
+Due retries (delayed jobs whose backoff elapsed) are promoted into their class queue first.
+A drained host or GPU claims nothing.
 KEYS[1]  leases     KEYS[2]  paused     KEYS[3]  drained
 then for each service i (0-based), KEYS[4+4i .. 7+4i]:
          delayed:<svc>, running:<svc>, waiting:<svc>, classver:<svc>
@@ -17,7 +18,8 @@ ARGV[3]  lease token (random, chosen by the claimer)
 ARGV[4]  lease_ms          ARGV[5]  host id        ARGV[6]  GPU index
 ARGV[7]  promote batch (max delayed jobs promoted per service per call)
 ARGV[8]  affinity window in priority bands (-1: affinity off)
-ARGV[9]  affinity max wait (ms): the best job is never passed over once it waited this long
+ARGV[9]  affinity max wait (ms): the best job is never passed over by one that arrived this
+         much later than it
 ARGV[10] the wake channel (service, or service:class) whose wake-up led to this claim, or ''
 ARGV[11] number of services
 ARGV[12..] per service, in the order of the KEYS groups: name, class-set version the claimer
@@ -135,15 +137,36 @@ if best == nil then
   return {'empty', ready, now, unpack(paused_names)}
 end
 
--- Warm-model affinity: bounded in priority (window) and in the wait it adds (max_wait).
+-- Warm-model affinity: bounded in priority (window), in the jobs that may pass over the best
+-- one (those that arrived less than max_wait after it), and, with fair share, within one
+-- tenant: fair share picks whose turn it is, affinity which of that tenant's jobs fills it.
 local pick, for_affinity = best, '0'
 if window >= 0 and warm_best ~= nil and warm_best.id ~= best.id then
   local band_best = math.floor(best.score / BAND)
   local band_warm = math.floor(warm_best.score / BAND)
   if band_warm - band_best <= window then
-    local since = redis.call('ZSCORE', KEYS[6 + 4 * best.i], best.id)
-    if since == nil or now - tonumber(since) < max_wait then
-      pick, for_affinity = warm_best, '1'
+    local b = redis.call('HMGET', k_job(best.id), 'tenant', 'fair', 'vepoch', 'vtag')
+    local w = redis.call('HMGET', k_job(warm_best.id), 'tenant', 'fair', 'vepoch', 'vtag')
+    local fair = b[2] == '1' and w[2] == '1'
+    if not fair or b[1] == w[1] then
+      local b_since = redis.call('ZSCORE', KEYS[6 + 4 * best.i], best.id)
+      local w_since = redis.call('ZSCORE', KEYS[6 + 4 * warm_best.i], warm_best.id)
+      if b_since == nil or w_since == nil or tonumber(w_since) - tonumber(b_since) < max_wait
+      then
+        pick, for_affinity = warm_best, '1'
+        -- The tenant spends the turn of its first job on the warm one: the two trade order
+        -- keys, so the passed-over job queues on from the warm one's place and the band's
+        -- virtual time advances as if the first job had run (another tenant's next job is
+        -- then tagged at the front, not behind the jobs affinity keeps passing over).
+        if fair and band_warm == band_best and best.i == warm_best.i and b[3] == w[3]
+            and b[4] and w[4] then
+          local svc_name = services[best.i + 1].name
+          redis.call('HSET', k_job(best.id), 'vtag', w[4])
+          redis.call('HSET', k_job(warm_best.id), 'vtag', b[4])
+          redis.call('ZADD', k_cqueue(svc_name, best.cls), 'XX',
+            string.format('%.0f', band_best * BAND + tonumber(w[4])), best.id)
+        end
+      end
     end
   end
 end

@@ -269,6 +269,10 @@ def test_node_classes_are_unmet_on_a_backend_without_them() -> None:
     assert (
         meets(req, Capabilities.make(models={"checkpoints": ["x"]})) == "needs node class KSampler"
     )
+    two = Requirements.make(nodes=["KSampler", "SaveImage"])
+    assert meets(two, Capabilities.make()) == "needs node classes KSampler, SaveImage"
+    patches = Requirements.make(models={"model_patches": ["a", "b"], "custom_models": ["c"]})
+    assert meets(patches, Capabilities.make()) == "needs custom_models c; needs model patches a, b"
 
 
 def test_capabilities_survive_publishing() -> None:

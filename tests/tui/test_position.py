@@ -3,17 +3,30 @@ the CLI and the gateway count it)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fleetq import AsyncClient, JobError, JobState
 from fleetq.model import FaultKind
 from fleetq.worker import WorkerQueue
-from tests.tui.dash_helpers import actions_done, comfy_graph, first_snapshot, fresh, wait_until
+from tests.tui.dash_helpers import (
+    actions_done,
+    comfy_graph,
+    first_snapshot,
+    fresh,
+    gpu_record,
+    wait_until,
+)
 from tests.tui.test_actions import MakeApp, Notes, select_job
 from tui.screens.detail import JobDetailScreen
 
 
 async def test_toast_row_and_detail_agree_with_the_core(
-    make_app: MakeApp, aclient: AsyncClient, worker: WorkerQueue
+    make_app: MakeApp,
+    aclient: AsyncClient,
+    worker: WorkerQueue,
+    publish: Callable[..., Awaitable[None]],
 ) -> None:
+    await publish("gpu-host-1", [gpu_record(0)])  # a live GPU able to run them: none marked
     ids = [(await aclient.submit(comfy_graph(i))).id for i in range(9)]
     failed = ids[0]
     claimed = await worker.try_claim(["comfyui"], "gpu-host-1", 0)

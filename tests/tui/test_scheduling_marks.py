@@ -1,5 +1,5 @@
 """What the dashboard shows of scheduling: a queued job's ETA in its detail, each GPU's warm
-model and its count of model loads."""
+model and its count of model loads, and the queued jobs no live machine can run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fleetq import AsyncClient
+from fleetq.requirements import Capabilities
+from fleetq.schedulable import capabilities_document
 from tests.tui.dash_helpers import comfy_graph, first_snapshot, gpu_record, wait_until
 from tests.tui.test_actions import MakeApp
 from tui.screens.detail import JobDetailScreen
@@ -68,3 +70,81 @@ async def test_the_gpus_show_their_warm_model_and_model_loads(
             "warm model: flux1-dev.safetensors  (3 model loads since its supervisor started)"
             in text
         )
+
+
+FLUX = "flux1-dev.safetensors"
+SDXL = "sd_xl_base_1.0.safetensors"
+NODES = ("CheckpointLoaderSimple", "EmptyLatentImage", "KSampler", "SaveImage")
+
+
+async def publish_machine(
+    aclient: AsyncClient, publish: Publish, host: str, *checkpoints: str
+) -> str:
+    """Publish a one-GPU machine offering ``checkpoints``, as a supervisor does: the GPU
+    record names the digest of its capabilities, stored once under that digest."""
+    offer = Capabilities.make(nodes=NODES, models={"checkpoints": checkpoints})
+    digest, body = capabilities_document(offer)
+    store = aclient.store
+    await store.command("set", store.keys.capabilities(digest), body, px=60_000)
+    await publish(host, [gpu_record(0, capabilities={"comfyui": digest})])
+    return digest
+
+
+def cell(app: Any, job_id: str, column: str) -> Any:
+    jobs = app.main_screen.jobs
+    return jobs.get_cell(job_id, column) if job_id in jobs.jobs else None
+
+
+def plain(app: Any, job_id: str, column: str) -> str:
+    found = cell(app, job_id, column)
+    return "" if found is None else found.plain
+
+
+async def test_a_job_no_live_machine_can_run_is_marked_until_one_can(
+    make_app: MakeApp, aclient: AsyncClient, publish: Publish
+) -> None:
+    await publish_machine(aclient, publish, "gpu-host-1", SDXL)
+    stuck = await aclient.submit(comfy_graph(1, ckpt=FLUX))
+    runnable = await aclient.submit(comfy_graph(2, ckpt=SDXL))
+    app = make_app()
+    async with app.run_test(size=(180, 48)) as pilot:
+        await first_snapshot(pilot)
+        await wait_until(pilot, lambda: plain(app, stuck.id, "state") == "unrunnable", "the mark")
+        state = cell(app, stuck.id, "state")
+        assert state is not None and str(state.style) == "bold yellow"
+        assert plain(app, runnable.id, "state") == "queued"
+        assert plain(app, stuck.id, "progress") == f"position 0 (next)  needs checkpoint {FLUX}"
+        assert plain(app, runnable.id, "progress") == "position 1"
+        assert "· 1 unrunnable" in str(app.main_screen.jobs.border_title)
+
+        app.main_screen._open(stuck.id)
+        why = f"runs on      no live machine: needs checkpoint {FLUX}"
+        await wait_until(pilot, lambda: why in detail_overview(app), "the reason in the detail")
+        assert "state        unrunnable" in detail_overview(app)
+
+        # A machine with the checkpoint comes up: the job can run, the marks go.
+        await publish_machine(aclient, publish, "gpu-host-2", FLUX)
+        await wait_until(
+            pilot,
+            lambda: "state        queued" in detail_overview(app),
+            "the detail without the mark",
+        )
+        assert "runs on" not in detail_overview(app)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: plain(app, stuck.id, "state") == "queued", "no mark")
+        assert plain(app, stuck.id, "progress") == "position 0 (next)"
+        assert "unrunnable" not in str(app.main_screen.jobs.border_title)
+
+
+async def test_without_any_live_machine_of_the_service_the_mark_says_so(
+    make_app: MakeApp, aclient: AsyncClient
+) -> None:
+    job = await aclient.submit(comfy_graph(1, ckpt=FLUX))
+    app = make_app()
+    async with app.run_test(size=(180, 48)) as pilot:
+        await first_snapshot(pilot)
+        await wait_until(pilot, lambda: plain(app, job.id, "state") == "unrunnable", "the mark")
+        assert plain(app, job.id, "progress").endswith("no live machine runs service comfyui")
+        app.main_screen._open(job.id)
+        why = "runs on      no live machine runs service comfyui  (it stays queued"
+        await wait_until(pilot, lambda: why in detail_overview(app), "the reason in the detail")

@@ -7,6 +7,7 @@ and review the SVGs in ``tests/tui/__snapshots__/``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -130,3 +131,37 @@ def test_gpu_detail_of_a_lost_gpu(snap_compare: SnapCompare) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, GpuDetailScreen), "the GPU view")
 
     assert snap_compare(demo_app(), terminal_size=(120, 44), run_before=run_before)
+
+
+def unrunnable_app() -> tuple[FleetqApp, str]:
+    """The demo fleet where one queued job is one no live machine can run."""
+    app = demo_app()
+    source = app.source
+    assert isinstance(source, StaticSource)
+    stuck = next(j for j in source.jobs if j.state is JobState.QUEUED and j.ready_ms is None)
+    reason = "needs checkpoint flux1-dev.safetensors"
+    source.jobs = tuple(replace(j, unschedulable=reason) if j is stuck else j for j in source.jobs)
+    return app, stuck.id
+
+
+def test_an_unrunnable_job_is_marked_in_the_list(snap_compare: SnapCompare) -> None:
+    app, _ = unrunnable_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=first_snapshot)
+
+
+def test_job_detail_of_an_unrunnable_job(snap_compare: SnapCompare) -> None:
+    app, stuck = unrunnable_app()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await first_snapshot(pilot)
+        app.main_screen._open(stuck)
+
+        def loaded() -> bool:
+            screen = app.screen
+            return isinstance(screen, JobDetailScreen) and "no live machine" in (
+                screen.view.section_text("overview")
+            )
+
+        await wait_until(pilot, loaded, "the job detail")
+
+    assert snap_compare(app, terminal_size=(120, 44), run_before=run_before)

@@ -28,6 +28,7 @@ from tui.screens.gpu_detail import GpuDetailScreen
 from tui.snapshot import GpuSnapshot, Snapshot
 from tui.source import STATE_FILTERS, JobFilter, SnapshotSource
 from tui.widgets.banner import ConnectionBanner
+from tui.widgets.format import UNRUNNABLE
 from tui.widgets.gpus import GpuTable
 from tui.widgets.jobs import JobTable
 from tui.widgets.poller import Poller
@@ -144,6 +145,9 @@ class MainScreen(FleetScreen):
         if snapshot is not None and snapshot.job_filter == f:
             shown = len(snapshot.jobs)
             title += f" · {shown:,} shown of {snapshot.jobs_total:,}"
+            unrunnable = sum(1 for j in snapshot.jobs if j.unschedulable is not None)
+            if unrunnable:  # marked in the list; counted here in case they are scrolled away
+                title += f" · {unrunnable:,} {UNRUNNABLE}"
         if jobs.find:
             title += f" · find {jobs.find!r}: {jobs.matched:,} match"
         if jobs.sort_by is not None:

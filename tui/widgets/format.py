@@ -24,6 +24,9 @@ STATE_STYLES = {
     JobState.FAILED: "bold red",
     JobState.CANCELLED: "magenta",
 }
+#: The state shown for a queued job that no live GPU can run, and its style.
+UNRUNNABLE = "unrunnable"
+WARNING = "bold yellow"
 HEALTH_STYLES = {
     "healthy": "green",
     "degraded": "yellow",
@@ -123,6 +126,8 @@ def state_cell(job: JobStatus) -> Text:
         return Text("cancelling", style="bold magenta")
     if job.state is JobState.QUEUED and job.ready_ms is not None:
         return Text("retry wait", style="yellow")
+    if job.state is JobState.QUEUED and job.unschedulable is not None:
+        return Text(UNRUNNABLE, style=WARNING)  # no live GPU can run it (JobStatus.unschedulable)
     return Text(job.state.value, style=STATE_STYLES.get(job.state, ""))
 
 

@@ -15,7 +15,7 @@ from fleetq import JobState, JobStatus
 from fleetq.humanize import duration
 from tui.snapshot import JobDetail
 from tui.source import JobAction
-from tui.widgets.format import STATE_STYLES, progress_cell, queue_position, state_cell
+from tui.widgets.format import STATE_STYLES, WARNING, progress_cell, queue_position, state_cell
 from tui.widgets.jobs import run_ms, wait_ms
 from tui.workflow import WorkflowSummary
 
@@ -105,6 +105,8 @@ def overview(job: JobStatus, now_ms: int) -> Text:
     ]
     if job.state is JobState.QUEUED and job.ready_ms is None:
         rows.insert(4, ("eta", eta_text(job, now_ms)))
+    if job.state is JobState.QUEUED and job.unschedulable is not None:
+        rows.insert(3, ("runs on", unschedulable_text(job.unschedulable)))
     if job.finished_ms is not None:
         rows.insert(
             -3,
@@ -131,6 +133,14 @@ def eta_text(job: JobStatus, now_ms: int) -> Text:
         f"{duration(e.run_ms)} a run{', a guess: none on record' if e.guess else ''})",
         style="dim",
     )
+    return text
+
+
+def unschedulable_text(reason: str) -> Text:
+    """Why no live machine can run a queued job, and what happens to it."""
+    said = reason if reason.startswith("no live machine") else f"no live machine: {reason}"
+    text = Text(said, style=WARNING)
+    text.append("  (it stays queued; a machine that can run it claims it at once)", style="dim")
     return text
 
 

@@ -230,7 +230,7 @@ def _signature(job: JobStatus, now_ms: int) -> tuple[object, ...]:
         job.state, job.cancel_requested, job.ready_ms is None, job.priority,
         age(age_ms(job, now_ms)), age(wait_ms(job, now_ms)), None if run is None else age(run),
         job.host, job.gpu, job.attempts, job.max_attempts,
-        round(job.progress, 3), job.progress_text, job.position, job.error,
+        round(job.progress, 3), job.progress_text, job.position, job.error, job.unschedulable,
     )  # fmt: skip
 
 
@@ -239,6 +239,8 @@ def _cells(job: JobStatus, now_ms: int, marked: bool = False) -> tuple[Text, ...
         progress = progress_cell(job.progress, job.progress_text)
     elif job.state is JobState.QUEUED and job.position is not None:
         progress = Text(queue_position(job.position), style="dim")
+        if job.unschedulable is not None:
+            progress.append(f"  {job.unschedulable}", style="yellow")  # why: no GPU can run it
     elif job.error is not None:
         progress = Text(job.error.describe(), style="red")
     else:

