@@ -236,7 +236,7 @@ class GpuRecord:
             model_loads=_int(data.get("model_loads")) or 0,
             classes_served=_int_map(data.get("classes_served")),
             schema=_int(data.get("schema")) or 0,
-            extra={k: v for k, v in data.items() if k not in _GPU_FIELDS},
+            extra=_extra(data, _GPU_FIELDS),
         )
 
     def reading(self, name: str) -> float | None:
@@ -309,7 +309,7 @@ class HostRecord:
             state=_enum(HostState, data.get("state")),
             backends=_str_map(data.get("backends")),
             schema=_int(data.get("schema")) or 0,
-            extra={k: v for k, v in data.items() if k not in _HOST_FIELDS},
+            extra=_extra(data, _HOST_FIELDS),
         )
 
 
@@ -319,6 +319,12 @@ def number(value: Any) -> float | None:
         return None
     out = float(value)
     return out if out == out and out not in (float("inf"), float("-inf")) else None
+
+
+def _extra(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """The fields of ``data`` this version does not know (usually none: one set difference)."""
+    unknown = data.keys() - known
+    return {k: v for k, v in data.items() if k in unknown} if unknown else {}
 
 
 def _is_mapping(value: Any) -> bool:
