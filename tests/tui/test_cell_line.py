@@ -50,7 +50,7 @@ PRE = [
 POST = [Style.null(), Style(bgcolor="#0178d4"), Style(color="#ffffff") + Style(bgcolor="#0178d4")]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     cell=texts(),
     width=st.integers(3, 40),

@@ -100,3 +100,17 @@ async def test_screen_shows_rows_changed_in_place_and_keeps_the_others(
         order = sorted(ids[1:], key=lambda i: lines.index(line_of(lines, i[:8])))
         assert order == [ids[3], ids[1], ids[2]]
         assert "position 0 (next)" in line_of(lines, ids[3][:8])
+
+
+async def test_a_click_on_a_drawn_row_selects_it(make_app: MakeApp, aclient: AsyncClient) -> None:
+    # The cells carry their row and column for the mouse, as DataTable's own drawing does.
+    ids = [(await aclient.submit(comfy_graph(i))).id for i in range(4)]
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await first_snapshot(pilot)
+        await pilot.pause()
+        table = app.main_screen.jobs
+        assert table.cursor_key == ids[0]
+        await pilot.click("#jobs", offset=(30, 4))  # border, header, then rows 0, 1, 2
+        await pilot.pause()
+        assert table.cursor_key == ids[2]

@@ -69,8 +69,11 @@ def _render(console: Console, line: Text) -> list[Segment]:
     plain = line.plain
     style = line.style
     spans = line._spans
-    if not spans and not style:
-        return [Segment(plain)]
+    if not spans:
+        if not style:
+            return [Segment(plain)]
+        # One span over the whole text: one segment in that style (none when it is empty).
+        return [Segment(plain, console.get_style(style))] if plain else []
     joined = Text(plain, end="")
     if style:
         joined._spans = [Span(0, len(plain), style), *spans]

@@ -81,6 +81,8 @@ class SyncedTable(DataTable[Any]):
         #: (row key, column key) -> how many times that cell changed.
         self._cell_versions: dict[tuple[str, str], int] = {}
         self._version_counter = 0
+        #: (row index, column index) -> the style carrying that place (see _draw_cell).
+        self._meta_styles: dict[tuple[int, int], Style] = {}
         #: Rows whose cells were changed in place since the table was last asked to redraw,
         #: and whether rows were added or removed since (then all of it is redrawn).
         self._changed_rows: set[str] = set()
@@ -302,7 +304,12 @@ class SyncedTable(DataTable[Any]):
             self.cursor_foreground_priority == "css",
             self.cursor_background_priority == "css",
         )
-        base_style += Style.from_meta({"row": row_index, "column": column_index})
+        # The row and column a mouse click on the cell reads (one style per place, kept).
+        meta = self._meta_styles.get((row_index, column_index))
+        if meta is None:
+            meta = Style.from_meta({"row": row_index, "column": column_index})
+            self._meta_styles[(row_index, column_index)] = meta
+        base_style += meta
         return cell_line(
             self.app.console,
             cell,
