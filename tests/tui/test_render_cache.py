@@ -4,15 +4,18 @@ update, a moved row, and a row removed and added again under the same key."""
 from __future__ import annotations
 
 import io
+from functools import partial
 
 from rich.console import Console
+from rich.text import Text
+from textual.app import App, ComposeResult
 
 from fleetq import AsyncClient
 from fleetq.worker import WorkerQueue
 from tests.tui.dash_helpers import comfy_graph, first_snapshot, fresh
 from tests.tui.test_actions import MakeApp
 from tui.app import FleetqApp
-from tui.widgets.synced_table import SyncedTable
+from tui.widgets.synced_table import Row, SyncedTable
 
 
 def drawn_row(table: SyncedTable, job_id: str) -> str:
@@ -114,3 +117,34 @@ async def test_a_click_on_a_drawn_row_selects_it(make_app: MakeApp, aclient: Asy
         await pilot.click("#jobs", offset=(30, 4))  # border, header, then rows 0, 1, 2
         await pilot.pause()
         assert table.cursor_key == ids[2]
+
+
+class Letters(SyncedTable):
+    COLUMNS = (("Name", "name", 8), ("Value", "value", 8))
+
+
+class LettersApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Letters(id="letters")
+
+
+def letter_rows(names: str) -> list[Row]:
+    return [(n, n, partial(lambda n: (Text(n * 3), Text(f"v-{n}")), n)) for n in names]
+
+
+async def test_rows_that_only_move_are_drawn_at_their_new_place() -> None:
+    # Nothing in these rows changes but their order: the lines that now show another row are
+    # redrawn, the others are left as drawn.
+    app = LettersApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Letters)
+        table.sync(letter_rows("abcdef"))
+        await pilot.pause()
+        assert [line[:12].split()[0] for line in screen_text(app)[1:7]] == [
+            "aaa", "bbb", "ccc", "ddd", "eee", "fff",
+        ]  # fmt: skip
+        table.sync(letter_rows("abfcde"))
+        await pilot.pause()
+        lines = screen_text(app)[1:7]
+        assert [line.split()[0] for line in lines] == ["aaa", "bbb", "fff", "ccc", "ddd", "eee"]
+        assert [line.split()[1] for line in lines] == ["v-a", "v-b", "v-f", "v-c", "v-d", "v-e"]

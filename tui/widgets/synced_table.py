@@ -31,26 +31,6 @@ _FIXED_META = Style.from_meta({"fixed": True})
 SegmentLines = list[list[Segment]]
 
 
-class KeyCell(Text):
-    """The first cell of a row: a ``Text`` that also carries its row key, for sorting."""
-
-    row_key: str = ""
-
-    @classmethod
-    def of(cls, key: str, value: Text) -> KeyCell:
-        cell = cls(
-            value.plain,
-            style=value.style,
-            justify=value.justify,
-            overflow=value.overflow,
-            no_wrap=value.no_wrap,
-            end=value.end,
-            spans=list(value.spans),
-        )
-        cell.row_key = key
-        return cell
-
-
 #: A row: its key, a signature of what it shows (equal signature: nothing to redraw), and a
 #: function that builds its cells (only called when the signature changed).
 Row = tuple[str, Hashable, Callable[[], Sequence[Text]]]
@@ -186,15 +166,14 @@ class SyncedTable(DataTable[Any]):
                     continue
                 cells = tuple(build())
                 self._rows_changed = True
-                self.add_row(KeyCell.of(key, cells[0]), *cells[1:], key=key)
+                self.add_row(*cells, key=key)
                 for column in self._columns:
                     self._new_version(key, column)
                 self._set_cells(key, cells)
                 self._signatures[key] = signature
                 order.append(key)
             if order != wanted:
-                rank = {key: i for i, key in enumerate(wanted)}
-                self.sort(key=lambda values: rank[values[0].row_key])
+                self._reorder(wanted, window)
             self._order = wanted
             if keep is not None and keep in wanted_set:
                 index = self.get_row_index(keep)
@@ -205,6 +184,22 @@ class SyncedTable(DataTable[Any]):
         if self.FLEX:
             self._measure_flex()
             self._fit_columns(shrink=False)
+
+    def _reorder(self, wanted: list[str], window: range) -> None:
+        """Put the rows in the order of ``wanted`` (every row of the table, each once).
+
+        DataTable.sort would redraw the whole table; here only the lines on screen that now
+        show another row are redrawn (a reorder below the screen redraws nothing).
+        """
+        locations = self._row_locations
+        before = [locations.get_key(index) for index in window]
+        for index, key in enumerate(wanted):
+            locations[RowKey(key)] = index
+        self._update_count += 1
+        for index, was in zip(window, before, strict=True):
+            now = locations.get_key(index)
+            if now is not None and now != was and now.value is not None:
+                self._changed_rows.add(now.value)
 
     def _set_cells(self, key: str, cells: tuple[Text, ...]) -> None:
         self._cells[key] = cells
@@ -443,12 +438,10 @@ class SyncedTable(DataTable[Any]):
 
     def _update(self, key: str, signature: Hashable, build: Callable[[], Sequence[Text]]) -> None:
         new = tuple(build())
-        for index, (column, before, after) in enumerate(
-            zip(self._columns, self._cells[key], new, strict=True)
-        ):
+        for column, before, after in zip(self._columns, self._cells[key], new, strict=True):
             if before != after:
                 self._new_version(key, column)
-                self._set_cell(key, column, KeyCell.of(key, after) if index == 0 else after)
+                self._set_cell(key, column, after)
         self._set_cells(key, new)
         self._signatures[key] = signature
 
