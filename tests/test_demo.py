@@ -57,9 +57,9 @@ def test_headless_demo_does_its_work() -> None:
     # it to the first machine and that machine read its capabilities again; then they ran.
     n = NEW_MODEL_JOBS
     assert f"{n} jobs needed {NEW_MODEL}, which no machine had" in out
-    assert f'before:  {n} of {n} reported unschedulable ("needs checkpoint {NEW_MODEL}")' in out
-    assert re.search(r"at \d+ s:  added to demo-gpu-01, which read its capabilities again", out)
-    assert f"after:   completed {n} of {n}, none started before it arrived" in out
+    assert f'before: {n} of {n} reported unschedulable ("needs checkpoint {NEW_MODEL}")' in out
+    assert re.search(r"at \d+ s: added to demo-gpu-01, which read its capabilities again", out)
+    assert f"after: completed {n} of {n}, none started before it arrived" in out
     # Ready-to-paste connection lines, namespace included.
     assert re.search(
         r"^  export FLEETQ_REDIS_URL=redis://127\.0\.0\.1:\d+/0 FLEETQ_NAMESPACE=demo$",

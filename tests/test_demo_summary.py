@@ -50,9 +50,9 @@ def test_jobs_that_waited_for_their_model_then_ran_are_reported() -> None:
     ok, text = summary_of(statuses, arrival([REASON] * 3))
     assert ok, text
     assert f"3 jobs needed {MODEL}, which no machine had" in text
-    assert f'before:  3 of 3 reported unschedulable ("{REASON}")' in text
-    assert "at 8 s:  added to demo-gpu-01, which read its capabilities again" in text
-    assert "after:   completed 3 of 3, none started before it arrived" in text
+    assert f'before: 3 of 3 reported unschedulable ("{REASON}")' in text
+    assert "at 8 s: added to demo-gpu-01, which read its capabilities again" in text
+    assert "after: completed 3 of 3, none started before it arrived" in text
     assert "verdict: the fleet did its work" in text
 
 
@@ -70,7 +70,7 @@ def test_a_waiting_job_that_status_did_not_explain_is_a_problem() -> None:
     ok, text = summary_of(statuses, arrival([REASON, None]))
     assert not ok
     assert f"1 job(s) needing {MODEL} were not reported unschedulable before it arrived" in text
-    assert "before:  1 of 2 reported unschedulable" in text
+    assert "before: 1 of 2 reported unschedulable" in text
 
 
 def test_none_of_the_jobs_running_after_the_model_arrived_is_a_problem() -> None:

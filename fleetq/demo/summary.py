@@ -62,12 +62,12 @@ class NewModelStory:
                          else "  the run ended before it arrived")  # fmt: skip
             return lines
         said = f' ("{self.reason}")' if self.reason else ""
-        lines.append(f"  before:  {self.marked} of {self.jobs} reported unschedulable{said}")
-        lines.append(f"  at {self.arrived_s:.0f} s:  " + (
+        lines.append(f"  before: {self.marked} of {self.jobs} reported unschedulable{said}")
+        lines.append(f"  at {self.arrived_s:.0f} s: " + (
             f"adding it to {self.host} failed: {self.error}" if self.error
             else f"added to {self.host}, which read its capabilities again"))  # fmt: skip
         early = "none" if self.early == 0 else str(self.early)
-        lines.append(f"  after:   completed {self.completed} of {self.jobs}, "
+        lines.append(f"  after: completed {self.completed} of {self.jobs}, "
                      f"{early} started before it arrived")  # fmt: skip
         return lines
 
