@@ -13,6 +13,7 @@ import pytest
 
 from fleetq import Client, Settings
 from fleetq.demo.run import Demo, DemoOptions
+from fleetq.demo.workload import NEW_MODEL, NEW_MODEL_JOBS
 from fleetq.model import JobStatus
 from supervisor.sim.comfyui.workflows import fake_work_workflow
 
@@ -52,6 +53,13 @@ def test_headless_demo_does_its_work() -> None:
     assert len(shares) == 2 * 2 + 2  # every simulated GPU of both machines and the A1111 machine
     assert "(fault injected)" in out  # the GPU fault partway through is reported
     assert re.search(r"short\s+p50\s+\d+\s+p95\s+\d+", out)
+    # Jobs for a checkpoint no machine had waited, reported unschedulable, until the demo added
+    # it to the first machine and that machine read its capabilities again; then they ran.
+    n = NEW_MODEL_JOBS
+    assert f"{n} jobs needed {NEW_MODEL}, which no machine had" in out
+    assert f'before: {n} of {n} reported unschedulable ("needs checkpoint {NEW_MODEL}")' in out
+    assert re.search(r"at \d+ s: added to demo-gpu-01, which read its capabilities again", out)
+    assert f"after: completed {n} of {n}, none started before it arrived" in out
     # Ready-to-paste connection lines, namespace included.
     assert re.search(
         r"^  export FLEETQ_REDIS_URL=redis://127\.0\.0\.1:\d+/0 FLEETQ_NAMESPACE=demo$",

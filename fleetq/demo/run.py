@@ -1,6 +1,7 @@
 """``fleetq demo``: an embedded Redis, simulated machines (supervisor processes with simulated
 GPUs) backed by fake ComfyUI instances and one fake A1111 machine, a load generator, an injected
-GPU fault, and the dashboard on top. Quitting stops every process it started."""
+GPU fault, jobs for a checkpoint that no machine has until one gains it partway through, and the
+dashboard on top. Quitting stops every process it started."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 from fleetq.cli.parsing import ascii_int, positive_int, seconds
 from fleetq.client import Client
 from fleetq.config import Settings
+from fleetq.demo.arrival import ModelArrival
 from fleetq.demo.embedded import (
     FakeRedisServer,
     RedisServer,
@@ -31,7 +33,14 @@ from fleetq.demo.embedded import (
 )
 from fleetq.demo.processes import ProcessGroup, consecutive_free_ports, wait_for_port
 from fleetq.demo.summary import summarize
-from fleetq.demo.workload import MODEL_LOAD_S, Workload, machine_checkpoints
+from fleetq.demo.workload import (
+    MODEL_LOAD_S,
+    NEW_MODEL,
+    DemoJob,
+    Workload,
+    jobs_for_new_model,
+    machine_checkpoints,
+)
 from fleetq.errors import FleetqError, JobNotFound
 
 log = logging.getLogger(__name__)
@@ -64,7 +73,10 @@ class LoadGenerator(threading.Thread):
         self.errors: list[str] = []
 
     def submit_one(self) -> None:
-        job = self.workload.next()
+        self.submit(self.workload.next())
+
+    def submit(self, job: DemoJob) -> str | None:
+        """Submit ``job``; its id, or None when the submit failed (counted in ``errors``)."""
         try:
             handle = self.client.submit(
                 job.workflow, service=job.service, priority=job.priority,
@@ -73,8 +85,9 @@ class LoadGenerator(threading.Thread):
             )  # fmt: skip
         except FleetqError as e:
             self.errors.append(str(e))
-            return
+            return None
         self.submitted.append((job.kind, handle.id))
+        return handle.id
 
     def run(self) -> None:
         while not self.stop.wait(self.rng.expovariate(self.rate)):
@@ -99,6 +112,8 @@ class Demo:
         self.workdir = Path(tempfile.mkdtemp(prefix="fleetq-demo-"))
         self.group = ProcessGroup(self.workdir)
         self.hosts: list[str] = []
+        #: Host -> base URLs of its fake ComfyUI instances.
+        self.comfy_urls: dict[str, tuple[str, ...]] = {}
         self.faulted: set[str] = set()
 
     def start_fleet(self, redis_url: str) -> None:
@@ -126,7 +141,9 @@ class Demo:
             wait_for_port(port, 30, process)
         for m in range(o.machines):
             base = comfy_base + m * o.gpus
-            self._start_supervisor(common, f"demo-gpu-{m + 1:02d}", o.gpus, "comfyui", base)
+            host = f"demo-gpu-{m + 1:02d}"
+            self._start_supervisor(common, host, o.gpus, "comfyui", base)
+            self.comfy_urls[host] = tuple(f"http://127.0.0.1:{base + i}" for i in range(o.gpus))
         if o.a1111:
             self._start_supervisor(common, "demo-a1111-01", 2, "a1111", a1111_base)
 
@@ -173,6 +190,12 @@ class Demo:
         self.faulted.add(f"{host}:{gpu}")
         log.warning("demo: injected XID 79 into %s:%d", host, gpu)
 
+    def model_arrival(self) -> ModelArrival:
+        """:data:`NEW_MODEL` arriving on the first machine, which keeps its own checkpoints."""
+        host = self.hosts[0]
+        return ModelArrival(NEW_MODEL, host, self.comfy_urls[host],
+                            (*machine_checkpoints(0), NEW_MODEL))  # fmt: skip
+
     def default_rate(self) -> float:
         gpus = self.options.machines * self.options.gpus + (2 if self.options.a1111 else 0)
         return max(0.5, 0.8 * gpus / 2.4)  # about 2.4 s per job on average
@@ -190,6 +213,7 @@ class Demo:
         settings = Settings(redis_url=redis.url, namespace=self.namespace)
         client = Client(settings)
         load: LoadGenerator | None = None
+        timers: list[threading.Timer] = []
         code = 1
         try:
             self._print_connection(redis)
@@ -200,19 +224,31 @@ class Demo:
             )
             for _ in range(12):  # a backlog from the start, so priorities show
                 load.submit_one()
+            # Jobs for a model no machine has: they wait, marked, until it arrives.
+            arrival = self.model_arrival()
+            for job in jobs_for_new_model(seed=o.seed):
+                if (job_id := load.submit(job)) is not None:
+                    arrival.job_ids.append(job_id)
             started_ms = int(time.time() * 1000)
             load.start()
-            fault_timer = threading.Timer(max(5.0, o.duration_s * 0.35 if o.headless else 20.0),
-                                          self.inject_fault, args=(client,))  # fmt: skip
-            fault_timer.daemon = True
-            fault_timer.start()
+            timers += [
+                threading.Timer(max(5.0, o.duration_s * 0.35) if o.headless else 20.0,
+                                self.inject_fault, args=(client,)),
+                threading.Timer(max(6.0, o.duration_s * 0.4) if o.headless else 30.0,
+                                arrival.deliver, args=(client,)),
+            ]  # fmt: skip
+            for timer in timers:
+                timer.daemon = True
+                timer.start()
             code = (
-                self._headless(client, load, started_ms)
+                self._headless(client, load, started_ms, arrival)
                 if o.headless
                 else self._dashboard(redis.url)
             )
             return code
         finally:
+            for timer in timers:
+                timer.cancel()  # one not yet due never fires against a fleet being stopped
             if load is not None:
                 load.stop.set()
             started = time.monotonic()
@@ -232,12 +268,15 @@ class Demo:
                                redis_url, "--namespace", self.namespace], check=False)  # fmt: skip
         return done.returncode
 
-    def _headless(self, client: Client, load: LoadGenerator, started_ms: int) -> int:
+    def _headless(
+        self, client: Client, load: LoadGenerator, started_ms: int, arrival: ModelArrival
+    ) -> int:
         o = self.options
         # Submit for 70% of the run, then let the fleet work through the queue.
         load.stop.wait(o.duration_s * 0.7)
         load.stop.set()
         load.join()
+        arrival.delivered.wait(o.duration_s * 0.3)  # due at 40% of the run, so done by now
         deadline = time.monotonic() + o.duration_s * 0.3
         while time.monotonic() < deadline:
             stats = client.stats()
@@ -251,7 +290,7 @@ class Demo:
                 statuses.append((kind, client.status(job_id)))
             except JobNotFound:
                 statuses.append((kind, None))
-        summary = summarize(statuses, client.fleet(), (started_ms, ended_ms), self.faulted)
+        summary = summarize(statuses, client.fleet(), (started_ms, ended_ms), self.faulted, arrival)
         print(summary.render())
         return 0 if summary.ok else 1
 
@@ -283,8 +322,9 @@ def add_demo_parser(sub: Any) -> None:
         "demo",
         help="run a simulated fleet (no GPU, Redis or ComfyUI needed)",
         description="Run a whole simulated fleet on this machine: a private Redis server, "
-        "supervisors with simulated GPUs, fake ComfyUI and A1111 servers, a load generator and an "
-        "injected GPU fault, with the dashboard on top (q quits and stops everything). It prints "
+        "supervisors with simulated GPUs, fake ComfyUI and A1111 servers, a load generator, an "
+        "injected GPU fault and a few jobs for a checkpoint that one machine gains partway "
+        "through, with the dashboard on top (q quits and stops everything). It prints "
         "the lines that point another terminal at its Redis (namespace 'demo').",
     )
     p.add_argument(

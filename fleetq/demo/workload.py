@@ -5,7 +5,8 @@ fake ComfyUI (its ``FakeWork`` node sets duration, progress steps and outcome) a
 A1111 (steps times its per-step time). Each ComfyUI job uses one checkpoint (fed to FakeWork's
 ``model``, so the fake loads it), drawn by popularity; the machines hold different sets of
 checkpoints (:func:`machine_checkpoints`), so the scheduler sends each job where its model is,
-preferably to a GPU that has it loaded.
+preferably to a GPU that has it loaded. A few jobs (:func:`jobs_for_new_model`) need a checkpoint
+that no machine has until the demo adds it to one partway through (:data:`NEW_MODEL`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class DemoJob:
     service: str
     workflow: dict[str, Any]
     priority: int
-    kind: str  # short, long, urgent, failing, a1111
+    kind: str  # short, long, urgent, failing, a1111, new-model
     max_attempts: int = 3
     #: Who it is for: the studio sends most of the work, the web app a share of it and every
     #: urgent job; fair share keeps the web app's jobs from waiting behind the studio's.
@@ -34,6 +35,11 @@ OTHER_MODELS = ("flux1-dev.safetensors", "sd15_realistic.safetensors")
 POPULARITY = ((BASE_MODEL, 0.6), (OTHER_MODELS[0], 0.25), (OTHER_MODELS[1], 0.15))
 #: How long a fake instance takes to load a checkpoint other than the loaded one.
 MODEL_LOAD_S = 1.5
+#: A checkpoint no demo machine has at first: its jobs wait, marked unschedulable, until the
+#: demo copies it onto the first machine and asks that machine to read its capabilities again.
+NEW_MODEL = "sd35_large.safetensors"
+#: How many jobs for :data:`NEW_MODEL` the demo submits at its start.
+NEW_MODEL_JOBS = 4
 
 
 def machine_checkpoints(machine: int) -> tuple[str, ...]:
@@ -42,6 +48,19 @@ def machine_checkpoints(machine: int) -> tuple[str, ...]:
     if machine % 3 == 2:
         return (BASE_MODEL, *OTHER_MODELS)
     return (BASE_MODEL, OTHER_MODELS[machine % 2])
+
+
+def jobs_for_new_model(count: int = NEW_MODEL_JOBS, seed: int = 7) -> list[DemoJob]:
+    """Short ComfyUI jobs on :data:`NEW_MODEL`, by turns for each tenant. Drawn from their own
+    random stream, so the rest of the workload is the same with or without them."""
+    rng = random.Random(f"new-model-{seed}")
+    jobs = []
+    for i in range(count):
+        workflow = comfy_workflow(rng.uniform(0.6, 1.2), 5, "ok", rng.randrange(1 << 30), NEW_MODEL)
+        jobs.append(
+            DemoJob("comfyui", workflow, 0, "new-model", tenant=("studio", "webapp")[i % 2])
+        )
+    return jobs
 
 
 def comfy_workflow(
