@@ -170,7 +170,9 @@ class Protocol:
         self.keys = Keys(settings.namespace)
         #: The last page listed of each job state, by raw row (see list_jobs): at most
         #: one page per state.
-        self._pages: dict[str, dict[tuple[Any, ...], JobStatus]] = {}
+        self._pages: dict[
+            str, tuple[dict[tuple[Any, ...], JobStatus], dict[str, tuple[Attempt, ...]]]
+        ] = {}
 
     def _base(self) -> list[Arg]:
         return [self.keys.prefix, self.settings.events_maxlen]
@@ -264,7 +266,9 @@ class Protocol:
             # A row equal, value for value, to one of the previous page of this state parses
             # to the same (immutable) status: a dashboard lists the same page every second,
             # and most of a queue's page does not change between two reads.
-            before = self._pages.get(state, {})
+            before, timelines = self._pages.get(state, ({}, {}))
+            if len(timelines) > 2 * len(reply) + 16:  # bounded: about a page's worth
+                timelines = {}
             page: dict[tuple[Any, ...], JobStatus] = {}
             rows = []
             for row in reply:
@@ -272,10 +276,10 @@ class Protocol:
                     key = tuple(row)
                     status = before.get(key)
                     if status is None:
-                        status = status_from_row(row[1:], row[0])
+                        status = status_from_row(row[1:], row[0], timelines)
                     page[key] = status
                     rows.append(status)
-            self._pages[state] = page
+            self._pages[state] = (page, timelines)
             return rows
 
         args = (*self._base(), state, limit, len(STATUS_FIELDS), *STATUS_FIELDS, *services)
@@ -735,12 +739,18 @@ def parse_status(values: Mapping[str, Any], position: Any) -> JobStatus:
     return status_from_row([values.get(name) for name in STATUS_FIELDS], position)
 
 
-def status_from_row(row: Sequence[Any], position: Any) -> JobStatus:
+def status_from_row(
+    row: Sequence[Any],
+    position: Any,
+    timelines: dict[str, tuple[Attempt, ...]] | None = None,
+) -> JobStatus:
     """Build a :class:`JobStatus` from the raw values of :data:`STATUS_FIELDS`, in that order
     (a row of the ``list_jobs`` and ``status`` replies).
 
     A dashboard parses a page of a few hundred jobs every second: the values are decoded in
-    one pass, into locals, and the usual empty JSON values are not parsed.
+    one pass, into locals, and the usual empty JSON values are not parsed. ``timelines``:
+    timelines already parsed, by their JSON text (and the place to keep this one's): a running
+    job's row changes with each progress report, its timeline only when it is claimed again.
     """
     (
         job_id, service, state, priority, progress, progress_text, attempts, max_attempts,
@@ -778,7 +788,7 @@ def status_from_row(row: Sequence[Any], position: Any) -> JobStatus:
         cancel_requested=cancel_requested == "1",
         metadata={} if not metadata or metadata == "{}" else json.loads(metadata),
         outputs=() if not outputs or outputs == "[]" else _outputs(outputs),
-        timeline=() if not timeline or timeline == "[]" else _timeline(timeline),
+        timeline=_timeline_of(timeline, timelines),
         class_id=class_id or "",
         tenant=tenant or DEFAULT_TENANT,
     )
@@ -799,6 +809,19 @@ def _outputs(raw: str) -> tuple[OutputFile, ...]:
         )
         for o in json.loads(raw)
     )
+
+
+def _timeline_of(
+    raw: str | None, timelines: dict[str, tuple[Attempt, ...]] | None
+) -> tuple[Attempt, ...]:
+    if not raw or raw == "[]":
+        return ()
+    if timelines is None:
+        return _timeline(raw)
+    parsed = timelines.get(raw)
+    if parsed is None:
+        parsed = timelines[raw] = _timeline(raw)
+    return parsed
 
 
 def _timeline(raw: str) -> tuple[Attempt, ...]:

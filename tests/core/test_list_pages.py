@@ -3,9 +3,11 @@ statuses reused from the previous page only for rows that did not change."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fleetq import Client
+from fleetq import Client, Settings
+from fleetq.protocol import STATUS_FIELDS, Protocol
 from fleetq.worker import WorkerQueue
 
 
@@ -33,3 +35,27 @@ async def test_a_page_listed_again_shows_every_change(
     client.cancel(ids[1])
     assert [j.id for j in client.jobs("queued")] == [ids[2]]
     assert [j.id for j in client.jobs("cancelled")] == [ids[1]]
+
+
+def test_a_changed_timeline_is_read_again() -> None:
+    # A running job's row changes with each progress report; its timeline is parsed again
+    # only when its text changes (a new claim), and then shows the new attempt.
+    call = Protocol(Settings()).list_jobs("running", [], 10)
+
+    def row(progress: str, attempts: list[dict[str, Any]]) -> list[Any]:
+        values = {
+            "id": b"j1", "service": b"comfyui", "state": b"running", "priority": b"0",
+            "progress": progress.encode(), "attempts": b"0", "max_attempts": b"3",
+            "claims": str(len(attempts)).encode(), "submitted_ms": b"1000",
+            "timeout_ms": b"900000", "timeline": json.dumps(attempts).encode(),
+        }  # fmt: skip
+        return [-1, *(values.get(name) for name in STATUS_FIELDS)]
+
+    first = [{"claim": 1, "host": "h", "gpu": 0, "started_ms": 2000}]
+    second = [*first, {"claim": 2, "host": "k", "gpu": 1, "started_ms": 9000}]
+    (a,) = call.parse([row("0.1", first)])
+    (b,) = call.parse([row("0.2", first)])
+    (c,) = call.parse([row("0.0", second)])
+    assert (a.progress, b.progress, c.progress) == (0.1, 0.2, 0.0)
+    assert [t.host for t in a.timeline] == [t.host for t in b.timeline] == ["h"]
+    assert [(t.claim, t.host, t.gpu) for t in c.timeline] == [(1, "h", 0), (2, "k", 1)]
