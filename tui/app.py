@@ -28,6 +28,12 @@ from tui.widgets.queues import QueueTable
 
 #: Where the palette's Screenshot saves (default: the working folder).
 SCREENSHOT_DIR_ENV = "FLEETQ_SCREENSHOT_DIR"
+#: Allocations between two passes of the collector over the youngest objects, once the app
+#: runs (Python's default is 700). A refresh allocates tens of thousands of short-lived objects
+#: (cells, segments, statuses) that reference counting frees; at 700 the collector ran dozens
+#: of times per refresh, each pass (and every tenth, over the older objects too) costing more
+#: CPU than the refresh's own drawing.
+GC_YOUNG_THRESHOLD = 10_000
 
 
 class FleetqApp(App[int]):
@@ -118,10 +124,11 @@ class FleetqApp(App[int]):
             # Everything built at start-up lives as long as the app: keep it out of the
             # collector's full passes, and run those passes a tenth as often (what survives a
             # refresh is mostly bounded render caches). Each pass otherwise stalls a refresh.
+            # The young passes run less often too (see GC_YOUNG_THRESHOLD).
             self.freeze_gc = False
             gc.freeze()
             first, second, _ = gc.get_threshold()
-            gc.set_threshold(first, second, 100)
+            gc.set_threshold(max(first, GC_YOUNG_THRESHOLD), second, 100)
 
     async def on_unmount(self) -> None:
         # The poller worker is cancelled by now; close the Redis connections it used.
@@ -145,7 +152,8 @@ def create_app(
     ``clock`` (seconds since the epoch, like ``time.time``) replaces Redis server time for ages;
     ``source`` replaces Redis as the data source (a :class:`~tui.source.StaticSource` for
     snapshots), in which case no action can run. ``freeze_gc`` (what :func:`run` uses) moves
-    the objects alive after the first refresh out of the garbage collector's full passes.
+    the objects alive after the first refresh out of the garbage collector's full passes and
+    makes its passes rarer (see :data:`GC_YOUNG_THRESHOLD`).
     """
     operator: Operator | None = None
     if source is None:
