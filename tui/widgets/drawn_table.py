@@ -1,0 +1,329 @@
+"""A DataTable that redraws only what changed: the drawing half of the dashboard's tables.
+
+DataTable keys its render caches on one counter that every change bumps, and redraws the whole
+table after any change: every visible cell through Rich's ``Styled(Padding(Text))``, each line
+with its component styles looked up again. Here each cell is drawn once per version of it
+(straight to segments for a one-line ``Text``, see :mod:`tui.widgets.cell_line`), the
+component styles are looked up once per frame, and only the lines of rows that changed, or that
+show another row after a reorder, are redrawn. What is drawn is the same, segment for segment.
+
+The table that fills it (:class:`~tui.widgets.synced_table.SyncedTable`) says what changed:
+:meth:`DrawnTable._set_cell` for a cell, :meth:`DrawnTable._new_version` when a cell is added,
+:meth:`DrawnTable._reorder` for a new order, ``_rows_changed`` when rows came or went, then
+:meth:`DrawnTable._redraw_changed_cells`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.cache import LRUCache
+from textual.coordinate import Coordinate
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
+
+from tui.widgets.cell_line import cell_line
+
+#: Rendered cells kept (a 160x48 screen shows about 400).
+RENDER_CACHE_SIZE = 4000
+#: What DataTable adds to the style of the fixed columns' cells.
+_FIXED_META = Style.from_meta({"fixed": True})
+
+#: Lines of segments (one list per line), as DataTable's renderers return them.
+SegmentLines = list[list[Segment]]
+
+
+class DrawnTable(DataTable[Any]):
+    """A DataTable whose rows are one line high, redrawn as little as their changes allow."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: Per-cell render cache that survives updates of other cells (see _render_cell).
+        self._cell_lines: LRUCache[tuple[object, ...], Any] = LRUCache(RENDER_CACHE_SIZE)
+        #: (row key, column key) -> the version of that cell (see _new_version).
+        self._cell_versions: dict[tuple[str, str], int] = {}
+        self._version_counter = 0
+        #: (row index, column index) -> the style carrying that place (see _draw_cell).
+        self._meta_styles: dict[tuple[int, int], Style] = {}
+        #: Rows whose cells were changed in place since the table was last asked to redraw,
+        #: and whether rows were added or removed since (then all of it is redrawn).
+        self._changed_rows: set[str] = set()
+        self._rows_changed = False
+        #: Component styles looked up while one frame is drawn (see render_lines); None
+        #: between frames.
+        self._frame_styles: dict[str, Style] | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # DataTable looks up its component styles (each walks the DOM up to the screen) for
+        # every line it draws; within one frame they cannot change, so each is looked up once.
+        self._frame_styles = {}
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_styles = None
+
+    def _component_style(self, name: str) -> Style:
+        """``get_component_styles(name).rich_style``, as DataTable reads it; once per frame."""
+        memo = self._frame_styles
+        if memo is None:
+            return self.get_component_styles(name).rich_style
+        style = memo.get(name)
+        if style is None:
+            style = memo[name] = self.get_component_styles(name).rich_style
+        return style
+
+    @property
+    def rich_style(self) -> Style:
+        memo = self._frame_styles
+        if memo is None:
+            return super().rich_style
+        style = memo.get("")
+        if style is None:
+            style = memo[""] = super().rich_style
+        return style
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        if row_index == -1:
+            return self._component_style("datatable--header")
+        if row_index < self.fixed_rows:
+            return self._component_style("datatable--fixed")
+        if self.zebra_stripes:
+            return self._component_style(
+                "datatable--odd-row" if row_index % 2 else "datatable--even-row"
+            )
+        return base_style
+
+    def _render_line_in_row(
+        self,
+        row_key: RowKey,
+        line_no: int,
+        base_style: Style,
+        cursor_location: Coordinate,
+        hover_location: Coordinate,
+    ) -> tuple[SegmentLines, SegmentLines]:
+        # DataTable's own, for the rows of these tables (a row cursor, no row labels), with
+        # the styles looked up once per frame instead of once or twice per line.
+        if (
+            self._frame_styles is None
+            or self.cursor_type != "row"
+            or (self._labelled_row_exists and self.show_row_labels)
+        ):
+            return super()._render_line_in_row(
+                row_key, line_no, base_style, cursor_location, hover_location
+            )
+        cache_key = (
+            row_key, line_no, base_style, cursor_location, hover_location, self.cursor_type,
+            self.show_cursor, self._show_hover_cursor, self._update_count,
+            self._pseudo_class_state,
+        )  # fmt: skip
+        cached = self._row_render_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        row_index = self._row_locations.get(row_key)
+        if row_index is None:
+            row_index = -1
+        # A row cursor highlights every cell of its row.
+        cursor = cursor_location.row == row_index
+        hover = hover_location.row == row_index
+        render_cell = self._render_cell
+        columns = self.ordered_columns
+        fixed_columns = self.fixed_columns
+        fixed_row: SegmentLines = []
+        if fixed_columns:
+            if row_index == -1:
+                fixed_style = self._component_style("datatable--header")
+            else:
+                fixed_style = self._component_style("datatable--fixed") + _FIXED_META
+            for column_index, column in enumerate(columns[:fixed_columns]):
+                width = column.get_render_width(self)
+                fixed_row.append(
+                    render_cell(row_index, column_index, fixed_style, width, cursor, hover)[line_no]
+                )
+        row_style = self._get_row_style(row_index, base_style)
+        scrollable_row: SegmentLines = []
+        table_width = self._row_label_column_width
+        for column_index, column in enumerate(columns):
+            width = column.get_render_width(self)
+            if column_index >= fixed_columns:
+                table_width += width
+            scrollable_row.append(
+                render_cell(row_index, column_index, row_style, width, cursor, hover)[line_no]
+            )
+        # The row's style carried on past the last column, to the widget's edge.
+        remaining_space = max(0, self.size.width - table_width)
+        extend_style, _ = self._get_styles_to_render_cell(
+            row_index == -1,
+            False,
+            False,
+            hover_location.row == (row_index or 0),
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            False,
+            False,
+        )
+        extend_style = row_style + extend_style
+        extend_style += Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        scrollable_row.append([Segment(" " * remaining_space, extend_style)])
+        row_pair = (fixed_row, scrollable_row)
+        self._row_render_cache[cache_key] = row_pair
+        return row_pair
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> Any:
+        # DataTable keys its cell cache on a counter that every update_cell bumps, so one
+        # changed cell re-renders every visible cell. Here a cell is re-rendered only when it
+        # changed (its version), moved (its row index), or its look did (style, cursor,
+        # width, focus, theme).
+        # The header (row -1) is keyed on what its label shows.
+        column_key = self._column_locations.get_key(column_index)
+        if row_index < -1 or column_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        version: Hashable
+        if row_index == -1:
+            label = self.columns[column_key].label
+            cell = ("", str(column_key.value))
+            version = (label.plain, label.style, tuple(label.spans), label.justify, label.overflow)
+        else:
+            row_key = self._row_locations.get_key(row_index)
+            if row_key is None:
+                return super()._render_cell(
+                    row_index, column_index, base_style, width, cursor, hover
+                )
+            cell = (str(row_key.value), str(column_key.value))
+            version = self._cell_versions.get(cell, 0)
+        key = (
+            cell, version, row_index, base_style, width, cursor, hover,
+            self._show_hover_cursor, self._pseudo_class_state, self.app.theme,
+        )  # fmt: skip
+        lines = self._cell_lines.get(key)
+        if lines is None:
+            line = self._draw_cell(row_index, column_index, base_style, width, cursor, hover)
+            if line is None:  # not one line of Text: Rich draws it
+                lines = super()._render_cell(
+                    row_index, column_index, base_style, width, cursor, hover
+                )
+            else:
+                lines = [line]
+            self._cell_lines[key] = lines
+        return lines
+
+    def _draw_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool,
+        hover: bool,
+    ) -> list[Segment] | None:
+        """A data cell drawn as DataTable draws it (its styles, the row and column meta that
+        mouse clicks read), straight to segments; None when it is not one line of Text."""
+        header = row_index == -1
+        column_key = self._column_locations.get_key(column_index)
+        if column_key is None:
+            return None
+        cell: object
+        if header:
+            if self.header_height != 1:
+                return None
+            cell = self.columns[column_key].label
+        else:
+            row_key = self._row_locations.get_key(row_index)
+            if row_key is None or self.rows[row_key].height != 1:
+                return None
+            cell = self._data[row_key].get(column_key)
+        if not isinstance(cell, Text):
+            return None
+        component_style, post_style = self._get_styles_to_render_cell(
+            header,
+            False,
+            not header and (row_index < self.fixed_rows or column_index < self.fixed_columns),
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        # The row and column a mouse click on the cell reads (one style per place, kept).
+        meta = self._meta_styles.get((row_index, column_index))
+        if meta is None:
+            meta = Style.from_meta({"row": row_index, "column": column_index})
+            self._meta_styles[(row_index, column_index)] = meta
+        base_style += meta
+        return cell_line(
+            self.app.console,
+            cell,
+            width,
+            self.cell_padding,
+            base_style + component_style,
+            post_style,
+        )
+
+    def _new_version(self, key: str, column: str) -> None:
+        # Versions come from one counter: a row removed and added again under the same key
+        # never meets a render of its former self in the cache.
+        self._version_counter += 1
+        self._cell_versions[(key, column)] = self._version_counter
+
+    def _set_cell(self, key: str, column: str, value: Text) -> None:
+        # DataTable.update_cell, less the redraw of the whole table it asks for each cell:
+        # the table is redrawn once, after all the cells of a refresh are set (the cells that
+        # did not change come from the cell cache).
+        self._data[RowKey(key)][ColumnKey(column)] = value
+        self._update_count += 1
+        self._changed_rows.add(key)
+
+    def _redraw_changed_cells(self) -> None:
+        """Redraw the lines of the rows whose cells changed (all of the table when rows came
+        or went): the other lines on screen stay as drawn."""
+        changed, self._changed_rows = self._changed_rows, set()
+        if self._rows_changed:
+            self._rows_changed = False
+            self.refresh()
+            return
+        if not changed:
+            return
+        # The rows are one line high, under a fixed header: the row at index i is drawn at
+        # line header + i - scroll_y, when that is below the header and on screen.
+        top = self.header_height if self.show_header else 0
+        scroll_y = int(self.scroll_y)
+        width, height = self.size
+        locations = self._row_locations
+        for key in changed:
+            index = locations.get(RowKey(key))
+            if index is None:
+                continue
+            y = top + index - scroll_y
+            if top <= y < height:
+                self.refresh(Region(0, y, width, 1))
+
+    def _reorder(self, wanted: list[str], window: range) -> None:
+        """Put the rows in the order of ``wanted`` (every row of the table, each once).
+
+        DataTable.sort would redraw the whole table; here only the lines on screen that now
+        show another row are redrawn (a reorder below the screen redraws nothing).
+        """
+        locations = self._row_locations
+        before = [locations.get_key(index) for index in window]
+        for index, key in enumerate(wanted):
+            locations[RowKey(key)] = index
+        self._update_count += 1
+        for index, was in zip(window, before, strict=True):
+            now = locations.get_key(index)
+            if now is not None and now != was and now.value is not None:
+                self._changed_rows.add(now.value)
