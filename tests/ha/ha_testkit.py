@@ -267,6 +267,20 @@ class HaCluster:
         self.node(old).kill()
         return self._await_new_primary(old)
 
+    def restart_as_replica(self, node: RedisServer) -> None:
+        """Restart a killed node as a replica of the current primary, as its configuration
+        file would say once the Sentinels rewrote it. Restarted with its first arguments
+        instead, a node without persistence comes back as an empty primary until a Sentinel
+        demotes it, and under heavy load the promoted replica was once seen resyncing from
+        it (every key gone)."""
+        replica_of = ("--replicaof", "127.0.0.1", str(self.primary_port()))
+        base = node.extra_args
+        if "--replicaof" in base:
+            at = base.index("--replicaof")
+            base = base[:at] + base[at + 3 :]
+        node.extra_args = (*base, *replica_of)
+        node.start()
+
     def views(self) -> set[int]:
         """The primary port each live Sentinel reports."""
         ports = set()

@@ -94,9 +94,9 @@ async def test_load_across_a_failover_counts_what_was_lost(
             old = ha.primary()
             await asyncio.to_thread(ha.kill_primary)
             promoted_after_s = time.monotonic() - started
-            # The operator restarts the dead node: the Sentinels make it a replica of the new
-            # primary (discarding what it never sent), so WAIT can be satisfied again.
-            await asyncio.to_thread(old.start)
+            # The operator restarts the dead node as a replica of the new primary (discarding
+            # what it never sent), so WAIT can be satisfied again.
+            await asyncio.to_thread(ha.restart_as_replica, old)
         else:
             await asyncio.to_thread(ha.failover)
             promoted_after_s = time.monotonic() - started

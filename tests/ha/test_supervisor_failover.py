@@ -75,7 +75,7 @@ async def test_supervisor_and_client_follow_a_sigkill_failover(
             promoted_s = time.monotonic() - started
             for seed in range(20, 40):
                 await submit_retrying(client, seed, ids)
-            await asyncio.to_thread(old.start)  # rejoins as a replica
+            await asyncio.to_thread(ha.restart_as_replica, old)
             await until_settled(client, ids, 90)
             states = await final_states(client, ids)
         assert not task.done(), "the supervisor kept running"
