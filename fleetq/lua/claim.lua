@@ -140,34 +140,42 @@ end
 -- Warm-model affinity: bounded in priority (window), in the jobs that may pass over the best
 -- one (those that arrived less than max_wait after it), and, with fair share, within one
 -- tenant: fair share picks whose turn it is, affinity which of that tenant's jobs fills it.
+-- Returns whether ``warm`` may be taken instead of ``best``, and then, when the two should
+-- trade order keys (one service and band, both tagged in one busy period), their tags.
+local function may_pass_over(best, warm)
+  if window < 0 or warm == nil or warm.id == best.id then return false end
+  local band_best, band_warm = math.floor(best.score / BAND), math.floor(warm.score / BAND)
+  if band_warm - band_best > window then return false end
+  local b = redis.call('HMGET', k_job(best.id), 'tenant', 'fair', 'vepoch', 'vtag')
+  local w = redis.call('HMGET', k_job(warm.id), 'tenant', 'fair', 'vepoch', 'vtag')
+  local fair = b[2] == '1' and w[2] == '1'
+  if fair and b[1] ~= w[1] then return false end
+  local b_since = redis.call('ZSCORE', KEYS[6 + 4 * best.i], best.id)
+  local w_since = redis.call('ZSCORE', KEYS[6 + 4 * warm.i], warm.id)
+  if b_since and w_since and tonumber(w_since) - tonumber(b_since) >= max_wait then
+    return false
+  end
+  if fair and band_warm == band_best and best.i == warm.i and b[3] == w[3] and b[4] and w[4]
+  then
+    return true, {b[4], w[4]}
+  end
+  return true, nil
+end
+
 local pick, for_affinity = best, '0'
-if window >= 0 and warm_best ~= nil and warm_best.id ~= best.id then
-  local band_best = math.floor(best.score / BAND)
-  local band_warm = math.floor(warm_best.score / BAND)
-  if band_warm - band_best <= window then
-    local b = redis.call('HMGET', k_job(best.id), 'tenant', 'fair', 'vepoch', 'vtag')
-    local w = redis.call('HMGET', k_job(warm_best.id), 'tenant', 'fair', 'vepoch', 'vtag')
-    local fair = b[2] == '1' and w[2] == '1'
-    if not fair or b[1] == w[1] then
-      local b_since = redis.call('ZSCORE', KEYS[6 + 4 * best.i], best.id)
-      local w_since = redis.call('ZSCORE', KEYS[6 + 4 * warm_best.i], warm_best.id)
-      if b_since == nil or w_since == nil or tonumber(w_since) - tonumber(b_since) < max_wait
-      then
-        pick, for_affinity = warm_best, '1'
-        -- The tenant spends the turn of its first job on the warm one: the two trade order
-        -- keys, so the passed-over job queues on from the warm one's place and the band's
-        -- virtual time advances as if the first job had run (another tenant's next job is
-        -- then tagged at the front, not behind the jobs affinity keeps passing over).
-        if fair and band_warm == band_best and best.i == warm_best.i and b[3] == w[3]
-            and b[4] and w[4] then
-          local svc_name = services[best.i + 1].name
-          redis.call('HSET', k_job(best.id), 'vtag', w[4])
-          redis.call('HSET', k_job(warm_best.id), 'vtag', b[4])
-          redis.call('ZADD', k_cqueue(svc_name, best.cls), 'XX',
-            string.format('%.0f', band_best * BAND + tonumber(w[4])), best.id)
-        end
-      end
-    end
+local pass, tags = may_pass_over(best, warm_best)
+if pass then
+  pick, for_affinity = warm_best, '1'
+  if tags then
+    -- The tenant spends the turn of its first job on the warm one: the two trade order keys,
+    -- so the passed-over job queues on from the warm one's place and the band's virtual time
+    -- advances as if the first job had run (another tenant's next job is then tagged at the
+    -- front, not behind the jobs affinity keeps passing over).
+    local best_tag, warm_tag = tags[1], tags[2]
+    redis.call('HSET', k_job(best.id), 'vtag', warm_tag)
+    redis.call('HSET', k_job(warm_best.id), 'vtag', best_tag)
+    redis.call('ZADD', k_cqueue(services[best.i + 1].name, best.cls), 'XX',
+      string.format('%.0f', math.floor(best.score / BAND) * BAND + tonumber(warm_tag)), best.id)
   end
 end
 
