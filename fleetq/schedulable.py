@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from typing import TypeVar
 
 from fleetq.errors import Unschedulable
 from fleetq.fleet import FleetView
@@ -26,6 +27,7 @@ from fleetq.records import GpuRecord
 from fleetq.requirements import Capabilities, Requirements, meets
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def capabilities_document(capabilities: Capabilities) -> tuple[str, str]:
@@ -48,29 +50,28 @@ def digests(gpus: Iterable[GpuRecord], service: str) -> set[str]:
 
 def parse_documents(raw: Mapping[str, str | None]) -> dict[str, Capabilities]:
     """Capabilities by digest from the stored JSON (missing or unreadable ones left out)."""
-    documents = {}
-    for digest, body in raw.items():
-        if not body:
-            continue
-        try:
-            documents[digest] = Capabilities.from_dict(json.loads(body))
-        except (ValueError, TypeError, AttributeError) as e:
-            log.warning("capabilities %s are unreadable: %s", digest, e)
-    return documents
+    return _parse_each(raw, lambda body: Capabilities.from_dict(json.loads(body)), "capabilities")
 
 
 def parse_classes(raw: Mapping[str, str | None]) -> dict[str, Requirements]:
     """Requirements by class id from ``classes:<svc>`` (canonical JSON; missing or unreadable
     ones left out)."""
-    classes = {}
-    for class_id, canonical in raw.items():
-        if not canonical:
+    return _parse_each(raw, Requirements.from_canonical, "requirement class")
+
+
+def _parse_each(
+    raw: Mapping[str, str | None], parse: Callable[[str], T], what: str
+) -> dict[str, T]:
+    """``parse`` of each stored text by key; missing ones left out, unreadable ones logged."""
+    out = {}
+    for key, body in raw.items():
+        if not body:
             continue
         try:
-            classes[class_id] = Requirements.from_canonical(canonical)
+            out[key] = parse(body)
         except (ValueError, TypeError, AttributeError) as e:
-            log.warning("requirement class %s is unreadable: %s", class_id, e)
-    return classes
+            log.warning("%s %s is unreadable: %s", what, key, e)
+    return out
 
 
 def why_unschedulable(
