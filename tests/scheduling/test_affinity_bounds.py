@@ -6,30 +6,11 @@ affinity."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 import redis.asyncio as aioredis
 
 from fleetq import AsyncClient, Settings
 from fleetq.worker import WorkerQueue
 from tests.scheduling.test_class_claims import Gpu, backdate, caps, claim_now, graph, machine
-
-
-@pytest.fixture
-async def queues(settings: Settings) -> AsyncIterator[list[WorkerQueue]]:
-    made: list[WorkerQueue] = []
-    yield made
-    for queue in made:
-        await queue.aclose()
-
-
-@pytest.fixture
-async def raw(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
-
 
 WARM_B = Gpu(caps("a.safetensors", "b.safetensors"), warm=["b.safetensors"])
 ONLY_A = Gpu(caps("a.safetensors"))

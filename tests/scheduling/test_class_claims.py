@@ -5,7 +5,7 @@ able to run the job, and every command that reads or moves queued jobs sees ever
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -49,21 +49,6 @@ class Gpu:
 
     def scopes(self, services: Sequence[str], classes: ClassTable) -> Mapping[str, ServiceScope]:
         return {s: scope_for(classes.get(s), self.capabilities, self.warm) for s in services}
-
-
-@pytest.fixture
-async def queues(settings: Settings) -> AsyncIterator[list[WorkerQueue]]:
-    made: list[WorkerQueue] = []
-    yield made
-    for queue in made:
-        await queue.aclose()
-
-
-@pytest.fixture
-async def raw(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 def machine(settings: Settings, queues: list[WorkerQueue], **overrides: Any) -> WorkerQueue:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
-import pytest
 import redis.asyncio as aioredis
 
 from fleetq import AsyncClient, JobState, Settings
@@ -28,21 +27,6 @@ from tests.scheduling.test_class_claims import SERVICE, Gpu, caps, claim_now, gr
 
 LONG_S = 60.0
 DEADLINE_S = 15.0
-
-
-@pytest.fixture
-async def queues(settings: Settings) -> AsyncIterator[list[WorkerQueue]]:
-    made: list[WorkerQueue] = []
-    yield made
-    for queue in made:
-        await queue.aclose()
-
-
-@pytest.fixture
-async def raw(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def holders(raw: aioredis.Redis, keys: Keys, job_id: str) -> list[str]:
