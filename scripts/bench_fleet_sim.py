@@ -43,10 +43,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -85,7 +83,7 @@ from fleetbench.fleet_sim.trace import (  # noqa: E402
 )
 from fleetbench.machine import machine_facts  # noqa: E402
 from fleetbench.paths import BENCHMARKS_DOC  # noqa: E402
-from fleetbench.processes import Children, start_redis  # noqa: E402
+from fleetbench.processes import Children, children_in_tmp, start_redis  # noqa: E402
 
 DOC = BENCHMARKS_DOC
 
@@ -163,21 +161,11 @@ def run_on_private_redis(
 ) -> int:
     """Start a private redis-server, run ``body(redis_url, children)``, stop every child
     (the logs are kept when the run failed), then print the report and write it if asked."""
-    tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    children = Children(tmp)
     started = time.perf_counter()
-    ok = False
-    try:
-        redis_port = start_redis(children, tmp)
+    with children_in_tmp(prefix, say) as children:
+        redis_port = start_redis(children, children.log_dir)
         report.facts = machine_facts(redis_port)
         body(f"redis://127.0.0.1:{redis_port}/0", children)
-        ok = True
-    finally:
-        children.stop_all()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            say(f"logs kept in {tmp}")
     report.facts["load_after"] = f"{os.getloadavg()[0]:.1f}"
     report.facts["run_s"] = f"{time.perf_counter() - started:.0f}"
     section = report.markdown()

@@ -34,11 +34,9 @@ import collections
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -59,6 +57,7 @@ from fleetbench.machine import cpu_seconds, machine_facts  # noqa: E402
 from fleetbench.paths import BENCHMARKS_DOC  # noqa: E402
 from fleetbench.processes import (  # noqa: E402
     Children,
+    children_in_tmp,
     consecutive_free_ports,
     python_env,
     start_redis,
@@ -357,11 +356,8 @@ def wait_idle(settings: Settings, gpus: int, timeout_s: float, children: Childre
 
 
 def run(sizes: Sizes, src: Path, result: Result, say: Callable[[str], None]) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="fleetq-bench-idle-"))
-    children = Children(tmp)
-    ok = False
-    try:
-        redis_port = start_redis(children, tmp)
+    with children_in_tmp("fleetq-bench-idle-", say) as children:
+        redis_port = start_redis(children, children.log_dir)
         result.facts = machine_facts(redis_port)
         url = f"redis://127.0.0.1:{redis_port}/0"
         base = consecutive_free_ports(sizes.gpus)
@@ -425,13 +421,6 @@ def run(sizes: Sizes, src: Path, result: Result, say: Callable[[str], None]) -> 
             result.monitor = dict(monitor_split(redis_port, sizes.monitor_s))
             result.monitor_s = sizes.monitor_s
         children.check_alive()
-        ok = True
-    finally:
-        children.stop_all()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            say(f"logs kept in {tmp}")
 
 
 # -- command line ---------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -162,3 +164,22 @@ def python_env(src: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
     env["FLEETQ_LOG_LEVEL"] = "WARNING"
     return env
+
+
+@contextlib.contextmanager
+def children_in_tmp(prefix: str, say: Callable[[str], None]) -> Iterator[Children]:
+    """Children whose logs go to a fresh temporary folder (``children.log_dir``), all stopped
+    on the way out; the folder is removed after a clean run and kept (and named) after a
+    failed one, for its logs."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    children = Children(tmp)
+    ok = False
+    try:
+        yield children
+        ok = True
+    finally:
+        children.stop_all()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            say(f"logs kept in {tmp}")
