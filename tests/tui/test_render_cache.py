@@ -4,6 +4,7 @@ update, a moved row, and a row removed and added again under the same key."""
 from __future__ import annotations
 
 import io
+import time
 from functools import partial
 
 from rich.console import Console
@@ -79,7 +80,8 @@ async def test_screen_shows_rows_changed_in_place_and_keeps_the_others(
     claimed = (await worker.try_claim(["comfyui"], "node-a", 0)).job
     assert claimed is not None and claimed.id == ids[0]
     await worker.renew(claimed, progress=0.25, progress_text="KSampler")
-    app = make_app()
+    now = time.time()
+    app = make_app(clock=lambda: now)  # ages stand still: only the renewed row may change
     async with app.run_test(size=(160, 48)) as pilot:
         await first_snapshot(pilot)
         await pilot.pause()
