@@ -103,6 +103,12 @@ STAGE_NAMES = {
     SUPERVISORS: f"supervisors (running jobs get {GRACE_S} s to finish)",
     BACKENDS: "fake backends",
 }
+#: The demo runs about ten times faster than a real fleet (jobs of 1-2 s, model loads of
+#: 1.5 s), so its supervisors bound warm-model affinity to the same scale: a GPU passes over a
+#: job for a warm-model one only if that one arrived less than this much later. With the 60 s
+#: default, the jobs for the model that arrives partway through could wait behind warm-model
+#: jobs for the rest of a short run. An ``FLEETQ_AFFINITY_MAX_WAIT_S`` in the environment wins.
+AFFINITY_MAX_WAIT_S = 5.0
 
 
 class Demo:
@@ -111,6 +117,7 @@ class Demo:
         self.namespace = namespace
         self.workdir = Path(tempfile.mkdtemp(prefix="fleetq-demo-"))
         self.group = ProcessGroup(self.workdir)
+        self.group.env.setdefault("FLEETQ_AFFINITY_MAX_WAIT_S", str(AFFINITY_MAX_WAIT_S))
         self.hosts: list[str] = []
         #: Host -> base URLs of its fake ComfyUI instances.
         self.comfy_urls: dict[str, tuple[str, ...]] = {}
