@@ -77,6 +77,10 @@ async def cancel_safe(awaitable: Awaitable[T]) -> T:
     tracked = _tracked.get()
     if tracked is not None:
         tracked.add(task)
+        # The task's context holds the set that holds the task: a reference cycle that only
+        # the garbage collector would free (a Task, its context and the set, for every call a
+        # supervisor makes). Leaving the set when the call ends breaks it.
+        task.add_done_callback(tracked.discard)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:

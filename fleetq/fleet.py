@@ -24,7 +24,7 @@ HOST_TTL_MS = 5_000
 FORGET_HOST_AFTER_MS = 24 * 3600 * 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostView:
     """One machine as the dashboard sees it."""
 
@@ -36,7 +36,7 @@ class HostView:
     gpus: tuple[GpuRecord, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FleetView:
     hosts: tuple[HostView, ...]
 

@@ -91,7 +91,7 @@ class JobSpec:
     tenant: str = "default"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobError:
     """Why an attempt or a job failed."""
 
@@ -152,7 +152,7 @@ class OutputFile:
     location: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One claim of a job by a GPU, from its timeline."""
 
@@ -165,7 +165,7 @@ class Attempt:
     detail: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobStatus:
     """A snapshot of one job, as ``job.status()`` and ``client.get()`` return it."""
 

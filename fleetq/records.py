@@ -83,7 +83,7 @@ class HostState(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GpuJobRecord:
     """The job a GPU runs right now."""
 
@@ -127,7 +127,7 @@ _GPU_FIELDS = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GpuRecord:
     """One GPU as its supervisor last published it. ``None`` means "not available"."""
 
@@ -208,34 +208,36 @@ class GpuRecord:
         or without an integer ``index``)."""
         if not _is_mapping(data):
             return None
-        index = _int(data.get("index"))
+        # A dashboard reads every GPU of the fleet each second: one bound lookup for all.
+        get = data.get
+        index = _int(get("index"))
         if index is None:
             return None
-        readings = data.get("readings")
+        readings = get("readings")
         return cls(
             index=index,
-            name=_str(data.get("name")) or None,
-            uuid=_str(data.get("uuid")),
-            health=_enum(GpuHealth, data.get("health")),
-            reasons=_strings(data.get("reasons")),
-            status=_enum(PullerStatus, data.get("status")),
-            blocked=_str(data.get("blocked")) or None,
-            blocked_by=_enum(BlockedBy, data.get("blocked_by")),
-            drained=data.get("drained") is True,
-            services=_strings(data.get("services")),
-            backends=_str_map(data.get("backends")),
-            job=GpuJobRecord.from_json(data.get("job")),
-            jobs_done=_int(data.get("jobs_done")) or 0,
+            name=_str(get("name")) or None,
+            uuid=_str(get("uuid")),
+            health=_enum(GpuHealth, get("health")),
+            reasons=_strings(get("reasons")),
+            status=_enum(PullerStatus, get("status")),
+            blocked=_str(get("blocked")) or None,
+            blocked_by=_enum(BlockedBy, get("blocked_by")),
+            drained=get("drained") is True,
+            services=_strings(get("services")),
+            backends=_str_map(get("backends")),
+            job=GpuJobRecord.from_json(get("job")),
+            jobs_done=_int(get("jobs_done")) or 0,
             readings=dict(readings) if _is_mapping(readings) else {},
-            capabilities=_str_map(data.get("capabilities")),
-            capabilities_unreadable=_str_map(data.get("capabilities_unreadable")),
-            labels=_str_map(data.get("labels")),
-            vram_gb=number(data.get("vram_gb")),
-            warm_model=_str(data.get("warm_model")),
-            warm_models=_strings_map(data.get("warm_models")),
-            model_loads=_int(data.get("model_loads")) or 0,
-            classes_served=_int_map(data.get("classes_served")),
-            schema=_int(data.get("schema")) or 0,
+            capabilities=_str_map(get("capabilities")),
+            capabilities_unreadable=_str_map(get("capabilities_unreadable")),
+            labels=_str_map(get("labels")),
+            vram_gb=number(get("vram_gb")),
+            warm_model=_str(get("warm_model")),
+            warm_models=_strings_map(get("warm_models")),
+            model_loads=_int(get("model_loads")) or 0,
+            classes_served=_int_map(get("classes_served")),
+            schema=_int(get("schema")) or 0,
             extra=_extra(data, _GPU_FIELDS),
         )
 
@@ -252,7 +254,7 @@ _HOST_FIELDS = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostRecord:
     """One supervisor's machine as it last published it."""
 
@@ -341,6 +343,13 @@ def _enum(cls: type[E], raw: Any) -> E | None:
     if raw is None:  # most optional fields are absent: no exception raised and caught
         return None
     try:
+        # The members by value, as ``cls(raw)`` looks them up first (without its overhead).
+        member = cls._value2member_map_.get(raw)
+    except TypeError:  # not hashable: not a member's value
+        return None
+    if member is not None:
+        return member  # type: ignore[return-value]
+    try:
         return cls(raw)
     except ValueError:
         return None
@@ -355,23 +364,27 @@ def _str(value: Any) -> str | None:
 
 
 def _strings(value: Any) -> tuple[str, ...]:
-    return tuple(str(x) for x in value) if isinstance(value, list) else ()
+    if not value or not isinstance(value, list):
+        return ()
+    return tuple([x if x.__class__ is str else str(x) for x in value])
 
 
 def _strings_map(value: Any) -> dict[str, tuple[str, ...]]:
-    if not _is_mapping(value):
+    if not value or not _is_mapping(value):
         return {}
     return {str(k): _strings(v) for k, v in value.items()}
 
 
 def _int_map(value: Any) -> dict[str, int]:
-    if not _is_mapping(value):
+    if not value or not _is_mapping(value):
         return {}
     return {str(k): v for k, v in value.items() if _int(v) is not None}
 
 
 def _str_map(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if _is_mapping(value) else {}
+    if not value or not _is_mapping(value):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 __all__ = [

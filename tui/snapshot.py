@@ -26,7 +26,7 @@ HISTORY_LEN = 60
 MIN_SAMPLE_GAP_MS = 900
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GpuJob:
     id: str
     service: str
@@ -34,7 +34,7 @@ class GpuJob:
     progress_text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GpuSnapshot:
     """One GPU. Every reading is ``None`` when the GPU does not report it (shown as N/A)."""
 
@@ -75,7 +75,7 @@ class GpuSnapshot:
         return f"{self.host}:{self.index}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostSnapshot:
     host: str
     online: bool

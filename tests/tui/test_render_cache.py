@@ -131,7 +131,9 @@ class LettersApp(App[None]):
 
 
 def letter_rows(names: str) -> list[Row]:
-    return [(n, n, partial(lambda n: (Text(n * 3), Text(f"v-{n}")), n)) for n in names]
+    return [
+        (n, partial(str, n), partial(lambda n: (Text(n * 3), Text(f"v-{n}")), n)) for n in names
+    ]
 
 
 async def test_rows_that_only_move_are_drawn_at_their_new_place() -> None:

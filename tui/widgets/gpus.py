@@ -35,7 +35,7 @@ SPARK_WIDTH = 20
 OFFLINE = Text("OFFLINE", style="bold white on red")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DrainTarget:
     """What ``d`` acts on: a GPU (``host:index``) or a whole machine (``host``)."""
 
@@ -81,47 +81,72 @@ class GpuTable(SyncedTable):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.targets: dict[str, DrainTarget] = {}
         self.gpus: dict[str, GpuSnapshot] = {}
-        self.notes: dict[str, str] = {}
+        self._hosts: dict[str, HostSnapshot] = {}
+        self._snapshot: Snapshot | None = None
 
     def show(self, snapshot: Snapshot) -> None:
         rows: list[Row] = []
-        targets: dict[str, DrainTarget] = {}
-        notes: dict[str, str] = {}
         now = snapshot.now_ms
+        hosts: dict[str, HostSnapshot] = {}
+        gpus: dict[str, GpuSnapshot] = {}
         for host in snapshot.hosts:
-            signature = (host, None if host.online else age(now - host.last_seen_ms))
-            rows.append((host.host, signature, partial(_host_cells, host, now)))
-            targets[host.host] = DrainTarget(host.host, host.drained, host.host, host.drained)
-            who = snapshot.changed_by
-            if host.drained:
-                notes[host.host] = drained_note(host.host, who.get(f"drained:{host.host}"))
+            hosts[host.host] = host
+            rows.append((host.host, partial(_host_signature, host, now),
+                         partial(_host_cells, host, now)))  # fmt: skip
             for gpu in host.gpus:
-                since = None if gpu.fault_since_ms is None else age(now - gpu.fault_since_ms)
-                rows.append((gpu.target, (gpu, since), partial(_gpu_cells, gpu, now)))
-                notes[gpu.target] = _note(gpu, now, who.get(f"drained:{gpu.target}"))
-                targets[gpu.target] = DrainTarget(gpu.target, gpu.drained, host.host, host.drained)
-        self.targets = targets
-        self.gpus = {g.target: g for h in snapshot.hosts for g in h.gpus}
-        self.notes = notes
+                gpus[gpu.target] = gpu
+                rows.append((gpu.target, partial(_gpu_signature, gpu, now),
+                             partial(_gpu_cells, gpu, now)))  # fmt: skip
+        self._snapshot = snapshot
+        self._hosts = hosts
+        self.gpus = gpus
         self.sync(rows)
         self._show_note()
 
     def on_data_table_row_highlighted(self) -> None:
         self._show_note()
 
+    def note(self, key: str) -> str:
+        """The line under the pane for row ``key``: a GPU's full health reason (the column may
+        cut it short), who drained it or its machine, its warm model."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return ""
+        who = snapshot.changed_by
+        host = self._hosts.get(key)
+        if host is not None:
+            return drained_note(host.host, who.get(f"drained:{host.host}")) if host.drained else ""
+        gpu = self.gpus.get(key)
+        return "" if gpu is None else _note(gpu, snapshot.now_ms, who.get(f"drained:{key}"))
+
     def _show_note(self) -> None:
-        # The full health reason of the GPU under the cursor (the column may cut it short).
+        # Worked out for the row under the cursor only, not for every GPU at every refresh.
         key = self.cursor_key
-        note = self.notes.get(key, "") if key is not None else ""
+        note = self.note(key) if key is not None else ""
         if note != self.border_subtitle:
             self.border_subtitle = escape(note) if note else ""
 
     @property
     def selected(self) -> DrainTarget | None:
         key = self.cursor_key
-        return None if key is None else self.targets.get(key)
+        if key is None:
+            return None
+        host = self._hosts.get(key)
+        if host is not None:
+            return DrainTarget(host.host, host.drained, host.host, host.drained)
+        gpu = self.gpus.get(key)
+        if gpu is None:
+            return None
+        return DrainTarget(gpu.target, gpu.drained, gpu.host, gpu.host_drained)
+
+
+def _host_signature(host: HostSnapshot, now_ms: int) -> tuple[object, ...]:
+    return (host, None if host.online else age(now_ms - host.last_seen_ms))
+
+
+def _gpu_signature(gpu: GpuSnapshot, now_ms: int) -> tuple[object, ...]:
+    return (gpu, None if gpu.fault_since_ms is None else age(now_ms - gpu.fault_since_ms))
 
 
 def _host_cells(host: HostSnapshot, now_ms: int) -> tuple[Text, ...]:

@@ -75,12 +75,9 @@ class JobTable(SyncedTable):
         self._label_age("Ended" if snapshot.job_filter.state in ENDED_FILTERS else "Age")
         self.sync(
             [
-                (
-                    j.id,
-                    (_signature(j, now), j.id in marked),
-                    partial(_cells, j, now, j.id in marked),
-                )
+                (j.id, partial(_signature, j, now, mark), partial(_cells, j, now, mark))
                 for j in jobs
+                for mark in (j.id in marked,)
             ]
         )
 
@@ -223,7 +220,7 @@ def tries(job: JobStatus) -> str:
     return f"{current}/{job.max_attempts}"
 
 
-def _signature(job: JobStatus, now_ms: int) -> tuple[object, ...]:
+def _signature(job: JobStatus, now_ms: int, marked: bool = False) -> tuple[object, ...]:
     # Everything the row shows; times only as precise as they are printed.
     run = run_ms(job, now_ms)
     return (
@@ -231,6 +228,7 @@ def _signature(job: JobStatus, now_ms: int) -> tuple[object, ...]:
         age(age_ms(job, now_ms)), age(wait_ms(job, now_ms)), None if run is None else age(run),
         job.host, job.gpu, job.attempts, job.max_attempts,
         round(job.progress, 3), job.progress_text, job.position, job.error, job.unschedulable,
+        marked,
     )  # fmt: skip
 
 

@@ -63,7 +63,7 @@ class QueueTable(SyncedTable):
             [
                 (
                     s.service,
-                    (s, _wait(s, now), latency.get(s.service)),
+                    partial(_signature, s, now, latency.get(s.service)),
                     partial(_cells, s, now, latency.get(s.service)),
                 )
                 for s in snapshot.services
@@ -86,6 +86,10 @@ class QueueTable(SyncedTable):
     def selected(self) -> ServiceStats | None:
         key = self.cursor_key
         return None if key is None else self.services.get(key)
+
+
+def _signature(s: ServiceStats, now_ms: int, latency: Latency | None) -> tuple[object, ...]:
+    return (s, _wait(s, now_ms), latency)
 
 
 def _wait(s: ServiceStats, now_ms: int) -> str | None:

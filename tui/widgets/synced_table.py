@@ -18,9 +18,11 @@ from textual.widgets.data_table import ColumnKey
 
 from tui.widgets.drawn_table import DrawnTable
 
-#: A row: its key, a signature of what it shows (equal signature: nothing to redraw), and a
-#: function that builds its cells (only called when the signature changed).
-Row = tuple[str, Hashable, Callable[[], Sequence[Text]]]
+#: A row: its key, a function returning a signature of what it shows (equal signature:
+#: nothing to redraw), and a function that builds its cells (only called when the signature
+#: changed). Both are called only for the rows on screen (and rows new to the table): a row
+#: off screen is brought up to date when it scrolls into view.
+Row = tuple[str, Callable[[], Hashable], Callable[[], Sequence[Text]]]
 
 
 class SyncedTable(DrawnTable):
@@ -38,8 +40,9 @@ class SyncedTable(DrawnTable):
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._signatures: dict[str, Hashable] = {}
         self._order: list[str] = []  # the row keys as displayed (tracked, not re-read)
-        #: Off-screen rows whose new cells are not drawn yet: key -> (signature, build).
-        self._pending: dict[str, tuple[Hashable, Callable[[], Sequence[Text]]]] = {}
+        #: Off-screen rows that may have changed: key -> (signature, build) of their latest
+        #: version, looked at when they scroll into view.
+        self._pending: dict[str, tuple[Callable[[], Hashable], Callable[[], Sequence[Text]]]] = {}
         self._columns = [c[1] for c in self.COLUMNS]
         #: The longest cell of each flex column (what it would need to show in full).
         self._longest: dict[str, int] = {}
@@ -108,9 +111,9 @@ class SyncedTable(DrawnTable):
     def sync(self, rows: Sequence[Row]) -> None:
         """Make the table show ``rows`` (in this order), touching only what changed.
 
-        Rows are added, removed and re-ordered at once; the cells of a row that changed but is
-        off screen are brought up to date when it scrolls into view, so the cost of a refresh
-        follows what is visible, not the length of the table.
+        Rows are added, removed and re-ordered at once; a row off screen is not looked at (not
+        even its signature) until it scrolls into view, so the cost of a refresh follows what
+        is visible, not the length of the table.
         """
         keep = self.cursor_key
         wanted = [key for key, _, _ in rows]
@@ -128,14 +131,14 @@ class SyncedTable(DrawnTable):
                 del self._signatures[key]
                 self._pending.pop(key, None)
             order = [k for k in self._order if k in wanted_set] if gone else self._order
+            pending = self._pending
             for position, (key, signature, build) in enumerate(rows):
                 if key in self._cells:
-                    if self._signatures[key] == signature:
-                        self._pending.pop(key, None)
-                    elif position in window:
+                    if position in window:
+                        pending.pop(key, None)
                         self._update(key, signature, build)
-                    else:
-                        self._pending[key] = (signature, build)
+                    else:  # what it shows is worked out if and when it scrolls into view
+                        pending[key] = (signature, build)
                     continue
                 cells = tuple(build())
                 self._rows_changed = True
@@ -143,7 +146,7 @@ class SyncedTable(DrawnTable):
                 for column in self._columns:
                     self._new_version(key, column)
                 self._set_cells(key, cells)
-                self._signatures[key] = signature
+                self._signatures[key] = signature()
                 order.append(key)
             if order != wanted:
                 self._reorder(wanted, window)
@@ -172,14 +175,20 @@ class SyncedTable(DrawnTable):
         columns = zip(*self._flex_lengths.values(), strict=True)
         self._longest = {key: max(lengths) for key, lengths in zip(self.FLEX, columns, strict=True)}
 
-    def _update(self, key: str, signature: Hashable, build: Callable[[], Sequence[Text]]) -> None:
+    def _update(
+        self, key: str, signature: Callable[[], Hashable], build: Callable[[], Sequence[Text]]
+    ) -> None:
+        """Bring a row up to date: its cells are built again only if its signature changed."""
+        shown = signature()
+        if shown == self._signatures[key]:
+            return
         new = tuple(build())
         for column, before, after in zip(self._columns, self._cells[key], new, strict=True):
             if before != after:
                 self._new_version(key, column)
                 self._set_cell(key, column, after)
         self._set_cells(key, new)
-        self._signatures[key] = signature
+        self._signatures[key] = shown
 
     def _window(self) -> range:
         """The row indexes on screen, with a margin."""
