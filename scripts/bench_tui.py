@@ -14,8 +14,10 @@ the running jobs' progress and a few priorities change, it measures with ``time.
 * **sum**: the two together, refresh by refresh (what the target is set on);
 
 and the RSS (psutil) of the measuring process after the run: each size is measured in a fresh
-process running the app (the parent seeds Redis), so the RSS is the dashboard's own. The poller
-and the widgets take turns as in the app: read, apply, draw, once per simulated second.
+process running the app (the parent seeds Redis), so the RSS is the dashboard's own. The
+simulated fleet runs in the parent, as supervisors run on their own machines: its calls and its
+garbage are not charged to the dashboard. The poller and the widgets take turns as in the app:
+the fleet moves on, then read, apply, draw, once per simulated second.
 Prints a markdown table.
 
     .venv/bin/python scripts/bench_tui.py                  # 1,000 vs 100,000 queued, ~1 minute
@@ -209,15 +211,29 @@ def ms(seconds: float) -> float:
     return seconds * 1000.0
 
 
+class FleetTicks:
+    """The measuring process's side of the simulated fleet, which runs in the parent: asks
+    for one second of fleet activity (a line on stdout) and waits until it is done (a line on
+    stdin). The fleet's own work (240 GPU publishes, 200 renewals a second) and its garbage
+    stay out of the dashboard's process, as a real fleet's supervisors do."""
+
+    async def tick(self) -> None:
+        sys.stdout.write("tick\n")
+        sys.stdout.flush()
+        # Blocking: the dashboard has nothing else to do until the fleet has moved on.
+        if sys.stdin.readline().strip() != "done":
+            raise RuntimeError("the fleet process went away")
+
+
 async def measure(url: str, namespace: str, refreshes: int, size: tuple[int, int]) -> Result:
     """In this (fresh) process: run the app headless on a seeded namespace and time each refresh.
 
-    Each refresh: the fleet moves on (not timed); the app's poller reads and builds a snapshot
-    (timed: poller); the main screen applies it and the frame is drawn (timed: widgets).
+    Each refresh: the fleet (in the parent process) moves on, not timed; the app's poller reads
+    and builds a snapshot (timed: poller); the main screen applies it and the frame is drawn
+    (timed: widgets).
     """
     settings = Settings(redis_url=url, namespace=namespace)
-    fleet = Fleet(settings)
-    await fleet.start()
+    fleet = FleetTicks()
     app: FleetqApp = create_app(settings, refresh_s=3600, freeze_gc=True)  # as tui.app.run
     poller_ms: list[float] = []
     wall_ms: list[float] = []
@@ -243,10 +259,40 @@ async def measure(url: str, namespace: str, refreshes: int, size: tuple[int, int
             wall_ms.append(read_wall)
             widget_ms.append(cost)
         rss_mb = psutil.Process().memory_info().rss / 2**20
-    queued = (await fleet.client.stats()).total("queued")
-    await fleet.aclose()
-    return Result(queued, HOSTS * GPUS_PER_HOST, 0.0, poller_ms, wall_ms, first_ms, widget_ms,
+    return Result(0, HOSTS * GPUS_PER_HOST, 0.0, poller_ms, wall_ms, first_ms, widget_ms,
                   rss_mb)  # fmt: skip
+
+
+async def drive(url: str, namespace: str, refreshes: int, term: str) -> dict[str, Any]:
+    """Run the simulated fleet here and the measured dashboard in a fresh process (its RSS and
+    CPU are the dashboard's own); the fleet moves on each time the dashboard asks."""
+    settings = Settings(redis_url=url, namespace=namespace)
+    fleet = Fleet(settings)
+    await fleet.start()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--measure", url, namespace, "--refreshes", str(refreshes),
+        "--terminal", term, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+    last = b""
+    try:
+        while line := await child.stdout.readline():
+            if line.strip() == b"tick":
+                await fleet.tick()
+                child.stdin.write(b"done\n")
+                await child.stdin.drain()
+            else:
+                last = line
+        if await child.wait() != 0:
+            raise RuntimeError(f"the measuring process failed (exit {child.returncode})")
+        data: dict[str, Any] = json.loads(last)
+        data["queued"] = (await fleet.client.stats()).total("queued")
+        return data
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await fleet.aclose()
 
 
 def p95(values: list[float]) -> float:
@@ -282,18 +328,13 @@ def table(results: list[Result]) -> str:
 
 
 def run_size(url: str, queued: int, refreshes: int, term: str) -> Result:
-    """Seed a namespace here, then measure it in a fresh process (its RSS is the app's own)."""
+    """Seed a namespace here, then measure it in a fresh process while the fleet moves here."""
     namespace = f"bench-tui-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     with Client(Settings(redis_url=url, namespace=namespace)) as client:
         seed_queued(client, queued + RUNNING)
     seed_s = time.perf_counter() - t0
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", url, namespace, "--refreshes", str(refreshes),
-         "--terminal", term],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    data = json.loads(out.stdout.strip().splitlines()[-1])
+    data = asyncio.run(drive(url, namespace, refreshes, term))
     data["seed_s"] = seed_s
     return Result(**data)
 
