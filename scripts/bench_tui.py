@@ -20,8 +20,13 @@ garbage are not charged to the dashboard. The poller and the widgets take turns 
 the fleet moves on, then read, apply, draw, once per simulated second.
 Prints a markdown table.
 
-    .venv/bin/python scripts/bench_tui.py                  # 1,000 vs 100,000 queued, ~1 minute
-    .venv/bin/python scripts/bench_tui.py --sizes 1000 --refreshes 10   # smoke run
+The first ``--warmup`` refreshes (default 60) are reported apart: the render caches fill then,
+and the garbage collector runs far more often than later. Beside the figures, the machine's own
+noise: a fixed workload timed at the same cadence (on a shared VM the CPU is slower after each
+idle pause, which alone puts a p95 well above the median).
+
+    .venv/bin/python scripts/bench_tui.py                  # 1,000 vs 100,000 queued, ~3 minutes
+    .venv/bin/python scripts/bench_tui.py --sizes 1000 --refreshes 10 --warmup 5   # smoke run
 """
 
 from __future__ import annotations
@@ -94,6 +99,32 @@ class Result:
     rss_mb: float
     #: CPU ms the garbage collector took within each refresh (part of the sum).
     gc_ms: list[float]
+    #: Refreshes run before the measured ones (render caches filling), and their sums.
+    warmup_sums: list[float]
+    #: The machine's own noise: CPU ms of one fixed workload, repeated at the same cadence.
+    noise_ms: list[float]
+
+
+def fixed_workload() -> None:
+    """About 10 ms of pure Python (JSON, a sort, a dict build), the same every time."""
+    rows = json.loads(_NOISE_JSON)
+    ordered = sorted(rows, key=lambda row: (-row["b"], row["a"]))
+    {row["a"]: row for row in ordered}
+
+
+_NOISE_JSON = json.dumps([{"a": i, "b": i % 97, "c": {"x": 1.5}} for i in range(6000)])
+
+
+async def machine_noise(samples: int) -> list[float]:
+    """CPU ms of :func:`fixed_workload`, each run after 50 ms idle as a refresh is: what the
+    machine alone adds between a median and a p95 (a shared VM's CPU slows after idling)."""
+    out = []
+    for _ in range(samples):
+        await asyncio.sleep(0.05)
+        c0 = time.process_time()
+        fixed_workload()
+        out.append(ms(time.process_time() - c0))
+    return out
 
 
 def seed_queued(client: Client, count: int, batch: int = 5_000) -> None:
@@ -243,12 +274,15 @@ class FleetTicks:
             raise RuntimeError("the fleet process went away")
 
 
-async def measure(url: str, namespace: str, refreshes: int, size: tuple[int, int]) -> Result:
+async def measure(
+    url: str, namespace: str, refreshes: int, size: tuple[int, int], warmup: int
+) -> Result:
     """In this (fresh) process: run the app headless on a seeded namespace and time each refresh.
 
     Each refresh: the fleet (in the parent process) moves on, not timed; the app's poller reads
     and builds a snapshot (timed: poller); the main screen applies it and the frame is drawn
-    (timed: widgets).
+    (timed: widgets). The first ``warmup`` refreshes are reported apart: the render caches
+    fill then, and the collector runs more often than it will for the rest of the app's life.
     """
     settings = Settings(redis_url=url, namespace=namespace)
     fleet = FleetTicks()
@@ -257,13 +291,14 @@ async def measure(url: str, namespace: str, refreshes: int, size: tuple[int, int
     wall_ms: list[float] = []
     widget_ms: list[float] = []
     gc_ms: list[float] = []
+    warmup_sums: list[float] = []
     collector = CollectorClock()
     first_ms = 0.0
     async with app.run_test(size=size) as pilot:
         screen = app.main_screen
         while screen.snapshot is None:  # the first refresh (the app's own) builds every row
             await pilot.pause(0.01)
-        for i in range(refreshes + 1):
+        for i in range(warmup + refreshes + 1):
             await fleet.tick()
             collected = collector.total_s
             c0, w0 = time.process_time(), time.perf_counter()
@@ -276,16 +311,20 @@ async def measure(url: str, namespace: str, refreshes: int, size: tuple[int, int
             if i == 0:
                 first_ms = cost  # ages and rows settle after the app's own first refresh
                 continue
+            if i <= warmup:
+                warmup_sums.append(read_cpu + cost)
+                continue
             poller_ms.append(read_cpu)
             wall_ms.append(read_wall)
             widget_ms.append(cost)
             gc_ms.append(ms(collector.total_s - collected))
         rss_mb = psutil.Process().memory_info().rss / 2**20
+    noise = await machine_noise(refreshes)
     return Result(0, HOSTS * GPUS_PER_HOST, 0.0, poller_ms, wall_ms, first_ms, widget_ms,
-                  rss_mb, gc_ms)  # fmt: skip
+                  rss_mb, gc_ms, warmup_sums, noise)  # fmt: skip
 
 
-async def drive(url: str, namespace: str, refreshes: int, term: str) -> dict[str, Any]:
+async def drive(url: str, namespace: str, refreshes: int, term: str, warmup: int) -> dict[str, Any]:
     """Run the simulated fleet here and the measured dashboard in a fresh process (its RSS and
     CPU are the dashboard's own); the fleet moves on each time the dashboard asks."""
     settings = Settings(redis_url=url, namespace=namespace)
@@ -293,7 +332,8 @@ async def drive(url: str, namespace: str, refreshes: int, term: str) -> dict[str
     await fleet.start()
     child = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--measure", url, namespace, "--refreshes", str(refreshes),
-        "--terminal", term, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        "--warmup", str(warmup), "--terminal", term, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )  # fmt: skip
     assert child.stdin is not None and child.stdout is not None
     last = b""
@@ -349,14 +389,14 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def run_size(url: str, queued: int, refreshes: int, term: str) -> Result:
+def run_size(url: str, queued: int, refreshes: int, term: str, warmup: int) -> Result:
     """Seed a namespace here, then measure it in a fresh process while the fleet moves here."""
     namespace = f"bench-tui-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     with Client(Settings(redis_url=url, namespace=namespace)) as client:
         seed_queued(client, queued + RUNNING)
     seed_s = time.perf_counter() - t0
-    data = asyncio.run(drive(url, namespace, refreshes, term))
+    data = asyncio.run(drive(url, namespace, refreshes, term, warmup))
     data["seed_s"] = seed_s
     return Result(**data)
 
@@ -364,24 +404,31 @@ def run_size(url: str, queued: int, refreshes: int, term: str) -> Result:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,100000", help="queued jobs per run, comma list")
-    parser.add_argument("--refreshes", type=int, default=60)
+    parser.add_argument("--refreshes", type=int, default=60, help="measured refreshes per size")
+    parser.add_argument(
+        "--warmup", type=int, default=60, help="refreshes before them, reported apart"
+    )
     parser.add_argument("--terminal", default="160x48", help="headless terminal size, WxH")
     parser.add_argument("--measure", nargs=2, metavar=("URL", "NS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     width, height = (int(v) for v in args.terminal.split("x"))
     if args.measure:  # the child process: measure one seeded namespace, print JSON
         url, namespace = args.measure
-        result = asyncio.run(measure(url, namespace, args.refreshes, (width, height)))
+        result = asyncio.run(measure(url, namespace, args.refreshes, (width, height), args.warmup))
         print(json.dumps(asdict(result)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     with RedisServer() as server:
-        results = [run_size(server.url, n, max(3, args.refreshes), args.terminal) for n in sizes]
+        results = [
+            run_size(server.url, n, max(3, args.refreshes), args.terminal, args.warmup)
+            for n in sizes
+        ]
     print(table(results))
     print()
     print(
         f"{HOSTS * GPUS_PER_HOST} GPUs on {HOSTS} hosts, {RUNNING} running jobs, page of 200 "
-        f"jobs per state; {args.refreshes} refreshes per size; Python {platform.python_version()},"
+        f"jobs per state; {args.refreshes} refreshes per size measured after {args.warmup}; "
+        f"Python {platform.python_version()},"
         f" Textual {textual.__version__}, {platform.machine()}, {psutil.cpu_count()} CPUs;"
         f" terminal {width}x{height}."
     )
@@ -392,6 +439,18 @@ def main() -> int:
             f"{r.queued:,} queued: the garbage collector ran in {len(collecting)} of "
             f"{len(r.gc_ms)} refreshes, {statistics.fmean(r.gc_ms):.1f} ms per refresh on average"
             f" (max {max(r.gc_ms):.1f} ms), included in the sums"
+        )
+        if r.warmup_sums:
+            print(
+                f"{r.queued:,} queued, the {len(r.warmup_sums)} refreshes before (render caches "
+                f"filling): sum CPU ms median {statistics.median(r.warmup_sums):.1f}, "
+                f"p95 {p95(r.warmup_sums):.1f}"
+            )
+        noise = statistics.median(r.noise_ms)
+        print(
+            f"the machine's own noise, a fixed workload at the same cadence: median {noise:.1f} ms,"
+            f" p95 {p95(r.noise_ms):.1f} ms ({p95(r.noise_ms) / noise:.2f}x; the sums' p95 is "
+            f"{p95(summed(r)) / statistics.median(summed(r)):.2f}x their median)"
         )
     worst_cpu = max(p95(summed(r)) for r in results)
     worst_rss = max(r.rss_mb for r in results)
