@@ -133,9 +133,7 @@ class FleetqApp(App[int]):
             self.freeze_gc = False
             gc.freeze()
             first, second, _ = gc.get_threshold()
-            gc.set_threshold(
-                max(first, GC_YOUNG_THRESHOLD), max(second, GC_MIDDLE_THRESHOLD), 100
-            )
+            gc.set_threshold(max(first, GC_YOUNG_THRESHOLD), max(second, GC_MIDDLE_THRESHOLD), 100)
 
     async def on_unmount(self) -> None:
         # The poller worker is cancelled by now; close the Redis connections it used.
