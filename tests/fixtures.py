@@ -62,6 +62,15 @@ async def worker(settings: Settings) -> AsyncIterator[WorkerQueue]:
 
 
 @pytest.fixture
+async def queues(settings: Settings) -> AsyncIterator[list[WorkerQueue]]:
+    """Worker queues the test makes (one per simulated machine), closed after it."""
+    made: list[WorkerQueue] = []
+    yield made
+    for queue in made:
+        await queue.aclose()
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         yield session

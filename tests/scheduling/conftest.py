@@ -9,16 +9,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from fleetq import Settings
-from fleetq.worker import WorkerQueue
-from tests.fixtures import a1111_factory, comfy_factory, graph, worker  # noqa: F401 (fixtures)
-
-
-@pytest.fixture
-async def queues(settings: Settings) -> AsyncIterator[list[WorkerQueue]]:
-    made: list[WorkerQueue] = []
-    yield made
-    for queue in made:
-        await queue.aclose()
+from tests.fixtures import (  # noqa: F401 (fixtures)
+    a1111_factory,
+    comfy_factory,
+    graph,
+    queues,
+    worker,
+)
 
 
 @pytest.fixture

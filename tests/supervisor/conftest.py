@@ -21,6 +21,7 @@ from supervisor.config import BackendSpec, SupervisorConfig
 from supervisor.sim.a1111 import serve_a1111
 from supervisor.sim.comfyui import serve_comfyui
 from supervisor.sim.group import FakeGroup
+from tests.fixtures import queues  # noqa: F401 (fixture)
 from tests.helpers import eventually as eventually  # re-exported for the tests here
 
 T = TypeVar("T")

@@ -33,15 +33,6 @@ async def raw(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-async def queues(settings: Settings) -> AsyncIterator[list[WorkerQueue]]:
-    """Worker queues, one per simulated machine."""
-    made: list[WorkerQueue] = []
-    yield made
-    for queue in made:
-        await queue.aclose()
-
-
 async def blocked_clients(raw: aioredis.Redis) -> int:
     return int((await raw.info("clients"))["blocked_clients"])
 
