@@ -12,7 +12,7 @@ from textual.widgets.data_table import ColumnKey
 from fleetq.model import JobState, JobStatus
 from tui.snapshot import Snapshot
 from tui.widgets.format import DASH, age, progress_cell, queue_position, state_cell, where
-from tui.widgets.synced_table import SyncedTable
+from tui.widgets.synced_table import Row, SyncedTable
 
 
 class JobTable(SyncedTable):
@@ -73,13 +73,7 @@ class JobTable(SyncedTable):
         marked = self.marked
         # Ended jobs are listed newest first: their Age column counts from the end, to match.
         self._label_age("Ended" if snapshot.job_filter.state in ENDED_FILTERS else "Age")
-        self.sync(
-            [
-                (j.id, partial(_signature, j, now, mark), partial(_cells, j, now, mark))
-                for j in jobs
-                for mark in (j.id in marked,)
-            ]
-        )
+        self.sync([_row(j, now, j.id in marked) for j in jobs])
 
     class ViewChanged(Message):
         """The find, the sort or the marks changed (the pane title says them)."""
@@ -218,6 +212,10 @@ def tries(job: JobStatus) -> str:
     (``1/3`` for a job on, or done after, its first run)."""
     current = job.attempts + (job.state in (JobState.RUNNING, JobState.COMPLETED))
     return f"{current}/{job.max_attempts}"
+
+
+def _row(job: JobStatus, now_ms: int, marked: bool) -> Row:
+    return (job.id, partial(_signature, job, now_ms, marked), partial(_cells, job, now_ms, marked))
 
 
 def _signature(job: JobStatus, now_ms: int, marked: bool = False) -> tuple[object, ...]:
