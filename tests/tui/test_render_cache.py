@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 
+import pytest
 from rich.console import Console
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.coordinate import Coordinate
 
 from fleetq import AsyncClient
 from fleetq.worker import WorkerQueue
-from tests.tui.dash_helpers import comfy_graph, first_snapshot, fresh
+from tests.tui.dash_helpers import comfy_graph, first_snapshot, fresh, gpu_record
 from tests.tui.test_actions import MakeApp
 from tui.app import FleetqApp
 from tui.widgets.synced_table import Row, SyncedTable
@@ -152,3 +155,68 @@ async def test_rows_that_only_move_are_drawn_at_their_new_place() -> None:
         lines = screen_text(app)[1:7]
         assert [line.split()[0] for line in lines] == ["aaa", "bbb", "fff", "ccc", "ddd", "eee"]
         assert [line.split()[1] for line in lines] == ["v-a", "v-b", "v-f", "v-c", "v-d", "v-e"]
+
+
+def lines_both_ways(table: SyncedTable) -> list[tuple[list[object], list[object]]]:
+    """Each line of ``table`` as the tables draw it, and as DataTable's own line assembly
+    does (from the same cells), within one frame."""
+    from textual.widgets import DataTable
+
+    width = table.size.width
+    scroll_x = int(table.scroll_x)
+    out = []
+    table._frame_styles = {}  # as in a frame (see DrawnTable.render_lines)
+    table._frame_widths = None
+    try:
+        for y in range(table.size.height):
+            style = table.rich_style
+            fast = table._render_line(y, scroll_x, scroll_x + width, style)
+            own = DataTable._render_line(table, y, scroll_x, scroll_x + width, style)
+            out.append((list(fast), list(own)))
+    finally:
+        table._frame_styles = None
+    return out
+
+
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+async def test_lines_are_drawn_as_datatable_assembles_them(
+    make_app: MakeApp,
+    aclient: AsyncClient,
+    worker: WorkerQueue,
+    publish: Callable[..., Awaitable[None]],
+    size: tuple[int, int],
+) -> None:
+    # Every line of both tables, with the cursor, the mouse hover, a marked job, zebra rows,
+    # the fixed name column, focus on and off, and a terminal too narrow for the columns:
+    # segment for segment what DataTable itself makes of the same cells.
+    ids = [(await aclient.submit(comfy_graph(i))).id for i in range(6)]
+    claimed = (await worker.try_claim(["comfyui"], "node-a", 0)).job
+    assert claimed is not None
+    await worker.renew(claimed, progress=0.4, progress_text="KSampler")
+    await publish("node-a", [gpu_record(i, util=20 * i) for i in range(4)])
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await first_snapshot(pilot)
+        await pilot.pause()
+        screen = app.main_screen
+        jobs, gpus = screen.jobs, screen.gpus
+        assert jobs.row_count == 6 and gpus.row_count == 5
+        jobs.focus()
+        jobs.move_cursor(row=2)
+        await pilot.press("space")  # marks the job under the cursor
+        jobs.hover_coordinate = Coordinate(3, 0)
+        jobs._set_hover_cursor(True)
+        gpus.move_cursor(row=1)
+        await pilot.pause()
+        checked = 0
+        for table in (jobs, gpus):
+            for fast, own in lines_both_ways(table):
+                assert fast == own
+                checked += 1
+        gpus.focus()
+        await pilot.pause()
+        for table in (jobs, gpus):
+            for fast, own in lines_both_ways(table):
+                assert fast == own
+        assert checked > 10
+        assert any(ids[2] in "".join(s.text for s in fast) for fast, _ in lines_both_ways(jobs))

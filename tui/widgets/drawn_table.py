@@ -32,6 +32,8 @@ from tui.widgets.cell_line import cell_line
 
 #: Rendered cells kept (a 160x48 screen shows about 400).
 RENDER_CACHE_SIZE = 4000
+#: Drawn lines kept (a tall terminal shows about 100 rows; a scroll back and forth reuses them).
+LINE_CACHE_SIZE = 1000
 #: What DataTable adds to the style of the fixed columns' cells.
 _FIXED_META = Style.from_meta({"fixed": True})
 
@@ -43,6 +45,11 @@ class DrawnTable(DataTable[Any]):
     """A DataTable whose rows are one line high, redrawn as little as their changes allow."""
 
     def __init__(self, **kwargs: Any) -> None:
+        #: Whole drawn lines, keyed on what they show (see _render_line); made first, since
+        #: DataTable clears its caches (see _clear_caches) while it is made.
+        self._drawn_lines: LRUCache[tuple[object, ...], Strip] = LRUCache(LINE_CACHE_SIZE)
+        #: The style of the blank past the last column, per row index and look.
+        self._extends: LRUCache[tuple[object, ...], Style] = LRUCache(LINE_CACHE_SIZE)
         super().__init__(**kwargs)
         #: Per-cell render cache that survives updates of other cells (see _render_cell).
         self._cell_lines: LRUCache[tuple[object, ...], Any] = LRUCache(RENDER_CACHE_SIZE)
@@ -58,15 +65,21 @@ class DrawnTable(DataTable[Any]):
         #: Component styles looked up while one frame is drawn (see render_lines); None
         #: between frames.
         self._frame_styles: dict[str, Style] | None = None
+        #: Row key -> the version of what it shows (any of its cells changed: a new one).
+        self._row_versions: dict[str, int] = {}
+        #: The columns' render widths, looked up once per frame.
+        self._frame_widths: tuple[int, ...] | None = None
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # DataTable looks up its component styles (each walks the DOM up to the screen) for
         # every line it draws; within one frame they cannot change, so each is looked up once.
         self._frame_styles = {}
+        self._frame_widths = None
         try:
             return super().render_lines(crop)
         finally:
             self._frame_styles = None
+            self._frame_widths = None
 
     def _component_style(self, name: str) -> Style:
         """``get_component_styles(name).rich_style``, as DataTable reads it; once per frame."""
@@ -98,6 +111,96 @@ class DrawnTable(DataTable[Any]):
                 "datatable--odd-row" if row_index % 2 else "datatable--even-row"
             )
         return base_style
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._drawn_lines.clear()
+        self._extends.clear()
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        # DataTable's own, for a data line of these tables unscrolled sideways (one-line rows
+        # under a one-line header, a row cursor, no fixed rows or labels), without its
+        # generic steps: the row found by its index (not through the offsets of every row),
+        # the fixed column drawn once (not also into the scrolled part to be cropped off),
+        # widths looked up once per frame. A line is kept until its row changes (DataTable's
+        # line cache is dropped at every cell update), so a full redraw after rows come or go
+        # draws only the lines that show something else.
+        if (
+            x1
+            or y < 1
+            or self._frame_styles is None
+            or self.cursor_type != "row"
+            or self.fixed_rows
+            or not self.show_header
+            or self.header_height != 1
+            or (self._labelled_row_exists and self.show_row_labels)
+        ):
+            return super()._render_line(y, x1, x2, base_style)
+        index = y - 1
+        row_key = self._row_locations.get_key(index)
+        if row_key is None or self.rows[row_key].height != 1:
+            return super()._render_line(y, x1, x2, base_style)
+        width = self.size.width
+        cursor = self.cursor_coordinate.row == index
+        hover = self.hover_coordinate.row == index
+        widths = self._frame_widths
+        if widths is None:
+            widths = self._frame_widths = tuple(
+                column.get_render_width(self) for column in self.ordered_columns
+            )
+        key = (
+            row_key, self._row_versions.get(row_key.value or "", 0), index, width, widths, cursor,
+            hover, base_style, self.show_cursor, self._show_hover_cursor,
+            self._pseudo_class_state, self.app.theme,
+        )  # fmt: skip
+        strip = self._drawn_lines.get(key)
+        if strip is not None:
+            return strip
+        render_cell = self._render_cell
+        fixed_columns = self.fixed_columns
+        segments: list[Segment] = []
+        if fixed_columns:
+            fixed_style = self._component_style("datatable--fixed") + _FIXED_META
+            for column_index in range(min(fixed_columns, len(widths))):
+                width_here = widths[column_index]
+                lines = render_cell(index, column_index, fixed_style, width_here, cursor, hover)
+                segments += lines[0]
+        row_style = self._get_row_style(index, base_style)
+        table_width = self._row_label_column_width
+        for column_index in range(fixed_columns, len(widths)):
+            width_here = widths[column_index]
+            table_width += width_here
+            segments += render_cell(index, column_index, row_style, width_here, cursor, hover)[0]
+        # The row's style carried on to the widget's edge. DataTable makes this blank as
+        # long as if the fixed columns were not there and crops the line after; it is made
+        # as long as it shows, so the line needs no crop (unless it is wider than the widget).
+        blank = width - table_width - sum(widths[:fixed_columns])
+        if blank > 0:
+            segments.append(
+                Segment(" " * blank, self._extend_style(index, row_style, cursor, hover))
+            )
+        # Exactly as wide as the widget when there is a blank (each cell is its column's width).
+        known = width if blank >= 0 else None
+        strip = Strip(segments, known).adjust_cell_length(width, base_style).simplify()
+        self._drawn_lines[key] = strip
+        return strip
+
+    def _extend_style(self, index: int, row_style: Style, cursor: bool, hover: bool) -> Style:
+        """The style of the blank past the last column, as DataTable gives it."""
+        key = (
+            index, row_style, cursor, hover, self.show_cursor, self._show_hover_cursor,
+            self._pseudo_class_state, self.app.theme,
+        )  # fmt: skip
+        style = self._extends.get(key)
+        if style is None:
+            extend_style, _ = self._get_styles_to_render_cell(
+                False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+                False, False,
+            )  # fmt: skip
+            style = row_style + extend_style
+            style += Style.from_meta({"row": index, "column": 0, "out_of_bounds": True})
+            self._extends[key] = style
+        return style
 
     def _render_line_in_row(
         self,
@@ -279,6 +382,7 @@ class DrawnTable(DataTable[Any]):
         # never meets a render of its former self in the cache.
         self._version_counter += 1
         self._cell_versions[(key, column)] = self._version_counter
+        self._row_versions[key] = self._version_counter
 
     def _set_cell(self, key: str, column: str, value: Text) -> None:
         # DataTable.update_cell, less the redraw of the whole table it asks for each cell:
@@ -287,6 +391,8 @@ class DrawnTable(DataTable[Any]):
         self._data[RowKey(key)][ColumnKey(column)] = value
         self._update_count += 1
         self._changed_rows.add(key)
+        self._version_counter += 1
+        self._row_versions[key] = self._version_counter
 
     def _redraw_changed_cells(self) -> None:
         """Redraw the lines of the rows whose cells changed (all of the table when rows came

@@ -125,6 +125,7 @@ class SyncedTable(DrawnTable):
             for key in gone:
                 for column in self._columns:
                     self._cell_versions.pop((key, column), None)
+                self._row_versions.pop(key, None)
                 self.remove_row(key)
                 del self._cells[key]
                 self._flex_lengths.pop(key, None)
