@@ -25,8 +25,13 @@ and the garbage collector runs far more often than later. Beside the figures, th
 noise: a fixed workload timed at the same cadence (on a shared VM the CPU is slower after each
 idle pause, which alone puts a p95 well above the median).
 
+With ``--against CHECKOUT`` it measures that checkout's dashboard too (by that checkout's copy
+of this script), on the same fleet, turn about with this one refresh by refresh: on a shared
+machine whose speed drifts by half within minutes, only a comparison made this way is fair.
+
     .venv/bin/python scripts/bench_tui.py                  # 1,000 vs 100,000 queued, ~3 minutes
     .venv/bin/python scripts/bench_tui.py --sizes 1000 --refreshes 10 --warmup 5   # smoke run
+    .venv/bin/python scripts/bench_tui.py --sizes 100000 --against ../fleetq-main   # A/B
 """
 
 from __future__ import annotations
@@ -324,36 +329,68 @@ async def measure(
                   rss_mb, gc_ms, warmup_sums, noise)  # fmt: skip
 
 
-async def drive(url: str, namespace: str, refreshes: int, term: str, warmup: int) -> dict[str, Any]:
-    """Run the simulated fleet here and the measured dashboard in a fresh process (its RSS and
-    CPU are the dashboard's own); the fleet moves on each time the dashboard asks."""
+async def drive(
+    url: str, namespace: str, refreshes: int, term: str, warmup: int, scripts: list[Path]
+) -> list[dict[str, Any]]:
+    """Run the simulated fleet here and each measured dashboard in a fresh process (its RSS and
+    CPU are its own): one per script in ``scripts`` (this one, and with ``--against`` the same
+    script of another checkout, which measures that checkout's dashboard).
+
+    Each round the fleet moves on once, then each dashboard refreshes on that same state in
+    turn, alone (the next one starts when the previous one has drawn and asks for more), in
+    an order that alternates between rounds: two versions compared this way see the same data
+    and the same moments of the machine's speed.
+    """
     settings = Settings(redis_url=url, namespace=namespace)
     fleet = Fleet(settings)
     await fleet.start()
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--measure", url, namespace, "--refreshes", str(refreshes),
-        "--warmup", str(warmup), "--terminal", term, stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
-    assert child.stdin is not None and child.stdout is not None
-    last = b""
-    try:
-        while line := await child.stdout.readline():
+    children = []
+    for script in scripts:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, str(script), "--measure", url, namespace, "--refreshes",
+            str(refreshes), "--warmup", str(warmup), "--terminal", term,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=script.parent.parent,
+        )  # fmt: skip
+        children.append(child)
+    finals: list[bytes] = [b""] * len(children)
+
+    async def asks(i: int) -> bool:
+        """Wait until child ``i`` asks for the next state (True) or has ended (False)."""
+        stdout = children[i].stdout
+        assert stdout is not None
+        while line := await stdout.readline():
             if line.strip() == b"tick":
-                await fleet.tick()
-                child.stdin.write(b"done\n")
-                await child.stdin.drain()
-            else:
-                last = line
-        if await child.wait() != 0:
-            raise RuntimeError(f"the measuring process failed (exit {child.returncode})")
-        data: dict[str, Any] = json.loads(last)
-        data["queued"] = (await fleet.client.stats()).total("queued")
-        return data
+                return True
+            finals[i] = line
+        return False
+
+    try:
+        live = [i for i in range(len(children)) if await asks(i)]
+        rounds = 0
+        while live:
+            await fleet.tick()
+            order = live if rounds % 2 == 0 else live[::-1]
+            rounds += 1
+            for i in order:
+                stdin = children[i].stdin
+                assert stdin is not None
+                stdin.write(b"done\n")
+                await stdin.drain()
+                if not await asks(i):
+                    live.remove(i)
+        out = []
+        for child, last in zip(children, finals, strict=True):
+            if await child.wait() != 0:
+                raise RuntimeError(f"a measuring process failed (exit {child.returncode})")
+            data: dict[str, Any] = json.loads(last)
+            data["queued"] = (await fleet.client.stats()).total("queued")
+            out.append(data)
+        return out
     finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
         await fleet.aclose()
 
 
@@ -389,16 +426,50 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def run_size(url: str, queued: int, refreshes: int, term: str, warmup: int) -> Result:
-    """Seed a namespace here, then measure it in a fresh process while the fleet moves here."""
+def run_size(
+    url: str, queued: int, refreshes: int, term: str, warmup: int, against: Path | None
+) -> list[Result]:
+    """Seed a namespace here, then measure it in a fresh process while the fleet moves here
+    (and, with ``against``, that checkout's dashboard in another, turn about)."""
     namespace = f"bench-tui-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     with Client(Settings(redis_url=url, namespace=namespace)) as client:
         seed_queued(client, queued + RUNNING)
     seed_s = time.perf_counter() - t0
-    data = asyncio.run(drive(url, namespace, refreshes, term, warmup))
-    data["seed_s"] = seed_s
-    return Result(**data)
+    scripts = [Path(__file__).resolve()]
+    if against is not None:
+        scripts.append(against / "scripts" / "bench_tui.py")
+    results = []
+    for data in asyncio.run(drive(url, namespace, refreshes, term, warmup, scripts)):
+        data["seed_s"] = seed_s
+        results.append(Result(**data))
+    return results
+
+
+def commit_of(checkout: Path) -> str:
+    """The short commit a checkout is at (for the report), or its path."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return str(checkout)
+
+
+def paired(ours: Result, theirs: Result) -> str:
+    """The two versions' sums refresh by refresh (each pair read the same fleet state within
+    a fraction of a second of each other)."""
+    a, b = summed(ours), summed(theirs)
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    lower = sum(1 for d in diffs if d < 0)
+    return (
+        f"{ours.queued:,} queued, refresh by refresh: this minus the other, median "
+        f"{statistics.median(diffs):+.1f} ms; this one lower in {lower} of {len(diffs)}; "
+        f"medians {statistics.median(a):.1f} vs {statistics.median(b):.1f} ms "
+        f"({(statistics.median(a) / statistics.median(b) - 1) * 100:+.0f} %), p95 "
+        f"{p95(a):.1f} vs {p95(b):.1f} ms"
+    )
 
 
 def main() -> int:
@@ -409,6 +480,13 @@ def main() -> int:
         "--warmup", type=int, default=60, help="refreshes before them, reported apart"
     )
     parser.add_argument("--terminal", default="160x48", help="headless terminal size, WxH")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also measure another checkout's dashboard (its own copy of this script), turn "
+        "about with this one on the same fleet",
+    )
     parser.add_argument("--measure", nargs=2, metavar=("URL", "NS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     width, height = (int(v) for v in args.terminal.split("x"))
@@ -418,12 +496,21 @@ def main() -> int:
         print(json.dumps(asdict(result)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
+    against = None if args.against is None else args.against.resolve()
     with RedisServer() as server:
-        results = [
-            run_size(server.url, n, max(3, args.refreshes), args.terminal, args.warmup)
+        runs = [
+            run_size(server.url, n, max(3, args.refreshes), args.terminal, args.warmup, against)
             for n in sizes
         ]
-    print(table(results))
+    results = [versions[0] for versions in runs]
+    if against is None:
+        print(table(results))
+    else:
+        print(f"this checkout ({commit_of(ROOT)}), then {against} ({commit_of(against)}):")
+        print(table([r for versions in runs for r in versions]))
+        print()
+        for ours, theirs in runs:
+            print(paired(ours, theirs))
     print()
     print(
         f"{HOSTS * GPUS_PER_HOST} GPUs on {HOSTS} hosts, {RUNNING} running jobs, page of 200 "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from fleetq.fleet import HostView
@@ -26,36 +27,28 @@ HISTORY_LEN = 60
 MIN_SAMPLE_GAP_MS = 900
 
 
-@dataclass(frozen=True, slots=True)
-class GpuJob:
-    id: str
-    service: str
-    progress: float | None
-    progress_text: str
+#: The job a GPU runs, as its supervisor published it (id, service, progress, progress text).
+GpuJob = GpuJobRecord
 
 
 @dataclass(frozen=True, slots=True)
 class GpuSnapshot:
-    """One GPU. Every reading is ``None`` when the GPU does not report it (shown as N/A)."""
+    """One GPU: its record as its supervisor last published it, with what the dashboard adds
+    (the drain state in Redis, the utilization history, since when it is faulty).
+
+    The readings are read from the record when asked for (the rows on screen), not copied for
+    every GPU at every refresh. Every reading is ``None`` when the GPU does not report it
+    (shown as N/A), and all of them are for a GPU whose machine is offline.
+    """
 
     host: str
     index: int
     name: str
     online: bool
-    health: str | None
-    reasons: tuple[str, ...]
     blocked: str | None
     #: This GPU is drained (its own target); ``host_drained``: its whole machine is.
     drained: bool
     host_drained: bool
-    util_pct: float | None
-    mem_used_mb: float | None
-    mem_total_mb: float | None
-    temp_c: float | None
-    temp_slowdown_c: float | None
-    power_w: float | None
-    power_limit_w: float | None
-    job: GpuJob | None
     history: tuple[float, ...]
     #: Samples taken since the dashboard first saw this GPU (``history`` keeps the newest).
     history_count: int = 0
@@ -63,16 +56,74 @@ class GpuSnapshot:
     fault_since_ms: int | None = None
     #: The fault was already there when the dashboard first saw the GPU (so: "or earlier").
     fault_before_start: bool = False
-    #: Every reading the supervisor published (the GPU detail view shows them all).
-    readings: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    #: The model its backend has loaded (None: none, or not published) and the model loads
-    #: its supervisor counted (None: not published).
-    warm_model: str | None = None
-    model_loads: int | None = None
+    #: The GPU's record as last published; None while its machine is offline.
+    record: GpuRecord | None = None
 
     @property
     def target(self) -> str:
         return f"{self.host}:{self.index}"
+
+    @property
+    def health(self) -> str | None:
+        health = None if self.record is None else self.record.health
+        return None if health is None else health.value
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return () if self.record is None else self.record.reasons
+
+    @property
+    def job(self) -> GpuJob | None:
+        return None if self.record is None else self.record.job
+
+    @property
+    def readings(self) -> Mapping[str, Any]:
+        """Every reading the supervisor published (the GPU detail view shows them all)."""
+        return _NO_READINGS if self.record is None else self.record.readings
+
+    def _reading(self, name: str) -> float | None:
+        return None if self.record is None else self.record.reading(name)
+
+    @property
+    def util_pct(self) -> float | None:
+        return self._reading("utilization_gpu_pct")
+
+    @property
+    def mem_used_mb(self) -> float | None:
+        return self._reading("memory_used_mb")
+
+    @property
+    def mem_total_mb(self) -> float | None:
+        return self._reading("memory_total_mb")
+
+    @property
+    def temp_c(self) -> float | None:
+        return self._reading("temperature_c")
+
+    @property
+    def temp_slowdown_c(self) -> float | None:
+        return self._reading("temperature_slowdown_c")
+
+    @property
+    def power_w(self) -> float | None:
+        return self._reading("power_w")
+
+    @property
+    def power_limit_w(self) -> float | None:
+        return self._reading("power_limit_w")
+
+    @property
+    def warm_model(self) -> str | None:
+        """The model its backend has loaded (None: none, or not published)."""
+        return None if self.record is None else self.record.warm_model or None
+
+    @property
+    def model_loads(self) -> int | None:
+        """The model loads its supervisor counted (None: its machine is offline)."""
+        return None if self.record is None else self.record.model_loads
+
+
+_NO_READINGS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +259,8 @@ class SnapshotBuilder:
         now_ms: int,
     ) -> GpuSnapshot:
         index = record.index
-        util = record.reading("utilization_gpu_pct")
         target = f"{host}:{index}"
-        history = self._sample(target, util, now_ms)
+        history = self._sample(target, record.reading("utilization_gpu_pct"), now_ms)
         blocked = record.blocked
         health = None if record.health is None else record.health.value
         since = self._fault(target, health, now_ms)
@@ -220,30 +270,18 @@ class SnapshotBuilder:
             # undrain only at its next publish (1-2 s), so its "drained" is not shown.
             blocked = None
         return GpuSnapshot(
-            host=host,
-            index=index,
-            name=record.name or "GPU",
-            online=True,
-            health=health,
-            reasons=record.reasons,
-            blocked=blocked,
-            drained=gpu_drained,
-            host_drained=host_drained,
-            util_pct=util,
-            mem_used_mb=record.reading("memory_used_mb"),
-            mem_total_mb=record.reading("memory_total_mb"),
-            temp_c=record.reading("temperature_c"),
-            temp_slowdown_c=record.reading("temperature_slowdown_c"),
-            power_w=record.reading("power_w"),
-            power_limit_w=record.reading("power_limit_w"),
-            job=_gpu_job(record.job),
-            history=history,
-            history_count=self._sample_count.get(target, 0),
-            fault_since_ms=None if since is None else since[0],
-            fault_before_start=since is not None and since[1],
-            readings=record.readings,
-            warm_model=_warm_model(record),
-            model_loads=_model_loads(record),
+            host,
+            index,
+            record.name or "GPU",
+            True,
+            blocked,
+            gpu_drained,
+            host_drained,
+            history,
+            self._sample_count.get(target, 0),
+            None if since is None else since[0],
+            since is not None and since[1],
+            record,
         )
 
     def _fault(self, target: str, health: str | None, now_ms: int) -> tuple[int, bool] | None:
@@ -263,11 +301,9 @@ class SnapshotBuilder:
         target = f"{host}:{index}"
         kept = self._history.get(target)
         return GpuSnapshot(
-            host=host, index=index, name=name, online=False, health=None, reasons=(),
-            blocked=None, drained=target in drained, host_drained=host_drained, util_pct=None,
-            mem_used_mb=None, mem_total_mb=None, temp_c=None, temp_slowdown_c=None,
-            power_w=None, power_limit_w=None, job=None, history=tuple(kept) if kept else (),
-            history_count=self._sample_count.get(target, 0),
+            host=host, index=index, name=name, online=False, blocked=None,
+            drained=target in drained, host_drained=host_drained,
+            history=tuple(kept) if kept else (), history_count=self._sample_count.get(target, 0),
         )  # fmt: skip
 
     def _sample(self, target: str, util: float | None, now_ms: int) -> tuple[float, ...]:
@@ -300,17 +336,3 @@ def jobs_total(services: Sequence[ServiceStats], job_filter: JobFilter) -> int:
 
 def _pos(job: JobStatus) -> int:
     return -1 if job.position is None else job.position
-
-
-def _warm_model(record: GpuRecord) -> str | None:
-    return record.warm_model or None
-
-
-def _model_loads(record: GpuRecord) -> int | None:
-    return record.model_loads
-
-
-def _gpu_job(job: GpuJobRecord | None) -> GpuJob | None:
-    if job is None:
-        return None
-    return GpuJob(job.id, job.service, job.progress, job.progress_text)
