@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -280,6 +281,24 @@ class HaCluster:
             base = base[:at] + base[at + 3 :]
         node.extra_args = (*base, *replica_of)
         node.start()
+
+    def switches(self) -> list[float]:
+        """When the Sentinels switched the primary (``time.time()`` seconds), oldest first,
+        from their logs (every Sentinel logs each switch: those within a second are one)."""
+        times = []
+        for sentinel in self.sentinels:
+            if not sentinel.log.exists():
+                continue
+            for line in sentinel.log.read_text(errors="replace").splitlines():
+                if "+switch-master" in line:
+                    # "pid:X 03 Dec 2026 13:40:01.123 # +switch-master ...", in local time.
+                    stamp = " ".join(line.split()[1:5])
+                    times.append(datetime.strptime(stamp, "%d %b %Y %H:%M:%S.%f").timestamp())
+        out: list[float] = []
+        for at in sorted(times):
+            if not out or at - out[-1] > 1.0:
+                out.append(at)
+        return out
 
     def views(self) -> set[int]:
         """The primary port each live Sentinel reports."""
