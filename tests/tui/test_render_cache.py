@@ -4,6 +4,8 @@ update, a moved row, and a row removed and added again under the same key."""
 from __future__ import annotations
 
 import io
+import random
+import string
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -220,3 +222,32 @@ async def test_lines_are_drawn_as_datatable_assembles_them(
                 assert fast == own
         assert checked > 10
         assert any(ids[2] in "".join(s.text for s in fast) for fast, _ in lines_both_ways(jobs))
+
+
+async def test_rows_keep_their_places_through_any_sequence_of_changes() -> None:
+    # Rows come, go and move in random ways (a reorder moves only the span between the first
+    # and the last row that moved): after each sync the table's order is exactly the one asked.
+    rng = random.Random(7)
+    app = LettersApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(Letters)
+        letters = list(string.ascii_letters)
+        shown: list[str] = []
+        for _ in range(60):
+            kept = [k for k in shown if rng.random() > 0.1]
+            if rng.random() < 0.7 and len(kept) > 1:  # swap two, or move one a few places
+                i, j = rng.randrange(len(kept)), rng.randrange(len(kept))
+                kept.insert(j, kept.pop(i))
+            new = [k for k in rng.sample(letters, 4) if k not in kept][: rng.randint(0, 3)]
+            for k in new:
+                kept.insert(rng.randint(0, len(kept)), k)
+            table.sync(letter_rows("".join(kept)))
+            shown = kept
+            order = [table._row_locations.get_key(i) for i in range(table.row_count)]
+            assert [None if k is None else k.value for k in order] == shown
+            assert all(table.get_row_index(k) == i for i, k in enumerate(shown))
+        await pilot.pause()
+        lines = screen_text(app)[1:]
+        assert [line.split()[0] for line in lines[: min(len(shown), 10)]] == [
+            k * 3 for k in shown[:10]
+        ]

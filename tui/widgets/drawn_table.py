@@ -418,18 +418,31 @@ class DrawnTable(DataTable[Any]):
             if top <= y < height:
                 self.refresh(Region(0, y, width, 1))
 
-    def _reorder(self, wanted: list[str], window: range) -> None:
-        """Put the rows in the order of ``wanted`` (every row of the table, each once).
+    def _reorder(self, before: list[str], wanted: list[str], window: range) -> None:
+        """Put the rows, now in the order of ``before``, in the order of ``wanted`` (the same
+        keys, each once).
 
         DataTable.sort would redraw the whole table; here only the lines on screen that now
-        show another row are redrawn (a reorder below the screen redraws nothing).
+        show another row are redrawn (a reorder below the screen redraws nothing), and only
+        the rows between the first and the last that moved get a new place (a job bumped a few
+        places moves a few rows, not the whole page).
         """
+        first = next(
+            (i for i, (a, b) in enumerate(zip(before, wanted, strict=True)) if a != b), None
+        )
+        if first is None:
+            return
+        last = len(wanted) - next(
+            i
+            for i, (a, b) in enumerate(zip(reversed(before), reversed(wanted), strict=True))
+            if a != b
+        )
         locations = self._row_locations
-        before = [locations.get_key(index) for index in window]
-        for index, key in enumerate(wanted):
-            locations[RowKey(key)] = index
+        shown = [locations.get_key(index) for index in window]
+        for index in range(first, last):
+            locations[RowKey(wanted[index])] = index
         self._update_count += 1
-        for index, was in zip(window, before, strict=True):
+        for index, was in zip(window, shown, strict=True):
             now = locations.get_key(index)
             if now is not None and now != was and now.value is not None:
                 self._changed_rows.add(now.value)

@@ -150,7 +150,7 @@ class SyncedTable(DrawnTable):
                 self._signatures[key] = signature()
                 order.append(key)
             if order != wanted:
-                self._reorder(wanted, window)
+                self._reorder(order, wanted, window)
             self._order = wanted
             if keep is not None and keep in wanted_set:
                 index = self.get_row_index(keep)
