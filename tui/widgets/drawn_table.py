@@ -30,10 +30,15 @@ from textual.widgets.data_table import ColumnKey, RowKey
 
 from tui.widgets.cell_line import cell_line
 
-#: Rendered cells kept (a 160x48 screen shows about 400).
-RENDER_CACHE_SIZE = 4000
-#: Drawn lines kept (a tall terminal shows about 100 rows; a scroll back and forth reuses them).
-LINE_CACHE_SIZE = 1000
+#: Rendered cells kept per table: a few screens' worth (a 160x48 screen shows about 400 cells
+#: and 40 rows), for a scroll back and forth. No more: an entry outlives the version of its
+#: cell it was drawn for (most cells change every second), and each one kept is a few dozen
+#: objects the garbage collector walks again and again until the cache drops it (at 4,000
+#: cells and 1,000 lines, the collector ran in one refresh in nine at 240 GPUs; now in one
+#: in fifty).
+RENDER_CACHE_SIZE = 1200
+#: Drawn lines kept per table (see RENDER_CACHE_SIZE).
+LINE_CACHE_SIZE = 250
 #: What DataTable adds to the style of the fixed columns' cells.
 _FIXED_META = Style.from_meta({"fixed": True})
 
