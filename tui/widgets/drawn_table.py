@@ -184,9 +184,12 @@ class DrawnTable(DataTable[Any]):
             segments.append(
                 Segment(" " * blank, self._extend_style(index, row_style, cursor, hover))
             )
-        # Exactly as wide as the widget when there is a blank (each cell is its column's width).
-        known = width if blank >= 0 else None
-        strip = Strip(segments, known).adjust_cell_length(width, base_style).simplify()
+        if blank >= 0:
+            # As wide as the widget (each cell is its column's width): no crop, and one Strip
+            # made instead of two (each carries seven caches of its own).
+            strip = Strip(Segment.simplify(segments), width)
+        else:  # cropped to the widget, as DataTable does
+            strip = Strip(segments).adjust_cell_length(width, base_style).simplify()
         self._drawn_lines[key] = strip
         return strip
 
