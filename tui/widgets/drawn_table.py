@@ -72,19 +72,22 @@ class DrawnTable(DataTable[Any]):
         self._frame_styles: dict[str, Style] | None = None
         #: Row key -> the version of what it shows (any of its cells changed: a new one).
         self._row_versions: dict[str, int] = {}
-        #: The columns' render widths, looked up once per frame.
+        #: The columns' render widths and keys, looked up once per frame.
         self._frame_widths: tuple[int, ...] | None = None
+        self._frame_columns: tuple[str, ...] | None = None
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # DataTable looks up its component styles (each walks the DOM up to the screen) for
         # every line it draws; within one frame they cannot change, so each is looked up once.
         self._frame_styles = {}
         self._frame_widths = None
+        self._frame_columns = None
         try:
             return super().render_lines(crop)
         finally:
             self._frame_styles = None
             self._frame_widths = None
+            self._frame_columns = None
 
     def _component_style(self, name: str) -> Style:
         """``get_component_styles(name).rich_style``, as DataTable reads it; once per frame."""
@@ -153,29 +156,45 @@ class DrawnTable(DataTable[Any]):
             widths = self._frame_widths = tuple(
                 column.get_render_width(self) for column in self.ordered_columns
             )
-        key = (
+        line_key = (
             row_key, self._row_versions.get(row_key.value or "", 0), index, width, widths, cursor,
             hover, base_style, self.show_cursor, self._show_hover_cursor,
             self._pseudo_class_state, self.app.theme,
         )  # fmt: skip
-        strip = self._drawn_lines.get(key)
+        strip = self._drawn_lines.get(line_key)
         if strip is not None:
             return strip
-        render_cell = self._render_cell
-        fixed_columns = self.fixed_columns
-        segments: list[Segment] = []
-        if fixed_columns:
-            fixed_style = self._component_style("datatable--fixed") + _FIXED_META
-            for column_index in range(min(fixed_columns, len(widths))):
-                width_here = widths[column_index]
-                lines = render_cell(index, column_index, fixed_style, width_here, cursor, hover)
-                segments += lines[0]
+        # Each cell from the cell cache, under the key _render_cell gives it (what is the same
+        # for the whole line is looked up once).
+        row = str(row_key.value)
+        columns = self._frame_columns
+        if columns is None:
+            columns = self._frame_columns = tuple(
+                str(column.key.value) for column in self.ordered_columns
+            )
+        look = (self._show_hover_cursor, self._pseudo_class_state, self.app.theme)
+        versions = self._cell_versions
+        cached = self._cell_lines.get
+        fixed_columns = min(self.fixed_columns, len(widths))
+        fixed_style = (
+            self._component_style("datatable--fixed") + _FIXED_META if fixed_columns else None
+        )
         row_style = self._get_row_style(index, base_style)
+        segments: list[Segment] = []
         table_width = self._row_label_column_width
-        for column_index in range(fixed_columns, len(widths)):
-            width_here = widths[column_index]
-            table_width += width_here
-            segments += render_cell(index, column_index, row_style, width_here, cursor, hover)[0]
+        for column_index, (column, width_here) in enumerate(zip(columns, widths, strict=True)):
+            if column_index < fixed_columns:
+                assert fixed_style is not None
+                style = fixed_style
+            else:
+                style = row_style
+                table_width += width_here
+            cell = (row, column)
+            key = (cell, versions.get(cell, 0), index, style, width_here, cursor, hover, *look)
+            lines = cached(key)
+            if lines is None:
+                lines = self._drawn_cell(key, index, column_index, style, width_here, cursor, hover)
+            segments += lines[0]
         # The row's style carried on to the widget's edge. DataTable makes this blank as
         # long as if the fixed columns were not there and crops the line after; it is made
         # as long as it shows, so the line needs no crop (unless it is wider than the widget).
@@ -190,7 +209,7 @@ class DrawnTable(DataTable[Any]):
             strip = Strip(Segment.simplify(segments), width)
         else:  # cropped to the widget, as DataTable does
             strip = Strip(segments).adjust_cell_length(width, base_style).simplify()
-        self._drawn_lines[key] = strip
+        self._drawn_lines[line_key] = strip
         return strip
 
     def _extend_style(self, index: int, row_style: Style, cursor: bool, hover: bool) -> Style:
@@ -322,14 +341,26 @@ class DrawnTable(DataTable[Any]):
         )  # fmt: skip
         lines = self._cell_lines.get(key)
         if lines is None:
-            line = self._draw_cell(row_index, column_index, base_style, width, cursor, hover)
-            if line is None:  # not one line of Text: Rich draws it
-                lines = super()._render_cell(
-                    row_index, column_index, base_style, width, cursor, hover
-                )
-            else:
-                lines = [line]
-            self._cell_lines[key] = lines
+            lines = self._drawn_cell(key, row_index, column_index, base_style, width, cursor, hover)
+        return lines
+
+    def _drawn_cell(
+        self,
+        key: tuple[object, ...],
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool,
+        hover: bool,
+    ) -> Any:
+        """Draw a cell that is not in the cache, and keep it there under ``key``."""
+        line = self._draw_cell(row_index, column_index, base_style, width, cursor, hover)
+        if line is None:  # not one line of Text: Rich draws it
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        else:
+            lines = [line]
+        self._cell_lines[key] = lines
         return lines
 
     def _draw_cell(
