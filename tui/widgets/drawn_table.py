@@ -21,12 +21,13 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from tui.widgets.cell_line import cell_line
 
@@ -415,6 +416,32 @@ class DrawnTable(DataTable[Any]):
             base_style + component_style,
             post_style,
         )
+
+    def _remove_rows(self, keys: list[str]) -> None:
+        """``DataTable.remove_row`` for many rows at once.
+
+        DataTable rebuilds its whole row index, and moves the cursor, for each row removed: at
+        240 GPUs with short jobs, dozens of jobs leave the jobs pane each second, each costing a
+        pass over the page. Here the index is rebuilt once, keeping the order of the rows left.
+        """
+        gone = {RowKey(key) for key in keys}
+        locations = self._row_locations
+        kept = sorted(
+            (key for key in locations if key not in gone), key=lambda k: locations.get(k) or 0
+        )
+        self._row_locations = TwoWayDict({key: place for place, key in enumerate(kept)})
+        for row_key in gone:
+            for column_key in self._data.get(row_key, {}):
+                self._updated_cells.discard(CellKey(row_key, column_key))
+            self.rows.pop(row_key, None)
+            self._data.pop(row_key, None)
+        self._require_update_dimensions = True
+        self.check_idle()
+        # As remove_row does: the cursor and hover are validated against the new row count.
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.refresh(layout=True)
 
     def _new_version(self, key: str, column: str) -> None:
         # Versions come from one counter: a row removed and added again under the same key

@@ -122,11 +122,12 @@ class SyncedTable(DrawnTable):
         with self.app.batch_update():
             gone = [k for k in self._cells if k not in wanted_set]
             self._rows_changed |= bool(gone)
+            if gone:
+                self._remove_rows(gone)
             for key in gone:
                 for column in self._columns:
                     self._cell_versions.pop((key, column), None)
                 self._row_versions.pop(key, None)
-                self.remove_row(key)
                 del self._cells[key]
                 self._flex_lengths.pop(key, None)
                 del self._signatures[key]
