@@ -204,8 +204,10 @@ def gpu_records(
 class Fleet:
     """Stands in for 30 supervisors: publishes readings and moves the running jobs along."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, churn: int = 0) -> None:
         self.settings = settings
+        #: Jobs that finish each second (each GPU then claims the next queued job).
+        self.churn = churn
         self.client = AsyncClient(settings)
         self.worker = WorkerQueue(settings)
         self.rng = random.Random(2)
@@ -240,6 +242,18 @@ class Fleet:
         page = await self.client.jobs("queued", "comfyui", limit=50)
         for job in self.rng.sample(page, k=min(2, len(page))):
             await self.client.bump(job.id, min(1000, job.priority + 1))
+        # Short jobs: some finish (and leave the running rows), their GPUs claim the next.
+        for target in self.rng.sample(sorted(self.running), k=min(self.churn, len(self.running))):
+            finished = self.running[target]
+            await self.worker.complete(finished, [])
+            del self.progress[finished.id]
+            host, _, gpu = target.partition(":")
+            outcome = await self.worker.try_claim(["comfyui"], host, int(gpu))
+            if outcome.job is None:
+                del self.running[target]
+            else:
+                self.running[target] = outcome.job
+                self.progress[outcome.job.id] = 0.0
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -330,7 +344,13 @@ async def measure(
 
 
 async def drive(
-    url: str, namespace: str, refreshes: int, term: str, warmup: int, scripts: list[Path]
+    url: str,
+    namespace: str,
+    refreshes: int,
+    term: str,
+    warmup: int,
+    scripts: list[Path],
+    churn: int = 0,
 ) -> list[dict[str, Any]]:
     """Run the simulated fleet here and each measured dashboard in a fresh process (its RSS and
     CPU are its own): one per script in ``scripts`` (this one, and with ``--against`` the same
@@ -342,7 +362,7 @@ async def drive(
     and the same moments of the machine's speed.
     """
     settings = Settings(redis_url=url, namespace=namespace)
-    fleet = Fleet(settings)
+    fleet = Fleet(settings, churn)
     await fleet.start()
     children = []
     for script in scripts:
@@ -427,20 +447,27 @@ def table(results: list[Result]) -> str:
 
 
 def run_size(
-    url: str, queued: int, refreshes: int, term: str, warmup: int, against: Path | None
+    url: str,
+    queued: int,
+    refreshes: int,
+    term: str,
+    warmup: int,
+    against: Path | None,
+    churn: int = 0,
 ) -> list[Result]:
     """Seed a namespace here, then measure it in a fresh process while the fleet moves here
-    (and, with ``against``, that checkout's dashboard in another, turn about)."""
+    (and, with ``against``, that checkout's dashboard in another, turn about). With ``churn``,
+    enough more jobs are queued that the ones claimed in the run never empty the queue."""
     namespace = f"bench-tui-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     with Client(Settings(redis_url=url, namespace=namespace)) as client:
-        seed_queued(client, queued + RUNNING)
+        seed_queued(client, queued + RUNNING + churn * (warmup + refreshes + 2))
     seed_s = time.perf_counter() - t0
     scripts = [Path(__file__).resolve()]
     if against is not None:
         scripts.append(against / "scripts" / "bench_tui.py")
     results = []
-    for data in asyncio.run(drive(url, namespace, refreshes, term, warmup, scripts)):
+    for data in asyncio.run(drive(url, namespace, refreshes, term, warmup, scripts, churn)):
         data["seed_s"] = seed_s
         results.append(Result(**data))
     return results
@@ -481,6 +508,13 @@ def main() -> int:
     )
     parser.add_argument("--terminal", default="160x48", help="headless terminal size, WxH")
     parser.add_argument(
+        "--churn",
+        type=int,
+        default=0,
+        metavar="N",
+        help="jobs that finish each second (their GPUs claim the next): short jobs",
+    )
+    parser.add_argument(
         "--against",
         type=Path,
         metavar="CHECKOUT",
@@ -499,7 +533,15 @@ def main() -> int:
     against = None if args.against is None else args.against.resolve()
     with RedisServer() as server:
         runs = [
-            run_size(server.url, n, max(3, args.refreshes), args.terminal, args.warmup, against)
+            run_size(
+                server.url,
+                n,
+                max(3, args.refreshes),
+                args.terminal,
+                args.warmup,
+                against,
+                args.churn,
+            )
             for n in sizes
         ]
     results = [versions[0] for versions in runs]
@@ -513,7 +555,8 @@ def main() -> int:
             print(paired(ours, theirs))
     print()
     print(
-        f"{HOSTS * GPUS_PER_HOST} GPUs on {HOSTS} hosts, {RUNNING} running jobs, page of 200 "
+        f"{HOSTS * GPUS_PER_HOST} GPUs on {HOSTS} hosts, {RUNNING} running jobs"
+        f"{f' ({args.churn} finishing a second)' if args.churn else ''}, page of 200 "
         f"jobs per state; {args.refreshes} refreshes per size measured after {args.warmup}; "
         f"Python {platform.python_version()},"
         f" Textual {textual.__version__}, {platform.machine()}, {psutil.cpu_count()} CPUs;"

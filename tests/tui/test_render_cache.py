@@ -247,6 +247,8 @@ async def test_rows_keep_their_places_through_any_sequence_of_changes() -> None:
             assert [None if k is None else k.value for k in order] == shown
             assert all(table.get_row_index(k) == i for i, k in enumerate(shown))
         await pilot.pause()
+        # The scrollable size follows the rows (header + one line each).
+        assert table.virtual_size.height == len(shown) + 1
         lines = screen_text(app)[1:]
         assert [line.split()[0] for line in lines[: min(len(shown), 10)]] == [
             k * 3 for k in shown[:10]

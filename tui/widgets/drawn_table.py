@@ -15,7 +15,7 @@ The table that fills it (:class:`~tui.widgets.synced_table.SyncedTable`) says wh
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from rich.segment import Segment
@@ -24,7 +24,7 @@ from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
@@ -441,7 +441,27 @@ class DrawnTable(DataTable[Any]):
         self.cursor_coordinate = self.cursor_coordinate
         self.hover_coordinate = self.hover_coordinate
         self._update_count += 1
-        self.refresh(layout=True)
+        # Only what is drawn: the scrollable size is set again when the table is next idle
+        # (see _update_dimensions), and a change of it lays the screen out again then. A
+        # layout refresh here would redraw the whole screen for every removal.
+        self.refresh()
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        # DataTable measures every cell of each new row, for the columns that size themselves
+        # to their content. These tables give every column its width, and rows are one line
+        # high: only the scrollable size needs setting (dozens of rows arrive every second
+        # with short jobs, each measured cell by cell for nothing).
+        rows = [self.rows.get(key) for key in new_rows]
+        if any(column.auto_width for column in self.columns.values()) or any(
+            row is not None and (row.auto_height or row.label is not None) for row in rows
+        ):
+            super()._update_dimensions(new_rows)
+            return
+        width = sum(column.get_render_width(self) for column in self.columns.values())
+        header_height = self.header_height if self.show_header else 0
+        self.virtual_size = Size(
+            width + self._row_label_column_width, self._total_row_height + header_height
+        )
 
     def _new_version(self, key: str, column: str) -> None:
         # Versions come from one counter: a row removed and added again under the same key
