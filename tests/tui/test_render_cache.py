@@ -9,6 +9,7 @@ import string
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -21,6 +22,7 @@ from fleetq.worker import WorkerQueue
 from tests.tui.dash_helpers import comfy_graph, first_snapshot, fresh, gpu_record
 from tests.tui.test_actions import MakeApp
 from tui.app import FleetqApp
+from tui.widgets.summary import FleetSummary
 from tui.widgets.synced_table import Row, SyncedTable
 
 
@@ -253,3 +255,29 @@ async def test_rows_keep_their_places_through_any_sequence_of_changes() -> None:
         assert [line.split()[0] for line in lines[: min(len(shown), 10)]] == [
             k * 3 for k in shown[:10]
         ]
+
+
+async def test_new_counts_in_the_top_line_do_not_lay_out_the_screen(
+    make_app: MakeApp, aclient: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The top line's counts change about every second on a busy fleet; laying the screen out
+    # again for it redrew every line of every pane each time.
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await first_snapshot(pilot)
+        await pilot.pause()
+        layouts: list[object] = []
+        refresh = FleetSummary.refresh
+
+        def spy(self: FleetSummary, *regions: Any, layout: bool = False, **kw: Any) -> Any:
+            if layout:
+                layouts.append(self)
+            return refresh(self, *regions, layout=layout, **kw)
+
+        monkeypatch.setattr(FleetSummary, "refresh", spy)
+        await aclient.submit(comfy_graph(1))
+        await fresh(pilot)
+        await pilot.pause()
+        summary = app.main_screen.summary
+        assert "1 queued" in "".join(s.text for s in summary.render_line(0))
+        assert layouts == []

@@ -205,12 +205,13 @@ class MainScreen(FleetScreen):
 
     def _refresh_bindings_if_changed(self) -> None:
         # The footer dims the job keys that make no sense for the selected job; recompute it
-        # only when that changes (not once a second).
+        # only when that changes (not once a second, nor when the cursor's job finished and
+        # the cursor went to another in the same state: the footer is rebuilt from scratch).
         job = self.jobs.selected
         key = (
             id(self.focused),
             len(self.jobs.marked),
-            None if job is None else (job.id, job.state, job.cancel_requested),
+            None if job is None else (job.state, job.cancel_requested),
         )
         if key != self._bindings_key:
             self._bindings_key = key

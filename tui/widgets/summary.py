@@ -55,4 +55,6 @@ class FleetSummary(Static):
         text.append(f"{failed} failed/min", style="bold red" if failed else "")
         if text != self._last:
             self._last = text
-            self.update(text)
+            # One line, as wide as the screen whatever it says: no layout pass (which would
+            # redraw the whole screen each second the counts change).
+            self.update(text, layout=False)
