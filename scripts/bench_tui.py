@@ -108,6 +108,8 @@ class Result:
     warmup_sums: list[float]
     #: The machine's own noise: CPU ms of one fixed workload, repeated at the same cadence.
     noise_ms: list[float]
+    #: Jobs seeded (queued + running + those the churn claims during the run).
+    seeded: int = 0
 
 
 def fixed_workload() -> None:
@@ -461,7 +463,8 @@ def run_size(
     namespace = f"bench-tui-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     with Client(Settings(redis_url=url, namespace=namespace)) as client:
-        seed_queued(client, queued + RUNNING + churn * (warmup + refreshes + 2))
+        seeded = queued + RUNNING + churn * (warmup + refreshes + 2)
+        seed_queued(client, seeded)
     seed_s = time.perf_counter() - t0
     scripts = [Path(__file__).resolve()]
     if against is not None:
@@ -469,6 +472,7 @@ def run_size(
     results = []
     for data in asyncio.run(drive(url, namespace, refreshes, term, warmup, scripts, churn)):
         data["seed_s"] = seed_s
+        data["seeded"] = seeded
         results.append(Result(**data))
     return results
 
@@ -563,7 +567,7 @@ def main() -> int:
         f" terminal {width}x{height}."
     )
     for r in results:
-        print(f"seeding {r.queued + RUNNING:,} jobs took {r.seed_s:.1f} s")
+        print(f"seeding {r.seeded or r.queued + RUNNING:,} jobs took {r.seed_s:.1f} s")
         collecting = [g for g in r.gc_ms if g > 0]
         print(
             f"{r.queued:,} queued: the garbage collector ran in {len(collecting)} of "
