@@ -206,7 +206,8 @@ class MainScreen(FleetScreen):
     def _refresh_bindings_if_changed(self) -> None:
         # The footer dims the job keys that make no sense for the selected job; recompute it
         # only when that changes (not once a second, nor when the cursor's job finished and
-        # the cursor went to another in the same state: the footer is rebuilt from scratch).
+        # the cursor went to another in the same state): each refresh rebuilds the footer's
+        # widgets and lays the screen out again.
         job = self.jobs.selected
         key = (
             id(self.focused),

@@ -9,8 +9,8 @@ show another row after a reorder, are redrawn. What is drawn is the same, segmen
 
 The table that fills it (:class:`~tui.widgets.synced_table.SyncedTable`) says what changed:
 :meth:`DrawnTable._set_cell` for a cell, :meth:`DrawnTable._new_version` when a cell is added,
-:meth:`DrawnTable._reorder` for a new order, ``_rows_changed`` when rows came or went, then
-:meth:`DrawnTable._redraw_changed_cells`.
+:meth:`DrawnTable._remove_rows` for the rows that left, :meth:`DrawnTable._reorder` for a new
+order, ``_rows_changed`` when rows came or went, then :meth:`DrawnTable._redraw_changed_cells`.
 """
 
 from __future__ import annotations
