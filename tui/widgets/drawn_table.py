@@ -23,7 +23,6 @@ from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
-from textual.coordinate import Coordinate
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -173,7 +172,7 @@ class DrawnTable(DataTable[Any]):
             columns = self._frame_columns = tuple(
                 str(column.key.value) for column in self.ordered_columns
             )
-        look = (self._show_hover_cursor, self._pseudo_class_state, self.app.theme)
+        look = self._look()
         versions = self._cell_versions
         cached = self._cell_lines.get
         fixed_columns = min(self.fixed_columns, len(widths))
@@ -213,6 +212,11 @@ class DrawnTable(DataTable[Any]):
         self._drawn_lines[line_key] = strip
         return strip
 
+    def _look(self) -> tuple[object, ...]:
+        """What else a drawn cell depends on: hover shown, focus and the like, the theme (the
+        last part of a cell's cache key, the same in _render_cell and _render_line)."""
+        return (self._show_hover_cursor, self._pseudo_class_state, self.app.theme)
+
     def _extend_style(self, index: int, row_style: Style, cursor: bool, hover: bool) -> Style:
         """The style of the blank past the last column, as DataTable gives it."""
         key = (
@@ -229,82 +233,6 @@ class DrawnTable(DataTable[Any]):
             style += Style.from_meta({"row": index, "column": 0, "out_of_bounds": True})
             self._extends[key] = style
         return style
-
-    def _render_line_in_row(
-        self,
-        row_key: RowKey,
-        line_no: int,
-        base_style: Style,
-        cursor_location: Coordinate,
-        hover_location: Coordinate,
-    ) -> tuple[SegmentLines, SegmentLines]:
-        # DataTable's own, for the rows of these tables (a row cursor, no row labels), with
-        # the styles looked up once per frame instead of once or twice per line.
-        if (
-            self._frame_styles is None
-            or self.cursor_type != "row"
-            or (self._labelled_row_exists and self.show_row_labels)
-        ):
-            return super()._render_line_in_row(
-                row_key, line_no, base_style, cursor_location, hover_location
-            )
-        cache_key = (
-            row_key, line_no, base_style, cursor_location, hover_location, self.cursor_type,
-            self.show_cursor, self._show_hover_cursor, self._update_count,
-            self._pseudo_class_state,
-        )  # fmt: skip
-        cached = self._row_render_cache.get(cache_key)
-        if cached is not None:
-            return cached
-        row_index = self._row_locations.get(row_key)
-        if row_index is None:
-            row_index = -1
-        # A row cursor highlights every cell of its row.
-        cursor = cursor_location.row == row_index
-        hover = hover_location.row == row_index
-        render_cell = self._render_cell
-        columns = self.ordered_columns
-        fixed_columns = self.fixed_columns
-        fixed_row: SegmentLines = []
-        if fixed_columns:
-            if row_index == -1:
-                fixed_style = self._component_style("datatable--header")
-            else:
-                fixed_style = self._component_style("datatable--fixed") + _FIXED_META
-            for column_index, column in enumerate(columns[:fixed_columns]):
-                width = column.get_render_width(self)
-                fixed_row.append(
-                    render_cell(row_index, column_index, fixed_style, width, cursor, hover)[line_no]
-                )
-        row_style = self._get_row_style(row_index, base_style)
-        scrollable_row: SegmentLines = []
-        table_width = self._row_label_column_width
-        for column_index, column in enumerate(columns):
-            width = column.get_render_width(self)
-            if column_index >= fixed_columns:
-                table_width += width
-            scrollable_row.append(
-                render_cell(row_index, column_index, row_style, width, cursor, hover)[line_no]
-            )
-        # The row's style carried on past the last column, to the widget's edge.
-        remaining_space = max(0, self.size.width - table_width)
-        extend_style, _ = self._get_styles_to_render_cell(
-            row_index == -1,
-            False,
-            False,
-            hover_location.row == (row_index or 0),
-            cursor,
-            self.show_cursor,
-            self._show_hover_cursor,
-            False,
-            False,
-        )
-        extend_style = row_style + extend_style
-        extend_style += Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
-        scrollable_row.append([Segment(" " * remaining_space, extend_style)])
-        row_pair = (fixed_row, scrollable_row)
-        self._row_render_cache[cache_key] = row_pair
-        return row_pair
 
     def _render_cell(
         self,
@@ -336,10 +264,7 @@ class DrawnTable(DataTable[Any]):
                 )
             cell = (str(row_key.value), str(column_key.value))
             version = self._cell_versions.get(cell, 0)
-        key = (
-            cell, version, row_index, base_style, width, cursor, hover,
-            self._show_hover_cursor, self._pseudo_class_state, self.app.theme,
-        )  # fmt: skip
+        key = (cell, version, row_index, base_style, width, cursor, hover, *self._look())
         lines = self._cell_lines.get(key)
         if lines is None:
             lines = self._drawn_cell(key, row_index, column_index, base_style, width, cursor, hover)
