@@ -23,12 +23,15 @@ from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
+from textual.color import Color
+from textual.filter import LineFilter
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from tui.widgets.cell_line import cell_line
+from tui.widgets.table_lines import TableLines
 
 #: Rendered cells kept per table: a few screens' worth (a 160x48 screen shows about 400 cells
 #: and 40 rows), for a scroll back and forth. No more: an entry outlives the version of its
@@ -52,10 +55,12 @@ class DrawnTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         #: Whole drawn lines, keyed on what they show (see _render_line); made first, since
         #: DataTable clears its caches (see _clear_caches) while it is made.
-        self._drawn_lines: LRUCache[tuple[object, ...], Strip] = LRUCache(LINE_CACHE_SIZE)
+        self._drawn_lines: LRUCache[tuple[object, ...], list[Segment]] = LRUCache(LINE_CACHE_SIZE)
         #: The style of the blank past the last column, per row index and look.
         self._extends: LRUCache[tuple[object, ...], Style] = LRUCache(LINE_CACHE_SIZE)
         super().__init__(**kwargs)
+        #: Textual's per-line cache of this widget, drawing our lines' frame more directly.
+        self._styles_cache = TableLines(self.content_line)
         #: Per-cell render cache that survives updates of other cells (see _render_cell).
         self._cell_lines: LRUCache[tuple[object, ...], Any] = LRUCache(RENDER_CACHE_SIZE)
         #: (row key, column key) -> the version of that cell (see _new_version).
@@ -126,16 +131,45 @@ class DrawnTable(DataTable[Any]):
         self._extends.clear()
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
-        # DataTable's own, for a data line of these tables unscrolled sideways (one-line rows
-        # under a one-line header, a row cursor, no fixed rows or labels), without its
-        # generic steps: the row found by its index (not through the offsets of every row),
-        # the fixed column drawn once (not also into the scrolled part to be cropped off),
-        # widths looked up once per frame. A line is kept until its row changes (DataTable's
-        # line cache is dropped at every cell update), so a full redraw after rows come or go
-        # draws only the lines that show something else.
+        # DataTable's own, for a data line of these tables unscrolled sideways (see
+        # _line_segments); any other line as DataTable draws it.
+        segments = None if x1 else self._line_segments(y, base_style, (), None)
+        if segments is None:
+            return super()._render_line(y, x1, x2, base_style)
+        return Strip(segments, self.size.width)
+
+    def content_line(
+        self, y: int, width: int, filters: tuple[LineFilter, ...], background: Color
+    ) -> list[Segment] | None:
+        """Content line ``y`` as ``render_line(y)`` draws it, through ``filters``, for
+        :class:`~tui.widgets.table_lines.TableLines`; None when it is not a data line of the
+        simple case (or not ``width`` cells wide): then it is drawn through ``render_line``."""
+        scroll_x, scroll_y = self.scroll_offset
+        if scroll_x or y < 1 or width != self.size.width:
+            return None
+        # DataTable.render_line: lines under the header (no fixed rows here) scroll.
+        return self._line_segments(y + scroll_y, self.rich_style, filters, background)
+
+    def _line_segments(
+        self,
+        y: int,
+        base_style: Style,
+        filters: tuple[LineFilter, ...],
+        background: Color | None,
+    ) -> list[Segment] | None:
+        """Data line ``y`` of these tables (one-line rows under a one-line header, a row
+        cursor, no fixed rows or labels) as DataTable assembles it, through ``filters``; None
+        for any other line.
+
+        Without DataTable's generic steps: the row found by its index (not through the offsets
+        of every row), the fixed column drawn once (not also into the scrolled part to be
+        cropped off), widths looked up once per frame, cells joined with only their edges
+        merged (each cell is kept merged). A line is kept until its row changes (DataTable's
+        line cache is dropped at every cell update), so a full redraw after rows come or go
+        draws only the lines that show something else.
+        """
         if (
-            x1
-            or y < 1
+            y < 1
             or self._frame_styles is None
             or self.cursor_type != "row"
             or self.fixed_rows
@@ -143,11 +177,11 @@ class DrawnTable(DataTable[Any]):
             or self.header_height != 1
             or (self._labelled_row_exists and self.show_row_labels)
         ):
-            return super()._render_line(y, x1, x2, base_style)
+            return None
         index = y - 1
         row_key = self._row_locations.get_key(index)
         if row_key is None or self.rows[row_key].height != 1:
-            return super()._render_line(y, x1, x2, base_style)
+            return None
         width = self.size.width
         cursor = self.cursor_coordinate.row == index
         hover = self.hover_coordinate.row == index
@@ -159,11 +193,11 @@ class DrawnTable(DataTable[Any]):
         line_key = (
             row_key, self._row_versions.get(row_key.value or "", 0), index, width, widths, cursor,
             hover, base_style, self.show_cursor, self._show_hover_cursor,
-            self._pseudo_class_state, self.app.theme,
+            self._pseudo_class_state, self.app.theme, filters, background,
         )  # fmt: skip
-        strip = self._drawn_lines.get(line_key)
-        if strip is not None:
-            return strip
+        segments = self._drawn_lines.get(line_key)
+        if segments is not None:
+            return segments
         # Each cell from the cell cache, under the key _render_cell gives it (what is the same
         # for the whole line is looked up once).
         row = str(row_key.value)
@@ -180,7 +214,7 @@ class DrawnTable(DataTable[Any]):
             self._component_style("datatable--fixed") + _FIXED_META if fixed_columns else None
         )
         row_style = self._get_row_style(index, base_style)
-        segments: list[Segment] = []
+        segments = []
         table_width = self._row_label_column_width
         for column_index, (column, width_here) in enumerate(zip(columns, widths, strict=True)):
             if column_index < fixed_columns:
@@ -194,23 +228,23 @@ class DrawnTable(DataTable[Any]):
             lines = cached(key)
             if lines is None:
                 lines = self._drawn_cell(key, index, column_index, style, width_here, cursor, hover)
-            segments += lines[0]
+            _join(segments, lines[0])
         # The row's style carried on to the widget's edge. DataTable makes this blank as
         # long as if the fixed columns were not there and crops the line after; it is made
         # as long as it shows, so the line needs no crop (unless it is wider than the widget).
         blank = width - table_width - sum(widths[:fixed_columns])
         if blank > 0:
-            segments.append(
-                Segment(" " * blank, self._extend_style(index, row_style, cursor, hover))
+            _join(
+                segments,
+                [Segment(" " * blank, self._extend_style(index, row_style, cursor, hover))],
             )
-        if blank >= 0:
-            # As wide as the widget (each cell is its column's width): no crop, and one Strip
-            # made instead of two (each carries seven caches of its own).
-            strip = Strip(Segment.simplify(segments), width)
-        else:  # cropped to the widget, as DataTable does
-            strip = Strip(segments).adjust_cell_length(width, base_style).simplify()
-        self._drawn_lines[line_key] = strip
-        return strip
+        if blank < 0:  # cropped to the widget, as DataTable does
+            segments = list(Strip(segments).adjust_cell_length(width, base_style).simplify())
+        for line_filter in filters:
+            assert background is not None
+            segments = line_filter.apply(segments, background)
+        self._drawn_lines[line_key] = segments
+        return segments
 
     def _look(self) -> tuple[object, ...]:
         """What else a drawn cell depends on: hover shown, focus and the like, the theme (the
@@ -283,9 +317,12 @@ class DrawnTable(DataTable[Any]):
         """Draw a cell that is not in the cache, and keep it there under ``key``."""
         line = self._draw_cell(row_index, column_index, base_style, width, cursor, hover)
         if line is None:  # not one line of Text: Rich draws it
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            drawn = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         else:
-            lines = [line]
+            drawn = [line]
+        # Merged (neighbours of one style joined), as DataTable's lines are: a line is then
+        # the cells joined, merged only where two meet (see _join).
+        lines = [list(Segment.simplify(cell_line)) for cell_line in drawn]
         self._cell_lines[key] = lines
         return lines
 
@@ -328,10 +365,11 @@ class DrawnTable(DataTable[Any]):
             self.cursor_background_priority == "css",
         )
         # The row and column a mouse click on the cell reads (one style per place, kept).
-        meta = self._meta_styles.get((row_index, column_index))
+        place = (row_index, column_index if header else 0)
+        meta = self._meta_styles.get(place)
         if meta is None:
-            meta = Style.from_meta({"row": row_index, "column": column_index})
-            self._meta_styles[(row_index, column_index)] = meta
+            meta = Style.from_meta({"row": place[0], "column": place[1]})
+            self._meta_styles[place] = meta
         base_style += meta
         return cell_line(
             self.app.console,
@@ -457,3 +495,17 @@ class DrawnTable(DataTable[Any]):
             now = locations.get_key(index)
             if now is not None and now != was and now.value is not None:
                 self._changed_rows.add(now.value)
+
+
+def _join(line: list[Segment], cell: list[Segment]) -> None:
+    """Append the (merged) segments of ``cell`` to the (merged) ``line``, merging the two
+    that meet when their styles are equal: the line is then as ``Segment.simplify`` makes it."""
+    if not cell:
+        return
+    if line:
+        last, first = line[-1], cell[0]
+        if last.style is first.style or last.style == first.style:
+            line[-1] = Segment(last.text + first.text, last.style)
+            line.extend(cell[1:])
+            return
+    line.extend(cell)
