@@ -59,3 +59,39 @@ def test_a_changed_timeline_is_read_again() -> None:
     assert (a.progress, b.progress, c.progress) == (0.1, 0.2, 0.0)
     assert [t.host for t in a.timeline] == [t.host for t in b.timeline] == ["h"]
     assert [(t.claim, t.host, t.gpu) for t in c.timeline] == [(1, "h", 0), (2, "k", 1)]
+
+
+def test_a_row_changed_only_in_its_progress_reads_as_parsed_afresh() -> None:
+    # The previous page's status is reused with the new progress only when nothing else in
+    # the row changed: every field reads as a fresh parse of the row would read it.
+    call = Protocol(Settings()).list_jobs("running", [], 10)
+    base = {
+        "id": b"j1", "service": b"comfyui", "state": b"running", "priority": b"2",
+        "progress": b"0.1", "progress_text": b"KSampler", "attempts": b"1",
+        "max_attempts": b"3", "claims": b"1", "host": b"h", "gpu": b"3",
+        "submitted_ms": b"1000", "started_ms": b"2000", "timeout_ms": b"900000",
+        "metadata": b'{"user": "ana"}', "timeline": b"[]", "tenant": b"studio",
+    }  # fmt: skip
+
+    def row(**changes: bytes | None) -> list[Any]:
+        values = {**base, **changes}
+        return [-1, *(values.get(name) for name in STATUS_FIELDS)]
+
+    def fresh(r: list[Any]) -> Any:
+        (status,) = Protocol(Settings()).list_jobs("running", [], 10).parse([r])
+        return status
+
+    call.parse([row()])
+    for changes in (
+        {"progress": b"0.5", "progress_text": b"VAEDecode"},
+        {"progress": b"0.75"},
+        {"progress": None, "progress_text": None},
+        {"progress": b"0.8", "host": b"k"},  # not only the progress: parsed anew
+        {"progress": b"0.9", "metadata": b'{"user": "bo"}'},
+    ):
+        r = row(**changes)
+        (listed,) = call.parse([r])
+        assert listed == fresh(r)
+        assert (listed.progress, listed.progress_text, listed.host, listed.metadata) == (
+            fresh(r).progress, fresh(r).progress_text, fresh(r).host, fresh(r).metadata,
+        )  # fmt: skip
