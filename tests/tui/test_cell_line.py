@@ -36,7 +36,11 @@ def texts(draw: st.DrawFn) -> Text:
         overflow=draw(st.sampled_from([None, "fold", "crop", "ellipsis"])),
         end=draw(st.sampled_from(["", "\n"])),
     )
-    for _ in range(draw(st.integers(0, 3))):
+    if draw(st.booleans()):  # spans in order, as Text.append makes them (the usual cells)
+        for part in draw(st.lists(st.text(alphabet=CHARS, max_size=8), max_size=4)):
+            cell.append(part, draw(st.sampled_from(STYLES)) or None)
+        return cell
+    for _ in range(draw(st.integers(0, 3))):  # any spans, overlapping too
         start = draw(st.integers(0, len(plain)))
         end = draw(st.integers(start, len(plain)))
         cell.stylize(draw(st.sampled_from(STYLES[1:])), start, end)
