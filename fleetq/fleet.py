@@ -59,75 +59,23 @@ def parse_fleet(
     gpus_raw: Sequence[Any],
 ) -> FleetView:
     """Combine the raw replies of the fleet read into a :class:`FleetView`."""
-    return FleetParser().parse(hosts_with_scores, host_raw, gpus_raw)
-
-
-#: The parts of a GPU record that change while it works (every second on a busy GPU).
-_LIVE_FIELDS = ("readings", "job")
-
-
-class FleetParser:
-    """:func:`parse_fleet` for a reader that reads the fleet again and again (a dashboard, each
-    second): a GPU record that changed only in its readings and job since the previous read
-    keeps the rest of what that read parsed, instead of being read field by field again.
-    Remembers one record per GPU of the last read."""
-
-    def __init__(self) -> None:
-        #: (host, place in its list) -> the record's fields but the live ones, and the record.
-        self._gpus: dict[tuple[str, int], tuple[dict[str, Any], GpuRecord]] = {}
-
-    def parse(
-        self,
-        hosts_with_scores: Sequence[tuple[Any, float]],
-        host_raw: Sequence[Any],
-        gpus_raw: Sequence[Any],
-    ) -> FleetView:
-        """Combine the raw replies of the fleet read into a :class:`FleetView`."""
-        before, self._gpus = self._gpus, {}
-        views = []
-        for (raw_host, seen), record_raw, gpu_raw in zip(
-            hosts_with_scores, host_raw, gpus_raw, strict=True
-        ):
-            host = text(raw_host)
-            gpus = _load(gpu_raw, [])
-            records = []
-            if isinstance(gpus, list):
-                for place, data in enumerate(gpus):
-                    record = self._gpu(host, place, data, before)
-                    if record is not None:
-                        records.append(record)
-            views.append(
-                HostView(
-                    host=host,
-                    online=record_raw is not None,
-                    last_seen_ms=int(seen),
-                    record=HostRecord.from_json(_load(record_raw, {})),
-                    gpus=tuple(records),
-                )
+    views = []
+    for (host, seen), record_raw, gpu_raw in zip(
+        hosts_with_scores, host_raw, gpus_raw, strict=True
+    ):
+        gpus = _load(gpu_raw, [])
+        records = (GpuRecord.from_json(g) for g in gpus) if isinstance(gpus, list) else ()
+        views.append(
+            HostView(
+                host=text(host),
+                online=record_raw is not None,
+                last_seen_ms=int(seen),
+                record=HostRecord.from_json(_load(record_raw, {})),
+                gpus=tuple(g for g in records if g is not None),
             )
-        views.sort(key=lambda v: v.host)
-        return FleetView(tuple(views))
-
-    def _gpu(
-        self,
-        host: str,
-        place: int,
-        data: Any,
-        before: dict[tuple[str, int], tuple[dict[str, Any], GpuRecord]],
-    ) -> GpuRecord | None:
-        if data.__class__ is not dict:
-            return GpuRecord.from_json(data)
-        live = [data.pop(name, None) for name in _LIVE_FIELDS]
-        key = (host, place)
-        previous = before.get(key)
-        record: GpuRecord | None
-        if previous is not None and previous[0] == data:
-            record = previous[1].with_live(*live)
-        else:
-            record = GpuRecord.from_json({**data, **dict(zip(_LIVE_FIELDS, live, strict=True))})
-        if record is not None:
-            self._gpus[key] = (data, record)
-        return record
+        )
+    views.sort(key=lambda v: v.host)
+    return FleetView(tuple(views))
 
 
 def _load(raw: Any, default: Any) -> Any:

@@ -21,7 +21,7 @@ read it in ``from_json`` with a type check, write it in ``to_json``, and set it 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -241,23 +241,10 @@ class GpuRecord:
             extra=_extra(data, _GPU_FIELDS),
         )
 
-    def with_live(self, readings: Any, job: Any) -> GpuRecord:
-        """This record with the readings and job of a newer published record (their raw
-        values, read as :meth:`from_json` reads them): what changes on a working GPU."""
-        new = object.__new__(GpuRecord)
-        set_field = object.__setattr__
-        for name in _GPU_RECORD_FIELDS:
-            set_field(new, name, getattr(self, name))
-        set_field(new, "readings", dict(readings) if _is_mapping(readings) else {})
-        set_field(new, "job", GpuJobRecord.from_json(job))
-        return new
-
     def reading(self, name: str) -> float | None:
         """A numeric reading, or None when missing, not a number, or not finite."""
         return number(self.readings.get(name))
 
-
-_GPU_RECORD_FIELDS = tuple(f.name for f in fields(GpuRecord))
 
 _HOST_FIELDS = frozenset(
     (

@@ -13,13 +13,7 @@ from typing import Any, TypeVar
 from fleetq._async.connection import connect, run_script_ro, run_script_waited
 from fleetq._async_support import AsyncRedis, AsyncScript, cancel_safe
 from fleetq.config import Settings
-from fleetq.fleet import (
-    FORGET_HOST_AFTER_MS,
-    HOST_TTL_MS,
-    FleetParser,
-    FleetView,
-    encode_record,
-)
+from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
 from fleetq.model import JobSpec
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
@@ -59,8 +53,6 @@ class AsyncStore:
     def __init__(self, settings: Settings, client: AsyncRedis | None = None) -> None:
         self.settings = settings
         self.protocol = Protocol(settings)
-        #: Reads the fleet's records, keeping what did not change since the last read.
-        self._fleet = FleetParser()
         self.keys: Keys = self.protocol.keys
         self.redis = client if client is not None else connect(settings)
         self._scripts: dict[str, AsyncScript] = {
@@ -136,7 +128,7 @@ class AsyncStore:
         raw = await self.command(
             "mget", [*(keys.host(h) for h in names), *(keys.gpus(h) for h in names)]
         )
-        return self._fleet.parse(hosts, raw[: len(names)], raw[len(names) :])
+        return parse_fleet(hosts, raw[: len(names)], raw[len(names) :])
 
     async def capability_documents(self, digests: Sequence[str]) -> dict[str, Capabilities]:
         """Published GPU capabilities by digest (those expired left out)."""

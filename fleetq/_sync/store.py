@@ -15,13 +15,7 @@ from typing import Any, TypeVar
 from fleetq._sync.connection import connect, run_script_ro, run_script_waited
 from fleetq._sync_support import Redis, Script
 from fleetq.config import Settings
-from fleetq.fleet import (
-    FORGET_HOST_AFTER_MS,
-    HOST_TTL_MS,
-    FleetParser,
-    FleetView,
-    encode_record,
-)
+from fleetq.fleet import FORGET_HOST_AFTER_MS, HOST_TTL_MS, FleetView, encode_record, parse_fleet
 from fleetq.keys import Keys
 from fleetq.model import JobSpec
 from fleetq.protocol import Call, Protocol, SubmitOutcome, _IdCollision, text
@@ -61,8 +55,6 @@ class SyncStore:
     def __init__(self, settings: Settings, client: Redis | None = None) -> None:
         self.settings = settings
         self.protocol = Protocol(settings)
-        #: Reads the fleet's records, keeping what did not change since the last read.
-        self._fleet = FleetParser()
         self.keys: Keys = self.protocol.keys
         self.redis = client if client is not None else connect(settings)
         self._scripts: dict[str, Script] = {
@@ -134,7 +126,7 @@ class SyncStore:
         names = [text(h) for h, _ in hosts]
         keys = self.keys
         raw = self.command("mget", [*(keys.host(h) for h in names), *(keys.gpus(h) for h in names)])
-        return self._fleet.parse(hosts, raw[: len(names)], raw[len(names) :])
+        return parse_fleet(hosts, raw[: len(names)], raw[len(names) :])
 
     def capability_documents(self, digests: Sequence[str]) -> dict[str, Capabilities]:
         """Published GPU capabilities by digest (those expired left out)."""
