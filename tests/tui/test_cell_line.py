@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.padding import Padding
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.renderables.styled import Styled
@@ -66,7 +67,8 @@ def test_same_segments_as_rich(cell: Text, width: int, pad: int, pre: Style, pos
     before = cell.copy()
     fast = cell_line(CONSOLE, cell, width, pad, pre, post)
     assert fast is not None
-    assert fast == rich_line(cell, width, pad, pre, post)
+    # The same segments, merged as lines are (neighbours of one style joined).
+    assert fast == list(Segment.simplify(rich_line(cell, width, pad, pre, post)))
     assert cell.plain == before.plain and cell.spans == before.spans  # the cell is not changed
 
 

@@ -169,8 +169,7 @@ def lines_both_ways(table: SyncedTable) -> list[tuple[list[object], list[object]
     width = table.size.width
     scroll_x = int(table.scroll_x)
     out = []
-    table._frame_styles = {}  # as in a frame (see DrawnTable.render_lines)
-    table._frame_widths = None
+    table._begin_frame()  # as in a frame (see DrawnTable.render_lines)
     try:
         for y in range(table.size.height):
             style = table.rich_style
@@ -178,7 +177,7 @@ def lines_both_ways(table: SyncedTable) -> list[tuple[list[object], list[object]
             own = DataTable._render_line(table, y, scroll_x, scroll_x + width, style)
             out.append((list(fast), list(own)))
     finally:
-        table._frame_styles = None
+        table._end_frame()
     return out
 
 

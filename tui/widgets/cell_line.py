@@ -27,7 +27,8 @@ def cell_line(
     when the cell is not the simple case (then draw it through Rich).
 
     Equal to the one line of ``console.render_lines(Styled(Padding(cell, (0, pad)), pre, post),
-    options)`` for options of that width, one line high and ``no_wrap``.
+    options)`` for options of that width, one line high and ``no_wrap``, merged as
+    ``Segment.simplify`` merges it.
     """
     inner = width - 2 * pad
     plain = cell.plain
@@ -69,7 +70,7 @@ def _styled(segments: list[Segment], pad: int, pre: Style, post: Style) -> list[
         side = Segment(" " * pad, _NULL)
         segments = [side, *segments, side]
     applied = _APPLIED
-    out = []
+    out: list[Segment] = []
     for text, style, _ in segments:
         key = (pre, style, post)
         combined = applied.get(key)
@@ -80,7 +81,11 @@ def _styled(segments: list[Segment], pad: int, pre: Style, post: Style) -> list[
             if post:
                 combined = combined + post if combined else post
             applied[key] = combined
-        out.append(Segment(text, combined))
+        # Merged as Segment.simplify merges: a neighbour of the same style joins the last.
+        if out and (last := out[-1]).style == combined:
+            out[-1] = Segment(last.text + text, combined)
+        else:
+            out.append(Segment(text, combined))
     return out
 
 

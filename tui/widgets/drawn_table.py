@@ -16,7 +16,8 @@ order, ``_rows_changed`` when rows came or went, then :meth:`DrawnTable._redraw_
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from rich.segment import Segment
 from rich.style import Style
@@ -77,22 +78,64 @@ class DrawnTable(DataTable[Any]):
         self._frame_styles: dict[str, Style] | None = None
         #: Row key -> the version of what it shows (any of its cells changed: a new one).
         self._row_versions: dict[str, int] = {}
-        #: The columns' render widths and keys, looked up once per frame.
-        self._frame_widths: tuple[int, ...] | None = None
-        self._frame_columns: tuple[str, ...] | None = None
+        #: What every data line of the frame being drawn shares (see _line_frame); False
+        #: when the table is not the simple case of _line_segments, None before it is known.
+        self._frame_lines: _LineFrame | Literal[False] | None = None
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        # DataTable looks up its component styles (each walks the DOM up to the screen) for
-        # every line it draws; within one frame they cannot change, so each is looked up once.
-        self._frame_styles = {}
-        self._frame_widths = None
-        self._frame_columns = None
+        self._begin_frame()
         try:
             return super().render_lines(crop)
         finally:
-            self._frame_styles = None
-            self._frame_widths = None
-            self._frame_columns = None
+            self._end_frame()
+
+    def _begin_frame(self) -> None:
+        # DataTable looks up its component styles (each walks the DOM up to the screen) and
+        # its settings for every line it draws; within one frame they cannot change, so each
+        # is looked up once.
+        self._frame_styles = {}
+        self._frame_lines = None
+
+    def _end_frame(self) -> None:
+        self._frame_styles = None
+        self._frame_lines = None
+
+    def _line_frame(self) -> _LineFrame | Literal[False]:
+        """What every data line of this frame shares, looked up once (False when the table is
+        not the simple case of _line_segments)."""
+        frame = self._frame_lines
+        if frame is not None:
+            return frame
+        if (
+            self._frame_styles is None
+            or self.cursor_type != "row"
+            or self.fixed_rows
+            or not self.show_header
+            or self.header_height != 1
+            or (self._labelled_row_exists and self.show_row_labels)
+        ):
+            self._frame_lines = False
+            return False
+        ordered = self.ordered_columns
+        widths = tuple(column.get_render_width(self) for column in ordered)
+        fixed_columns = min(self.fixed_columns, len(widths))
+        look = self._look()
+        width = self.size.width
+        frame = self._frame_lines = _LineFrame(
+            width=width,
+            widths=widths,
+            columns=tuple(str(column.key.value) for column in ordered),
+            cursor_row=self.cursor_coordinate.row,
+            hover_row=self.hover_coordinate.row,
+            fixed_columns=fixed_columns,
+            fixed_style=(
+                self._component_style("datatable--fixed") + _FIXED_META if fixed_columns else None
+            ),
+            label_width=self._row_label_column_width,
+            look=look,
+            key=(width, widths, self.show_cursor, *look),
+        )
+        return frame
 
     def _component_style(self, name: str) -> Style:
         """``get_component_styles(name).rich_style``, as DataTable reads it; once per frame."""
@@ -168,55 +211,34 @@ class DrawnTable(DataTable[Any]):
         line cache is dropped at every cell update), so a full redraw after rows come or go
         draws only the lines that show something else.
         """
-        if (
-            y < 1
-            or self._frame_styles is None
-            or self.cursor_type != "row"
-            or self.fixed_rows
-            or not self.show_header
-            or self.header_height != 1
-            or (self._labelled_row_exists and self.show_row_labels)
-        ):
+        frame = self._line_frame() if y >= 1 else False
+        if not frame:
             return None
         index = y - 1
         row_key = self._row_locations.get_key(index)
         if row_key is None or self.rows[row_key].height != 1:
             return None
-        width = self.size.width
-        cursor = self.cursor_coordinate.row == index
-        hover = self.hover_coordinate.row == index
-        widths = self._frame_widths
-        if widths is None:
-            widths = self._frame_widths = tuple(
-                column.get_render_width(self) for column in self.ordered_columns
-            )
-        line_key = (
-            row_key, self._row_versions.get(row_key.value or "", 0), index, width, widths, cursor,
-            hover, base_style, self.show_cursor, self._show_hover_cursor,
-            self._pseudo_class_state, self.app.theme, filters, background,
-        )  # fmt: skip
+        cursor = frame.cursor_row == index
+        hover = frame.hover_row == index
+        row = str(row_key.value)
+        line_key = (row, self._row_versions.get(row, 0), index, cursor, hover, base_style,
+                    frame.key, filters, background)  # fmt: skip
         segments = self._drawn_lines.get(line_key)
         if segments is not None:
             return segments
-        # Each cell from the cell cache, under the key _render_cell gives it (what is the same
-        # for the whole line is looked up once).
-        row = str(row_key.value)
-        columns = self._frame_columns
-        if columns is None:
-            columns = self._frame_columns = tuple(
-                str(column.key.value) for column in self.ordered_columns
-            )
-        look = self._look()
+        # Each cell from the cell cache, under the key _render_cell gives it.
+        look = frame.look
         versions = self._cell_versions
         cached = self._cell_lines.get
-        fixed_columns = min(self.fixed_columns, len(widths))
-        fixed_style = (
-            self._component_style("datatable--fixed") + _FIXED_META if fixed_columns else None
-        )
+        widths = frame.widths
+        fixed_columns = frame.fixed_columns
+        fixed_style = frame.fixed_style
         row_style = self._get_row_style(index, base_style)
         segments = []
-        table_width = self._row_label_column_width
-        for column_index, (column, width_here) in enumerate(zip(columns, widths, strict=True)):
+        table_width = frame.label_width
+        for column_index, (column, width_here) in enumerate(
+            zip(frame.columns, widths, strict=True)
+        ):
             if column_index < fixed_columns:
                 assert fixed_style is not None
                 style = fixed_style
@@ -229,6 +251,7 @@ class DrawnTable(DataTable[Any]):
             if lines is None:
                 lines = self._drawn_cell(key, index, column_index, style, width_here, cursor, hover)
             _join(segments, lines[0])
+        width = frame.width
         # The row's style carried on to the widget's edge. DataTable makes this blank as
         # long as if the fixed columns were not there and crops the line after; it is made
         # as long as it shows, so the line needs no crop (unless it is wider than the widget).
@@ -236,7 +259,7 @@ class DrawnTable(DataTable[Any]):
         if blank > 0:
             _join(
                 segments,
-                [Segment(" " * blank, self._extend_style(index, row_style, cursor, hover))],
+                [Segment(" " * blank, self._extend_style(index, row_style, cursor, hover, frame))],
             )
         if blank < 0:  # cropped to the widget, as DataTable does
             segments = list(Strip(segments).adjust_cell_length(width, base_style).simplify())
@@ -251,12 +274,11 @@ class DrawnTable(DataTable[Any]):
         last part of a cell's cache key, the same in _render_cell and _render_line)."""
         return (self._show_hover_cursor, self._pseudo_class_state, self.app.theme)
 
-    def _extend_style(self, index: int, row_style: Style, cursor: bool, hover: bool) -> Style:
+    def _extend_style(
+        self, index: int, row_style: Style, cursor: bool, hover: bool, frame: _LineFrame
+    ) -> Style:
         """The style of the blank past the last column, as DataTable gives it."""
-        key = (
-            index, row_style, cursor, hover, self.show_cursor, self._show_hover_cursor,
-            self._pseudo_class_state, self.app.theme,
-        )  # fmt: skip
+        key = (index, row_style, cursor, hover, frame.key)
         style = self._extends.get(key)
         if style is None:
             extend_style, _ = self._get_styles_to_render_cell(
@@ -316,13 +338,13 @@ class DrawnTable(DataTable[Any]):
     ) -> Any:
         """Draw a cell that is not in the cache, and keep it there under ``key``."""
         line = self._draw_cell(row_index, column_index, base_style, width, cursor, hover)
+        # Merged (neighbours of one style joined), as DataTable's lines are: a line is then
+        # the cells joined, merged only where two meet (see _join). cell_line merges its own.
         if line is None:  # not one line of Text: Rich draws it
             drawn = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            lines = [list(Segment.simplify(cell_line)) for cell_line in drawn]
         else:
-            drawn = [line]
-        # Merged (neighbours of one style joined), as DataTable's lines are: a line is then
-        # the cells joined, merged only where two meet (see _join).
-        lines = [list(Segment.simplify(cell_line)) for cell_line in drawn]
+            lines = [line]
         self._cell_lines[key] = lines
         return lines
 
@@ -509,3 +531,21 @@ def _join(line: list[Segment], cell: list[Segment]) -> None:
             line.extend(cell[1:])
             return
     line.extend(cell)
+
+
+@dataclass(frozen=True, slots=True)
+class _LineFrame:
+    """What every data line of one frame shares (see DrawnTable._line_frame)."""
+
+    width: int
+    widths: tuple[int, ...]
+    columns: tuple[str, ...]
+    cursor_row: int
+    hover_row: int
+    fixed_columns: int
+    fixed_style: Style | None
+    label_width: int
+    #: What a cell's drawing depends on besides itself (see DrawnTable._look).
+    look: tuple[object, ...]
+    #: The part of a line's cache key that is the same for every line of the frame.
+    key: tuple[object, ...]
