@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import partial
 
 from rich.text import Text
 from textual.binding import Binding
@@ -87,22 +86,36 @@ class GpuTable(SyncedTable):
 
     def show(self, snapshot: Snapshot) -> None:
         rows: list[Row] = []
-        now = snapshot.now_ms
         hosts: dict[str, HostSnapshot] = {}
         gpus: dict[str, GpuSnapshot] = {}
         for host in snapshot.hosts:
             hosts[host.host] = host
-            rows.append((host.host, partial(_host_signature, host, now),
-                         partial(_host_cells, host, now)))  # fmt: skip
+            rows.append((host.host, host))
             for gpu in host.gpus:
-                gpus[gpu.target] = gpu
-                rows.append((gpu.target, partial(_gpu_signature, gpu, now),
-                             partial(_gpu_cells, gpu, now)))  # fmt: skip
+                target = gpu.target
+                gpus[target] = gpu
+                rows.append((target, gpu))
         self._snapshot = snapshot
         self._hosts = hosts
         self.gpus = gpus
         self.sync(rows)
         self._show_note()
+
+    def row_signature(self, item: HostSnapshot | GpuSnapshot) -> tuple[object, ...]:
+        now = self._now_ms
+        if isinstance(item, HostSnapshot):
+            return _host_signature(item, now)
+        return _gpu_signature(item, now)
+
+    def row_cells(self, item: HostSnapshot | GpuSnapshot) -> tuple[Text, ...]:
+        now = self._now_ms
+        if isinstance(item, HostSnapshot):
+            return _host_cells(item, now)
+        return _gpu_cells(item, now)
+
+    @property
+    def _now_ms(self) -> int:
+        return 0 if self._snapshot is None else self._snapshot.now_ms
 
     def on_data_table_row_highlighted(self) -> None:
         self._show_note()

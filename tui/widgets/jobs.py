@@ -12,7 +12,7 @@ from textual.widgets.data_table import ColumnKey
 from fleetq.model import JobState, JobStatus
 from tui.snapshot import Snapshot
 from tui.widgets.format import DASH, age, progress_cell, queue_position, state_cell, where
-from tui.widgets.synced_table import Row, SyncedTable
+from tui.widgets.synced_table import SyncedTable
 
 
 class JobTable(SyncedTable):
@@ -59,6 +59,8 @@ class JobTable(SyncedTable):
         self.sort_by: tuple[str, bool] | None = None
         self.matched = 0
         self._snapshot: Snapshot | None = None
+        #: The time of the snapshot shown (ages are worked out against it).
+        self._now_ms = 0
 
     def show(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -70,10 +72,16 @@ class JobTable(SyncedTable):
         self.matched = len(jobs)
         self.jobs = {j.id: j for j in jobs}
         self.marked = {i: self.jobs.get(i, j) for i, j in self.marked.items() if i in self.jobs}
-        marked = self.marked
         # Ended jobs are listed newest first: their Age column counts from the end, to match.
         self._label_age("Ended" if snapshot.job_filter.state in ENDED_FILTERS else "Age")
-        self.sync([_row(j, now, j.id in marked) for j in jobs])
+        self._now_ms = now
+        self.sync([(j.id, j) for j in jobs])
+
+    def row_signature(self, item: JobStatus) -> tuple[object, ...]:
+        return _signature(item, self._now_ms, item.id in self.marked)
+
+    def row_cells(self, item: JobStatus) -> tuple[Text, ...]:
+        return _cells(item, self._now_ms, item.id in self.marked)
 
     class ViewChanged(Message):
         """The find, the sort or the marks changed (the pane title says them)."""
@@ -212,10 +220,6 @@ def tries(job: JobStatus) -> str:
     (``1/3`` for a job on, or done after, its first run)."""
     current = job.attempts + (job.state in (JobState.RUNNING, JobState.COMPLETED))
     return f"{current}/{job.max_attempts}"
-
-
-def _row(job: JobStatus, now_ms: int, marked: bool) -> Row:
-    return (job.id, partial(_signature, job, now_ms, marked), partial(_cells, job, now_ms, marked))
 
 
 def _signature(job: JobStatus, now_ms: int, marked: bool = False) -> tuple[object, ...]:

@@ -3,8 +3,6 @@ the tenants with the most jobs (queued/running)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from rich.markup import escape
 from rich.text import Text
 from textual.binding import Binding
@@ -49,6 +47,7 @@ class QueueTable(SyncedTable):
         self.services: dict[str, ServiceStats] = {}
         #: Who paused each paused service (shown under the table for the selected one).
         self.paused_by: dict[str, str] = {}
+        self._snapshot: Snapshot | None = None
 
     def show(self, snapshot: Snapshot) -> None:
         self.services = {s.service: s for s in snapshot.services}
@@ -57,19 +56,19 @@ class QueueTable(SyncedTable):
             for s in snapshot.services
             if s.paused and (by := snapshot.changed_by.get(f"paused:{s.service}"))
         }
-        now = snapshot.now_ms
-        latency = snapshot.latency
-        self.sync(
-            [
-                (
-                    s.service,
-                    partial(_signature, s, now, latency.get(s.service)),
-                    partial(_cells, s, now, latency.get(s.service)),
-                )
-                for s in snapshot.services
-            ]
-        )
+        self._snapshot = snapshot
+        self.sync([(s.service, s) for s in snapshot.services])
         self._show_note()
+
+    def row_signature(self, item: ServiceStats) -> tuple[object, ...]:
+        snapshot = self._snapshot
+        assert snapshot is not None
+        return _signature(item, snapshot.now_ms, snapshot.latency.get(item.service))
+
+    def row_cells(self, item: ServiceStats) -> tuple[Text, ...]:
+        snapshot = self._snapshot
+        assert snapshot is not None
+        return _cells(item, snapshot.now_ms, snapshot.latency.get(item.service))
 
     def on_data_table_row_highlighted(self) -> None:
         self._show_note()

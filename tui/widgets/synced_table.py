@@ -10,7 +10,8 @@ that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.coordinate import Coordinate
@@ -18,11 +19,10 @@ from textual.widgets.data_table import ColumnKey
 
 from tui.widgets.drawn_table import DrawnTable
 
-#: A row: its key, a function returning a signature of what it shows (equal signature:
-#: nothing to redraw), and a function that builds its cells (only called when the signature
-#: changed). Both are called only for the rows on screen (and rows new to the table): a row
-#: off screen is brought up to date when it scrolls into view.
-Row = tuple[str, Callable[[], Hashable], Callable[[], Sequence[Text]]]
+#: A row: its key and what it shows (a job, a GPU...), which the table's row_signature and
+#: row_cells read. Both are called only for the rows on screen (and rows new to the table):
+#: a row off screen is brought up to date when it scrolls into view.
+Row = tuple[str, Any]
 
 
 class SyncedTable(DrawnTable):
@@ -40,9 +40,9 @@ class SyncedTable(DrawnTable):
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._signatures: dict[str, Hashable] = {}
         self._order: list[str] = []  # the row keys as displayed (tracked, not re-read)
-        #: Off-screen rows that may have changed: key -> (signature, build) of their latest
-        #: version, looked at when they scroll into view.
-        self._pending: dict[str, tuple[Callable[[], Hashable], Callable[[], Sequence[Text]]]] = {}
+        #: Off-screen rows that may have changed: key -> what it shows now, looked at when it
+        #: scrolls into view.
+        self._pending: dict[str, Any] = {}
         self._columns = [c[1] for c in self.COLUMNS]
         #: The longest cell of each flex column (what it would need to show in full).
         self._longest: dict[str, int] = {}
@@ -116,7 +116,7 @@ class SyncedTable(DrawnTable):
         is visible, not the length of the table.
         """
         keep = self.cursor_key
-        wanted = [key for key, _, _ in rows]
+        wanted = [key for key, _ in rows]
         wanted_set = set(wanted)
         window = self._window()
         with self.app.batch_update():
@@ -134,21 +134,21 @@ class SyncedTable(DrawnTable):
                 self._pending.pop(key, None)
             order = [k for k in self._order if k in wanted_set] if gone else self._order
             pending = self._pending
-            for position, (key, signature, build) in enumerate(rows):
+            for position, (key, item) in enumerate(rows):
                 if key in self._cells:
                     if position in window:
                         pending.pop(key, None)
-                        self._update(key, signature, build)
+                        self._update(key, item)
                     else:  # what it shows is worked out if and when it scrolls into view
-                        pending[key] = (signature, build)
+                        pending[key] = item
                     continue
-                cells = tuple(build())
+                cells = tuple(self.row_cells(item))
                 self._rows_changed = True
                 self.add_row(*cells, key=key)
                 for column in self._columns:
                     self._new_version(key, column)
                 self._set_cells(key, cells)
-                self._signatures[key] = signature()
+                self._signatures[key] = self.row_signature(item)
                 order.append(key)
             if order != wanted:
                 self._reorder(order, wanted, window)
@@ -177,14 +177,22 @@ class SyncedTable(DrawnTable):
         columns = zip(*self._flex_lengths.values(), strict=True)
         self._longest = {key: max(lengths) for key, lengths in zip(self.FLEX, columns, strict=True)}
 
-    def _update(
-        self, key: str, signature: Callable[[], Hashable], build: Callable[[], Sequence[Text]]
-    ) -> None:
+    def row_signature(self, item: Any) -> Hashable:
+        """What the row of ``item`` shows, in short: an equal signature, nothing to redraw
+        (everything it shows; times only as precise as they are printed)."""
+        raise NotImplementedError
+
+    def row_cells(self, item: Any) -> Sequence[Text]:
+        """The cells of the row of ``item``, one per column (built only when its signature
+        changed)."""
+        raise NotImplementedError
+
+    def _update(self, key: str, item: Any) -> None:
         """Bring a row up to date: its cells are built again only if its signature changed."""
-        shown = signature()
+        shown = self.row_signature(item)
         if shown == self._signatures[key]:
             return
-        new = tuple(build())
+        new = tuple(self.row_cells(item))
         for column, before, after in zip(self._columns, self._cells[key], new, strict=True):
             if before != after:
                 self._new_version(key, column)
@@ -208,8 +216,7 @@ class SyncedTable(DrawnTable):
             if row_key is not None and row_key.value in self._pending:
                 keys.append(row_key.value)
         for key in keys:
-            signature, build = self._pending.pop(key)
-            self._update(key, signature, build)
+            self._update(key, self._pending.pop(key))
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
