@@ -18,6 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetq.protocol import text
+
+try:
+    # The dashboard's extra installs orjson: it reads every machine's records each second
+    # (60 documents at 30 machines), and orjson parses them in about two thirds of the time.
+    # Without it (the bare client), the standard library reads the same documents.
+    import orjson
+except ImportError:  # pragma: no cover - tests run with every extra
+    orjson = None  # type: ignore[assignment]
 from fleetq.records import GpuRecord, HostRecord
 
 HOST_TTL_MS = 5_000
@@ -82,6 +90,8 @@ def _load(raw: Any, default: Any) -> Any:
     if raw is None:
         return default
     try:
+        if orjson is not None:
+            return orjson.loads(raw)
         return json.loads(text(raw))
-    except ValueError:
+    except ValueError:  # orjson's errors are ValueErrors too
         return default

@@ -21,7 +21,9 @@ else:
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Libraries of the extras that a client must not get with ``pip install fleetq``.
-EXTRA_LIBRARIES = ("textual", "pynvml", "fakeredis", "aiohttp", "prometheus_client", "psutil")
+EXTRA_LIBRARIES = (
+    "textual", "orjson", "pynvml", "fakeredis", "aiohttp", "prometheus_client", "psutil",
+)  # fmt: skip
 
 
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -47,6 +49,11 @@ def test_a_bare_install_is_a_client_without_the_extras_libraries(bare_install: P
         "import importlib.util, sys\n"
         "import fleetq, fleetq.cli.main\n"
         "assert fleetq.Client.__name__ == 'Client' and fleetq.AsyncClient\n"
+        # The fleet records read without orjson (the dashboard's extra brings it).
+        "from fleetq.fleet import encode_record, parse_fleet\n"
+        "view = parse_fleet([(b'h', 1.0)], [encode_record({'host': 'h'})],\n"
+        "                   [encode_record([{'index': 3, 'name': 'RTX'}]).encode()])\n"
+        "assert [(g.index, g.name) for g in view.hosts[0].gpus] == [(3, 'RTX')]\n"
         f"print([n for n in {EXTRA_LIBRARIES!r} if importlib.util.find_spec(n) is not None])\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'supervisor', 'tui'}))\n"
     )

@@ -164,3 +164,21 @@ def test_the_fleet_read_keeps_good_records_and_drops_junk() -> None:
     assert box1.online and box1.record.host == "box-1"
     assert [g.index for g in box1.gpus] == [1, 3]
     assert not box2.online and box2.gpus == () and box2.record == HostRecord(schema=0)
+
+
+def test_the_fleet_reads_the_same_with_or_without_orjson(monkeypatch: Any) -> None:
+    # The dashboard's extra parses the records with orjson; a bare client with the standard
+    # library: the same records, junk included, read the same either way.
+    import fleetq.fleet
+
+    gpus = encode_record([OLD_GPU, "junk", {"name": "no index"}, wire(full_gpu())])
+    args = (
+        [(b"box-1", 5.0), (b"box-2", 3.0), (b"box-3", 1.0)],
+        [encode_record(OLD_HOST).encode(), None, b"\xff{"],
+        [gpus.encode(), "{not json", encode_record([{"index": 1, "name": "\u00e9"}])],
+    )
+    assert fleetq.fleet.orjson is not None
+    fast = parse_fleet(*args)
+    monkeypatch.setattr(fleetq.fleet, "orjson", None)
+    assert parse_fleet(*args) == fast
+    assert [len(h.gpus) for h in fast.hosts] == [2, 0, 1]
