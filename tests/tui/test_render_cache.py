@@ -184,6 +184,27 @@ def lines_both_ways(table: SyncedTable) -> list[tuple[list[object], list[object]
     return out
 
 
+def framed_both_ways(table: SyncedTable) -> list[tuple[list[object], list[object]]]:
+    """Each line of ``table`` with its frame (border, line filters, the crop the compositor
+    asks for), as the tables' styles cache draws it and as Textual's own does."""
+    from textual._styles_cache import StylesCache
+    from textual.geometry import Region
+
+    from tui.widgets.table_lines import TableLines
+
+    out = []
+    width, height = table.region.size
+    for crop in (Region(0, 0, width, height), Region(0, 0, width - 1, height)):
+        table._begin_frame()
+        try:
+            ours = TableLines(table.content_line).render_widget(table, crop)
+            theirs = StylesCache().render_widget(table, crop)
+        finally:
+            table._end_frame()
+        out += [(list(a), list(b)) for a, b in zip(ours, theirs, strict=True)]
+    return out
+
+
 @pytest.mark.parametrize("size", [(160, 48), (80, 24)])
 async def test_lines_are_drawn_as_datatable_assembles_them(
     make_app: MakeApp,
@@ -219,10 +240,14 @@ async def test_lines_are_drawn_as_datatable_assembles_them(
             for fast, own in lines_both_ways(table):
                 assert fast == own
                 checked += 1
+            for fast, own in framed_both_ways(table):  # the border and filters too
+                assert fast == own
         gpus.focus()
         await pilot.pause()
         for table in (jobs, gpus):
             for fast, own in lines_both_ways(table):
+                assert fast == own
+            for fast, own in framed_both_ways(table):
                 assert fast == own
         assert checked > 10
         assert any(ids[2] in "".join(s.text for s in fast) for fast, _ in lines_both_ways(jobs))
