@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,6 +290,13 @@ class Demo:
             if stats.total("queued") == 0 and stats.total("running") == 0:
                 break
             time.sleep(0.25)  # sampling the queue until it drains or time is up
+        # The jobs for the model that arrived partway through are the run's story: on a loaded
+        # machine (the fleet is simulated on it) they can still be running when the queue's
+        # time is up. They get as long again as the drain, at most, so that the summary tells
+        # how the story ended rather than where a slow machine had got to.
+        deadline = time.monotonic() + o.duration_s * 0.3
+        while time.monotonic() < deadline and not _all_ended(client, arrival.job_ids):
+            time.sleep(0.25)
         ended_ms = int(time.time() * 1000)
         statuses: list[tuple[str, Any]] = []
         for kind, job_id in load.submitted:
@@ -312,6 +319,17 @@ class Demo:
         _say("to use it from another terminal (fleetq stats, fleetq submit, Client.from_env()):")
         print(f"  export FLEETQ_REDIS_URL={redis.url} FLEETQ_NAMESPACE={self.namespace}",
               file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _all_ended(client: Client, job_ids: Sequence[str]) -> bool:
+    """Whether every one of ``job_ids`` has ended (or is gone)."""
+    for job_id in job_ids:
+        try:
+            if not client.status(job_id).is_terminal:
+                return False
+        except JobNotFound:
+            continue
+    return True
 
 
 def _say(message: str) -> None:
