@@ -811,9 +811,9 @@ _Page = tuple[
     dict[str, tuple[Attempt, ...]],
 ]
 _EMPTY_PAGE: _Page = ({}, {}, {})
-#: Where a listed row (its position, then STATUS_FIELDS) holds the progress and its text.
+#: Where a listed row (its position, then STATUS_FIELDS) holds the progress; its text follows.
 _ROW_PROGRESS = 1 + STATUS_FIELDS.index("progress")
-assert STATUS_FIELDS[_ROW_PROGRESS] == "progress_text"
+assert STATUS_FIELDS.index("progress_text") == STATUS_FIELDS.index("progress") + 1
 _STATUS_FIELD_NAMES = tuple(f.name for f in fields(JobStatus))
 
 
