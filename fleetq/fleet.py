@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetq.protocol import text
+from fleetq.records import GpuRecord, HostRecord
 
 try:
     # The dashboard's extra installs orjson: it reads every machine's records each second
@@ -26,7 +27,6 @@ try:
     import orjson
 except ImportError:  # pragma: no cover - tests run with every extra
     orjson = None  # type: ignore[assignment]
-from fleetq.records import GpuRecord, HostRecord
 
 HOST_TTL_MS = 5_000
 FORGET_HOST_AFTER_MS = 24 * 3600 * 1000

@@ -325,7 +325,8 @@ def _all_ended(client: Client, job_ids: Sequence[str]) -> bool:
     """Whether every one of ``job_ids`` has ended (or is gone)."""
     for job_id in job_ids:
         try:
-            if not client.status(job_id).is_terminal:
+            # Its state only: no estimate or explanation (each a read of the fleet).
+            if not client.status(job_id, explain=False, eta=False).is_terminal:
                 return False
         except JobNotFound:
             continue

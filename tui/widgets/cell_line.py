@@ -81,12 +81,19 @@ def _styled(segments: list[Segment], pad: int, pre: Style, post: Style) -> list[
             if post:
                 combined = combined + post if combined else post
             applied[key] = combined
-        # Merged as Segment.simplify merges: a neighbour of the same style joins the last.
-        if out and (last := out[-1]).style == combined:
-            out[-1] = Segment(last.text + text, combined)
-        else:
-            out.append(Segment(text, combined))
+        append_merged(out, Segment(text, combined))
     return out
+
+
+def append_merged(line: list[Segment], segment: Segment) -> None:
+    """Append ``segment`` to ``line``, joined to the last one when their styles are equal:
+    a line built this way is as ``Segment.simplify`` makes it."""
+    if line:
+        last = line[-1]
+        if last.style is segment.style or last.style == segment.style:
+            line[-1] = Segment(last.text + segment.text, last.style)
+            return
+    line.append(segment)
 
 
 #: (pre, style, post) -> the style a segment gets: each cell of a table draws its segments

@@ -31,7 +31,7 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
-from tui.widgets.cell_line import cell_line
+from tui.widgets.cell_line import append_merged, cell_line
 from tui.widgets.table_lines import TableLines
 
 #: Rendered cells kept per table: a few screens' worth (a 160x48 screen shows about 400 cells
@@ -45,9 +45,6 @@ RENDER_CACHE_SIZE = 1200
 LINE_CACHE_SIZE = 250
 #: What DataTable adds to the style of the fixed columns' cells.
 _FIXED_META = Style.from_meta({"fixed": True})
-
-#: Lines of segments (one list per line), as DataTable's renderers return them.
-SegmentLines = list[list[Segment]]
 
 
 class DrawnTable(DataTable[Any]):
@@ -520,17 +517,11 @@ class DrawnTable(DataTable[Any]):
 
 
 def _join(line: list[Segment], cell: list[Segment]) -> None:
-    """Append the (merged) segments of ``cell`` to the (merged) ``line``, merging the two
-    that meet when their styles are equal: the line is then as ``Segment.simplify`` makes it."""
-    if not cell:
-        return
-    if line:
-        last, first = line[-1], cell[0]
-        if last.style is first.style or last.style == first.style:
-            line[-1] = Segment(last.text + first.text, last.style)
-            line.extend(cell[1:])
-            return
-    line.extend(cell)
+    """Append the (merged) segments of ``cell`` to the (merged) ``line``, the two that meet
+    merged as ``Segment.simplify`` would: only the edge needs looking at."""
+    if cell:
+        append_merged(line, cell[0])
+        line.extend(cell[1:])
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,8 +59,6 @@ class JobTable(SyncedTable):
         self.sort_by: tuple[str, bool] | None = None
         self.matched = 0
         self._snapshot: Snapshot | None = None
-        #: The time of the snapshot shown (ages are worked out against it).
-        self._now_ms = 0
 
     def show(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -74,7 +72,6 @@ class JobTable(SyncedTable):
         self.marked = {i: self.jobs.get(i, j) for i, j in self.marked.items() if i in self.jobs}
         # Ended jobs are listed newest first: their Age column counts from the end, to match.
         self._label_age("Ended" if snapshot.job_filter.state in ENDED_FILTERS else "Age")
-        self._now_ms = now
         self.sync([(j.id, j) for j in jobs])
 
     def row_signature(self, item: JobStatus) -> tuple[object, ...]:
@@ -82,6 +79,11 @@ class JobTable(SyncedTable):
 
     def row_cells(self, item: JobStatus) -> tuple[Text, ...]:
         return _cells(item, self._now_ms, item.id in self.marked)
+
+    @property
+    def _now_ms(self) -> int:
+        """The time of the snapshot shown (ages are worked out against it)."""
+        return 0 if self._snapshot is None else self._snapshot.now_ms
 
     class ViewChanged(Message):
         """The find, the sort or the marks changed (the pane title says them)."""

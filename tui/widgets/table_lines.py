@@ -12,8 +12,8 @@ tint, full opacity. :class:`TableLines` draws the content lines of that case its
 everything else (the border's top and bottom rows, any other case) through Textual. The table
 gives each line already through the filters (and keeps it so, until its row changes), the
 border's sides are added, and the result is marked as filtered (:class:`FilteredStrip`) so
-that the filters are not applied again. What is drawn is the same,
-segment for segment (tests/tui/test_render_cache.py compares the two).
+that the filters are not applied again. What is drawn is the same, segment for segment
+(tests/tui/test_render_cache.py compares the two).
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class FilteredStrip(Strip):
 
 @dataclass(frozen=True, slots=True)
 class _Frame:
-    """What the lines of one render share: the border's sides (filtered), the filters, the
-    background, the content's place; None of it when the widget is not the common case."""
+    """What the content lines of one render of the common case share: the border's sides
+    (filtered), the filters, the background, the content's place."""
 
     filters: tuple[LineFilter, ...]
     background: Color
